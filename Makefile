@@ -1,0 +1,39 @@
+# podnet: the user's verbs. Each target bootstraps what it needs first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
+INVENTORY ?= inventories/lab
+
+.PHONY: help bootstrap up test unit unit-and-integration molecule down bench
+
+help:
+	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
+	@echo "make test  - unit tests, lab integration tests, every molecule scenario"
+	@echo "make down  - tear the lab down, leaving nothing behind"
+	@echo "make bench - measure lab bring-up and teardown against a shell baseline"
+
+bootstrap:
+	@bin/bootstrap
+
+up: bootstrap
+	ansible-playbook -i $(INVENTORY) playbooks/up.yml
+
+down: bootstrap
+	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
+
+# Molecule first, pytest last: the run ends with pytest's summary line.
+test: bootstrap molecule unit-and-integration
+
+molecule: bootstrap
+	molecule test --all
+
+unit-and-integration: bootstrap
+	python -m pytest tests/unit tests/integration
+
+unit: bootstrap
+	python -m pytest tests/unit
+
+bench: bootstrap
+	python bench/lab_bench.py

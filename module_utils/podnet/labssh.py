@@ -1,0 +1,80 @@
+"""The lab's own SSH identity: a client key, one host key shared by all lab
+nodes, the sshd configuration, and a known_hosts entry under the alias
+`podnet-lab` (inventories set HostKeyAlias to it). Kept in a git-ignored
+folder of the project, never in root's ~/.ssh or /etc/ssh."""
+import os
+
+HOST_KEY_ALIAS = 'podnet-lab'
+CLIENT_KEY = 'id_ed25519'
+HOST_KEY = 'ssh_host_ed25519_key'
+SSHD = '/usr/sbin/sshd'
+
+SSHD_CONFIG = """\
+# podnet lab nodes: key-only root login on the management address.
+HostKey {dir}/{host_key}
+AuthorizedKeysFile {dir}/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+PrintMotd no
+PidFile /run/sshd.pid
+MaxSessions 64
+MaxStartups 64:30:128
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+"""
+
+
+def _write_if_changed(path, text, mode=0o600):
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return False
+    except FileNotFoundError:
+        pass
+    fd = os.open(path + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+    os.replace(path + '.tmp', path)
+    return True
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def plan_identity(ssh_dir):
+    """The files of the identity that are missing or stale (for check mode)."""
+    wanted = [CLIENT_KEY, HOST_KEY, 'authorized_keys', 'known_hosts', 'sshd_config']
+    return [f for f in wanted if not os.path.exists(os.path.join(ssh_dir, f))]
+
+
+def ensure_identity(run, ssh_dir):
+    """Create keys once; keep derived files in step. Returns True if changed."""
+    os.makedirs(ssh_dir, mode=0o700, exist_ok=True)
+    os.chmod(ssh_dir, 0o700)
+    changed = False
+    for key in (CLIENT_KEY, HOST_KEY):
+        path = os.path.join(ssh_dir, key)
+        if not os.path.exists(path):
+            rc, _, err = run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '',
+                              '-C', 'podnet-lab', '-f', path])
+            if rc != 0:
+                raise OSError('ssh-keygen %s: %s' % (path, err))
+            changed = True
+    client_pub = _read(os.path.join(ssh_dir, CLIENT_KEY + '.pub'))
+    host_pub = _read(os.path.join(ssh_dir, HOST_KEY + '.pub')).split()
+    for name, text in (
+            ('authorized_keys', client_pub),
+            ('known_hosts', '%s %s %s\n' % (HOST_KEY_ALIAS, host_pub[0], host_pub[1])),
+            ('sshd_config', SSHD_CONFIG.format(dir=ssh_dir, host_key=HOST_KEY))):
+        changed |= _write_if_changed(os.path.join(ssh_dir, name), text)
+    return changed
+
+
+def sshd_argv(ssh_dir, listen_address):
+    return [SSHD, '-f', os.path.join(ssh_dir, 'sshd_config'),
+            '-o', 'ListenAddress=%s' % listen_address]

@@ -1,0 +1,119 @@
+"""The one wrapper around pyroute2 that podnet's modules use.
+
+`rtnl(netns)` opens an RTNL socket in a network namespace given as a path
+(`/proc/<pid>/ns/net` for lab hosts, `/run/netns/<name>` for pod sandboxes)
+without switching the caller's namespace. Ensure helpers follow the kernel's
+errno, never message text: adding what exists and deleting what is gone are
+both success.
+"""
+import errno
+import traceback
+from contextlib import contextmanager
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError:
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = traceback.format_exc()
+    NetlinkError = OSError
+
+
+def netns_of(pid):
+    return '/proc/%d/ns/net' % pid
+
+
+@contextmanager
+def rtnl(netns=None):
+    with IPRoute(netns=netns) as ipr:
+        yield ipr
+
+
+def link_index(ipr, ifname):
+    found = ipr.link_lookup(ifname=ifname)
+    return found[0] if found else None
+
+
+def links_by_name(ipr):
+    """{ifname: link message} of every link in the namespace."""
+    return {l.get('IFLA_IFNAME'): l for l in ipr.get_links()}
+
+
+def addresses_by_link(ipr):
+    """{ifindex: {'a.b.c.d/len', ...}} of every IPv4 address."""
+    found = {}
+    for msg in ipr.get_addr(family=2):
+        cidr = '%s/%d' % (msg.get('IFA_ADDRESS'), msg['prefixlen'])
+        found.setdefault(msg['index'], set()).add(cidr)
+    return found
+
+
+def ensure_bridge(ipr, name, mtu):
+    try:
+        ipr.link('add', ifname=name, kind='bridge', mtu=mtu)
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+    link = ipr.get_links(link_index(ipr, name))[0]
+    kind = link.get(('IFLA_LINKINFO', 'IFLA_INFO_KIND'))
+    if kind != 'bridge':
+        raise NetlinkError(errno.EEXIST, '%s exists but is a %s, not a bridge' % (name, kind))
+    return link['index']
+
+
+def add_veth(ipr, name, peer_name, peer_pid, mtu, peer_mac=None):
+    """A veth pair: `name` here, `peer_name` in the netns of process peer_pid."""
+    peer = {'ifname': peer_name, 'net_ns_pid': peer_pid, 'mtu': mtu}
+    if peer_mac:
+        peer['address'] = peer_mac
+    ipr.link('add', ifname=name, kind='veth', mtu=mtu, peer=peer)
+    return link_index(ipr, name)
+
+
+def delete_link(ipr, name):
+    """Remove a link; a link already gone is success."""
+    index = link_index(ipr, name)
+    if index is None:
+        return False
+    try:
+        ipr.link('del', index=index)
+    except NetlinkError as exc:
+        if exc.code not in (errno.ENODEV, errno.ENOENT):
+            raise
+    return True
+
+
+def ensure_address(ipr, index, cidr):
+    address, prefixlen = cidr.split('/')
+    try:
+        ipr.addr('add', index=index, address=address, prefixlen=int(prefixlen))
+    except NetlinkError as exc:
+        if exc.code != errno.EEXIST:
+            raise
+
+
+def set_up(ipr, index, **attrs):
+    ipr.link('set', index=index, state='up', **attrs)
+
+
+def underlay_facts(underlay_ip=None):
+    """The underlay of the calling node: the interface holding underlay_ip,
+    or else the source of the default route. Raises LookupError if none."""
+    with rtnl() as ipr:
+        if underlay_ip is None:
+            default = [r for r in ipr.get_routes(family=2, table=254) if not r['dst_len']]
+            if not default:
+                raise LookupError('not given and the node has no default route')
+            index = default[0].get('RTA_OIF')
+            addrs = [a for a in ipr.get_addr(family=2, index=index)]
+        else:
+            addrs = [a for a in ipr.get_addr(family=2) if a.get('IFA_ADDRESS') == underlay_ip]
+        if not addrs:
+            raise LookupError('no interface of this node holds %s' % (underlay_ip or 'an address'))
+        link = ipr.get_links(addrs[0]['index'])[0]
+    return {'underlay_ip': addrs[0].get('IFA_ADDRESS'),
+            'underlay_prefixlen': addrs[0]['prefixlen'],
+            'underlay_ifname': link.get('IFLA_IFNAME'),
+            'underlay_mtu': link.get('IFLA_MTU')}

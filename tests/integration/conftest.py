@@ -1,0 +1,70 @@
+"""Integration fixtures: a real lab, brought up once and always torn down."""
+import os
+import subprocess
+
+import pytest
+from podnet_testlib import ROOT, inventory_nodes, testinfra_host
+
+VENV_BIN = ROOT / '.venv' / 'bin'
+
+
+def playbook(inventory, *args, check=True):
+    """Run a project playbook as a user would; return the finished process."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    done = subprocess.run([str(VENV_BIN / 'ansible-playbook'), '-i', str(inventory), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError('ansible-playbook %s failed:\n%s%s' % (' '.join(args), done.stdout, done.stderr))
+    return done
+
+
+def residue(lab, mgmt_addresses):
+    """Everything of lab `lab` still on the machine, as readable strings."""
+    found = []
+    links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
+    found += ['link ' + line.split(': ')[1].split('@')[0] for line in links.splitlines()
+              if line.split(': ')[1].startswith('pn%s-' % lab)]
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            argv = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\0')
+        except OSError:
+            continue
+        if any(a.endswith(b'podnet-lab-init') for a in argv) and lab.encode() in argv:
+            found.append('process %s %s' % (pid, b' '.join(argv).decode()))
+    mounts = open('/proc/self/mountinfo').read()
+    found += ['mount ' + l for l in mounts.splitlines() if '/.lab/' in l or '/var/lib/podnet' in l]
+    if os.path.exists('/run/netns') and os.listdir('/run/netns'):
+        found.append('named netns in root: %s' % os.listdir('/run/netns'))
+    if (ROOT / '.lab' / lab).exists():
+        found.append('run folder .lab/%s' % lab)
+    cp = ROOT / '.lab' / 'cp'
+    sockets = os.listdir(cp) if cp.exists() else []
+    found += ['ssh control socket ' + s for s in sockets if s.split('-')[0] in mgmt_addresses]
+    return found
+
+
+class LabUnderTest:
+    def __init__(self, inventory, name):
+        self.inventory = inventory
+        self.name = name
+        self.vars = inventory_nodes(inventory)
+        self.hosts = {n: testinfra_host(v) for n, v in self.vars.items()}
+
+    def up(self, *args):
+        return playbook(self.inventory, 'playbooks/lab.yml', *args)
+
+    def residue(self):
+        return residue(self.name, [v['ansible_host'] for v in self.vars.values()])
+
+    def down(self):
+        return playbook(self.inventory, 'playbooks/lab.yml', '-e', 'lab_state=absent')
+
+
+@pytest.fixture(scope='session')
+def multirack():
+    lab = LabUnderTest(ROOT / 'inventories' / 'multirack', 'mrack')
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()

@@ -1,0 +1,52 @@
+"""Shared test plumbing: make module_utils importable as Ansible does, and
+turn any inventory into testinfra hosts.
+
+testinfra's own ansible backend reads `ansible-inventory --list`, which does
+not template variables; podnet's inventories template their connection
+settings from the project folder. So hosts are built here through Ansible's
+inventory and templating API, which works for the lab and real VMs alike.
+"""
+import os
+from pathlib import Path
+
+import ansible.module_utils
+
+ROOT = Path(__file__).resolve().parent.parent
+ansible.module_utils.__path__.append(str(ROOT / 'module_utils'))
+# Inventories find the project through the ansible.cfg in use, as under make.
+os.environ.setdefault('ANSIBLE_CONFIG', str(ROOT / 'ansible.cfg'))
+DEFAULT_INVENTORY = ROOT / 'inventories' / 'lab'
+
+
+def inventory_path(config):
+    chosen = (config.getoption('ansible_inventory', default=None)
+              or os.environ.get('PODNET_INVENTORY') or DEFAULT_INVENTORY)
+    return Path(chosen).resolve()
+
+
+def inventory_nodes(inventory):
+    """{name: {templated hostvars}} of the group `nodes`."""
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar
+    from ansible.vars.manager import VariableManager
+    loader = DataLoader()
+    manager = InventoryManager(loader=loader, sources=[str(inventory)])
+    variables = VariableManager(loader=loader, inventory=manager)
+    nodes = {}
+    for host in manager.get_hosts('nodes'):
+        hostvars = variables.get_vars(host=host)
+        templar = Templar(loader=loader, variables=hostvars)
+        nodes[host.name] = {k: templar.template(v) for k, v in hostvars.items()
+                            if k.startswith(('ansible_', 'podnet_')) or k == 'inventory_dir'}
+    return nodes
+
+
+def testinfra_host(hostvars):
+    import testinfra
+    return testinfra.get_host(
+        'ssh://%s@%s' % (hostvars.get('ansible_user', 'root'), hostvars['ansible_host']),
+        ssh_identity_file=hostvars.get('ansible_ssh_private_key_file'),
+        ssh_extra_args=hostvars.get('ansible_ssh_common_args', ''),
+        # testinfra formats the command with %: the ssh tokens are escaped.
+        controlpath=str(ROOT / '.lab' / 'cp' / '%%h-%%p-%%r'))

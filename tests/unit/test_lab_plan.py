@@ -1,0 +1,54 @@
+"""Lab.plan(): what the provider does for each state of the running lab."""
+import pytest
+from ansible.module_utils.podnet.lab import Lab, LabPaths
+from test_labspec import parse_with
+
+
+def make_lab(tmp_path):
+    paths = LabPaths(str(tmp_path), 'lab', '/init', '/python', '/var/lib/podnet')
+    return Lab(parse_with(), paths, run=None)
+
+
+def current_with(lab, broken=(), absent=(), extra=None):
+    hosts = {}
+    for pid, host in enumerate(lab.hosts, start=100):
+        problems = ['not running'] if host in absent else (['eth0 lacks x'] if host in broken else [])
+        hosts[host] = {'pid': None if host in absent else pid, 'problems': problems}
+    return {'hosts': hosts, 'extra': extra or {}, 'bridge': [], 'identity': [], 'root_links': []}
+
+
+def test_healthy_lab_needs_nothing(tmp_path):
+    lab = make_lab(tmp_path)
+    assert lab.plan(current_with(lab), 'present') == []
+
+
+def test_only_the_broken_node_is_recreated(tmp_path):
+    lab = make_lab(tmp_path)
+    actions = lab.plan(current_with(lab, absent=['node2']), 'present')
+    assert actions == [('create', 'node2', 'not running')]
+
+
+def test_a_new_fabric_recreates_every_host_behind_it(tmp_path):
+    lab = make_lab(tmp_path)
+    actions = lab.plan(current_with(lab, broken=['fabric']), 'present')
+    assert [a[1] for a in actions] == ['fabric', 'outside', 'node1', 'node2']
+    assert actions[2][2] == 'its underlay goes with the fabric'
+
+
+def test_a_host_dropped_from_the_inventory_is_destroyed(tmp_path):
+    lab = make_lab(tmp_path)
+    actions = lab.plan(current_with(lab, extra={'node9': 999}), 'present')
+    assert actions == [('destroy', 'node9', 'not in the inventory')]
+
+
+@pytest.mark.parametrize('absent', [[], ['node1']])
+def test_absent_destroys_running_hosts_and_files(tmp_path, absent):
+    lab = make_lab(tmp_path)
+    (tmp_path / 'lab').mkdir()
+    current = current_with(lab, absent=absent)
+    current['root_links'] = ['pnlab-mgmt', 'pnlab-node2']
+    actions = lab.plan(current, 'absent')
+    destroyed = [t for v, t, _ in actions if v == 'destroy']
+    assert destroyed == [h for h in lab.hosts if h not in absent]
+    assert ('delete_links', 'pnlab-mgmt pnlab-node2', 'lab_state=absent') in actions
+    assert actions[-1][0] == 'remove_files'

@@ -1,0 +1,97 @@
+"""The lab's address plan: accepted plans and every refusal, by field."""
+import copy
+import ipaddress
+
+import pytest
+from ansible.module_utils.podnet import labspec
+from ansible.module_utils.podnet.errors import SpecError
+
+LAB = {
+    'name': 'lab', 'mtu': 1500,
+    'mgmt': {'subnet': '172.30.0.0/24', 'host_ip': '172.30.0.1'},
+    'racks': {'rack1': {'subnet': '10.11.1.0/24', 'gateway': '10.11.1.1'},
+              'rack2': {'subnet': '10.11.2.0/24', 'gateway': '10.11.2.1'}},
+    'outside': {'subnet': '203.0.113.0/24', 'gateway': '203.0.113.1', 'host_ip': '203.0.113.10'},
+}
+NODES = [
+    {'name': 'node1', 'mgmt_ip': '172.30.0.11', 'rack': 'rack1', 'underlay_ip': '10.11.1.11'},
+    {'name': 'node2', 'mgmt_ip': '172.30.0.12', 'rack': 'rack2', 'underlay_ip': '10.11.2.12'},
+]
+
+
+def parse_with(lab_change=None, node_change=None, reserved=()):
+    lab, nodes = copy.deepcopy(LAB), copy.deepcopy(NODES)
+    if lab_change:
+        lab_change(lab)
+    if node_change:
+        node_change(nodes)
+    return labspec.parse(lab, nodes, reserved)
+
+
+def refusal(**kwargs):
+    with pytest.raises(SpecError) as info:
+        parse_with(**kwargs)
+    return str(info.value)
+
+
+def test_valid_plan_parses_into_typed_spec():
+    spec = parse_with()
+    assert spec.name == 'lab'
+    assert [n.rack for n in spec.nodes] == ['rack1', 'rack2']
+    assert spec.racks['rack2'].gateway_cidr == '10.11.2.1/24'
+    assert spec.outside_host == ipaddress.IPv4Address('203.0.113.10')
+
+
+def test_rack_defaults_to_the_first_rack():
+    spec = parse_with(node_change=lambda n: n[0].pop('rack'))
+    assert spec.nodes[0].rack == 'rack1'
+
+
+@pytest.mark.parametrize('change, field, words', [
+    (lambda l: l['racks']['rack2'].update(subnet='10.11.1.128/25', gateway='10.11.1.129'),
+     'podnet_lab.racks.rack2.subnet', 'overlaps podnet_lab.racks.rack1.subnet'),
+    (lambda l: l['mgmt'].update(subnet='172.30.0.0/33'), 'podnet_lab.mgmt.subnet', 'not an IPv4 subnet'),
+    (lambda l: l['mgmt'].update(subnet='172.30.0.5/24'), 'podnet_lab.mgmt.subnet', 'host bits'),
+    (lambda l: l['racks']['rack1'].update(gateway='10.11.9.1'), 'podnet_lab.racks.rack1.gateway', 'outside its subnet'),
+    (lambda l: l['outside'].update(host_ip='203.0.113.255'), 'podnet_lab.outside.host_ip', 'broadcast'),
+    (lambda l: l.update(name='Lab-1'), 'podnet_lab.name', 'lowercase'),
+    (lambda l: l.update(mtu=100), 'podnet_lab.mtu', '1280 to 9000'),
+    (lambda l: l.update(racks={}), 'podnet_lab.racks', 'at least one rack'),
+])
+def test_bad_lab_settings_name_their_field(change, field, words):
+    message = refusal(lab_change=change)
+    assert message.startswith(field + ':') and words in message
+
+
+@pytest.mark.parametrize('change, field, words', [
+    (lambda n: n[1].update(mgmt_ip='172.30.0.11'), 'node2: ansible_host', 'already used by node1'),
+    (lambda n: n[1].update(mgmt_ip='172.30.0.1'), 'node2: ansible_host', 'podnet_lab.mgmt.host_ip'),
+    (lambda n: n[0].update(mgmt_ip='172.31.0.11'), 'node1: ansible_host', 'outside its subnet'),
+    (lambda n: n[1].update(underlay_ip='10.11.1.12'), 'node2: podnet_underlay_ip', 'outside its subnet'),
+    (lambda n: n[1].update(underlay_ip='10.11.2.1'), 'node2: podnet_underlay_ip', 'podnet_lab.racks.rack2.gateway'),
+    (lambda n: n[0].update(rack='rack9'), 'node1: podnet_rack', "unknown rack 'rack9'"),
+    (lambda n: n[0].update(underlay_ip='10.11.1.x'), 'node1: podnet_underlay_ip', 'not an IPv4 address'),
+    (lambda n: n.append(dict(n[0])), 'node1: inventory name', 'already used'),
+    (lambda n: n[0].update(name='Node_1'), 'Node_1', 'not a valid hostname'),
+])
+def test_bad_node_settings_name_host_and_field(change, field, words):
+    message = refusal(node_change=change)
+    assert message.startswith(field + ':') and words in message
+
+
+def test_overlap_with_a_reserved_network_names_both():
+    route = ipaddress.IPv4Network('10.11.0.0/16')
+    message = refusal(reserved=[('the controller route 10.11.0.0/16 dev eth0', route)])
+    assert message.startswith('podnet_lab.racks.rack1.subnet:')
+    assert 'the controller route 10.11.0.0/16 dev eth0' in message
+
+
+def test_reserved_networks_may_overlap_each_other():
+    reserved = [('a', ipaddress.IPv4Network('192.0.2.0/24')),
+                ('b', ipaddress.IPv4Network('192.0.2.0/25'))]
+    assert parse_with(reserved=reserved).name == 'lab'
+
+
+def test_empty_node_group_is_refused():
+    with pytest.raises(SpecError, match='nodes: the inventory group `nodes` has no hosts'):
+        labspec.parse(copy.deepcopy(LAB), [])
