@@ -12,7 +12,7 @@ import shutil
 from ansible.module_utils.podnet import labnet, labssh, names
 from ansible.module_utils.podnet.errors import LabError
 from ansible.module_utils.podnet.labhost import (
-    LabHost, processes_by_pid_namespace, running_hosts, wait_for_tcp)
+    LabHost, init_program_of, processes_by_pid_namespace, running_hosts, wait_for_tcp)
 from ansible.module_utils.podnet.netlink import links_by_name, rtnl
 
 SSH_WAIT_SECONDS = 15
@@ -64,6 +64,7 @@ class Lab:
     def read_current(self):
         """{'hosts': {name: {'pid', 'problems'}}, 'extra': {name: pid}, ...}"""
         pids = running_hosts(self.spec.name)
+        self._refuse_foreign(pids)
         procs = processes_by_pid_namespace() if pids else {}
         with rtnl() as ipr:
             root_links = links_by_name(ipr)
@@ -76,6 +77,15 @@ class Lab:
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
         }
+
+    def _refuse_foreign(self, pids):
+        """A lab of the same name run from another project folder (another
+        clone) shares bridge and addresses: never adopt or break it."""
+        for host, pid in pids.items():
+            program = init_program_of(pid)
+            if os.path.realpath(program) != os.path.realpath(self.paths.init_program):
+                raise LabError('podnet_lab.name', 'lab %r already runs from %s (host %s); '
+                               'tear it down there first' % (self.spec.name, program, host))
 
     def _bridge_problems(self, root_links):
         bridge = names.mgmt_bridge(self.spec.name)

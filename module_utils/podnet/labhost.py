@@ -49,6 +49,12 @@ def running_hosts(lab):
     return found
 
 
+def init_program_of(pid):
+    """Path of the init program a running lab host was started from."""
+    argv = _cmdline(pid)
+    return next((a for a in argv if os.path.basename(a) == INIT_NAME), None)
+
+
 def processes_by_pid_namespace():
     """{pid namespace id: [command names]} over the whole process table."""
     found = {}
