@@ -17,6 +17,9 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
+# The project may live under a world-writable folder such as /tmp, which
+# StrictModes rejects; the key files themselves are 0600 in a 0700 folder.
+StrictModes no
 UseDNS no
 PrintMotd no
 PidFile /run/sshd.pid
