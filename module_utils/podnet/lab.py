@@ -73,7 +73,8 @@ class Lab:
             'hosts': hosts,
             'extra': {h: p for h, p in pids.items() if h not in hosts},
             'bridge': self._bridge_problems(root_links),
-            'identity': labssh.plan_identity(self.paths.ssh_dir),
+            'identity': labssh.plan_identity(self.paths.ssh_dir)
+                        + ([] if os.path.isdir(self.paths.control_dir) else ['cp/']),
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
         }
@@ -145,6 +146,7 @@ class Lab:
         for verb, target, _ in actions:
             if verb == 'identity':
                 labssh.ensure_identity(self.run, self.paths.ssh_dir)
+                os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
             elif verb == 'bridge':
                 labnet.ensure_mgmt_bridge(self.spec)
             elif verb == 'destroy':

@@ -1,0 +1,141 @@
+"""How pods on different nodes reach each other: the backend.
+
+vxlan (flannel-like, the default): a VXLAN device `flannel.1` (VNI 1, UDP
+8472, no learning, MTU underlay - 50) holding the node's pod network address;
+for every other node a static FDB entry (its VTEP MAC -> its underlay
+address), a permanent neighbour (its pod network address -> its VTEP MAC)
+and an onlink route to its pod CIDR via that address.
+host-gw: a route per remote pod CIDR via that node's underlay address; the
+nodes must share one L2 segment.
+
+Both are read and planned as one normalised dict, so switching backends
+is a plan like any other: the other backend's objects are removed.
+"""
+import ipaddress
+import socket
+
+from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+
+VTEP = 'flannel.1'
+VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
+RTPROT_PODNET = 200  # marks the routes podnet owns
+RTNH_F_ONLINK = 4
+NUD_PERMANENT = 0x80
+
+
+def network_address(cidr):
+    return str(ipaddress.IPv4Network(cidr).network_address)
+
+
+def check_host_gw(node, peers):
+    """host-gw routes via a peer's underlay address, so it must be on-link."""
+    own = ipaddress.IPv4Interface('%s/%d' % (node['underlay_ip'], node['underlay_prefixlen']))
+    for peer in peers:
+        if ipaddress.IPv4Address(peer['underlay_ip']) not in own.network:
+            raise SpecError('podnet_backend', 'host-gw needs the nodes on one L2 segment: %s (%s) '
+                            'is not in %s of %s; use vxlan' % (
+                                peer['name'], peer['underlay_ip'], own.network, node['name']))
+
+
+def wanted_state(backend, node, peers):
+    """The normalised state of this node for the backend."""
+    if backend == 'host-gw':
+        check_host_gw(node, peers)
+        return {'vtep': None, 'fdb': {}, 'neigh': {},
+                'routes': {p['pod_cidr']: (p['underlay_ip'], node['underlay_ifname'], False)
+                           for p in peers}}
+    return {
+        'vtep': {'vni': VNI, 'port': VXLAN_PORT, 'local': node['underlay_ip'], 'learning': 0,
+                 'mac': node['vtep_mac'], 'mtu': node['underlay_mtu'] - VXLAN_OVERHEAD,
+                 'address': network_address(node['pod_cidr']) + '/32'},
+        'fdb': {p['vtep_mac']: p['underlay_ip'] for p in peers},
+        'neigh': {network_address(p['pod_cidr']): p['vtep_mac'] for p in peers},
+        'routes': {p['pod_cidr']: (network_address(p['pod_cidr']), VTEP, True) for p in peers},
+    }
+
+
+def read_state():
+    with rtnl() as ipr:
+        links = links_by_name(ipr)
+        by_index = {l['index']: n for n, l in links.items()}
+        vtep = links.get(VTEP)
+        state = {'vtep': _vtep(ipr, vtep) if vtep else None, 'fdb': {}, 'neigh': {}, 'routes': {}}
+        for route in ipr.get_routes(family=socket.AF_INET, table=254, proto=RTPROT_PODNET):
+            dst = '%s/%d' % (route.get('RTA_DST'), route['dst_len'])
+            state['routes'][dst] = (route.get('RTA_GATEWAY'), by_index.get(route.get('RTA_OIF')),
+                                    bool(route['flags'] & RTNH_F_ONLINK))
+        if vtep:
+            for entry in ipr.fdb('dump', ifindex=vtep['index']):
+                if entry.get('NDA_DST'):
+                    state['fdb'][entry.get('NDA_LLADDR')] = entry.get('NDA_DST')
+            for entry in ipr.get_neighbours(family=socket.AF_INET, ifindex=vtep['index']):
+                if entry['state'] & NUD_PERMANENT:
+                    state['neigh'][entry.get('NDA_DST')] = entry.get('NDA_LLADDR')
+    return state
+
+
+def _vtep(ipr, link):
+    data = link.get(('IFLA_LINKINFO', 'IFLA_INFO_DATA'))
+    addrs = ['%s/%d' % (a.get('IFA_ADDRESS'), a['prefixlen'])
+             for a in ipr.get_addr(family=socket.AF_INET, index=link['index'])]
+    if link.get(('IFLA_LINKINFO', 'IFLA_INFO_KIND')) != 'vxlan' or data is None:
+        return {'kind': 'not vxlan'}
+    return {'vni': data.get('IFLA_VXLAN_ID'), 'port': data.get('IFLA_VXLAN_PORT'),
+            'local': data.get('IFLA_VXLAN_LOCAL'), 'learning': data.get('IFLA_VXLAN_LEARNING'),
+            'mac': link.get('IFLA_ADDRESS'), 'mtu': link.get('IFLA_MTU'),
+            'address': addrs[0] if len(addrs) == 1 else addrs}
+
+
+def plan(current, wanted):
+    """[(verb, target)] turning current into wanted."""
+    actions = []
+    if current['vtep'] != wanted['vtep']:
+        if current['vtep'] is not None:
+            actions.append(('delete_vtep', VTEP))
+            current = dict(current, fdb={}, neigh={},
+                           routes={d: r for d, r in current['routes'].items() if r[1] != VTEP})
+        if wanted['vtep'] is not None:
+            actions.append(('create_vtep', VTEP))
+    for kind in ('fdb', 'neigh', 'routes'):
+        have, want = current[kind], wanted[kind]
+        actions += [('del_' + kind, k) for k in sorted(have) if k not in want]
+        actions += [('set_' + kind, k) for k in sorted(want) if have.get(k) != want[k]]
+    return actions
+
+
+def apply(actions, wanted, node):
+    with rtnl() as ipr:
+        for verb, target in actions:
+            _APPLY[verb](ipr, target, wanted, node)
+
+
+def _create_vtep(ipr, _, wanted, node):
+    vtep = wanted['vtep']
+    ipr.link('add', ifname=VTEP, kind='vxlan', vxlan_id=vtep['vni'], vxlan_port=vtep['port'],
+             vxlan_local=vtep['local'], vxlan_learning=0, address=vtep['mac'], mtu=vtep['mtu'],
+             vxlan_link=link_index(ipr, node['underlay_ifname']))
+    index = link_index(ipr, VTEP)
+    address, length = vtep['address'].split('/')
+    ipr.addr('add', index=index, address=address, prefixlen=int(length))
+    ipr.link('set', index=index, state='up')
+
+
+def _set_route(ipr, dst, wanted, node):
+    gateway, ifname, onlink = wanted['routes'][dst]
+    ipr.route('replace', dst=dst, gateway=gateway, oif=link_index(ipr, ifname),
+              proto=RTPROT_PODNET, flags=RTNH_F_ONLINK if onlink else 0)
+
+
+_APPLY = {
+    'delete_vtep': lambda ipr, name, w, n: delete_link(ipr, name),
+    'create_vtep': _create_vtep,
+    'del_fdb': lambda ipr, mac, w, n: ipr.fdb('del', ifindex=link_index(ipr, VTEP), lladdr=mac),
+    'set_fdb': lambda ipr, mac, w, n: ipr.fdb('replace', ifindex=link_index(ipr, VTEP), lladdr=mac,
+                                             dst=w['fdb'][mac]),
+    'del_neigh': lambda ipr, ip, w, n: ipr.neigh('del', ifindex=link_index(ipr, VTEP), dst=ip),
+    'set_neigh': lambda ipr, ip, w, n: ipr.neigh('replace', ifindex=link_index(ipr, VTEP), dst=ip,
+                                                lladdr=w['neigh'][ip], state=NUD_PERMANENT),
+    'del_routes': lambda ipr, dst, w, n: ipr.route('del', dst=dst, proto=RTPROT_PODNET),
+    'set_routes': _set_route,
+}

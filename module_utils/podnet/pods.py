@@ -1,0 +1,219 @@
+"""Reconcile the pods of one node: read_current() -> plan() -> apply().
+
+State of each pod lives in <state_dir>/pods/<namespace>_<name>.json (its
+sandbox, address, veth, processes and the hash of its spec); the kernel is
+checked against it, so a pod whose pause died or whose veth vanished is
+recreated, a container that died is restarted, and pods no longer wanted are
+removed with everything they had.
+"""
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import uuid
+
+from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.ipam import HostLocalIpam
+from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.sandbox import (
+    Process, SandboxError, Spawner, list_netns, netns_path, pod_rtnl, remove_netns)
+
+BRIDGE = 'cni0'
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+
+def spec_hash(pod):
+    """What, when changed, needs a new sandbox: containers, not labels."""
+    return hashlib.sha256(json.dumps(pod['containers'], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def veth_name(uid):
+    """Host side of a pod's veth: `veth<8 hex>` as CNI plugins name it."""
+    return 'veth' + hashlib.sha256(uid.encode()).hexdigest()[:8]
+
+
+class NodePods:
+    def __init__(self, state_dir, pod_cidr, mtu):
+        self.state_dir = state_dir
+        self.pods_dir = os.path.join(state_dir, 'pods')
+        self.ipam = HostLocalIpam(state_dir, pod_cidr)
+        self.prefixlen = ipaddress.IPv4Network(pod_cidr).prefixlen
+        self.mtu = mtu
+
+    # -- reading -----------------------------------------------------------
+    def _state_path(self, key):
+        return os.path.join(self.pods_dir, key.replace('/', '_') + '.json')
+
+    def read_current(self):
+        """{key: state dict with 'problems' and 'dead' containers added}."""
+        states = {}
+        if os.path.isdir(self.pods_dir):
+            for name in sorted(os.listdir(self.pods_dir)):
+                if name.endswith('.json'):
+                    with open(os.path.join(self.pods_dir, name)) as f:
+                        state = json.load(f)
+                    states['%s/%s' % (state['namespace'], state['name'])] = state
+        with rtnl() as ipr:
+            links = links_by_name(ipr)
+            bridge = link_index(ipr, BRIDGE)
+        if bridge is None:
+            raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
+        for state in states.values():
+            self._check(state, links, bridge)
+        return states
+
+    def _check(self, state, links, bridge):
+        problems = []
+        if not Process.from_dict(state['pause']).alive():
+            problems.append('pause process gone')
+        if not os.path.exists(netns_path(state['netns'])):
+            problems.append('sandbox %s gone' % state['netns'])
+        veth = links.get(state['veth'])
+        if veth is None or veth.get('IFLA_MASTER') != bridge:
+            problems.append('%s not on %s' % (state['veth'], BRIDGE))
+        state['problems'] = problems
+        state['dead'] = sorted(c for c, p in state['containers'].items()
+                               if not Process.from_dict(p).alive())
+        state['mtu_now'] = veth.get('IFLA_MTU') if veth else None
+
+    # -- planning ----------------------------------------------------------
+    def plan(self, current, wanted):
+        """[(verb, key, reason)] in the order apply() runs them."""
+        actions = [('delete', k, 'not wanted on this node') for k in sorted(current) if k not in wanted]
+        for key, pod in sorted(wanted.items()):
+            state = current.get(key)
+            if state is None:
+                actions.append(('create', key, 'new pod'))
+            elif state['spec_hash'] != spec_hash(pod):
+                actions.append(('recreate', key, 'containers changed'))
+            elif state['problems']:
+                actions.append(('recreate', key, '; '.join(state['problems'])))
+            else:
+                actions += self._repairs(key, pod, state)
+        known = {s['netns'] for s in current.values()}
+        actions += [('forget_netns', n, 'no pod owns it') for n in list_netns() if n not in known]
+        return actions
+
+    def _repairs(self, key, pod, state):
+        found = []
+        if state['dead']:
+            found.append(('restart', key, 'container %s exited' % ', '.join(state['dead'])))
+        if state['mtu_now'] != self.mtu:
+            found.append(('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))
+        if state.get('labels') != pod.get('labels', {}):
+            found.append(('relabel', key, 'labels changed'))
+        return found
+
+    # -- applying ----------------------------------------------------------
+    def apply(self, actions, current, wanted):
+        spawn = Spawner()
+        try:
+            for verb, key, _ in actions:
+                getattr(self, '_' + verb)(key, current, wanted, spawn)
+        finally:
+            spawn.close()
+        live = {s['uid'] for k, s in current.items()}
+        return self.ipam.release_unowned(live)
+
+    def _delete(self, key, current, wanted, spawn):
+        state = current.pop(key)
+        self._teardown(state)
+        os.unlink(self._state_path(key))
+        shutil.rmtree(self._log_dir(key), ignore_errors=True)
+
+    def _recreate(self, key, current, wanted, spawn):
+        self._delete(key, current, wanted, spawn)
+        self._create(key, current, wanted, spawn)
+
+    def _create(self, key, current, wanted, spawn):
+        pod = wanted[key]
+        uid = str(uuid.uuid4())
+        state = {'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
+                 'netns': 'cni-' + uid, 'veth': veth_name(uid), 'spec_hash': spec_hash(pod),
+                 'labels': pod.get('labels', {}), 'containers': {}, 'pause': None, 'ip': None}
+        try:
+            state['ip'] = self.ipam.allocate(uid)
+            state['pause'] = spawn.request(key, op='sandbox', netns=netns_path(state['netns']),
+                                           hostname=pod['name']).as_dict()
+            self._wire(state)
+            os.makedirs(self._log_dir(key), exist_ok=True)
+            for container in pod['containers']:
+                state['containers'][container['name']] = self._start(spawn, key, pod, state, container)
+        except (PodnetError, OSError) as exc:
+            self._teardown(state)
+            raise SandboxError(key, str(exc)) from exc
+        self._save(key, state)
+        current[key] = state
+
+    def _wire(self, state):
+        """veth<hex> on cni0 in the node; eth0, lo and the default route in the pod."""
+        fd = os.open(netns_path(state['netns']), os.O_RDONLY)
+        try:
+            with rtnl() as ipr:
+                ipr.link('add', ifname=state['veth'], kind='veth', mtu=self.mtu,
+                         peer={'ifname': 'eth0', 'net_ns_fd': fd, 'mtu': self.mtu})
+                index = link_index(ipr, state['veth'])
+                ipr.link('set', index=index, master=link_index(ipr, BRIDGE), state='up')
+        finally:
+            os.close(fd)
+        with pod_rtnl(state['netns']) as ipr:
+            ipr.link('set', index=link_index(ipr, 'lo'), state='up')
+            eth0 = link_index(ipr, 'eth0')
+            ipr.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen)
+            ipr.link('set', index=eth0, state='up')
+            ipr.route('add', dst='0.0.0.0/0', gateway=str(self.ipam.gateway), oif=eth0)
+            state['mac'] = ipr.get_links(eth0)[0].get('IFLA_ADDRESS')
+
+    def _start(self, spawn, key, pod, state, container):
+        env = {'PATH': DEFAULT_PATH, 'HOSTNAME': pod['name']}
+        env.update(container.get('env') or {})
+        return spawn.request(
+            '%s container %s' % (key, container['name']), op='container',
+            netns=netns_path(state['netns']), pause=state['pause']['pid'],
+            argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
+            log=os.path.join(self._log_dir(key), container['name'] + '.log')).as_dict()
+
+    def _restart(self, key, current, wanted, spawn):
+        state = current[key]
+        pod = wanted[key]
+        for container in pod['containers']:
+            if container['name'] in state['dead']:
+                state['containers'][container['name']] = self._start(spawn, key, pod, state, container)
+        self._save(key, state)
+
+    def _set_mtu(self, key, current, wanted, spawn):
+        state = current[key]
+        with rtnl() as ipr:
+            ipr.link('set', index=link_index(ipr, state['veth']), mtu=self.mtu)
+        with pod_rtnl(state['netns']) as ipr:
+            ipr.link('set', index=link_index(ipr, 'eth0'), mtu=self.mtu)
+
+    def _relabel(self, key, current, wanted, spawn):
+        current[key]['labels'] = wanted[key].get('labels', {})
+        self._save(key, current[key])
+
+    def _forget_netns(self, netns, current, wanted, spawn):
+        remove_netns(netns)
+
+    def _teardown(self, state):
+        """Undo a pod newest first; every step tolerates what is already gone."""
+        for proc in list(state['containers'].values()) + [state['pause']]:
+            if proc:
+                Process.from_dict(proc).kill()
+        with rtnl() as ipr:
+            delete_link(ipr, state['veth'])
+        remove_netns(state['netns'])
+        if state['ip']:
+            self.ipam.release(state['ip'])
+
+    def _log_dir(self, key):
+        return os.path.join(self.pods_dir, key.replace('/', '_'))
+
+    def _save(self, key, state):
+        os.makedirs(self.pods_dir, exist_ok=True)
+        keep = {k: v for k, v in state.items() if k not in ('problems', 'dead', 'mtu_now')}
+        tmp = self._state_path(key) + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(keep, f, indent=1, sort_keys=True)
+        os.replace(tmp, self._state_path(key))
