@@ -19,7 +19,7 @@ description:
     processes. A pod whose pause or veth is gone is recreated; a container that
     exited is restarted; a changed MTU is applied to running pods.
   - The pause process is C(/bin/cat) started as C(/pause), blocked on a pipe it
-    holds both ends of: a process that does nothing, as the real pause.
+    holds both ends of, so that it does nothing, as the real pause.
 options:
   pods:
     description:
