@@ -23,6 +23,10 @@ options:
   underlay_ip:
     description: The node's underlay address; when omitted, the source address of its default route.
     type: str
+  state_dir:
+    description: The node's state directory, where the pod CIDR it was given is kept.
+    type: path
+    default: /var/lib/podnet
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
@@ -45,7 +49,7 @@ ansible_facts:
   returned: always
   type: dict
   sample: {podnet_node: {hostname: node1, underlay_ip: 10.11.1.11, underlay_ifname: eth0,
-                         underlay_prefixlen: 24, underlay_mtu: 1500}}
+                         underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24}}
 changed_sysctls:
   description: The parameters that were (or would be) changed, with their new values.
   returned: always
@@ -53,6 +57,7 @@ changed_sysctls:
   sample: {net.ipv4.ip_forward: '1'}
 '''
 
+import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -77,11 +82,21 @@ def persist(module, path, wanted):
     return True
 
 
+def saved_pod_cidr(state_dir):
+    """The pod CIDR this node was given before (podnet_network keeps it)."""
+    try:
+        with open(os.path.join(state_dir, 'pod-cidr')) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(sysctls=dict(type='dict', default={'net.ipv4.ip_forward': 1}),
                            persist_file=dict(type='path'),
-                           underlay_ip=dict(type='str')),
+                           underlay_ip=dict(type='str'),
+                           state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
@@ -100,6 +115,7 @@ def main():
     except LookupError as exc:
         module.fail_json(msg='underlay_ip: %s' % exc)
     facts['hostname'] = socket.gethostname()
+    facts['pod_cidr'] = saved_pod_cidr(module.params['state_dir'])
     module.exit_json(
         changed=bool(changes) or file_changed, changed_sysctls=changes,
         ansible_facts={'podnet_node': facts},

@@ -11,11 +11,13 @@ nodes must share one L2 segment.
 Both are read and planned as one normalised dict, so switching backends
 is a plan like any other: the other backend's objects are removed.
 """
+import errno
 import ipaddress
 import socket
 
 from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.netlink import (
+    NetlinkError, delete_link, link_index, links_by_name, rtnl)
 
 VTEP = 'flannel.1'
 VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
@@ -127,12 +129,23 @@ def _set_route(ipr, dst, wanted, node):
               proto=RTPROT_PODNET, flags=RTNH_F_ONLINK if onlink else 0)
 
 
+def _set_fdb(ipr, mac, wanted, node):
+    """The kernel has no fdb replace for VXLAN remotes: drop any old
+    remote of this MAC, then append the wanted one."""
+    index = link_index(ipr, VTEP)
+    try:
+        ipr.fdb('del', ifindex=index, lladdr=mac)
+    except NetlinkError as exc:
+        if exc.code != errno.ENOENT:
+            raise
+    ipr.fdb('append', ifindex=index, lladdr=mac, dst=wanted['fdb'][mac])
+
+
 _APPLY = {
     'delete_vtep': lambda ipr, name, w, n: delete_link(ipr, name),
     'create_vtep': _create_vtep,
     'del_fdb': lambda ipr, mac, w, n: ipr.fdb('del', ifindex=link_index(ipr, VTEP), lladdr=mac),
-    'set_fdb': lambda ipr, mac, w, n: ipr.fdb('replace', ifindex=link_index(ipr, VTEP), lladdr=mac,
-                                             dst=w['fdb'][mac]),
+    'set_fdb': _set_fdb,
     'del_neigh': lambda ipr, ip, w, n: ipr.neigh('del', ifindex=link_index(ipr, VTEP), dst=ip),
     'set_neigh': lambda ipr, ip, w, n: ipr.neigh('replace', ifindex=link_index(ipr, VTEP), dst=ip,
                                                 lladdr=w['neigh'][ip], state=NUD_PERMANENT),

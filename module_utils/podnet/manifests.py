@@ -230,7 +230,7 @@ def _env(raw, where, subject):
                             'not starting with a digit' % at)
         if 'valueFrom' in item:
             raise SpecError(subject, '%s.valueFrom: not supported by podnet, use value' % at)
-        value = item.get('value', '')
+        value = '' if item.get('value') is None else item['value']
         if not isinstance(value, str):
             raise SpecError(subject, '%s.value: %r must be a string (quote it)' % (at, value))
         env[item['name']] = value

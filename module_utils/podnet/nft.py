@@ -2,11 +2,10 @@
 
 podnet owns its tables outright. A wanted table is a list of chains and
 rules; it is applied as one transaction that creates, empties and refills
-the table, so the kernel never sees half a ruleset. The table's comment
-carries a digest of what was applied: a table whose digest and rule count
-match is unchanged, so checking costs one `nft -j list table`.
+the table, so the kernel never sees half a ruleset. Checking costs one
+`nft -j list table`: chains and rules are compared as nft prints them, with
+handles dropped, so podnet writes expressions in the form nft prints.
 """
-import hashlib
 import json
 
 from ansible.module_utils.podnet.errors import PodnetError
@@ -16,21 +15,24 @@ class NftError(PodnetError):
     """nft refused a command."""
 
 
-def digest(chains, rules):
-    text = json.dumps([chains, rules], sort_keys=True)
-    return 'podnet:' + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def current_table(run, family, name):
-    """(comment, rule count) of the table, or None if it does not exist."""
+    """(chains, rules) of the table as wanted_table() shapes them, or None."""
     rc, out, err = run(['nft', '-j', 'list', 'table', family, name])
     if rc != 0:
         if 'No such file or directory' in err or 'does not exist' in err:
             return None
         raise NftError('%s %s' % (family, name), err.strip())
     items = json.loads(out)['nftables']
-    table = next(i['table'] for i in items if 'table' in i)
-    return table.get('comment'), sum(1 for i in items if 'rule' in i)
+    chains = [{k: v for k, v in i['chain'].items() if k not in ('family', 'table', 'handle')}
+              for i in items if 'chain' in i]
+    rules = [(i['rule']['chain'], i['rule']['expr']) for i in items if 'rule' in i]
+    return wanted_table(chains, rules)
+
+
+def wanted_table(chains, rules):
+    """Canonical, comparable form of a table's chains and rules."""
+    return json.dumps([sorted(chains, key=lambda c: c['name']), [list(r) for r in rules]],
+                      sort_keys=True)
 
 
 def table_commands(family, name, chains, rules):
@@ -40,7 +42,7 @@ def table_commands(family, name, chains, rules):
     """
     base = {'family': family, 'name': name}
     cmds = [{'add': {'table': dict(base)}}, {'delete': {'table': dict(base)}},
-            {'add': {'table': dict(base, comment=digest(chains, rules))}}]
+            {'add': {'table': dict(base)}}]
     for chain in chains:
         cmds.append({'add': {'chain': dict(chain, family=family, table=name)}})
     for chain, expr in rules:
@@ -55,7 +57,7 @@ def delete_commands(family, name):
 
 
 def needs_update(current, chains, rules):
-    return current is None or current != (digest(chains, rules), len(rules))
+    return current != wanted_table(chains, rules)
 
 
 def apply(run, commands, subject):

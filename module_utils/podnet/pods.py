@@ -160,7 +160,8 @@ class NodePods:
         with pod_rtnl(state['netns']) as ipr:
             ipr.link('set', index=link_index(ipr, 'lo'), state='up')
             eth0 = link_index(ipr, 'eth0')
-            ipr.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen)
+            ipr.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen,
+                     broadcast=str(self.ipam.network.broadcast_address))
             ipr.link('set', index=eth0, state='up')
             ipr.route('add', dst='0.0.0.0/0', gateway=str(self.ipam.gateway), oif=eth0)
             state['mac'] = ipr.get_links(eth0)[0].get('IFLA_ADDRESS')

@@ -1,0 +1,95 @@
+#!/usr/bin/python
+"""Ansible module: plan the cluster (pod CIDRs, placement, commands) on the controller."""
+
+DOCUMENTATION = r'''
+---
+module: podnet_cluster
+short_description: Plan the pod network of the whole cluster before any node changes
+description:
+  - Runs once, on the controller. Loads the Kubernetes manifests (Namespace, Pod,
+    NetworkPolicy; files or directories, multi-document), validates them as the
+    API server would, places pods (C(spec.nodeName) pins, a deterministic
+    scheduler spreads the rest), allocates each node's pod CIDR from the cluster
+    CIDR (a node keeps the one it has), resolves every container's command line
+    from the image catalog, and checks the backend fits the underlay.
+  - Any refusal names the object and field, and comes before any change.
+  - Changes nothing itself; returns the plan the node modules apply.
+options:
+  manifests:
+    description: Manifest files or directories; relative paths are tried as given, then under C(root).
+    type: list
+    elements: path
+    required: true
+  root: {description: The project folder., type: path, required: true}
+  nodes:
+    description: Every node with C(name), C(underlay_ip), C(underlay_prefixlen), C(underlay_ifname),
+      C(underlay_mtu), the C(pod_cidr) it has (or null) and C(explicit_pod_cidr) (or null).
+    type: list
+    elements: dict
+    required: true
+  cluster_cidr: {description: The cluster's pod network., type: str, default: 10.42.0.0/16}
+  backend: {description: The backend., type: str, choices: [vxlan, host-gw], default: vxlan}
+  images: {description: 'The image catalog: image name to C(entrypoint) and C(cmd).', type: dict, required: true}
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+author: podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Plan the cluster.
+  podnet_cluster:
+    manifests: [manifests/seed]
+    root: "{{ podnet_root }}"
+    nodes: "{{ podnet_cluster_nodes }}"
+    images: "{{ podnet_images }}"
+  run_once: true
+  delegate_to: localhost
+  register: podnet_plan
+'''
+
+RETURN = r'''
+nodes:
+  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and pods (with resolved argv).
+  returned: success
+  type: dict
+placement:
+  description: Node of every pod, by namespace/name.
+  returned: success
+  type: dict
+  sample: {default/multi-container-pod: node2}
+namespaces:
+  description: Labels of every namespace.
+  returned: success
+  type: dict
+policies:
+  description: The NetworkPolicy objects, as given.
+  returned: success
+  type: list
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.podnet.errors import PodnetError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(manifests=dict(type='list', elements='path', required=True),
+                           root=dict(type='path', required=True),
+                           nodes=dict(type='list', elements='dict', required=True),
+                           cluster_cidr=dict(type='str', default='10.42.0.0/16'),
+                           backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
+                           images=dict(type='dict', required=True)),
+        supports_check_mode=True)
+    from ansible.module_utils.podnet import cluster
+    p = module.params
+    try:
+        plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), p['nodes'],
+                             p['cluster_cidr'], p['backend'], p['images'])
+    except PodnetError as exc:
+        module.fail_json(msg=str(exc), subject=exc.subject)
+    module.exit_json(changed=False, **plan)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,71 @@
+"""The cluster plan, made on the controller before any node changes.
+
+From the manifests, the inventory's nodes and the image catalog it derives
+everything the node modules need: each node's pod CIDR, MTU and VTEP MAC,
+the pods placed on it with their resolved command lines, and its peers.
+Every refusal (bad manifest, unknown image, unknown nodeName, overlapping
+CIDRs, host-gw across routed racks) happens here, for all nodes at once.
+"""
+import os
+
+from ansible.module_utils.podnet import backend, images, manifests, names, podcidr
+
+VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
+
+
+def resolve_paths(paths, root):
+    """Manifest paths as given, else relative to the project folder."""
+    return [p if os.path.isabs(p) or os.path.exists(p) else os.path.join(root, p) for p in paths]
+
+
+def _container(container, argv):
+    return {'name': container.name, 'argv': argv, 'env': dict(container.env),
+            'working_dir': container.working_dir,
+            'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
+                      for p in container.ports]}
+
+
+def _local_paths(catalog):
+    """{image name: {path in the image: local argv}} from the catalog's `paths`."""
+    return {images.image_name(k): v.get('paths') or {} for k, v in catalog.items()}
+
+
+def _pod(pod, catalog, paths):
+    argvs = images.resolve_pod(pod, catalog)
+    containers = []
+    for c in pod.containers:
+        argv = argvs[c.name]
+        local = paths.get(images.image_name(c.image), {}).get(argv[0])
+        containers.append(_container(c, list(local) + argv[1:] if local else argv))
+    return {'namespace': pod.namespace, 'name': pod.name, 'labels': dict(pod.labels),
+            'containers': containers}
+
+
+def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
+    """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
+    underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr}]."""
+    found = manifests.load(manifest_paths)
+    order = [n['name'] for n in nodes]
+    placement = manifests.schedule(found.pods, order)
+    cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
+                             {n['name']: n['explicit_pod_cidr'] for n in nodes
+                              if n.get('explicit_pod_cidr')})
+    paths = _local_paths(catalog)
+    pods = {p.key: _pod(p, catalog, paths) for p in found.pods}
+    records = {n['name']: dict(n, pod_cidr=cidrs[n['name']], vtep_mac=names.stable_mac('vtep', n['name']))
+               for n in nodes}
+    plan = {}
+    for name, node in records.items():
+        peers = [{k: p[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}
+                 for other, p in records.items() if other != name]
+        backend.wanted_state(backend_name, node, peers)  # refuses host-gw across racks
+        overhead = VXLAN_OVERHEAD if backend_name == 'vxlan' else 0
+        plan[name] = {'pod_cidr': node['pod_cidr'], 'vtep_mac': node['vtep_mac'],
+                      'mtu': node['underlay_mtu'] - overhead, 'peers': peers,
+                      'node': {k: node[k] for k in ('name', 'underlay_ip', 'underlay_prefixlen',
+                                                   'underlay_ifname', 'underlay_mtu', 'pod_cidr',
+                                                   'vtep_mac')},
+                      'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
+    return {'nodes': plan, 'placement': placement,
+            'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
+            'policies': found.policies}
