@@ -48,6 +48,13 @@ options:
     description: Path of each node's private state directory, as the node sees it.
     type: path
     default: /var/lib/podnet
+  outside_server:
+    description:
+      - Command line of the server the outside host runs (on every address), such
+        as agnhost netexec, which reports the client address it sees.
+    type: list
+    elements: str
+    default: []
   cluster_cidr:
     description: Pod network of the cluster; no lab subnet may overlap it.
     type: str
@@ -116,6 +123,7 @@ def main():
             lab_dir=dict(type='path', required=True),
             init_program=dict(type='path', required=True),
             state_dir=dict(type='path', default='/var/lib/podnet'),
+            outside_server=dict(type='list', elements='str', default=[]),
             cluster_cidr=dict(type='str', default='10.42.0.0/16')),
         supports_check_mode=True)
     if not HAS_PYROUTE2:
@@ -124,7 +132,8 @@ def main():
     p = module.params
     try:
         spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
-        paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'])
+        paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
+                         p['outside_server'])
         lab = Lab(spec, paths, lambda argv: module.run_command(argv))
         current = lab.read_current()
         actions = lab.plan(current, p['state'])

@@ -21,7 +21,7 @@ SSH_WAIT_SECONDS = 15
 class LabPaths:
     """Where the lab keeps its files on the controller (a git-ignored folder)."""
 
-    def __init__(self, lab_dir, lab_name, init_program, python, state_target):
+    def __init__(self, lab_dir, lab_name, init_program, python, state_target, outside_server=()):
         self.lab_dir = lab_dir
         self.ssh_dir = os.path.join(lab_dir, 'ssh')
         self.control_dir = os.path.join(lab_dir, 'cp')
@@ -29,6 +29,7 @@ class LabPaths:
         self.init_program = init_program
         self.python = python
         self.state_target = state_target
+        self.outside_server = list(outside_server)
 
     def node_state(self, node):
         return os.path.join(self.run_dir, 'state', node)
@@ -100,6 +101,9 @@ class Lab:
             return {'pid': None, 'problems': ['not running']}
         problems = labnet.missing_addresses(
             LabHost(self.spec.name, host, pid).netns, labnet.wanted_addresses(self.spec, host))
+        if host == labnet.OUTSIDE and self.paths.outside_server and \
+                len(procs.get(os.readlink('/proc/%d/ns/pid' % pid), [])) < 2:
+            problems.append('its server is not running')
         if host == labnet.OUTSIDE and labnet.FABRIC in pids:
             problems += labnet.missing_addresses(
                 LabHost(self.spec.name, labnet.FABRIC, pids[labnet.FABRIC]).netns,
@@ -171,7 +175,8 @@ class Lab:
             labnet.plumb_fabric(self.spec, lab_host)
             lab_host.enter(self.run, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
         elif host == labnet.OUTSIDE:
-            lab_host.create(self.run, self.paths.python, self.paths.init_program)
+            lab_host.create(self.run, self.paths.python, self.paths.init_program,
+                            serve=self.paths.outside_server)
             labnet.plumb_outside(self.spec, fabric, lab_host)
         else:
             node = next(n for n in self.spec.nodes if n.name == host)

@@ -92,13 +92,16 @@ class LabHost:
     def pid_namespace(self):
         return os.readlink('/proc/%d/ns/pid' % self.pid)
 
-    def create(self, run, python, init_program, state_bind=None):
-        """Start the init; state_bind = (host folder, path inside the host)."""
+    def create(self, run, python, init_program, state_bind=None, serve=None):
+        """Start the init; state_bind = (host folder, path inside the host);
+        serve = argv of a server the init runs as its child."""
         argv = [python, init_program, self.lab, self.name]
         if state_bind:
             os.makedirs(state_bind[0], mode=0o755, exist_ok=True)
             os.makedirs(state_bind[1], mode=0o755, exist_ok=True)
-            argv += list(state_bind)
+            argv += ['--state'] + list(state_bind)
+        if serve:
+            argv += ['--serve'] + list(serve)
         rc, out, err = run(argv)
         if rc != 0:
             raise LabError(self.name, 'init failed to start: %s' % (err.strip() or out.strip()))
