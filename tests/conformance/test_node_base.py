@@ -1,6 +1,7 @@
 """What every node needs before pods (the ground of G1-G7): its own
 kernel settings for forwarding, and a routed underlay between nodes."""
 import pytest
+from conformance.conftest import unreachable
 
 
 def test_every_node_forwards_inside_its_own_namespace(nodes):
@@ -8,13 +9,10 @@ def test_every_node_forwards_inside_its_own_namespace(nodes):
         assert host.sysctl('net.ipv4.ip_forward') == 1, name
 
 
-def test_every_node_reaches_every_other_over_the_underlay(nodes, node_vars):
+def test_every_node_reaches_every_other_over_the_underlay(nodes, underlay):
     for name, host in nodes.items():
-        for other, hostvars in node_vars.items():
-            address = hostvars.get('podnet_underlay_ip')
-            if other == name or address is None:
-                continue
-            assert host.run('ping -c1 -W2 %s', address).rc == 0, '%s -> %s' % (name, other)
+        others = [a for n, a in underlay.items() if n != name]
+        assert unreachable(host, others) == [], name
 
 
 def test_each_node_is_a_host_of_its_own(nodes):

@@ -104,6 +104,17 @@ def test_bad_inventory_fails_before_any_change(tmp_path):
     assert residue('bad', ['172.30.7.11']) == []
 
 
+def test_host_gw_is_refused_across_racks_before_any_change(multirack):
+    playbook(multirack.inventory, 'playbooks/site.yml')
+    done = playbook(multirack.inventory, 'playbooks/site.yml', '-e', 'podnet_backend=host-gw',
+                    check=False)
+    assert done.returncode != 0
+    assert 'host-gw needs the nodes on one L2 segment' in done.stdout
+    for name, host in multirack.hosts.items():  # still the vxlan cluster site.yml made
+        assert host.run('ip link show flannel.1').rc == 0, name
+        assert ' dev eth0 proto 200' not in host.check_output('ip route'), name
+
+
 def test_teardown_leaves_zero_residue(multirack):
     multirack.down()
     assert multirack.residue() == []

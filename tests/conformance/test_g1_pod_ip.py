@@ -1,0 +1,35 @@
+"""G1: every pod has its own IP from its node's pod CIDR (cluster CIDR
+10.42.0.0/16 split into /24 per node), reachable from every pod and node."""
+import ipaddress
+
+from conformance.conftest import unreachable
+
+CLUSTER = ipaddress.IPv4Network('10.42.0.0/16')
+
+
+def test_each_node_has_its_own_slash24_of_the_cluster_cidr(pod_cidrs):
+    networks = [ipaddress.IPv4Network(c) for c in pod_cidrs.values()]
+    assert all(n.prefixlen == 24 and n.subnet_of(CLUSTER) for n in networks), pod_cidrs
+    assert len(set(networks)) == len(networks), pod_cidrs
+
+
+def test_each_pod_ip_is_unique_and_from_its_node_cidr(pods, pod_cidrs):
+    ips = [p.ip for p in pods.values()]
+    assert len(set(ips)) == len(ips)
+    for pod in pods.values():
+        assert ipaddress.IPv4Address(pod.ip) in ipaddress.IPv4Network(pod_cidrs[pod.node]), pod
+
+
+def test_the_pod_ip_sits_on_the_pod_eth0(pods):
+    for pod in pods.values():
+        assert ' %s/24 ' % pod.ip in pod.run('ip -o -4 addr show dev eth0').stdout, pod
+
+
+def test_every_pod_reaches_every_other_pod(pods):
+    for source in pods.values():
+        assert source.unreachable([p.ip for p in pods.values() if p is not source]) == [], source
+
+
+def test_every_node_reaches_every_pod(nodes, pods):
+    for name, host in nodes.items():
+        assert unreachable(host, [p.ip for p in pods.values()]) == [], name

@@ -1,0 +1,122 @@
+"""backend.wanted_state() for vxlan and host-gw, the host-gw L2 check, and
+plan() between the normalised states, including switching backends."""
+import pytest
+from ansible.module_utils.podnet import backend
+from ansible.module_utils.podnet.errors import SpecError
+
+NODE = {'name': 'node1', 'underlay_ip': '10.11.1.11', 'underlay_prefixlen': 24,
+        'underlay_ifname': 'eth0', 'underlay_mtu': 1500, 'pod_cidr': '10.42.0.0/24',
+        'vtep_mac': '02:00:00:00:00:01'}
+NODE2 = {'name': 'node2', 'underlay_ip': '10.11.1.12', 'pod_cidr': '10.42.1.0/24',
+         'vtep_mac': '02:00:00:00:00:02'}
+NODE3 = {'name': 'node3', 'underlay_ip': '10.11.1.13', 'pod_cidr': '10.42.2.0/24',
+         'vtep_mac': '02:00:00:00:00:03'}
+PEERS = [NODE2, NODE3]
+
+
+def vxlan(peers=PEERS):
+    return backend.wanted_state('vxlan', NODE, peers)
+
+
+def host_gw(peers=PEERS):
+    return backend.wanted_state('host-gw', NODE, peers)
+
+
+def test_vxlan_vtep_is_flannel_like():
+    assert vxlan()['vtep'] == {'vni': 1, 'port': 8472, 'local': '10.11.1.11', 'learning': 0,
+                               'mac': '02:00:00:00:00:01', 'mtu': 1450,
+                               'address': '10.42.0.0/32'}
+
+
+def test_vxlan_has_fdb_neigh_and_onlink_route_per_peer():
+    state = vxlan()
+    assert state['fdb'] == {'02:00:00:00:00:02': '10.11.1.12', '02:00:00:00:00:03': '10.11.1.13'}
+    assert state['neigh'] == {'10.42.1.0': '02:00:00:00:00:02', '10.42.2.0': '02:00:00:00:00:03'}
+    assert state['routes'] == {'10.42.1.0/24': ('10.42.1.0', 'flannel.1', True),
+                               '10.42.2.0/24': ('10.42.2.0', 'flannel.1', True)}
+
+
+def test_host_gw_routes_via_peer_underlay_and_has_no_vtep():
+    assert host_gw() == {'vtep': None, 'fdb': {}, 'neigh': {},
+                         'routes': {'10.42.1.0/24': ('10.11.1.12', 'eth0', False),
+                                    '10.42.2.0/24': ('10.11.1.13', 'eth0', False)}}
+
+
+def test_host_gw_refuses_a_peer_in_another_rack():
+    other_rack = dict(NODE3, underlay_ip='10.11.2.13')
+    with pytest.raises(SpecError) as info:
+        backend.check_host_gw(NODE, [NODE2, other_rack])
+    assert 'node3 (10.11.2.13)' in str(info.value)
+    assert 'L2 segment' in str(info.value)
+    with pytest.raises(SpecError, match='node3'):
+        host_gw([NODE2, other_rack])
+
+
+def test_host_gw_accepts_peers_of_the_same_subnet():
+    backend.check_host_gw(NODE, PEERS)
+
+
+def test_nothing_to_do_when_current_is_wanted():
+    assert backend.plan(vxlan(), vxlan()) == []
+    assert backend.plan(host_gw(), host_gw()) == []
+
+
+def test_fresh_node_gets_vtep_first_then_entries():
+    empty = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}}
+    actions = backend.plan(empty, vxlan())
+    assert actions[0] == ('create_vtep', 'flannel.1')
+    assert sorted(actions[1:]) == sorted(
+        [('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
+         ('set_neigh', '10.42.1.0'), ('set_neigh', '10.42.2.0'),
+         ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')])
+
+
+def test_vxlan_to_host_gw_deletes_the_vtep_and_not_what_goes_with_it():
+    assert backend.plan(vxlan(), host_gw()) == [
+        ('delete_vtep', 'flannel.1'),
+        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')]
+
+
+def test_host_gw_to_vxlan_creates_the_vtep_and_replaces_the_routes():
+    actions = backend.plan(host_gw(), vxlan())
+    assert actions == [
+        ('create_vtep', 'flannel.1'),
+        ('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
+        ('set_neigh', '10.42.1.0'), ('set_neigh', '10.42.2.0'),
+        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')]
+
+
+def test_host_gw_route_of_a_peer_gone_with_the_switch_is_deleted():
+    actions = backend.plan(host_gw(), vxlan([NODE2]))
+    assert ('del_routes', '10.42.2.0/24') in actions
+    assert ('set_routes', '10.42.1.0/24') in actions
+
+
+def test_a_changed_vtep_is_recreated_with_all_its_entries():
+    current = vxlan()
+    current['vtep'] = dict(current['vtep'], mtu=1400)
+    actions = backend.plan(current, vxlan())
+    assert actions[:2] == [('delete_vtep', 'flannel.1'), ('create_vtep', 'flannel.1')]
+    assert len(actions) == 2 + 6
+    assert not any(verb.startswith('del_') for verb, _ in actions)
+
+
+def test_a_removed_peer_deletes_its_entries_only():
+    assert backend.plan(vxlan(), vxlan([NODE2])) == [
+        ('del_fdb', '02:00:00:00:00:03'), ('del_neigh', '10.42.2.0'),
+        ('del_routes', '10.42.2.0/24')]
+
+
+def test_a_removed_host_gw_peer_deletes_its_route_only():
+    assert backend.plan(host_gw(), host_gw([NODE3])) == [('del_routes', '10.42.1.0/24')]
+
+
+def test_a_moved_peer_resets_its_fdb_entry():
+    moved = dict(NODE3, underlay_ip='10.11.1.99')
+    assert backend.plan(vxlan(), vxlan([NODE2, moved])) == [('set_fdb', '02:00:00:00:00:03')]
+
+
+def test_an_added_peer_sets_its_entries_only():
+    assert backend.plan(vxlan([NODE2]), vxlan()) == [
+        ('set_fdb', '02:00:00:00:00:03'), ('set_neigh', '10.42.2.0'),
+        ('set_routes', '10.42.2.0/24')]

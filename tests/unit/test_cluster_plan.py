@@ -1,0 +1,163 @@
+"""cluster.build(): MTU per backend, placement, peers, commands from the
+image catalog (and its `paths`), pod CIDRs kept, host-gw across racks refused."""
+import pytest
+from ansible.module_utils.podnet import cluster, names
+from ansible.module_utils.podnet.errors import SpecError
+
+PYTHON, TOOLS = '/opt/podnet/venv/bin/python', '/opt/podnet/bin'
+AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost'
+CATALOG = {
+    'kennethreitz/httpbin': {'entrypoint': [], 'cmd': [PYTHON, '/opt/podnet/venv/bin/gunicorn',
+                                                      '-b', '0.0.0.0:80', 'httpbin:app']},
+    'curlimages/curl': {'entrypoint': ['curl'], 'cmd': []},
+    AGNHOST: {'entrypoint': [PYTHON, TOOLS + '/podnet-agnhost'], 'cmd': ['pause'],
+              'paths': {'/agnhost': [PYTHON, TOOLS + '/podnet-agnhost']}},
+}
+MANIFESTS = """\
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pinned, namespace: shop, labels: {app: pinned}}
+spec:
+  nodeName: node2
+  containers:
+  - {name: web, image: kennethreitz/httpbin}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a-netexec}
+spec:
+  containers:
+  - name: netexec
+    image: %s:2.47
+    command: ["/agnhost", "netexec"]
+    args: ["--http-port=8080"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b-client}
+spec:
+  containers:
+  - {name: curl, image: curlimages/curl, args: ["-s", "http://example"]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: c-pause}
+spec:
+  containers:
+  - {name: pause, image: "%s:2.47"}
+""" % (AGNHOST, AGNHOST)
+
+
+def node(name, ip, **changes):
+    found = {'name': name, 'underlay_ip': ip, 'underlay_prefixlen': 24, 'underlay_ifname': 'eth0',
+             'underlay_mtu': 1500, 'pod_cidr': None, 'explicit_pod_cidr': None}
+    found.update(changes)
+    return found
+
+
+NODES = [node('node1', '10.11.1.11'), node('node2', '10.11.1.12'), node('node3', '10.11.1.13')]
+
+
+@pytest.fixture
+def manifests(tmp_path):
+    path = tmp_path / 'pods.yaml'
+    path.write_text(MANIFESTS)
+    return [str(path)]
+
+
+def build(manifests, backend='vxlan', nodes=NODES):
+    return cluster.build(manifests, nodes, '10.42.0.0/16', backend, CATALOG)
+
+
+def pod_of(plan, key):
+    namespace, name = key.split('/')
+    [found] = [p for n in plan['nodes'].values() for p in n['pods']
+               if (p['namespace'], p['name']) == (namespace, name)]
+    return found
+
+
+def test_vxlan_mtu_leaves_room_for_the_encapsulation(manifests):
+    assert {n: p['mtu'] for n, p in build(manifests)['nodes'].items()} == dict.fromkeys(
+        ['node1', 'node2', 'node3'], 1450)
+
+
+def test_host_gw_mtu_is_the_underlay_mtu(manifests):
+    assert {p['mtu'] for p in build(manifests, 'host-gw')['nodes'].values()} == {1500}
+
+
+def test_pods_land_where_placement_says(manifests):
+    plan = build(manifests)
+    assert plan['placement'] == {'shop/pinned': 'node2', 'default/a-netexec': 'node1',
+                                 'default/b-client': 'node3', 'default/c-pause': 'node1'}
+    for name, node_plan in plan['nodes'].items():
+        keys = ['%s/%s' % (p['namespace'], p['name']) for p in node_plan['pods']]
+        assert keys == sorted(k for k, n in plan['placement'].items() if n == name)
+
+
+def test_each_nodes_peers_are_the_other_nodes(manifests):
+    plan = build(manifests)
+    for name, node_plan in plan['nodes'].items():
+        assert [p['name'] for p in node_plan['peers']] == [
+            n['name'] for n in NODES if n['name'] != name]
+    assert plan['nodes']['node1']['peers'][0] == {
+        'name': 'node2', 'underlay_ip': '10.11.1.12', 'pod_cidr': '10.42.1.0/24',
+        'vtep_mac': names.stable_mac('vtep', 'node2')}
+
+
+def test_fresh_nodes_get_pod_cidrs_in_inventory_order(manifests):
+    plan = build(manifests)
+    assert [plan['nodes'][n]['pod_cidr'] for n in ('node1', 'node2', 'node3')] == [
+        '10.42.0.0/24', '10.42.1.0/24', '10.42.2.0/24']
+    assert plan['nodes']['node2']['node']['pod_cidr'] == '10.42.1.0/24'
+
+
+def test_a_node_keeps_its_existing_pod_cidr(manifests):
+    nodes = [NODES[0], node('node2', '10.11.1.12', pod_cidr='10.42.9.0/24'), NODES[2]]
+    plan = build(manifests, nodes=nodes)
+    assert plan['nodes']['node2']['pod_cidr'] == '10.42.9.0/24'
+    assert plan['nodes']['node1']['peers'][0]['pod_cidr'] == '10.42.9.0/24'
+
+
+def test_argv_comes_from_the_catalog(manifests):
+    plan = build(manifests)
+    assert pod_of(plan, 'shop/pinned')['containers'][0]['argv'] == CATALOG[
+        'kennethreitz/httpbin']['cmd']
+    assert pod_of(plan, 'default/b-client')['containers'][0]['argv'] == [
+        'curl', '-s', 'http://example']
+    assert pod_of(plan, 'default/c-pause')['containers'][0]['argv'] == [
+        PYTHON, TOOLS + '/podnet-agnhost', 'pause']
+
+
+def test_an_image_path_in_command_becomes_the_local_command(manifests):
+    assert pod_of(build(manifests), 'default/a-netexec')['containers'][0]['argv'] == [
+        PYTHON, TOOLS + '/podnet-agnhost', 'netexec', '--http-port=8080']
+
+
+def test_pod_carries_labels_and_namespaces_carry_their_name_label(manifests):
+    plan = build(manifests)
+    assert pod_of(plan, 'shop/pinned')['labels'] == {'app': 'pinned'}
+    assert plan['namespaces']['shop'] == {'kubernetes.io/metadata.name': 'shop'}
+    assert 'default' in plan['namespaces']
+
+
+def test_host_gw_across_two_subnets_is_refused(manifests):
+    racks = [node('node1', '10.11.1.11'), node('node2', '10.11.2.12')]
+    with pytest.raises(SpecError, match='L2 segment'):
+        build(manifests, 'host-gw', racks)
+
+
+def test_vxlan_across_two_subnets_is_fine(manifests):
+    racks = [node('node1', '10.11.1.11'), node('node2', '10.11.2.12'),
+             node('node3', '10.11.2.13')]
+    assert set(build(manifests, 'vxlan', racks)['nodes']) == {'node1', 'node2', 'node3'}
+
+
+def test_vtep_mac_is_stable_per_node(manifests):
+    first, second = build(manifests), build(manifests)
+    assert first['nodes']['node1']['vtep_mac'] == second['nodes']['node1']['vtep_mac'] \
+        == names.stable_mac('vtep', 'node1')
+    assert first['nodes']['node1']['vtep_mac'] != first['nodes']['node2']['vtep_mac']
