@@ -13,13 +13,18 @@ import os
 import shutil
 import uuid
 
+from ansible.module_utils.podnet import names
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
-from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.netlink import (
+    NetlinkError, delete_link, link_index, links_by_name, rtnl)
 from ansible.module_utils.podnet.sandbox import (
     Process, SandboxError, Spawner, list_netns, netns_path, pod_rtnl, remove_netns)
 
 BRIDGE = 'cni0'
+LOOPBACK_INDEX = 1  # lo is ifindex 1 in every network namespace
+BATCH = 32  # sandboxes in flight in the spawner's pipe
+REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns')
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 
@@ -107,80 +112,122 @@ class NodePods:
 
     # -- applying ----------------------------------------------------------
     def apply(self, actions, current, wanted):
+        """Deletes, then creates in pipelined batches, then repairs.
+        Returns the addresses freed because their owner is gone."""
         spawn = Spawner()
         try:
+            self._delete_many([k for v, k, _ in actions if v in ('delete', 'recreate')], current)
+            self._create_many([k for v, k, _ in actions if v in ('create', 'recreate')],
+                              current, wanted, spawn)
             for verb, key, _ in actions:
-                getattr(self, '_' + verb)(key, current, wanted, spawn)
+                if verb in REPAIRS:
+                    getattr(self, '_' + verb)(key, current, wanted, spawn)
         finally:
             spawn.close()
-        live = {s['uid'] for k, s in current.items()}
-        return self.ipam.release_unowned(live)
+        return self.ipam.release_unowned({s['uid'] for s in current.values()})
 
-    def _delete(self, key, current, wanted, spawn):
-        state = current.pop(key)
-        self._teardown(state)
-        os.unlink(self._state_path(key))
-        shutil.rmtree(self._log_dir(key), ignore_errors=True)
+    def _delete_many(self, keys, current):
+        """Kill every process first, then remove links, sandboxes, addresses:
+        the kernel tears the namespaces down together."""
+        states = [current.pop(k) for k in keys]
+        for state in states:
+            for proc in list(state['containers'].values()) + [state['pause']]:
+                if proc:
+                    Process.from_dict(proc).kill()
+        with rtnl() as ipr:
+            links = links_by_name(ipr)
+            for state in states:
+                if state['veth'] in links:
+                    delete_link(ipr, state['veth'])
+        for key, state in zip(keys, states):
+            remove_netns(state['netns'])
+            if state['ip']:
+                self.ipam.release(state['ip'])
+            self._forget(key)
 
-    def _recreate(self, key, current, wanted, spawn):
-        self._delete(key, current, wanted, spawn)
-        self._create(key, current, wanted, spawn)
+    def _create_many(self, keys, current, wanted, spawn):
+        """Pipelined: the spawner forks the next sandboxes while this process
+        wires the last one. A pod that fails is removed; the others stay."""
+        failed = []
+        with rtnl() as ipr:
+            bridge = link_index(ipr, BRIDGE)
+            for start in range(0, len(keys), BATCH):
+                batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
+                for state in batch:
+                    state['ip'] = self.ipam.allocate(state['uid'])
+                    spawn.submit(state['key'], op='sandbox', netns=netns_path(state['netns']),
+                                 hostname=state['name'])
+                for state in batch:
+                    self._sandbox_ready(ipr, bridge, spawn, state, wanted[state['key']], failed)
+                for state in batch:
+                    self._containers_ready(spawn, state, wanted[state['key']], failed)
+                    if state['key'] in dict(failed):
+                        self._teardown(state)
+                    else:
+                        self._save(state['key'], state)
+                        current[state['key']] = state
+        if failed:
+            raise SandboxError(', '.join(k for k, _ in failed), '; '.join(e for _, e in failed))
 
-    def _create(self, key, current, wanted, spawn):
-        pod = wanted[key]
+    def _new_state(self, key, pod):
         uid = str(uuid.uuid4())
-        state = {'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
-                 'netns': 'cni-' + uid, 'veth': veth_name(uid), 'spec_hash': spec_hash(pod),
-                 'labels': pod.get('labels', {}), 'containers': {}, 'pause': None, 'ip': None}
-        try:
-            state['ip'] = self.ipam.allocate(uid)
-            state['pause'] = spawn.request(key, op='sandbox', netns=netns_path(state['netns']),
-                                           hostname=pod['name']).as_dict()
-            self._wire(state)
-            os.makedirs(self._log_dir(key), exist_ok=True)
-            for container in pod['containers']:
-                state['containers'][container['name']] = self._start(spawn, key, pod, state, container)
-        except (PodnetError, OSError) as exc:
-            self._teardown(state)
-            raise SandboxError(key, str(exc)) from exc
-        self._save(key, state)
-        current[key] = state
+        return {'key': key, 'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
+                'netns': 'cni-' + uid, 'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
+                'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
+                'containers': {}, 'pause': None, 'ip': None}
 
-    def _wire(self, state):
+    def _sandbox_ready(self, ipr, bridge, spawn, state, pod, failed):
+        try:
+            state['pause'] = spawn.collect().as_dict()
+            self._wire(ipr, bridge, state)
+            os.makedirs(self._log_dir(state['key']), exist_ok=True)
+        except (PodnetError, OSError, NetlinkError) as exc:
+            failed.append((state['key'], str(exc)))
+            return
+        for container in pod['containers']:
+            self._submit_container(spawn, pod, state, container)
+
+    def _containers_ready(self, spawn, state, pod, failed):
+        if state['pause'] is None or state['key'] in dict(failed):
+            return
+        for container in pod['containers']:
+            try:
+                state['containers'][container['name']] = spawn.collect().as_dict()
+            except SandboxError as exc:
+                failed.append((state['key'], str(exc)))
+
+    def _wire(self, ipr, bridge, state):
         """veth<hex> on cni0 in the node; eth0, lo and the default route in the pod."""
         fd = os.open(netns_path(state['netns']), os.O_RDONLY)
         try:
-            with rtnl() as ipr:
-                ipr.link('add', ifname=state['veth'], kind='veth', mtu=self.mtu,
-                         peer={'ifname': 'eth0', 'net_ns_fd': fd, 'mtu': self.mtu})
-                index = link_index(ipr, state['veth'])
-                ipr.link('set', index=index, master=link_index(ipr, BRIDGE), state='up')
+            ipr.link('add', ifname=state['veth'], kind='veth', mtu=self.mtu, master=bridge,
+                     state='up', peer={'ifname': 'eth0', 'net_ns_fd': fd, 'mtu': self.mtu,
+                                       'address': state['mac']})
         finally:
             os.close(fd)
-        with pod_rtnl(state['netns']) as ipr:
-            ipr.link('set', index=link_index(ipr, 'lo'), state='up')
-            eth0 = link_index(ipr, 'eth0')
-            ipr.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen,
+        with pod_rtnl(state['netns']) as pod:
+            pod.link('set', index=LOOPBACK_INDEX, state='up')
+            eth0 = link_index(pod, 'eth0')
+            pod.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen,
                      broadcast=str(self.ipam.network.broadcast_address))
-            ipr.link('set', index=eth0, state='up')
-            ipr.route('add', dst='0.0.0.0/0', gateway=str(self.ipam.gateway), oif=eth0)
-            state['mac'] = ipr.get_links(eth0)[0].get('IFLA_ADDRESS')
+            pod.link('set', index=eth0, state='up')
+            pod.route('add', dst='0.0.0.0/0', gateway=str(self.ipam.gateway), oif=eth0)
 
-    def _start(self, spawn, key, pod, state, container):
+    def _submit_container(self, spawn, pod, state, container):
         env = {'PATH': DEFAULT_PATH, 'HOSTNAME': pod['name']}
         env.update(container.get('env') or {})
-        return spawn.request(
-            '%s container %s' % (key, container['name']), op='container',
-            netns=netns_path(state['netns']), pause=state['pause']['pid'],
-            argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
-            log=os.path.join(self._log_dir(key), container['name'] + '.log')).as_dict()
+        spawn.submit('%s container %s' % (state['key'], container['name']), op='container',
+                     netns=netns_path(state['netns']), pause=state['pause']['pid'],
+                     argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
+                     log=os.path.join(self._log_dir(state['key']), container['name'] + '.log'))
 
     def _restart(self, key, current, wanted, spawn):
         state = current[key]
         pod = wanted[key]
         for container in pod['containers']:
             if container['name'] in state['dead']:
-                state['containers'][container['name']] = self._start(spawn, key, pod, state, container)
+                self._submit_container(spawn, pod, state, container)
+                state['containers'][container['name']] = spawn.collect().as_dict()
         self._save(key, state)
 
     def _set_mtu(self, key, current, wanted, spawn):
@@ -198,7 +245,7 @@ class NodePods:
         remove_netns(netns)
 
     def _teardown(self, state):
-        """Undo a pod newest first; every step tolerates what is already gone."""
+        """Undo a pod that failed half-way; every step tolerates what is gone."""
         for proc in list(state['containers'].values()) + [state['pause']]:
             if proc:
                 Process.from_dict(proc).kill()
@@ -208,12 +255,19 @@ class NodePods:
         if state['ip']:
             self.ipam.release(state['ip'])
 
+    def _forget(self, key):
+        try:
+            os.unlink(self._state_path(key))
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(self._log_dir(key), ignore_errors=True)
+
     def _log_dir(self, key):
         return os.path.join(self.pods_dir, key.replace('/', '_'))
 
     def _save(self, key, state):
         os.makedirs(self.pods_dir, exist_ok=True)
-        keep = {k: v for k, v in state.items() if k not in ('problems', 'dead', 'mtu_now')}
+        keep = {k: v for k, v in state.items() if k not in ('problems', 'dead', 'mtu_now', 'key')}
         tmp = self._state_path(key) + '.tmp'
         with open(tmp, 'w') as f:
             json.dump(keep, f, indent=1, sort_keys=True)

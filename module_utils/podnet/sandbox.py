@@ -6,6 +6,7 @@ pause process that also holds the pod's UTS and IPC namespaces. The spawner
 (a small helper process, see spawner.py) creates them; this module wires and
 removes them.
 """
+import collections
 import ctypes
 import inspect
 import json
@@ -22,6 +23,7 @@ from ansible.module_utils.podnet.netlink import IPRoute
 NETNS_DIR = '/run/netns'
 CLONE_NEWNET = 0x40000000
 MNT_DETACH = 2
+MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -34,23 +36,36 @@ def netns_path(netns):
 
 
 class Spawner:
-    """The spawner process, started on first use, for one module call."""
+    """The spawner process, started on first use, for one module call.
+
+    Requests can be pipelined: submit() several, then collect() the replies
+    in order, so the spawner forks sandboxes while the module wires the
+    ones already made (two processes, two cores)."""
 
     def __init__(self):
         self._proc = None
+        self._pending = collections.deque()
 
-    def request(self, subject, **req):
+    def submit(self, subject, **req):
         if self._proc is None:
-            os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+            ensure_netns_dir()
             self._proc = subprocess.Popen(
                 [sys.executable, '-S', '-c', inspect.getsource(spawner)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._proc.stdin.write(json.dumps(req) + '\n')
         self._proc.stdin.flush()
+        self._pending.append(subject)
+
+    def collect(self):
+        subject = self._pending.popleft()
         reply = json.loads(self._proc.stdout.readline() or '{"error": "spawner died"}')
         if 'error' in reply:
             raise SandboxError(subject, reply['error'])
         return Process(reply['pid'], reply['start'])
+
+    def request(self, subject, **req):
+        self.submit(subject, **req)
+        return self.collect()
 
     def close(self):
         if self._proc is not None:
@@ -111,6 +126,17 @@ def pod_rtnl(netns):
         yield ipr
     finally:
         ipr.close()
+
+
+def ensure_netns_dir():
+    """/run/netns as `ip netns add` leaves it: a mount point of its own,
+    shared, so containers can drop every sandbox binding at once."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    if os.path.ismount(NETNS_DIR):
+        return
+    for source, flags in ((NETNS_DIR.encode(), MS_BIND | MS_REC), (None, MS_SHARED | MS_REC)):
+        if _libc.mount(source, NETNS_DIR.encode(), None, flags, None) != 0:
+            raise SandboxError(NETNS_DIR, 'mount: %s' % os.strerror(ctypes.get_errno()))
 
 
 def remove_netns(netns):

@@ -27,7 +27,8 @@ import sys
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 0x2, 0x4, 0x8, 0x1000
-MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MS_REC, MS_PRIVATE, MNT_DETACH = 0x4000, 0x40000, 2
+NETNS_DIR = '/run/netns'
 PAUSE_PROGRAM, PAUSE_ARGV0 = '/bin/cat', '/pause'
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -89,6 +90,9 @@ def _enter_container(req):
 def _exec_container(req):
     os.setsid()
     _mount(None, '/', None, MS_REC | MS_PRIVATE)
+    # The copied mount table holds every sandbox's /run/netns binding; a
+    # container keeping them would keep deleted pods' namespaces alive.
+    libc.umount2(NETNS_DIR.encode(), MNT_DETACH)
     _mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
     null = os.open('/dev/null', os.O_RDONLY)
     log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)

@@ -1,0 +1,106 @@
+"""Benchmark: pod setup for N pods on one node in one call, against the
+reference CNI bridge plugin, in the same run.
+
+Reference ("CNI bridge"): what a container runtime does per pod with the
+Debian package containernetworking-plugins: `ip netns add`, then the
+`bridge` plugin (with `host-local` IPAM) invoked with CNI_COMMAND=ADD.
+podnet: NodePods.apply() creating the same N pods in one call: sandbox
+namespace bound under /run/netns, pause process, veth on cni0, address
+from host-local style IPAM, lo up, default route. Both run on a bridge of
+their own in a throwaway node: new network, mount and PID namespaces (with
+a private /run), so nothing outlives the benchmark.
+
+usage: python bench/pods_bench.py [N]   (default 100)
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CNI_BIN = '/usr/lib/cni'
+INNER = 'PODNET_BENCH_INNER'
+
+
+def cni_reference(count, state):
+    conf = json.dumps({
+        'cniVersion': '1.0.0', 'name': 'bench', 'type': 'bridge', 'bridge': 'cni1',
+        'isGateway': True, 'ipMasq': False, 'mtu': 1450,
+        'ipam': {'type': 'host-local', 'ranges': [[{'subnet': '10.42.201.0/24'}]],
+                 'dataDir': os.path.join(state, 'cni-ipam')}})
+    start = time.perf_counter()
+    for i in range(count):
+        netns = 'bench-cni-%d' % i
+        subprocess.run(['ip', 'netns', 'add', netns], check=True)
+        env = dict(os.environ, CNI_COMMAND='ADD', CNI_CONTAINERID='bench%d' % i,
+                   CNI_NETNS='/run/netns/' + netns, CNI_IFNAME='eth0', CNI_PATH=CNI_BIN)
+        done = subprocess.run([CNI_BIN + '/bridge'], input=conf, env=env, capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise RuntimeError('bridge plugin: %s' % done.stdout + done.stderr)
+    return time.perf_counter() - start
+
+
+def podnet_pods(count, state, containers):
+    sys.path.insert(0, str(ROOT / 'tests'))
+    import podnet_testlib  # noqa: F401  (makes module_utils importable)
+    from ansible.module_utils.podnet.network import NodeNetwork
+    from ansible.module_utils.podnet.pods import NodePods
+
+    def run(argv, data=None):
+        done = subprocess.run(argv, input=data, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+    NodeNetwork(run, state, '10.42.1.0/24', '10.42.0.0/16', 1450).apply(['bridge'])
+    node = NodePods(state, '10.42.1.0/24', 1450)
+    wanted = {'bench/p%d' % i: {'namespace': 'bench', 'name': 'p%d' % i, 'labels': {},
+                                'containers': [{'name': 'c', 'argv': ['sleep', '3600']}] * containers}
+              for i in range(count)}
+    figures = {}
+    current = node.read_current()
+    start = time.perf_counter()
+    node.apply(node.plan(current, wanted), current, wanted)
+    figures['setup'] = time.perf_counter() - start
+    start = time.perf_counter()
+    actions = node.plan(node.read_current(), wanted)
+    figures['recheck'] = time.perf_counter() - start
+    assert actions == [], actions
+    current = node.read_current()
+    start = time.perf_counter()
+    node.apply(node.plan(current, {}), current, {})
+    figures['teardown'] = time.perf_counter() - start
+    return figures
+
+
+def inner(count):
+    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
+    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
+    with tempfile.TemporaryDirectory(prefix='podnet-bench-') as state:
+        sandbox_only = podnet_pods(count, os.path.join(state, 'a'), containers=0)
+        with_container = podnet_pods(count, os.path.join(state, 'b'), containers=1)
+        reference = cni_reference(count, state)
+    per_pod = lambda seconds: 1000 * seconds / count  # noqa: E731
+    print('%d pods on one node' % count)
+    print('  CNI bridge plugin (ip netns add + bridge ADD)  %7.1f ms/pod  (%.2f s)' % (per_pod(reference), reference))
+    print('  podnet, sandbox + network, one call           %7.1f ms/pod  (%.2f s)  ratio %.2f (goal <= 0.20)'
+          % (per_pod(sandbox_only['setup']), sandbox_only['setup'], sandbox_only['setup'] / reference))
+    print('  podnet, same + one container per pod          %7.1f ms/pod  (%.2f s)  ratio %.2f'
+          % (per_pod(with_container['setup']), with_container['setup'], with_container['setup'] / reference))
+    print('  re-check of %d unchanged pods                 %7.3f s  (goal < 0.2 s)' % (count, with_container['recheck']))
+    print('  podnet teardown, one call                      %7.1f ms/pod' % per_pod(with_container['teardown']))
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+    if os.environ.get(INNER):
+        return inner(count)
+    # A throwaway node: its namespaces, and every process in them, end with it.
+    return subprocess.run(['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc',
+                           '--propagation', 'private', sys.executable, __file__, str(count)],
+                          env=dict(os.environ, **{INNER: '1'})).returncode
+
+
+if __name__ == '__main__':
+    sys.exit(main())

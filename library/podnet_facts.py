@@ -1,0 +1,101 @@
+#!/usr/bin/python
+"""Ansible module: what a node's pod network looks like, as facts."""
+
+DOCUMENTATION = r'''
+---
+module: podnet_facts
+short_description: Gather a node's pods, addresses, veth pairs, routes and FDB
+description:
+  - Reads the node's pod records and the kernel, and returns them as the fact
+    C(podnet): the pod CIDR, every pod with its IP, MAC, sandbox and host veth
+    (with the ifindex pairs C(eth0@ifN) refers to), the main routing table, and
+    the FDB and permanent neighbours of C(flannel.1) when the backend is vxlan.
+  - Changes nothing.
+options:
+  state_dir: {description: The node's state directory., type: path, default: /var/lib/podnet}
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+author: podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Learn what runs on the node.
+  podnet_facts:
+
+- name: Show the pods of node1.
+  ansible.builtin.debug:
+    var: ansible_facts.podnet.pods
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: C(podnet) with pod_cidr, backend, pods, routes, fdb and neighbours.
+  returned: always
+  type: dict
+  sample: {podnet: {pod_cidr: 10.42.1.0/24, backend: vxlan,
+           pods: {default/multi-container-pod: {ip: 10.42.1.2, mac: "f2:c8:17:b6:5f:e5",
+                  netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56, veth: veth7912056b,
+                  veth_ifindex: 17, eth0_ifindex: 2, containers: {curl: 1071, httpbin: 1073}}},
+           routes: [{dst: 10.42.2.0/24, gateway: 10.42.2.0, dev: flannel.1, proto: 200}],
+           fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"}}}
+'''
+
+import json
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.podnet import backend
+from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, links_by_name, rtnl
+
+
+def read_records(state_dir):
+    pods_dir = os.path.join(state_dir, 'pods')
+    records = []
+    for name in sorted(os.listdir(pods_dir)) if os.path.isdir(pods_dir) else []:
+        if name.endswith('.json'):
+            with open(os.path.join(pods_dir, name)) as f:
+                records.append(json.load(f))
+    return records
+
+
+def pod_facts(record, links):
+    veth = links.get(record['veth'])
+    return {'ip': record['ip'], 'mac': record.get('mac'), 'netns': record['netns'],
+            'veth': record['veth'], 'uid': record['uid'], 'labels': record.get('labels', {}),
+            'veth_ifindex': veth['index'] if veth else None,
+            'eth0_ifindex': veth.get('IFLA_LINK') if veth else None,
+            'containers': {n: p['pid'] for n, p in record['containers'].items()}}
+
+
+def route_facts(ipr, by_index):
+    return [{'dst': '%s/%d' % (r.get('RTA_DST') or '0.0.0.0', r['dst_len']),
+             'gateway': r.get('RTA_GATEWAY'), 'dev': by_index.get(r.get('RTA_OIF')),
+             'proto': r['proto']} for r in ipr.get_routes(family=2, table=254)]
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(state_dir=dict(type='path', default='/var/lib/podnet')),
+                           supports_check_mode=True)
+    if not HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    state_dir = module.params['state_dir']
+    with rtnl() as ipr:
+        links = links_by_name(ipr)
+        routes = route_facts(ipr, {l['index']: n for n, l in links.items()})
+    kernel = backend.read_state()
+    try:
+        with open(os.path.join(state_dir, 'pod-cidr')) as f:
+            pod_cidr = f.read().strip()
+    except FileNotFoundError:
+        pod_cidr = None
+    kind = 'vxlan' if kernel['vtep'] else ('host-gw' if kernel['routes'] else None)
+    facts = {'pod_cidr': pod_cidr, 'backend': kind, 'routes': routes,
+             'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
+             'pods': {'%s/%s' % (r['namespace'], r['name']): pod_facts(r, links)
+                      for r in read_records(state_dir)}}
+    module.exit_json(changed=False, ansible_facts={'podnet': facts})
+
+
+if __name__ == '__main__':
+    main()
