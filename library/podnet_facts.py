@@ -7,7 +7,7 @@ module: podnet_facts
 short_description: Gather a node's pods, addresses, veth pairs, routes and FDB
 description:
   - Reads the node's pod records and the kernel, and returns them as the fact
-    C(podnet): the pod CIDR, every pod with its IP, MAC, sandbox and host veth
+    C(podnet), holding the pod CIDR, every pod with its IP, MAC, sandbox and host veth
     (with the ifindex pairs C(eth0@ifN) refers to), the main routing table, and
     the FDB and permanent neighbours of C(flannel.1) when the backend is vxlan.
   - Changes nothing.
