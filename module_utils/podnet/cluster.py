@@ -8,7 +8,7 @@ CIDRs, host-gw across routed racks) happens here, for all nodes at once.
 """
 import os
 
-from ansible.module_utils.podnet import backend, images, manifests, names, podcidr
+from ansible.module_utils.podnet import backend, images, manifests, names, netpol, podcidr
 
 VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
 
@@ -45,6 +45,8 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr}]."""
     found = manifests.load(manifest_paths)
+    for raw in found.policies:
+        netpol.parse_policy(raw)  # refuses an invalid policy before any change
     order = [n['name'] for n in nodes]
     placement = manifests.schedule(found.pods, order)
     cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
@@ -66,6 +68,7 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                                                    'underlay_ifname', 'underlay_mtu', 'pod_cidr',
                                                    'vtep_mac')},
                       'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
-    return {'nodes': plan, 'placement': placement,
+    everyone = [dict(pods[k], node=placement[k]) for k in sorted(pods)]
+    return {'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies}
