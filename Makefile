@@ -12,7 +12,7 @@ help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
 	@echo "make test  - unit tests, lab integration tests, every molecule scenario"
 	@echo "make down  - tear the lab down, leaving nothing behind"
-	@echo "make bench - measure lab bring-up and teardown against a shell baseline"
+	@echo "make bench - lab, pod and policy benchmarks, each against its baseline"
 
 bootstrap:
 	@bin/bootstrap
@@ -37,3 +37,4 @@ unit: bootstrap
 
 bench: bootstrap
 	python bench/lab_bench.py
+	python bench/pods_bench.py 100

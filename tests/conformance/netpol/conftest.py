@@ -1,0 +1,66 @@
+"""G5 runs against the upstream netpol e2e model (manifests/netpol-model):
+namespaces x, y, z with pods a, b, c each serving TCP and UDP on 80 and 81.
+Each case converges the cluster with the model plus one set of policies,
+probes every ordered pod pair with playbooks/probe.yml, and compares the
+truth table with the one the Kubernetes documentation implies."""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+import yaml
+from podnet_testlib import ROOT
+
+MODEL = 'manifests/netpol-model'
+PODS = ['%s/%s' % (ns, pod) for ns in 'xyz' for pod in 'abc']
+PORTS = (80, 81)
+PROTOCOLS = ('TCP', 'UDP')
+
+
+def ansible_playbook(inventory, *args):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    done = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory),
+                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise AssertionError('ansible-playbook %s failed:\n%s' % (' '.join(args), done.stdout[-6000:]))
+    return done.stdout
+
+
+class Model:
+    """The netpol model on the cluster under test, with policies applied on demand."""
+
+    def __init__(self, inventory, folder):
+        self.inventory = inventory
+        self.folder = folder
+        self.ips = {}
+
+    def apply(self, policies):
+        """Converge the model plus these policy objects (a list of dicts)."""
+        manifests = [MODEL]
+        if policies:
+            path = os.path.join(self.folder, 'policies.yaml')
+            with open(path, 'w') as f:
+                yaml.safe_dump_all(policies, f)
+            manifests.append(path)
+        ansible_playbook(self.inventory, 'playbooks/site.yml', '-e',
+                         json.dumps({'podnet_manifests': manifests}))
+
+    def probe(self):
+        """{(port, protocol): {from: {to: allowed}}} of the whole model."""
+        out = os.path.join(self.folder, 'probe.json')
+        ansible_playbook(self.inventory, 'playbooks/probe.yml', '-e', 'probe_ports=80,81',
+                         '-e', 'probe_protocols=TCP,UDP', '-e', 'probe_output=' + out)
+        with open(out) as f:
+            tables = json.load(f)
+        self.ips = tables[0]['ips']
+        return {(t['port'], t['protocol']): t['allowed'] for t in tables}
+
+
+@pytest.fixture(scope='session')
+def model(inventory):
+    with tempfile.TemporaryDirectory(prefix='podnet-g5-') as folder:
+        found = Model(inventory, folder)
+        found.apply([])
+        yield found
+        found.apply([])
