@@ -38,3 +38,4 @@ unit: bootstrap
 bench: bootstrap
 	python bench/lab_bench.py
 	python bench/pods_bench.py 100
+	python bench/policy_bench.py 100 1000
