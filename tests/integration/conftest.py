@@ -60,11 +60,17 @@ class LabUnderTest:
         return playbook(self.inventory, 'playbooks/lab.yml', '-e', 'lab_state=absent')
 
 
-@pytest.fixture(scope='session')
-def multirack():
-    lab = LabUnderTest(ROOT / 'inventories' / 'multirack', 'mrack')
+def running_lab(inventory, name):
+    """Bring a lab up for a fixture; always tear it down, then demand zero residue."""
+    lab = LabUnderTest(ROOT / 'inventories' / inventory, name)
     try:
         lab.up()
         yield lab
     finally:
         lab.down()
+        assert lab.residue() == []
+
+
+@pytest.fixture(scope='session')
+def multirack():
+    yield from running_lab('multirack', 'mrack')

@@ -2,21 +2,14 @@
 on the 3-node lab, with pods keeping their addresses and reaching each
 other across nodes at every step."""
 import pytest
-from podnet_testlib import ROOT
-from integration.conftest import LabUnderTest, playbook
+from integration.conftest import playbook, running_lab
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope='module')
 def lab():
-    lab = LabUnderTest(ROOT / 'inventories' / 'lab', 'lab')
-    try:
-        lab.up()
-        yield lab
-    finally:
-        lab.down()
-        assert lab.residue() == []
+    yield from running_lab('lab', 'lab')
 
 
 def converge(lab, backend):
