@@ -72,11 +72,6 @@ actions:
   type: list
   elements: list
   sample: [[create, default/web, new pod]]
-released:
-  description: Addresses freed because no pod owned them any more.
-  returned: always
-  type: list
-  elements: str
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -98,7 +93,6 @@ def main():
     from ansible.module_utils.podnet.pods import NodePods
     p = module.params
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods']}
-    released = []
     try:
         node = NodePods(p['state_dir'], p['pod_cidr'], p['mtu'])
         current = node.read_current()
@@ -106,12 +100,11 @@ def main():
                   for k, s in current.items()}
         actions = node.plan(current, wanted)
         if actions and not module.check_mode:
-            released = node.apply(actions, current, wanted)
+            node.apply(actions, current, wanted)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     module.exit_json(
-        changed=bool(actions) or bool(released), actions=[list(a) for a in actions],
-        released=released,
+        changed=bool(actions), actions=[list(a) for a in actions],
         pods={k: {f: s.get(f) for f in SHOWN} for k, s in current.items()},
         diff=dict(before=before, after={k: 'running' for k in wanted}))
 

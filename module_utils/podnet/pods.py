@@ -24,7 +24,7 @@ from ansible.module_utils.podnet.sandbox import (
 BRIDGE = 'cni0'
 LOOPBACK_INDEX = 1  # lo is ifindex 1 in every network namespace
 BATCH = 32  # sandboxes in flight in the spawner's pipe
-REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns')
+REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns', 'release')
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 
@@ -98,6 +98,9 @@ class NodePods:
                 actions += self._repairs(key, pod, state)
         known = {s['netns'] for s in current.values()}
         actions += [('forget_netns', n, 'no pod owns it') for n in list_netns() if n not in known]
+        owners = {s['uid'] for s in current.values()}
+        actions += [('release', address, 'its owner %s is gone' % owner)
+                    for address, owner in sorted(self.ipam.owners().items()) if owner not in owners]
         return actions
 
     def _repairs(self, key, pod, state):
@@ -112,8 +115,7 @@ class NodePods:
 
     # -- applying ----------------------------------------------------------
     def apply(self, actions, current, wanted):
-        """Deletes, then creates in pipelined batches, then repairs.
-        Returns the addresses freed because their owner is gone."""
+        """Deletes, then creates in pipelined batches, then repairs."""
         spawn = Spawner()
         try:
             self._delete_many([k for v, k, _ in actions if v in ('delete', 'recreate')], current)
@@ -124,7 +126,6 @@ class NodePods:
                     getattr(self, '_' + verb)(key, current, wanted, spawn)
         finally:
             spawn.close()
-        return self.ipam.release_unowned({s['uid'] for s in current.values()})
 
     def _delete_many(self, keys, current):
         """Kill every process first, then remove links, sandboxes, addresses:
@@ -174,6 +175,7 @@ class NodePods:
         return {'key': key, 'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
                 'netns': 'cni-' + uid, 'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
                 'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
+                'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
                 'containers': {}, 'pause': None, 'ip': None}
 
     def _sandbox_ready(self, ipr, bridge, spawn, state, pod, failed):
@@ -243,6 +245,9 @@ class NodePods:
 
     def _forget_netns(self, netns, current, wanted, spawn):
         remove_netns(netns)
+
+    def _release(self, address, current, wanted, spawn):
+        self.ipam.release(address)
 
     def _teardown(self, state):
         """Undo a pod that failed half-way; every step tolerates what is gone."""

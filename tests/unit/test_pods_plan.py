@@ -119,3 +119,10 @@ def test_veth_name_is_veth_and_8_hex_stable_per_uid():
 def test_node_pods_constructor_does_no_io(tmp_path):
     NodePods(str(tmp_path / 'absent'), '10.42.1.0/24', MTU)
     assert not (tmp_path / 'absent').exists()
+
+
+def test_an_address_whose_owner_is_gone_is_released(tmp_path, monkeypatch):
+    monkeypatch.setattr('ansible.module_utils.podnet.pods.list_netns', lambda: [])
+    node = pods.NodePods(str(tmp_path), '10.42.1.0/24', 1450)
+    leaked = node.ipam.allocate('uid-of-a-crashed-create')
+    assert node.plan({}, {}) == [('release', leaked, 'its owner uid-of-a-crashed-create is gone')]
