@@ -8,7 +8,8 @@ short_description: Gather a node's pods, addresses, veth pairs, routes and FDB
 description:
   - Reads the node's pod records and the kernel, and returns them as the fact
     C(podnet), holding the pod CIDR, every pod with its IP, MAC, sandbox and host veth
-    (with the ifindex pairs C(eth0@ifN) refers to), the main routing table, and
+    (with the ifindex pairs C(eth0@ifN) refers to), its labels and the container ports it
+    declares (C(name), C(containerPort), C(protocol)), the main routing table, and
     the FDB and permanent neighbours of C(flannel.1) when the backend is vxlan.
   - Changes nothing.
 options:
@@ -36,7 +37,8 @@ ansible_facts:
   sample: {podnet: {pod_cidr: 10.42.1.0/24, backend: vxlan,
            pods: {default/multi-container-pod: {ip: 10.42.1.2, mac: "f2:c8:17:b6:5f:e5",
                   netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56, veth: veth7912056b,
-                  veth_ifindex: 17, eth0_ifindex: 2, containers: {curl: 1071, httpbin: 1073}}},
+                  veth_ifindex: 17, eth0_ifindex: 2, containers: {curl: 1071, httpbin: 1073},
+                  ports: [{name: null, containerPort: 80, protocol: TCP}]}},
            routes: [{dst: 10.42.2.0/24, gateway: 10.42.2.0, dev: flannel.1, proto: 200}],
            fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"}}}
 '''
@@ -63,6 +65,7 @@ def pod_facts(record, links):
     veth = links.get(record['veth'])
     return {'ip': record['ip'], 'mac': record.get('mac'), 'netns': record['netns'],
             'veth': record['veth'], 'uid': record['uid'], 'labels': record.get('labels', {}),
+            'ports': record.get('ports', []),
             'veth_ifindex': veth['index'] if veth else None,
             'eth0_ifindex': veth.get('IFLA_LINK') if veth else None,
             'containers': {n: p['pid'] for n, p in record['containers'].items()}}

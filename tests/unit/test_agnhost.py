@@ -261,7 +261,13 @@ def test_netexec_delay_shutdown_serves_on_but_not_ready(spawn):
                  '--udp-port', str(free_port(socket.SOCK_DGRAM)), '--delay-shutdown', '1')
     until(lambda: http_get(port, '/readyz'), proc, 'netexec HTTP')
     proc.popen.send_signal(signal.SIGTERM)
-    assert until(lambda: http_get(port, '/readyz'), proc, 'netexec HTTP') == (503, 'shutting down')
+    # The signal lands asynchronously: poll (bounded) until readiness drops.
+    deadline = time.monotonic() + WAIT
+    answer = until(lambda: http_get(port, '/readyz'), proc, 'netexec HTTP')
+    while answer[0] != 503 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        answer = until(lambda: http_get(port, '/readyz'), proc, 'netexec HTTP')
+    assert answer == (503, 'shutting down')
     assert proc.popen.wait(WAIT) == 0
 
 

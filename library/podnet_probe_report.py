@@ -1,0 +1,156 @@
+#!/usr/bin/python
+"""Ansible module: the truth tables of all nodes' probes, stored or compared."""
+
+DOCUMENTATION = r'''
+---
+module: podnet_probe_report
+short_description: Print, store and check the reachability matrices of podnet_probe
+description:
+  - Runs once, on the controller. Gathers the cells C(podnet_probe) returned on every
+    node into one matrix per port and protocol, rows the source pods and columns the
+    target pods, both sorted.
+  - Prints each as the Kubernetes netpol e2e tests print a truth table (returned as
+    C(table) lines and in C(msg)); a header line C(TCP/80), then a tab-separated grid
+    whose first row is C(-) and the targets, each further row a source and one mark per
+    target, C(.) allowed, C(X) denied, C(?) not decided (followed by a line saying why).
+  - With C(output), writes the matrices as JSON, a list of
+    C({port, protocol, pods, ips, allowed}) with C(allowed) mapping source to target
+    to true, false or null.
+  - 'With C(expect), a file in that format, compares cell by cell every port and
+    protocol of the expectation and fails listing every cell that differs, such as
+    C(TCP/80 x/a -> y/b: expected allowed, got denied); a pod, port or protocol of the
+    expectation that was not probed differs too. Null cells of the expectation, and
+    what the expectation does not name, are not compared.'
+options:
+  results:
+    description: The C(results) of C(podnet_probe) on every node, concatenated.
+    type: list
+    elements: dict
+    required: true
+  pods:
+    description: 'Every pod probed, as namespace/name to IP: the rows and columns of each matrix.'
+    type: dict
+    required: true
+  output:
+    description: File to write the matrices to as JSON; not written in check mode.
+    type: path
+  expect:
+    description: JSON file of expected matrices, as C(output) writes them.
+    type: path
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+author: podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Print the truth tables and keep them as the expectation of later runs.
+  podnet_probe_report:
+    results: "{{ ansible_play_hosts | map('extract', hostvars, ['probe', 'results']) | flatten }}"
+    pods: {x/a: 10.42.0.7, y/b: 10.42.1.4}
+    output: /tmp/probe.json
+  run_once: true
+  delegate_to: localhost
+
+- name: Fail when any cell differs from the expectation.
+  podnet_probe_report:
+    results: "{{ ansible_play_hosts | map('extract', hostvars, ['probe', 'results']) | flatten }}"
+    pods: "{{ pod_ips }}"
+    expect: tests/expected/deny-all.json
+  run_once: true
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+table:
+  description: The truth tables, one line per item, grid cells tab-separated.
+  returned: always
+  type: list
+  elements: str
+  sample: ["TCP/80", "-\tx/a\tx/b", "x/a\t.\tX", "x/b\t.\t."]
+matrices:
+  description: The matrices, as C(output) writes them.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{port: 80, protocol: TCP, pods: [x/a, x/b], ips: {x/a: 10.42.0.7, x/b: 10.42.1.4},
+            allowed: {x/a: {x/a: true, x/b: false}, x/b: {x/a: true, x/b: true}}}]
+summary:
+  description: Allowed, denied and undecided cells of each matrix.
+  returned: always
+  type: dict
+  sample: {TCP/80: {allowed: 3, denied: 1, undecided: 0}}
+differences:
+  description: Every cell that differs from C(expect); empty without it. On that failure
+    only C(msg), C(table) and C(differences) are returned.
+  returned: always
+  type: list
+  elements: str
+  sample: ["TCP/80 x/a -> x/b: expected allowed, got denied"]
+'''
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.podnet import probe
+from ansible.module_utils.podnet.errors import PodnetError
+
+CELL_FIELDS = ('from', 'to', 'port', 'protocol', 'allowed')
+
+
+def read_text(path):
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write_text(path, text):
+    """Atomically, next to the file, so a reader never sees half of it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix='.probe-')
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(results=dict(type='list', elements='dict', required=True),
+                           pods=dict(type='dict', required=True),
+                           output=dict(type='path'), expect=dict(type='path')),
+        supports_check_mode=True)
+    p = module.params
+    broken = [c for c in p['results'] if not all(k in c for k in CELL_FIELDS)]
+    if broken:
+        module.fail_json(msg='results: %d cells lack one of %s, e.g. %s'
+                         % (len(broken), ', '.join(CELL_FIELDS), broken[0]))
+    matrices = probe.build(p['results'], p['pods'])
+    table = probe.table(matrices)
+    found = dict(table=table, matrices=[m.as_dict() for m in matrices],
+                 summary=probe.summary(matrices), differences=[])
+    changed = False
+    try:
+        if p['expect']:
+            text = read_text(p['expect'])
+            if text is None:
+                module.fail_json(msg='expect: %s does not exist' % p['expect'], **found)
+            found['differences'] = probe.compare(probe.loads(text, p['expect']), matrices)
+        if p['output']:
+            text = probe.dumps(matrices)
+            changed = read_text(p['output']) != text
+            if changed and not module.check_mode:
+                write_text(p['output'], text)
+    except (PodnetError, OSError) as exc:
+        module.fail_json(msg=str(exc), **found)
+    if found['differences']:
+        module.fail_json(msg='%d cells differ from %s:\n%s' % (
+            len(found['differences']), p['expect'], '\n'.join(found['differences'])),
+            table=table, differences=found['differences'])
+    module.exit_json(changed=changed, msg='\n'.join(table), **found)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,239 @@
+"""Reachability matrices without root: cells into matrices, the e2e truth
+table, the JSON round trip, comparison with an expectation; the probe plan
+and the TCP and UDP tries against servers on loopback."""
+import json
+import socket
+import threading
+
+import pytest
+from ansible.module_utils.podnet import probe, prober
+from ansible.module_utils.podnet.errors import SpecError
+
+PODS = {'x/a': '10.42.0.2', 'x/b': '10.42.1.2', 'y/a': '10.42.2.2'}
+
+
+def cell(source, target, allowed, port=80, protocol='TCP', reason=None):
+    if reason is None:
+        reason = {True: 'connected', False: 'timeout', None: 'unsupported: no SCTP'}[allowed]
+    return {'from': source, 'to': target, 'port': port, 'protocol': protocol,
+            'allowed': allowed, 'reason': reason}
+
+
+def full(allowed=True, port=80, protocol='TCP', pods=PODS, **exceptions):
+    """Every cell of one matrix; exceptions: {'x/a>x/b': value}."""
+    cells = []
+    for source in pods:
+        for target in pods:
+            value = exceptions.get(('%s>%s' % (source, target)).replace('/', '_'), allowed)
+            cells.append(cell(source, target, value, port, protocol))
+    return cells
+
+
+# -- building and printing -------------------------------------------------
+
+def test_one_matrix_per_port_and_protocol_sorted():
+    results = full(port=81) + full(protocol='UDP') + full()
+    assert [m.name for m in probe.build(results, PODS)] == ['TCP/80', 'UDP/80', 'TCP/81']
+
+
+def test_rows_are_sources_columns_targets_sorted():
+    results = full(**{'x_a>x_b': False})
+    matrix, = probe.build(list(reversed(results)), PODS)
+    assert matrix.pods == ['x/a', 'x/b', 'y/a']
+    assert matrix.table() == ['TCP/80', '-\tx/a\tx/b\ty/a', 'x/a\t.\tX\t.', 'x/b\t.\t.\t.',
+                              'y/a\t.\t.\t.']
+
+
+def test_unprobed_and_undecided_cells_print_a_question_mark_and_why():
+    results = [c for c in full(protocol='SCTP', allowed=None) if c['from'] != 'y/a']
+    matrix, = probe.build(results, PODS)
+    lines = matrix.table()
+    assert lines[2:5] == ['x/a\t?\t?\t?', 'x/b\t?\t?\t?', 'y/a\t?\t?\t?']
+    assert lines[5] == '?: not probed; unsupported: no SCTP'
+
+
+def test_pod_only_in_the_cells_is_added_without_ip():
+    matrix, = probe.build([cell('x/a', 'z/c', False)], {'x/a': '10.42.0.2'})
+    assert matrix.pods == ['x/a', 'z/c'] and matrix.ips == {'x/a': '10.42.0.2', 'z/c': None}
+
+
+def test_tables_are_separated_by_a_blank_line():
+    lines = probe.table(probe.build(full() + full(port=81), PODS))
+    assert lines.count('') == 1 and lines[lines.index('') + 1] == 'TCP/81'
+
+
+def test_summary_counts_cells():
+    matrices = probe.build(full(**{'x_a>x_b': False, 'y_a>y_a': None}), PODS)
+    assert probe.summary(matrices) == {'TCP/80': {'allowed': 7, 'denied': 1, 'undecided': 1}}
+
+
+# -- JSON ------------------------------------------------------------------
+
+def test_json_shape():
+    data = json.loads(probe.dumps(probe.build(full(**{'x_a>x_b': False}), PODS)))
+    assert data == [{'port': 80, 'protocol': 'TCP', 'pods': ['x/a', 'x/b', 'y/a'], 'ips': PODS,
+                     'allowed': {'x/a': {'x/a': True, 'x/b': False, 'y/a': True},
+                                 'x/b': {'x/a': True, 'x/b': True, 'y/a': True},
+                                 'y/a': {'x/a': True, 'x/b': True, 'y/a': True}}}]
+
+
+def test_json_round_trip_compares_equal():
+    matrices = probe.build(full() + full(protocol='UDP', **{'y_a>x_a': False}), PODS)
+    assert probe.compare(probe.loads(probe.dumps(matrices), 'e.json'), matrices) == []
+
+
+@pytest.mark.parametrize('text, message', [
+    ('{', 'invalid JSON'),
+    ('[]', 'must be a list'),
+    ('[{"port": 0, "protocol": "TCP", "allowed": {}}]', 'port: 0'),
+    ('[{"port": 80, "protocol": "tcp", "allowed": {}}]', "protocol: 'tcp'"),
+    ('[{"port": 80, "protocol": "TCP", "allowed": {"x/a": {"x/b": "yes"}}}]',
+     "TCP/80: allowed[x/a][x/b]: 'yes' must be true, false or null"),
+    ('[{"port": 80, "protocol": "TCP", "allowed": {}}, {"port": 80, "protocol": "TCP", '
+     '"allowed": {}}]', 'TCP/80 is given twice'),
+])
+def test_bad_expectation_is_refused_naming_the_field(text, message):
+    with pytest.raises(SpecError, match='e.json') as err:
+        probe.loads(text, 'e.json')
+    assert message in str(err.value)
+
+
+def test_single_object_is_one_matrix():
+    text = '{"port": 81, "protocol": "UDP", "allowed": {"x/a": {"x/b": true}}}'
+    matrix, = probe.loads(text, 'e.json')
+    assert (matrix.name, matrix.pods, matrix.cell('x/a', 'x/b')) == ('UDP/81', ['x/a', 'x/b'], True)
+
+
+# -- comparing -------------------------------------------------------------
+
+def expectation(matrices, **changes):
+    """dumps(matrices) with cells changed: {'TCP/80 x/a>x/b': value}."""
+    data = json.loads(probe.dumps(matrices))
+    for where, value in changes.items():
+        for item in data:
+            name, pair = where.split(' ')
+            source, target = pair.split('>')
+            if name == '%s/%d' % (item['protocol'], item['port']):
+                item['allowed'].setdefault(source, {})[target] = value
+    return probe.loads(json.dumps(data), 'e.json')
+
+
+def test_every_differing_cell_is_listed():
+    observed = probe.build(full(**{'x_a>x_b': False}) + full(protocol='UDP'), PODS)
+    expected = expectation(observed, **{'TCP/80 x/a>x/b': True, 'UDP/80 y/a>x/a': False})
+    assert probe.compare(expected, observed) == [
+        'TCP/80 x/a -> x/b: expected allowed, got denied',
+        'UDP/80 y/a -> x/a: expected denied, got allowed']
+
+
+def test_unprobed_pod_and_matrix_differ():
+    observed = probe.build(full(), PODS)
+    expected = expectation(observed, **{'TCP/80 z/c>x/a': True})
+    expected += probe.loads('[{"port": 81, "protocol": "TCP", "allowed": {"x/a": {"x/b": false}}}]',
+                            'e.json')
+    assert probe.compare(expected, observed) == [
+        'TCP/80 z/c -> x/a: expected allowed, got not probed',
+        'TCP/81 x/a -> x/b: expected denied, got not probed']
+
+
+def test_undecided_cell_differs_with_its_reason():
+    observed = probe.build(full(protocol='SCTP', allowed=None), PODS)
+    expected = expectation(observed, **{'SCTP/80 x/a>x/b': True})
+    assert probe.compare(expected, observed) == [
+        'SCTP/80 x/a -> x/b: expected allowed, got unsupported: no SCTP']
+
+
+def test_null_expected_cells_and_extra_observed_ones_are_not_compared():
+    observed = probe.build(full(**{'x_a>x_b': False}) + full(port=81), PODS)
+    expected = expectation(observed[:1], **{'TCP/80 x/a>x/b': None})
+    assert probe.compare(expected, observed) == []
+
+
+# -- the probe plan and the tries ------------------------------------------
+
+SOURCES = [{'key': 'x/b', 'netns': 'cni-2'}, {'key': 'x/a', 'netns': 'cni-1'}]
+TARGETS = [{'key': 'x/a', 'ip': '10.42.0.2'}, {'key': 'x/b', 'ip': '10.42.1.2'}]
+
+
+def test_plan_is_every_cell_sorted_by_source():
+    probes = prober.plan(SOURCES, TARGETS, [81, 80, 80], ['UDP', 'TCP'])
+    assert len(probes) == 2 * 2 * 2 * 2
+    assert [p.source for p in probes] == ['x/a'] * 8 + ['x/b'] * 8
+    assert probes[0] == prober.Probe('x/a', 'cni-1', 'x/a', '10.42.0.2', 80, 'TCP')
+    assert probes[0].result(True, 'connected') == {'from': 'x/a', 'to': 'x/a', 'port': 80,
+                                                   'protocol': 'TCP', 'allowed': True,
+                                                   'reason': 'connected'}
+
+
+@pytest.mark.parametrize('sources, targets, ports, protocols, message', [
+    (SOURCES, [{'key': 'x/a', 'ip': 'pod-a'}], [80], ['TCP'], "target x/a: ip: 'pod-a'"),
+    (SOURCES, TARGETS, [0], ['TCP'], 'ports: 0 is not a port'),
+    (SOURCES, TARGETS, [80], ['ICMP'], "protocols: 'ICMP'"),
+    ([{'key': 'x/a', 'netns': '../../proc/1/ns/net'}], TARGETS, [80], ['TCP'], 'source x/a: netns'),
+])
+def test_plan_refuses_bad_input(sources, targets, ports, protocols, message):
+    with pytest.raises(SpecError, match='^' + message.replace('(', r'\(')):
+        prober.plan(sources, targets, ports, protocols)
+
+
+@pytest.fixture
+def tcp_server():
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(8)
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture
+def udp_server():
+    """Answers every datagram with its hostname, as serve-hostname --udp."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(('127.0.0.1', 0))
+    seen = []
+
+    def serve():
+        while True:
+            try:
+                data, client = server.recvfrom(2048)
+            except OSError:
+                return
+            seen.append(data)
+            server.sendto(b'a', client)
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], seen
+    server.close()
+
+
+def free_port(kind):
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_tcp_connect_is_allowed_and_refusal_denied(tcp_server):
+    assert prober.try_tcp('127.0.0.1', tcp_server, 1.0) == (True, 'connected')
+    assert prober.try_tcp('127.0.0.1', free_port(socket.SOCK_STREAM), 1.0) == (False, 'refused')
+
+
+def test_udp_answer_is_allowed_and_refusal_denied(udp_server):
+    port, seen = udp_server
+    assert prober.try_udp('127.0.0.1', port, 1.0) == (True, 'answered')
+    assert seen == [b'hostname\n']
+    assert prober.try_udp('127.0.0.1', free_port(socket.SOCK_DGRAM), 1.0) == (False, 'refused')
+
+
+def test_udp_without_answer_times_out_after_two_sends():
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    mute.bind(('127.0.0.1', 0))
+    with mute:
+        assert prober.try_udp('127.0.0.1', mute.getsockname()[1], 0.2) == (False, 'timeout')
+        assert [mute.recv(64) for _ in range(2)] == [b'hostname\n'] * 2
+
+
+def test_sctp_without_kernel_support_is_undecided_for_every_cell(monkeypatch):
+    monkeypatch.setattr(prober, 'sctp_unsupported', lambda: 'unsupported: no SCTP')
+    probes = prober.plan(SOURCES, TARGETS, [80], ['SCTP'])
+    results = prober.run(probes, 1.0, 4)
+    assert {(r['allowed'], r['reason']) for r in results} == {(None, 'unsupported: no SCTP')}
+    assert len(results) == 4
