@@ -54,9 +54,9 @@ actions:
   sample: [[create_vtep, flannel.1], [set_routes, 10.42.1.0/24]]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible.module_utils.podnet.netlink import require_pyroute2
 
 
 def main():
@@ -65,8 +65,7 @@ def main():
                            node=dict(type='dict', required=True),
                            peers=dict(type='list', elements='dict', required=True)),
         supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     from ansible.module_utils.podnet import backend
     p = module.params
     try:

@@ -46,9 +46,9 @@ ansible_facts:
 import json
 import os
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import backend
-from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, links_by_name, rtnl
+from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl
 
 
 def read_records(state_dir):
@@ -80,8 +80,7 @@ def route_facts(ipr, by_index):
 def main():
     module = AnsibleModule(argument_spec=dict(state_dir=dict(type='path', default='/var/lib/podnet')),
                            supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     state_dir = module.params['state_dir']
     with rtnl() as ipr:
         links = links_by_name(ipr)

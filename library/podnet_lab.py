@@ -99,10 +99,10 @@ actions:
 
 import sys
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import labspec
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible.module_utils.podnet.netlink import require_pyroute2
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
                     rack=dict(type='str'), underlay_ip=dict(type='str', required=True))
@@ -126,8 +126,7 @@ def main():
             outside_server=dict(type='list', elements='str', default=[]),
             cluster_cidr=dict(type='str', default='10.42.0.0/16')),
         supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     from ansible.module_utils.podnet.lab import Lab, LabPaths, summary
     p = module.params
     try:

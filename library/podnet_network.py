@@ -48,9 +48,9 @@ gateway:
   sample: 10.42.1.1/24
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible.module_utils.podnet.netlink import require_pyroute2
 
 
 def main():
@@ -61,8 +61,7 @@ def main():
                            state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     from ansible.module_utils.podnet.network import NodeNetwork
     p = module.params
     try:

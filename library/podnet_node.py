@@ -60,10 +60,9 @@ changed_sysctls:
 import os
 import socket
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import sysctl
-from ansible.module_utils.podnet.netlink import (
-    HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR, underlay_facts)
+from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
 
 
 def persist(module, path, wanted):
@@ -98,8 +97,7 @@ def main():
                            underlay_ip=dict(type='str'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     wanted = module.params['sysctls']
     try:
         current = sysctl.read(wanted)

@@ -74,9 +74,9 @@ actions:
   sample: [[create, default/web, new pod]]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import HAS_PYROUTE2, PYROUTE2_IMPORT_ERROR
+from ansible.module_utils.podnet.netlink import require_pyroute2
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
@@ -88,8 +88,7 @@ def main():
                            mtu=dict(type='int', required=True),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
-    if not HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)
+    require_pyroute2(module)
     from ansible.module_utils.podnet.pods import NodePods
     p = module.params
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods']}

@@ -4,9 +4,9 @@ Like the CNI host-local plugin, each allocated address is a file named after
 it, holding the owning sandbox id; `last_reserved_ip` makes allocation
 round-robin, so an address freed by a deleted pod is not handed to the very
 next pod (stale ARP and conntrack entries point at it for a while). An
-address is free only when its file is gone: no reuse while in use, and
-`release_unowned` removes files whose owner no longer exists, so nothing
-leaks across crashes.
+address is free only when its file is gone: no reuse while in use; the
+pods planner releases files whose owner no longer exists (owners()), so
+nothing leaks across crashes.
 """
 import ipaddress
 import os
@@ -74,13 +74,6 @@ class HostLocalIpam:
             os.unlink(os.path.join(self.dir, address))
         except FileNotFoundError:
             pass
-
-    def release_unowned(self, live_owners):
-        """Free every address whose owner is not in live_owners; return them."""
-        freed = sorted(a for a, o in self.owners().items() if o not in live_owners)
-        for address in freed:
-            self.release(address)
-        return freed
 
     def capacity(self):
         return self.network.num_addresses - 3

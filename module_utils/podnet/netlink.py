@@ -117,3 +117,10 @@ def underlay_facts(underlay_ip=None):
             'underlay_prefixlen': addrs[0]['prefixlen'],
             'underlay_ifname': link.get('IFLA_IFNAME'),
             'underlay_mtu': link.get('IFLA_MTU')}
+
+
+def require_pyroute2(module):
+    """fail_json the way ansible-core asks for a missing library."""
+    if not HAS_PYROUTE2:
+        from ansible.module_utils.basic import missing_required_lib
+        module.fail_json(msg=missing_required_lib('pyroute2'), exception=PYROUTE2_IMPORT_ERROR)

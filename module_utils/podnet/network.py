@@ -8,7 +8,7 @@ import os
 
 from ansible.module_utils.podnet import nft
 from ansible.module_utils.podnet.netlink import (
-    addresses_by_link, ensure_address, ensure_bridge, link_index, links_by_name, rtnl, delete_link)
+    addresses_by_link, ensure_address, ensure_bridge, links_by_name, rtnl, delete_link)
 
 BRIDGE = 'cni0'
 NAT_FAMILY, NAT_TABLE = 'ip', 'podnet-nat'

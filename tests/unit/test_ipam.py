@@ -80,15 +80,3 @@ def test_release_removes_the_file_and_tolerates_a_missing_one(tmp_path):
     ipam.release(address)
     ipam.release(address)
     assert ipam.owners() == {}
-
-
-def test_release_unowned_frees_only_addresses_of_dead_owners(tmp_path):
-    ipam = HostLocalIpam(str(tmp_path), SMALL)
-    for owner in ('live1', 'dead1', 'live2', 'dead2'):
-        ipam.allocate(owner)
-    assert ipam.release_unowned({'live1', 'live2'}) == ['10.42.1.3', '10.42.1.5']
-    assert ipam.owners() == {'10.42.1.2': 'live1', '10.42.1.4': 'live2'}
-
-
-def test_release_unowned_with_no_state_frees_nothing(tmp_path):
-    assert HostLocalIpam(str(tmp_path), SMALL).release_unowned(set()) == []
