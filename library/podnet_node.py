@@ -49,7 +49,8 @@ ansible_facts:
   returned: always
   type: dict
   sample: {podnet_node: {hostname: node1, underlay_ip: 10.11.1.11, underlay_ifname: eth0,
-                         underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24}}
+                         underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24,
+                         pods: [default/multi-container-pod]}}
 changed_sysctls:
   description: The parameters that were (or would be) changed, with their new values.
   returned: always
@@ -90,6 +91,14 @@ def saved_pod_cidr(state_dir):
         return None
 
 
+def running_pods(state_dir):
+    """namespace/name of the pods this node runs (their records' names:
+    neither part may hold an underscore, so the first one splits them)."""
+    pods_dir = os.path.join(state_dir, 'pods')
+    names = os.listdir(pods_dir) if os.path.isdir(pods_dir) else []
+    return sorted(n[:-len('.json')].replace('_', '/', 1) for n in names if n.endswith('.json'))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(sysctls=dict(type='dict', default={'net.ipv4.ip_forward': 1}),
@@ -114,6 +123,7 @@ def main():
         module.fail_json(msg='underlay_ip: %s' % exc)
     facts['hostname'] = socket.gethostname()
     facts['pod_cidr'] = saved_pod_cidr(module.params['state_dir'])
+    facts['pods'] = running_pods(module.params['state_dir'])
     module.exit_json(
         changed=bool(changes) or file_changed, changed_sysctls=changes,
         ansible_facts={'podnet_node': facts},

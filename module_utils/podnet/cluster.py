@@ -43,12 +43,14 @@ def _pod(pod, catalog, paths):
 
 def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
-    underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr}]."""
+    underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
+    (keys of the pods running there)}]."""
     found = manifests.load(manifest_paths)
     for raw in found.policies:
         netpol.parse_policy(raw)  # refuses an invalid policy before any change
     order = [n['name'] for n in nodes]
-    placement = manifests.schedule(found.pods, order)
+    running = {key: n['name'] for n in nodes for key in n.get('pods') or ()}
+    placement = manifests.schedule(found.pods, order, running)
     cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
                              {n['name']: n['explicit_pod_cidr'] for n in nodes
                               if n.get('explicit_pod_cidr')})

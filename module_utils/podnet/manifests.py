@@ -376,20 +376,22 @@ def load(paths):
     return found
 
 
-def schedule(pods, nodes):
-    """{pod key: node}: spec.nodeName pins a pod; the others, sorted by key,
-    each go to the node with the fewest pods so far (ties: node order), so
-    the same pods and nodes always give the same placement."""
-    nodes = list(nodes)
+def schedule(pods, nodes, running=None):
+    """{pod key: node}: spec.nodeName pins a pod; a pod already running on a
+    node stays there (Kubernetes never moves a running pod); the others,
+    sorted by key, each go to the node with the fewest pods so far (ties:
+    node order), so the same input always gives the same placement."""
+    nodes, running = list(nodes), running or {}
     count, placed = dict.fromkeys(nodes, 0), {}
     for pod in pods:
-        if pod.node_name is not None:
-            if pod.node_name not in count:
+        node = pod.node_name or (running.get(pod.key) if running.get(pod.key) in count else None)
+        if node is not None:
+            if node not in count:
                 raise SpecError('Pod %s' % pod.key, 'spec.nodeName: %r is not a node of the '
-                                'inventory (nodes: %s)' % (pod.node_name, ', '.join(nodes)))
-            placed[pod.key] = pod.node_name
-            count[pod.node_name] += 1
-    for pod in sorted((p for p in pods if p.node_name is None), key=lambda p: p.key):
+                                'inventory (nodes: %s)' % (node, ', '.join(nodes)))
+            placed[pod.key] = node
+            count[node] += 1
+    for pod in sorted((p for p in pods if p.key not in placed), key=lambda p: p.key):
         if not nodes:
             raise SpecError('Pod %s' % pod.key, 'no node to schedule it on (no nodes)')
         node = min(nodes, key=count.__getitem__)

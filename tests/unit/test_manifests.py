@@ -391,3 +391,16 @@ def test_schedule_of_loaded_pods_honours_node_name(tmp_path):
     assert found.pods[0].node_name == 'node2'
     assert manifests.schedule(found.pods, ['node1', 'node2']) == {
         'default/pinned': 'node2', 'default/free': 'node1'}
+
+
+def test_a_running_pod_stays_on_its_node_when_others_come(tmp_path):
+    def pods_of(text):
+        path = tmp_path / 'p.yaml'
+        path.write_text(text)
+        return manifests.load([str(path)]).pods
+    doc = 'apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n  %scontainers: [{name: c, image: i}]\n'
+    before = manifests.schedule(pods_of(doc % ('m', '')), ['n1', 'n2'])
+    assert before == {'default/m': 'n1'}
+    grown = pods_of('\n---\n'.join([doc % ('a', 'nodeName: n1\n  '), doc % ('m', '')]))
+    assert manifests.schedule(grown, ['n1', 'n2'], running=before)['default/m'] == 'n1'
+    assert manifests.schedule(grown, ['n1', 'n2'])['default/m'] == 'n2'
