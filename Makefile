@@ -6,12 +6,15 @@ export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 INVENTORY ?= inventories/lab
 
-.PHONY: help bootstrap up test unit unit-and-integration molecule down bench
+NODE ?= node1
+
+.PHONY: help bootstrap up test unit unit-and-integration molecule down bench ssh
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
 	@echo "make test  - unit tests, lab integration tests, every molecule scenario"
 	@echo "make down  - tear the lab down, leaving nothing behind"
+	@echo "make ssh   - log in to a lab node (NODE=node1)"
 	@echo "make bench - lab, pod and policy benchmarks, each against its baseline"
 
 bootstrap:
@@ -39,3 +42,10 @@ bench: bootstrap
 	python bench/lab_bench.py
 	python bench/pods_bench.py 100
 	python bench/policy_bench.py 100 1000
+
+# Log in to a lab node with the lab's own key and host key.
+ssh:
+	@ssh -F /dev/null -i .lab/ssh/id_ed25519 -o HostKeyAlias=podnet-lab \
+	    -o UserKnownHostsFile=.lab/ssh/known_hosts -o StrictHostKeyChecking=yes \
+	    root@$$(ansible-inventory -i $(INVENTORY) --host $(NODE) \
+	            | python3 -c 'import json, sys; print(json.load(sys.stdin)["ansible_host"])')

@@ -17,7 +17,7 @@ from ansible.module_utils.podnet import names
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.netlink import (
-    NetlinkError, delete_link, link_index, links_by_name, rtnl)
+    delete_link, link_index, links_by_name, rtnl)
 from ansible.module_utils.podnet.sandbox import (
     Process, SandboxError, Spawner, list_netns, netns_path, pod_rtnl, remove_netns)
 
@@ -147,26 +147,25 @@ class NodePods:
             self._forget(key)
 
     def _create_many(self, keys, current, wanted, spawn):
-        """Pipelined: the spawner forks the next sandboxes while this process
-        wires the last one. A pod that fails is removed; the others stay."""
+        """Pipelined: the spawner makes the next sandboxes while this process
+        records the last ones. A pod that fails is removed; the others stay."""
         failed = []
         with rtnl() as ipr:
             bridge = link_index(ipr, BRIDGE)
-            for start in range(0, len(keys), BATCH):
-                batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
-                for state in batch:
-                    state['ip'] = self.ipam.allocate(state['uid'])
-                    spawn.submit(state['key'], op='sandbox', netns=netns_path(state['netns']),
-                                 hostname=state['name'])
-                for state in batch:
-                    self._sandbox_ready(ipr, bridge, spawn, state, wanted[state['key']], failed)
-                for state in batch:
-                    self._containers_ready(spawn, state, wanted[state['key']], failed)
-                    if state['key'] in dict(failed):
-                        self._teardown(state)
-                    else:
-                        self._save(state['key'], state)
-                        current[state['key']] = state
+        for start in range(0, len(keys), BATCH):
+            batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
+            for state in batch:
+                state['ip'] = self.ipam.allocate(state['uid'])
+                self._submit_sandbox(spawn, state, bridge)
+            for state in batch:
+                self._sandbox_ready(spawn, state, wanted[state['key']], failed)
+            for state in batch:
+                self._containers_ready(spawn, state, wanted[state['key']], failed)
+                if state['key'] in dict(failed):
+                    self._teardown(state)
+                else:
+                    self._save(state['key'], state)
+                    current[state['key']] = state
         if failed:
             raise SandboxError(', '.join(k for k, _ in failed), '; '.join(e for _, e in failed))
 
@@ -178,12 +177,20 @@ class NodePods:
                 'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
                 'containers': {}, 'pause': None, 'ip': None}
 
-    def _sandbox_ready(self, ipr, bridge, spawn, state, pod, failed):
+    def _submit_sandbox(self, spawn, state, bridge):
+        """The spawner makes the sandbox and wires it: eth0 with the pod's
+        address and default route inside, veth<hex> on cni0 outside."""
+        spawn.submit(state['key'], op='sandbox', netns=netns_path(state['netns']),
+                     hostname=state['name'], veth=state['veth'], mac=state['mac'],
+                     cidr='%s/%d' % (state['ip'], self.prefixlen), mtu=self.mtu,
+                     gateway=str(self.ipam.gateway), bridge=bridge,
+                     broadcast=str(self.ipam.network.broadcast_address))
+
+    def _sandbox_ready(self, spawn, state, pod, failed):
         try:
             state['pause'] = spawn.collect().as_dict()
-            self._wire(ipr, bridge, state)
             os.makedirs(self._log_dir(state['key']), exist_ok=True)
-        except (PodnetError, OSError, NetlinkError) as exc:
+        except (PodnetError, OSError) as exc:
             failed.append((state['key'], str(exc)))
             return
         for container in pod['containers']:
@@ -197,23 +204,6 @@ class NodePods:
                 state['containers'][container['name']] = spawn.collect().as_dict()
             except SandboxError as exc:
                 failed.append((state['key'], str(exc)))
-
-    def _wire(self, ipr, bridge, state):
-        """veth<hex> on cni0 in the node; eth0, lo and the default route in the pod."""
-        fd = os.open(netns_path(state['netns']), os.O_RDONLY)
-        try:
-            ipr.link('add', ifname=state['veth'], kind='veth', mtu=self.mtu, master=bridge,
-                     state='up', peer={'ifname': 'eth0', 'net_ns_fd': fd, 'mtu': self.mtu,
-                                       'address': state['mac']})
-        finally:
-            os.close(fd)
-        with pod_rtnl(state['netns']) as pod:
-            pod.link('set', index=LOOPBACK_INDEX, state='up')
-            eth0 = link_index(pod, 'eth0')
-            pod.addr('add', index=eth0, address=state['ip'], prefixlen=self.prefixlen,
-                     broadcast=str(self.ipam.network.broadcast_address))
-            pod.link('set', index=eth0, state='up')
-            pod.route('add', dst='0.0.0.0/0', gateway=str(self.ipam.gateway), oif=eth0)
 
     def _submit_container(self, spawn, pod, state, container):
         env = {'PATH': DEFAULT_PATH, 'HOSTNAME': pod['name']}

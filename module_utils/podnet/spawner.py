@@ -4,15 +4,16 @@ Forking costs time in proportion to the forking process's memory; an Ansible
 module with pyroute2 loaded forks five times slower than a bare interpreter.
 So a module that starts pods runs this file once per call (standard library
 only, `python -S`), sends it one JSON request per line and reads one JSON
-reply per line. Each request is a double fork: the child enters or creates
-namespaces, the grandchild becomes PID 1 of a new PID namespace and execs.
+reply per line. A container is a double fork: the child enters the sandbox
+and new namespaces, the grandchild becomes PID 1 of a new PID namespace,
+mounts its /proc and execs.
 
 Requests:
   {"op": "sandbox", "netns": PATH, "hostname": NAME}
       new network, UTS, IPC and PID namespaces; the network namespace is
-      bound to PATH (as `ip netns add` does); the grandchild is the pause
-      process: /bin/cat as `/pause`, blocked forever on a pipe it holds both
-      ends of.
+      bound to PATH (as `ip netns add` does); the pause process holds them:
+      /bin/cat as `/pause`, blocked forever on a pipe it holds both ends of.
+      No fork: the spawner enters the new namespaces, posix_spawns, returns.
   {"op": "container", "netns": PATH, "pause": PID, "argv": [...], "env": {...},
    "cwd": DIR, "log": FILE}
       joins the sandbox's network (PATH) and the pause process's UTS and IPC
@@ -22,6 +23,8 @@ Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
 import ctypes
 import json
 import os
+import socket
+import struct
 import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -60,24 +63,125 @@ def start_time(pid):
         return int(f.read().rsplit(')', 1)[1].split()[19])
 
 
-def _enter_sandbox_new(req):
+# -- rtnetlink, just enough to wire a sandbox (no pyroute2 in here) ------
+RTM_NEWLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 19, 20, 24
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO = 1, 3, 4, 10, 18
+IFLA_NET_NS_FD, IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 28, 1, 2, 1
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+RTA_GATEWAY, RTA_OIF = 5, 4
+IFF_UP, NLA_F_NESTED = 0x1, 0x8000
+LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we ask for
+
+
+def _attr(kind, payload):
+    head = struct.pack('=HH', 4 + len(payload), kind)
+    return head + payload + b'\0' * (-len(payload) % 4)
+
+
+def _ifinfo(index=0, flags=0, change=0):
+    return struct.pack('=BxHiII', socket.AF_UNSPEC, 0, index, flags, change)
+
+
+class Rtnl:
+    """A route netlink socket in the namespace where it was opened."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.seq = 0
+
+    def close(self):
+        self.sock.close()
+
+    def request(self, kind, body, flags=0):
+        self.seq += 1
+        msg = struct.pack('=IHHII', 16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags,
+                          self.seq, 0) + body
+        self.sock.send(msg)
+        reply = self.sock.recv(65536)
+        error = struct.unpack_from('=i', reply, 16)[0]
+        if error:
+            raise OSError(-error, 'netlink %d: %s' % (kind, os.strerror(-error)))
+
+    def set_link(self, index=0, ifname=None, up=True, attrs=b''):
+        if ifname:
+            attrs += _attr(IFLA_IFNAME, ifname.encode() + b'\0')
+        self.request(RTM_SETLINK, _ifinfo(index, IFF_UP if up else 0, IFF_UP) + attrs)
+
+
+def _wire_pod_side(req, home_net):
+    """From inside the new namespace: eth0 (index 2) with its host peer moved
+    home, lo and eth0 up, the pod address and the default route."""
+    mtu = _attr(IFLA_MTU, struct.pack('=I', req['mtu']))
+    peer = (_ifinfo() + _attr(IFLA_IFNAME, req['veth'].encode() + b'\0') + mtu
+            + _attr(IFLA_NET_NS_FD, struct.pack('=I', home_net)))
+    info = (_attr(IFLA_INFO_KIND, b'veth')
+            + _attr(IFLA_INFO_DATA | NLA_F_NESTED, _attr(VETH_INFO_PEER | NLA_F_NESTED, peer)))
+    address, prefixlen = req['cidr'].split('/')
+    nl = Rtnl()
+    try:
+        nl.request(RTM_NEWLINK, _ifinfo(ETH0) + _attr(IFLA_IFNAME, b'eth0\0') + mtu
+                   + _attr(IFLA_ADDRESS, bytes.fromhex(req['mac'].replace(':', '')))
+                   + _attr(IFLA_LINKINFO | NLA_F_NESTED, info), NLM_F_CREATE | NLM_F_EXCL)
+        nl.set_link(LOOPBACK)
+        nl.set_link(ETH0)
+        raw = socket.inet_aton(address)
+        nl.request(RTM_NEWADDR, struct.pack('=BBBBI', socket.AF_INET, int(prefixlen), 0, 0, ETH0)
+                   + _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
+                   + _attr(IFA_BROADCAST, socket.inet_aton(req['broadcast'])),
+                   NLM_F_CREATE | NLM_F_EXCL)
+        nl.request(RTM_NEWROUTE, struct.pack('=BBBBBBBBI', socket.AF_INET, 0, 0, 0, 254, 4, 0, 1, 0)
+                   + _attr(RTA_GATEWAY, socket.inet_aton(req['gateway']))
+                   + _attr(RTA_OIF, struct.pack('=I', ETH0)), NLM_F_CREATE | NLM_F_EXCL)
+    finally:
+        nl.close()
+
+
+SANDBOX_NAMESPACES = {CLONE_NEWNET: 'net', CLONE_NEWUTS: 'uts', CLONE_NEWIPC: 'ipc',
+                      CLONE_NEWPID: 'pid'}
+
+
+def spawn_sandbox(req, home, home_rtnl):
+    """No fork: the spawner itself unshares the sandbox's namespaces, binds
+    the network namespace, wires the pod side (when the request has a
+    `veth`), posix_spawns the pause process (the first child in the new PID
+    namespace, so its PID 1), returns home with setns and puts the host
+    side on the bridge. home: {clone flag: fd of the spawner's namespace}."""
     fd = os.open(req['netns'], os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
-    _check(libc.unshare(CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID), 'unshare')
-    name = req['hostname'].encode()
-    _check(libc.sethostname(name, len(name)), 'sethostname')
-    _mount('/proc/self/ns/net', req['netns'], None, MS_BIND)
+    try:
+        _check(libc.unshare(sum(SANDBOX_NAMESPACES)), 'unshare')
+        try:
+            name = req['hostname'].encode()
+            _check(libc.sethostname(name, len(name)), 'sethostname')
+            _mount('/proc/self/ns/net', req['netns'], None, MS_BIND)
+            if req.get('veth'):
+                _wire_pod_side(req, home[CLONE_NEWNET])
+            pid = _spawn_pause()
+        finally:
+            for flag, own in home.items():
+                _check(libc.setns(own, flag), 'setns back')
+        if req.get('veth'):
+            home_rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', req['bridge'])))
+        return pid
+    except OSError:
+        libc.umount2(req['netns'].encode(), MNT_DETACH)
+        os.unlink(req['netns'])
+        raise
 
 
-def _exec_pause(req):
-    os.setsid()
+def _spawn_pause():
+    """/bin/cat as /pause, reading a pipe whose write end it holds itself."""
     hold_r, hold_w = os.pipe()
-    os.dup2(hold_r, 0)
-    os.set_inheritable(hold_w, True)
     null = os.open('/dev/null', os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
-    os.execv(PAUSE_PROGRAM, [PAUSE_ARGV0])
+    os.set_inheritable(hold_w, True)
+    try:
+        return os.posix_spawn(PAUSE_PROGRAM, [PAUSE_ARGV0], {}, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_DUP2, hold_r, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+            (os.POSIX_SPAWN_DUP2, null, 2)])
+    finally:
+        for fd in (hold_r, hold_w, null):
+            os.close(fd)
 
 
 def _enter_container(req):
@@ -103,13 +207,10 @@ def _exec_container(req):
     os.execvpe(req['argv'][0], req['argv'], req['env'])
 
 
-STEPS = {'sandbox': (_enter_sandbox_new, _exec_pause),
-         'container': (_enter_container, _exec_container)}
-
-
-def spawn(req):
-    """Double fork; return the grandchild's host pid or raise with why not."""
-    enter, execute = STEPS[req['op']]
+def spawn_container(req):
+    """Double fork; return the grandchild's host pid or raise with why not.
+    (The grandchild mounts /proc of its new PID namespace: Python runs there.)"""
+    enter, execute = _enter_container, _exec_container
     pid_r, pid_w = os.pipe()
     err_r, err_w = os.pipe()  # close-on-exec: EOF without data = exec done
     child = os.fork()
@@ -135,7 +236,7 @@ def _child(enter, execute, req, pid_w, err_w):
             try:
                 execute(req)
             except BaseException as exc:  # report any failure, then die
-                os.write(err_w, ('%s: %s' % (req.get('argv', [PAUSE_PROGRAM])[0], exc)).encode())
+                os.write(err_w, ('%s: %s' % (req['argv'][0], exc)).encode())
             os._exit(127)
         os.write(pid_w, str(grandchild).encode())
         os._exit(0)
@@ -145,10 +246,14 @@ def _child(enter, execute, req, pid_w, err_w):
 
 
 def main():
+    home = {flag: os.open('/proc/self/ns/%s' % name, os.O_RDONLY)
+            for flag, name in SANDBOX_NAMESPACES.items()}
+    home_rtnl = Rtnl()
     for line in sys.stdin:
         req = json.loads(line)
         try:
-            pid = spawn(req)
+            pid = (spawn_sandbox(req, home, home_rtnl) if req['op'] == 'sandbox'
+                   else spawn_container(req))
             reply = {'pid': pid, 'start': start_time(pid)}
         except (OSError, RuntimeError, ValueError) as exc:
             reply = {'error': str(exc)}

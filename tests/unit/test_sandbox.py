@@ -1,0 +1,79 @@
+"""The spawner's sandboxes, for real, inside a throwaway node (new network,
+mount and PID namespaces with a private /run): nothing outlives the test.
+Needs root; skipped with the reason otherwise."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare'),
+                                reason='needs root and unshare to make a throwaway node')
+
+SCRIPT = r'''
+import json, os, subprocess, sys
+sys.path.insert(0, %(tests)r)
+import podnet_testlib
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
+from ansible.module_utils.podnet.netlink import rtnl, ensure_bridge
+from ansible.module_utils.podnet.sandbox import Spawner
+with rtnl() as ipr:
+    bridge = ensure_bridge(ipr, 'cni0', 1450)
+    ipr.addr('add', index=bridge, address='10.42.7.1', prefixlen=24)
+    ipr.link('set', index=bridge, state='up')
+spawn = Spawner()
+pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0',
+                      veth='veth0badcafe', mac='02:00:00:00:00:07', cidr='10.42.7.9/24', mtu=1450,
+                      gateway='10.42.7.1', broadcast='10.42.7.255', bridge=bridge)
+spawn.close()
+run = lambda *argv: subprocess.run(argv, capture_output=True, text=True).stdout
+print(json.dumps({
+    'cmdline': open('/proc/%%d/cmdline' %% pause.pid).read(),
+    'nspid': [l.split()[1:] for l in open('/proc/%%d/status' %% pause.pid) if l.startswith('NSpid')][0],
+    'identify': run('ip', 'netns', 'identify', str(pause.pid)).strip(),
+    'hostname': run('nsenter', '-t', str(pause.pid), '-u', 'hostname').strip(),
+    'pod': run('ip', '-n', 'cni-test', '-d', 'addr'),
+    'route': run('ip', '-n', 'cni-test', 'route'),
+    'host': run('ip', '-d', 'link', 'show', 'veth0badcafe'),
+    'ping': subprocess.run(['ip', 'netns', 'exec', 'cni-test', 'ping', '-c1', '-W2', '10.42.7.1'],
+                           capture_output=True).returncode}))
+'''
+
+
+@pytest.fixture(scope='module')
+def sandbox():
+    done = subprocess.run(
+        ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
+         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests')}],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_pause_is_pid_1_of_its_own_pid_namespace(sandbox):
+    assert sandbox['cmdline'].rstrip('\0') == '/pause'
+    assert sandbox['nspid'][-1] == '1' and len(sandbox['nspid']) == 2
+
+
+def test_the_sandbox_is_a_named_netns_with_the_pod_hostname(sandbox):
+    assert sandbox['identify'] == 'cni-test'
+    assert sandbox['hostname'] == 'web-0'
+
+
+def test_eth0_has_the_address_mac_mtu_and_default_route(sandbox):
+    assert '2: eth0@if' in sandbox['pod'] and 'mtu 1450' in sandbox['pod']
+    assert 'link/ether 02:00:00:00:00:07' in sandbox['pod']
+    assert 'inet 10.42.7.9/24 brd 10.42.7.255 scope global eth0' in sandbox['pod']
+    assert 'lo: <LOOPBACK,UP,LOWER_UP>' in sandbox['pod']
+    assert sandbox['route'].startswith('default via 10.42.7.1 dev eth0')
+
+
+def test_the_host_side_is_up_on_cni0_and_the_gateway_answers(sandbox):
+    assert 'master cni0' in sandbox['host'] and 'state UP' in sandbox['host']
+    assert 'mtu 1450' in sandbox['host']
+    assert sandbox['ping'] == 0
