@@ -14,7 +14,7 @@ help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
 	@echo "make test  - unit tests, lab integration tests, every molecule scenario"
 	@echo "make down  - tear the lab down, leaving nothing behind"
-	@echo "make ssh   - log in to a lab node (NODE=node1)"
+	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make bench - lab, pod and policy benchmarks, each against its baseline"
 
 bootstrap:
@@ -43,9 +43,9 @@ bench: bootstrap
 	python bench/pods_bench.py 100
 	python bench/policy_bench.py 100 1000
 
-# Log in to a lab node with the lab's own key and host key.
+# Log in to a lab node with the lab's own key and host key (CMD= runs a command).
 ssh:
 	@ssh -F /dev/null -i .lab/ssh/id_ed25519 -o HostKeyAlias=podnet-lab \
 	    -o UserKnownHostsFile=.lab/ssh/known_hosts -o StrictHostKeyChecking=yes \
 	    root@$$(ansible-inventory -i $(INVENTORY) --host $(NODE) \
-	            | python3 -c 'import json, sys; print(json.load(sys.stdin)["ansible_host"])')
+	            | python3 -c 'import json, sys; print(json.load(sys.stdin)["ansible_host"])') $(CMD)
