@@ -43,9 +43,12 @@ bench: bootstrap
 	python bench/pods_bench.py 100
 	python bench/policy_bench.py 100 1000
 
-# Log in to a lab node with the lab's own key and host key (CMD= runs a command).
+# Log in to a lab node with the lab's own key and host key (CMD= runs a
+# command there, passed whole so that pipes and ; run on the node).
+ssh: export PODNET_SSH_CMD = $(value CMD)
 ssh:
 	@ssh -F /dev/null -i .lab/ssh/id_ed25519 -o HostKeyAlias=podnet-lab \
 	    -o UserKnownHostsFile=.lab/ssh/known_hosts -o StrictHostKeyChecking=yes \
 	    root@$$(ansible-inventory -i $(INVENTORY) --host $(NODE) \
-	            | python3 -c 'import json, sys; print(json.load(sys.stdin)["ansible_host"])') $(CMD)
+	            | python3 -c 'import json, sys; print(json.load(sys.stdin)["ansible_host"])') \
+	    $(if $(CMD),"$$PODNET_SSH_CMD")
