@@ -56,7 +56,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
 
 
 def main():
@@ -76,6 +76,8 @@ def main():
             backend.apply(actions, wanted, p['node'])
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
+    except (NetlinkError, OSError) as exc:
+        module.fail_json(msg='kernel refused a change: %s' % (exc,))
     module.exit_json(changed=bool(actions), actions=[list(a) for a in actions],
                      diff=dict(before=_jsonable(current), after=_jsonable(wanted)))
 

@@ -102,7 +102,7 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import labspec
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
                     rack=dict(type='str'), underlay_ip=dict(type='str', required=True))
@@ -140,6 +140,8 @@ def main():
             lab.apply(actions, current)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
+    except (NetlinkError, OSError) as exc:
+        module.fail_json(msg='kernel refused a change: %s' % (exc,))
     before = summary(current)
     after = {h: 'running' for h in before} if p['state'] == 'present' else {}
     module.exit_json(changed=bool(actions), hosts=after if not module.check_mode else before,

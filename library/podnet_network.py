@@ -50,7 +50,7 @@ gateway:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
 
 
 def main():
@@ -73,6 +73,8 @@ def main():
             network.apply(actions)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
+    except (NetlinkError, OSError) as exc:
+        module.fail_json(msg='kernel refused a change: %s' % (exc,))
     except ValueError as exc:
         module.fail_json(msg='pod_cidr: %s' % exc)
     after = network.wanted() if p['state'] == 'present' else {}

@@ -111,7 +111,9 @@ def main():
     try:
         current = sysctl.read(wanted)
     except KeyError as exc:
-        module.fail_json(msg='sysctls: %s does not exist on this kernel' % exc.args[0])
+        hint = ' (load br_netfilter: modprobe br_netfilter; bin/bootstrap does on a lab machine)' \
+            if exc.args[0].startswith('net.bridge.') else ''
+        module.fail_json(msg='sysctls: %s does not exist on this kernel%s' % (exc.args[0], hint))
     changes = sysctl.plan(current, wanted)
     if changes and not module.check_mode:
         sysctl.write(changes)

@@ -76,7 +76,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
@@ -102,6 +102,8 @@ def main():
             node.apply(actions, current, wanted)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
+    except (NetlinkError, OSError) as exc:
+        module.fail_json(msg='kernel refused a change: %s' % (exc,))
     module.exit_json(
         changed=bool(actions), actions=[list(a) for a in actions],
         pods={k: {f: s.get(f) for f in SHOWN} for k, s in current.items()},

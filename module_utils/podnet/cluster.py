@@ -6,9 +6,11 @@ the pods placed on it with their resolved command lines, and its peers.
 Every refusal (bad manifest, unknown image, unknown nodeName, overlapping
 CIDRs, host-gw across routed racks) happens here, for all nodes at once.
 """
+import ipaddress
 import os
 
 from ansible.module_utils.podnet import backend, images, manifests, names, netpol, podcidr
+from ansible.module_utils.podnet.errors import SpecError
 
 VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
 
@@ -41,6 +43,16 @@ def _pod(pod, catalog, paths):
             'containers': containers}
 
 
+def _check_capacity(placement, cidrs):
+    """A node's pods must fit its pod CIDR (less network, gateway, broadcast)."""
+    for node, cidr in cidrs.items():
+        count = sum(1 for n in placement.values() if n == node)
+        room = ipaddress.IPv4Network(cidr).num_addresses - 3
+        if count > room:
+            raise SpecError('%s: pod CIDR' % node, '%s holds %d pods, %d are placed there'
+                            % (cidr, room, count))
+
+
 def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
@@ -58,6 +70,7 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     pods = {p.key: _pod(p, catalog, paths) for p in found.pods}
     records = {n['name']: dict(n, pod_cidr=cidrs[n['name']], vtep_mac=names.stable_mac('vtep', n['name']))
                for n in nodes}
+    _check_capacity(placement, cidrs)
     plan = {}
     for name, node in records.items():
         peers = [{k: p[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}

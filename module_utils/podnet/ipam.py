@@ -75,5 +75,13 @@ class HostLocalIpam:
         except FileNotFoundError:
             pass
 
+    def stale_folders(self):
+        """Folders of earlier pod CIDRs of this node (left by a CIDR change)."""
+        parent = os.path.dirname(self.dir)
+        if not os.path.isdir(parent):
+            return []
+        return sorted(os.path.join(parent, d) for d in os.listdir(parent)
+                      if os.path.join(parent, d) != self.dir)
+
     def capacity(self):
         return self.network.num_addresses - 3

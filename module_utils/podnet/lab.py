@@ -85,7 +85,7 @@ class Lab:
         clone) shares bridge and addresses: never adopt or break it."""
         for host, pid in pids.items():
             program = init_program_of(pid)
-            if os.path.realpath(program) != os.path.realpath(self.paths.init_program):
+            if program and os.path.realpath(program) != os.path.realpath(self.paths.init_program):
                 raise LabError('podnet_lab.name', 'lab %r already runs from %s (host %s); '
                                'tear it down there first' % (self.spec.name, program, host))
 

@@ -19,12 +19,11 @@ from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.netlink import (
     delete_link, link_index, links_by_name, rtnl)
 from ansible.module_utils.podnet.sandbox import (
-    Process, SandboxError, Spawner, list_netns, netns_path, pod_rtnl, remove_netns)
+    Process, SandboxError, Spawner, kill_holders, list_netns, netns_path, pod_rtnl, remove_netns)
 
 BRIDGE = 'cni0'
-LOOPBACK_INDEX = 1  # lo is ifindex 1 in every network namespace
 BATCH = 32  # sandboxes in flight in the spawner's pipe
-REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns', 'release')
+REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns', 'release', 'forget_ipam')
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 
@@ -61,9 +60,7 @@ class NodePods:
                     states['%s/%s' % (state['namespace'], state['name'])] = state
         with rtnl() as ipr:
             links = links_by_name(ipr)
-            bridge = link_index(ipr, BRIDGE)
-        if bridge is None:
-            raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
+        bridge = links[BRIDGE]['index'] if BRIDGE in links else None
         for state in states.values():
             self._check(state, links, bridge)
         return states
@@ -75,8 +72,10 @@ class NodePods:
         if not os.path.exists(netns_path(state['netns'])):
             problems.append('sandbox %s gone' % state['netns'])
         veth = links.get(state['veth'])
-        if veth is None or veth.get('IFLA_MASTER') != bridge:
+        if veth is None or bridge is None or veth.get('IFLA_MASTER') != bridge:
             problems.append('%s not on %s' % (state['veth'], BRIDGE))
+        if ipaddress.IPv4Address(state['ip']) not in self.ipam.network:
+            problems.append('address %s is outside the pod CIDR %s' % (state['ip'], self.ipam.network))
         state['problems'] = problems
         state['dead'] = sorted(c for c, p in state['containers'].items()
                                if not Process.from_dict(p).alive())
@@ -101,6 +100,7 @@ class NodePods:
         owners = {s['uid'] for s in current.values()}
         actions += [('release', address, 'its owner %s is gone' % owner)
                     for address, owner in sorted(self.ipam.owners().items()) if owner not in owners]
+        actions += [('forget_ipam', folder, 'an earlier pod CIDR') for folder in self.ipam.stale_folders()]
         return actions
 
     def _repairs(self, key, pod, state):
@@ -152,6 +152,8 @@ class NodePods:
         failed = []
         with rtnl() as ipr:
             bridge = link_index(ipr, BRIDGE)
+        if keys and bridge is None:
+            raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
         for start in range(0, len(keys), BATCH):
             batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
             for state in batch:
@@ -234,7 +236,13 @@ class NodePods:
         self._save(key, current[key])
 
     def _forget_netns(self, netns, current, wanted, spawn):
+        """A sandbox no record owns (a create cut short): stop its processes;
+        its veth goes with the namespace, its address with a release."""
+        kill_holders(netns)
         remove_netns(netns)
+
+    def _forget_ipam(self, folder, current, wanted, spawn):
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _release(self, address, current, wanted, spawn):
         self.ipam.release(address)

@@ -139,6 +139,20 @@ def ensure_netns_dir():
             raise SandboxError(NETNS_DIR, 'mount: %s' % os.strerror(ctypes.get_errno()))
 
 
+def kill_holders(netns):
+    """SIGKILL every process inside the network namespace bound at netns."""
+    try:
+        inode = os.stat(netns_path(netns)).st_ino
+    except FileNotFoundError:
+        return
+    for entry in os.listdir('/proc'):
+        try:
+            if entry.isdigit() and os.stat('/proc/%s/ns/net' % entry).st_ino == inode:
+                os.kill(int(entry), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+
+
 def remove_netns(netns):
     """Unbind and delete /run/netns/<netns>; a missing one is success."""
     path = netns_path(netns)

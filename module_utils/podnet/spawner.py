@@ -23,6 +23,7 @@ Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
 import ctypes
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -149,6 +150,7 @@ def spawn_sandbox(req, home, home_rtnl):
     side on the bridge. home: {clone flag: fd of the spawner's namespace}."""
     fd = os.open(req['netns'], os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444)
     os.close(fd)
+    pid = None
     try:
         _check(libc.unshare(sum(SANDBOX_NAMESPACES)), 'unshare')
         try:
@@ -165,6 +167,9 @@ def spawn_sandbox(req, home, home_rtnl):
             home_rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', req['bridge'])))
         return pid
     except OSError:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
         libc.umount2(req['netns'].encode(), MNT_DETACH)
         os.unlink(req['netns'])
         raise

@@ -161,3 +161,12 @@ def test_vtep_mac_is_stable_per_node(manifests):
     assert first['nodes']['node1']['vtep_mac'] == second['nodes']['node1']['vtep_mac'] \
         == names.stable_mac('vtep', 'node1')
     assert first['nodes']['node1']['vtep_mac'] != first['nodes']['node2']['vtep_mac']
+
+
+def test_more_pods_than_a_node_cidr_holds_is_refused(tmp_path):
+    path = tmp_path / 'many.yaml'
+    path.write_text('\n---\n'.join(
+        'apiVersion: v1\nkind: Pod\nmetadata: {name: p%d}\nspec:\n  nodeName: node1\n'
+        '  containers: [{name: c, image: x, command: [sleep, "1"]}]' % i for i in range(254)))
+    with pytest.raises(SpecError, match=r'node1: pod CIDR: 10.42.0.0/24 holds 253 pods, 254 are placed'):
+        build([str(path)], nodes=[node('node1', '10.11.1.11')])

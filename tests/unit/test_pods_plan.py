@@ -126,3 +126,10 @@ def test_an_address_whose_owner_is_gone_is_released(tmp_path, monkeypatch):
     node = pods.NodePods(str(tmp_path), '10.42.1.0/24', 1450)
     leaked = node.ipam.allocate('uid-of-a-crashed-create')
     assert node.plan({}, {}) == [('release', leaked, 'its owner uid-of-a-crashed-create is gone')]
+
+
+def test_the_folder_of_an_earlier_pod_cidr_is_forgotten(node, tmp_path):
+    from ansible.module_utils.podnet.ipam import HostLocalIpam
+    HostLocalIpam(str(tmp_path), '10.42.7.0/24').allocate('gone')
+    assert node.plan({}, {}) == [('forget_ipam', str(tmp_path / 'ipam' / '10.42.7.0_24'),
+                                  'an earlier pod CIDR')]
