@@ -40,7 +40,7 @@ def _pod(pod, catalog, paths):
         local = paths.get(images.image_name(c.image), {}).get(argv[0])
         containers.append(_container(c, list(local) + argv[1:] if local else argv))
     return {'namespace': pod.namespace, 'name': pod.name, 'labels': dict(pod.labels),
-            'containers': containers}
+            'restart_policy': pod.restart_policy, 'containers': containers}
 
 
 def _check_capacity(placement, cidrs):

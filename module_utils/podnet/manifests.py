@@ -10,13 +10,14 @@ import copy
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from ansible.module_utils.podnet.errors import SpecError
 
 SUFFIXES = ('.yaml', '.yml', '.json')
+RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
 DEFAULT_NAMESPACE = 'default'
 NAME_LABEL = 'kubernetes.io/metadata.name'
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
@@ -50,18 +51,13 @@ class Container:
 
 @dataclass(frozen=True)
 class Pod:
-    """A pod as the API server would store it.
-
-    uid_source is canonical JSON of what Kubernetes cannot change on a live
-    pod (namespace, name, nodeName, containers): a pod whose spec changes
-    gets a new UID and is recreated; relabelling keeps the pod.
-    """
+    """A pod as the API server would store it."""
     namespace: str
     name: str
     labels: dict
     node_name: object  # spec.nodeName, or None to let schedule() place it
     containers: list
-    uid_source: str
+    restart_policy: str = 'Always'  # Always | OnFailure | Never
 
     @property
     def key(self):
@@ -309,11 +305,11 @@ def _pod(raw, subject):
         _name(node_name, subject, 'spec.nodeName', DNS_SUBDOMAIN, 253)
     if spec.get('hostNetwork'):
         raise SpecError(subject, 'spec.hostNetwork: not supported by podnet')
-    containers = _containers(spec, subject)
-    uid_source = json.dumps({'namespace': namespace, 'name': name, 'nodeName': node_name,
-                             'containers': [asdict(c) for c in containers]},
-                            sort_keys=True, separators=(',', ':'))
-    return Pod(namespace, name, labels, node_name, containers, uid_source)
+    restart = spec.get('restartPolicy', 'Always')
+    if restart not in RESTART_POLICIES:
+        raise SpecError(subject, 'spec.restartPolicy: %r must be one of %s'
+                        % (restart, ', '.join(RESTART_POLICIES)))
+    return Pod(namespace, name, labels, node_name, _containers(spec, subject), restart)
 
 
 def _namespace(raw, subject):

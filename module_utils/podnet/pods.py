@@ -105,7 +105,9 @@ class NodePods:
 
     def _repairs(self, key, pod, state):
         found = []
-        if state['dead']:
+        # The exit status of a container is its node init's to reap, not
+        # ours to see: OnFailure restarts like Always; Never leaves it down.
+        if state['dead'] and pod.get('restart_policy', 'Always') != 'Never':
             found.append(('restart', key, 'container %s exited' % ', '.join(state['dead'])))
         if state['mtu_now'] != self.mtu:
             found.append(('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))

@@ -250,6 +250,15 @@ def _child(enter, execute, req, pid_w, err_w):
         os._exit(1)
 
 
+def _start_or_gone(pid):
+    """A container may finish before its start time is read: 0 then names a
+    process that is not alive, which is what it is."""
+    try:
+        return start_time(pid)
+    except OSError:
+        return 0
+
+
 def main():
     home = {flag: os.open('/proc/self/ns/%s' % name, os.O_RDONLY)
             for flag, name in SANDBOX_NAMESPACES.items()}
@@ -259,7 +268,7 @@ def main():
         try:
             pid = (spawn_sandbox(req, home, home_rtnl) if req['op'] == 'sandbox'
                    else spawn_container(req))
-            reply = {'pid': pid, 'start': start_time(pid)}
+            reply = {'pid': pid, 'start': _start_or_gone(pid)}
         except (OSError, RuntimeError, ValueError) as exc:
             reply = {'error': str(exc)}
         sys.stdout.write(json.dumps(reply) + '\n')

@@ -64,3 +64,18 @@ def test_a_bad_manifest_fails_before_any_change(lab, tmp_path):
     assert done.returncode != 0
     assert "spec.containers[0].image: unknown image 'no/such' and no command" in done.stdout
     assert {n: h.check_output('ip netns list') for n, h in lab.hosts.items()} == before
+
+
+def test_a_finished_never_restart_container_stays_finished(lab, tmp_path):
+    oneshot = tmp_path / 'oneshot.yaml'
+    oneshot.write_text(json.dumps(dict(EXTRA, metadata={'name': 'oneshot', 'namespace': 'default'},
+                                       spec={'nodeName': 'node2', 'restartPolicy': 'Never',
+                                             'containers': [{'name': 'job', 'image': 'busybox',
+                                                             'command': ['sh', '-c', 'echo done']}]})))
+    converge(lab, oneshot)
+    assert pod_record(lab.hosts['node2'], 'oneshot') is not None
+    again = converge(lab, oneshot)
+    assert 'node2                      : ok=' in again.stdout
+    assert [line for line in again.stdout.splitlines() if line.startswith('node2 ')][0].split()[3] == 'changed=0'
+    log = lab.hosts['node2'].check_output('cat /var/lib/podnet/pods/default_oneshot/job.log')
+    assert log == 'done'

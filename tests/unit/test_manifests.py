@@ -133,15 +133,13 @@ def test_policy_keeps_its_namespace_and_is_a_copy(tmp_path):
     assert policy['spec']['podSelector'] == {}
 
 
-def test_uid_source_follows_the_spec_not_the_labels(tmp_path):
-    def uid(doc):
-        return manifests.load([write(tmp_path / 'p.yaml', doc)]).pods[0].uid_source
-    base = uid(pod())
-    assert base == uid(pod())
-    assert base == uid(pod(change=lambda d: d['metadata'].update(labels={'app': 'v2'})))
-    assert base != uid(pod(change=lambda d: d['spec']['containers'][0].update(image='x')))
-    assert base != uid(pod(change=lambda d: d['spec'].update(nodeName='node1')))
-    assert json.loads(base)['name'] == 'web'
+def test_restart_policy_defaults_to_always_and_is_validated(tmp_path):
+    def policy(doc):
+        return manifests.load([write(tmp_path / 'p.yaml', doc)]).pods[0].restart_policy
+    assert policy(pod()) == 'Always'
+    assert policy(pod(change=lambda d: d['spec'].update(restartPolicy='Never'))) == 'Never'
+    with pytest.raises(SpecError, match=r"spec.restartPolicy: 'Sometimes' must be one of"):
+        policy(pod(change=lambda d: d['spec'].update(restartPolicy='Sometimes')))
 
 
 @pytest.mark.parametrize('change, field, words', [

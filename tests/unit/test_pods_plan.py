@@ -133,3 +133,9 @@ def test_the_folder_of_an_earlier_pod_cidr_is_forgotten(node, tmp_path):
     HostLocalIpam(str(tmp_path), '10.42.7.0/24').allocate('gone')
     assert node.plan({}, {}) == [('forget_ipam', str(tmp_path / 'ipam' / '10.42.7.0_24'),
                                   'an earlier pod CIDR')]
+
+
+def test_a_never_restart_pod_stays_down(node, netns):
+    web = dict(pod('web'), restart_policy='Never')
+    netns.names = ['cni-11111111-2222']
+    assert node.plan({'default/web': state(web, dead=['main'])}, {'default/web': web}) == []
