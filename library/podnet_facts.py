@@ -43,22 +43,11 @@ ansible_facts:
            fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"}}}
 '''
 
-import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import backend
+from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl
-
-
-def read_records(state_dir):
-    pods_dir = os.path.join(state_dir, 'pods')
-    records = []
-    for name in sorted(os.listdir(pods_dir)) if os.path.isdir(pods_dir) else []:
-        if name.endswith('.json'):
-            with open(os.path.join(pods_dir, name)) as f:
-                records.append(json.load(f))
-    return records
 
 
 def pod_facts(record, links):
@@ -86,16 +75,11 @@ def main():
         links = links_by_name(ipr)
         routes = route_facts(ipr, {l['index']: n for n, l in links.items()})
     kernel = backend.read_state()
-    try:
-        with open(os.path.join(state_dir, 'pod-cidr')) as f:
-            pod_cidr = f.read().strip()
-    except FileNotFoundError:
-        pod_cidr = None
     kind = 'vxlan' if kernel['vtep'] else ('host-gw' if kernel['routes'] else None)
-    facts = {'pod_cidr': pod_cidr, 'backend': kind, 'routes': routes,
+    facts = {'pod_cidr': read_pod_cidr(state_dir), 'backend': kind, 'routes': routes,
              'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
-             'pods': {'%s/%s' % (r['namespace'], r['name']): pod_facts(r, links)
-                      for r in read_records(state_dir)}}
+             'pods': {key: pod_facts(record, links)
+                      for key, record in read_pod_records(state_dir).items()}}
     module.exit_json(changed=False, ansible_facts={'podnet': facts})
 
 

@@ -58,11 +58,11 @@ changed_sysctls:
   sample: {net.ipv4.ip_forward: '1'}
 '''
 
-import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import sysctl
+from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
 
 
@@ -80,23 +80,6 @@ def persist(module, path, wanted):
             f.write(text)
         module.atomic_move(tmp, path)
     return True
-
-
-def saved_pod_cidr(state_dir):
-    """The pod CIDR this node was given before (podnet_network keeps it)."""
-    try:
-        with open(os.path.join(state_dir, 'pod-cidr')) as f:
-            return f.read().strip() or None
-    except FileNotFoundError:
-        return None
-
-
-def running_pods(state_dir):
-    """namespace/name of the pods this node runs (their records' names:
-    neither part may hold an underscore, so the first one splits them)."""
-    pods_dir = os.path.join(state_dir, 'pods')
-    names = os.listdir(pods_dir) if os.path.isdir(pods_dir) else []
-    return sorted(n[:-len('.json')].replace('_', '/', 1) for n in names if n.endswith('.json'))
 
 
 def main():
@@ -124,8 +107,8 @@ def main():
     except LookupError as exc:
         module.fail_json(msg='underlay_ip: %s' % exc)
     facts['hostname'] = socket.gethostname()
-    facts['pod_cidr'] = saved_pod_cidr(module.params['state_dir'])
-    facts['pods'] = running_pods(module.params['state_dir'])
+    facts['pod_cidr'] = read_pod_cidr(module.params['state_dir'])
+    facts['pods'] = sorted(read_pod_records(module.params['state_dir']))
     module.exit_json(
         changed=bool(changes) or file_changed, changed_sysctls=changes,
         ansible_facts={'podnet_node': facts},

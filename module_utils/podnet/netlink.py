@@ -21,10 +21,6 @@ except ImportError:
     NetlinkError = OSError
 
 
-def netns_of(pid):
-    return '/proc/%d/ns/net' % pid
-
-
 @contextmanager
 def rtnl(netns=None):
     with IPRoute(netns=netns) as ipr:

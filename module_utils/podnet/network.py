@@ -7,12 +7,12 @@ import ipaddress
 import os
 
 from ansible.module_utils.podnet import nft
+from ansible.module_utils.podnet.nodestate import POD_CIDR_FILE, read_pod_cidr
 from ansible.module_utils.podnet.netlink import (
     addresses_by_link, ensure_address, ensure_bridge, links_by_name, rtnl, delete_link)
 
 BRIDGE = 'cni0'
 NAT_FAMILY, NAT_TABLE = 'ip', 'podnet-nat'
-POD_CIDR_FILE = 'pod-cidr'
 
 
 def nat_ruleset(pod_cidr, cluster_cidr):
@@ -40,11 +40,7 @@ class NodeNetwork:
         with rtnl() as ipr:
             link = links_by_name(ipr).get(BRIDGE)
             addrs = sorted(addresses_by_link(ipr).get(link['index'], ())) if link else []
-        try:
-            with open(os.path.join(self.state_dir, POD_CIDR_FILE)) as f:
-                saved = f.read().strip()
-        except FileNotFoundError:
-            saved = None
+        saved = read_pod_cidr(self.state_dir)
         return {'bridge': {'mtu': link.get('IFLA_MTU'), 'addresses': addrs,
                            'up': link['flags'] & 1 == 1} if link else None,
                 'nat': nft.current_table(self.run, NAT_FAMILY, NAT_TABLE),

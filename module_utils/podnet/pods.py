@@ -16,12 +16,13 @@ import uuid
 from ansible.module_utils.podnet import names
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
+from ansible.module_utils.podnet.network import BRIDGE
+from ansible.module_utils.podnet.nodestate import PODS_DIR, read_pod_records
 from ansible.module_utils.podnet.netlink import (
     delete_link, link_index, links_by_name, rtnl)
 from ansible.module_utils.podnet.sandbox import (
     Process, SandboxError, Spawner, kill_holders, list_netns, netns_path, pod_rtnl, remove_netns)
 
-BRIDGE = 'cni0'
 BATCH = 32  # sandboxes in flight in the spawner's pipe
 REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns', 'release', 'forget_ipam')
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -40,7 +41,7 @@ def veth_name(uid):
 class NodePods:
     def __init__(self, state_dir, pod_cidr, mtu):
         self.state_dir = state_dir
-        self.pods_dir = os.path.join(state_dir, 'pods')
+        self.pods_dir = os.path.join(state_dir, PODS_DIR)
         self.ipam = HostLocalIpam(state_dir, pod_cidr)
         self.prefixlen = ipaddress.IPv4Network(pod_cidr).prefixlen
         self.mtu = mtu
@@ -51,13 +52,7 @@ class NodePods:
 
     def read_current(self):
         """{key: state dict with 'problems' and 'dead' containers added}."""
-        states = {}
-        if os.path.isdir(self.pods_dir):
-            for name in sorted(os.listdir(self.pods_dir)):
-                if name.endswith('.json'):
-                    with open(os.path.join(self.pods_dir, name)) as f:
-                        state = json.load(f)
-                    states['%s/%s' % (state['namespace'], state['name'])] = state
+        states = read_pod_records(self.state_dir)
         with rtnl() as ipr:
             links = links_by_name(ipr)
         bridge = links[BRIDGE]['index'] if BRIDGE in links else None
