@@ -16,7 +16,11 @@ description:
   - Changes nothing itself; returns the plan the node modules apply.
 options:
   manifests:
-    description: Manifest files or directories; relative paths are tried as given, then under C(root).
+    description:
+      - Manifest files or directories; relative paths are tried as given, then under C(root).
+      - A file or directory that holds no object is refused, since planning from it would stop
+        every pod; an empty list means no workloads, on purpose.
+      - A file may hold at most 4 MiB, and one million YAML nodes once aliases are expanded.
     type: list
     elements: path
     required: true
@@ -50,9 +54,43 @@ EXAMPLES = r'''
 
 RETURN = r'''
 nodes:
-  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and pods (with resolved argv).
+  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and pods (as in C(pods), without C(node)).
   returned: success
   type: dict
+pods:
+  description: Every pod of the cluster, sorted by namespace/name, as the node modules receive it.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    namespace: {description: The pod's namespace., type: str, sample: default}
+    name: {description: The pod's name., type: str, sample: multi-container-pod}
+    hostname:
+      description: The hostname of the pod's UTS namespace, C(spec.hostname) or the name, cut to 63
+        characters without a trailing C(-) or C(.), as the kubelet does.
+      type: str
+      sample: multi-container-pod
+    labels: {description: The pod's labels., type: dict}
+    restart_policy: {description: 'Always, OnFailure or Never.', type: str}
+    node: {description: The node the pod is placed on., type: str, sample: node2}
+    containers:
+      description: The containers, in manifest order.
+      type: list
+      elements: dict
+      contains:
+        name: {description: The container's name., type: str}
+        argv: {description: The resolved command line., type: list, elements: str}
+        env: {description: 'Environment variables, expanded.', type: dict}
+        working_dir: {description: 'The working directory, or null.', type: str}
+        ports: {description: 'Container ports: name, containerPort, protocol.', type: list, elements: dict}
+        capabilities:
+          description: The Linux capabilities the container keeps, sorted, without C(CAP_);
+            the container runtime's default set after C(securityContext.capabilities) drop and add,
+            or every capability when C(securityContext.privileged).
+          type: list
+          elements: str
+          sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
+                   NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
 placement:
   description: Node of every pod, by namespace/name.
   returned: success

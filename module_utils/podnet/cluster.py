@@ -9,7 +9,7 @@ CIDRs, host-gw across routed racks) happens here, for all nodes at once.
 import ipaddress
 import os
 
-from ansible.module_utils.podnet import backend, images, manifests, names, netpol, podcidr
+from ansible.module_utils.podnet import backend, images, manifests, names, podcidr
 from ansible.module_utils.podnet.errors import SpecError
 
 VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
@@ -22,7 +22,7 @@ def resolve_paths(paths, root):
 
 def _container(container, argv):
     return {'name': container.name, 'argv': argv, 'env': dict(container.env),
-            'working_dir': container.working_dir,
+            'working_dir': container.working_dir, 'capabilities': container.capabilities,
             'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
                       for p in container.ports]}
 
@@ -39,8 +39,9 @@ def _pod(pod, catalog, paths):
         argv = argvs[c.name]
         local = paths.get(images.image_name(c.image), {}).get(argv[0])
         containers.append(_container(c, list(local) + argv[1:] if local else argv))
-    return {'namespace': pod.namespace, 'name': pod.name, 'labels': dict(pod.labels),
-            'restart_policy': pod.restart_policy, 'containers': containers}
+    return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
+            'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
+            'containers': containers}
 
 
 def _check_capacity(placement, cidrs):
@@ -57,9 +58,7 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
     (keys of the pods running there)}]."""
-    found = manifests.load(manifest_paths)
-    for raw in found.policies:
-        netpol.parse_policy(raw)  # refuses an invalid policy before any change
+    found = manifests.load(manifest_paths)  # refuses an invalid policy too
     order = [n['name'] for n in nodes]
     running = {key: n['name'] for n in nodes for key in n.get('pods') or ()}
     placement = manifests.schedule(found.pods, order, running)

@@ -79,7 +79,7 @@ def _where(container, pod):
     if pod is None:
         return 'container %s' % container.name, ''
     position = [c.name for c in pod.containers].index(container.name)
-    return 'Pod %s' % pod.key, 'spec.containers[%d].' % position
+    return pod.subject, 'spec.containers[%d].' % position
 
 
 def resolve(container, catalog, pod=None):

@@ -12,19 +12,13 @@ import re
 from collections import namedtuple
 from dataclasses import dataclass, field
 
+from ansible.module_utils.podnet import k8s
 from ansible.module_utils.podnet.errors import SpecError
 
 INGRESS, EGRESS = 'Ingress', 'Egress'
 POLICY_TYPES = (INGRESS, EGRESS)
-PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 OPERATORS = ('In', 'NotIn', 'Exists', 'DoesNotExist')
-NAME_LABEL = 'kubernetes.io/metadata.name'
-DEFAULT_NAMESPACE = 'default'
-
-DNS_SUBDOMAIN = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')
-QUALIFIED_NAME = re.compile(r'^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$')
-PORT_NAME = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')
-LABEL_TEXT = '1-63 letters, digits, -, _ or . starting and ending with a letter or digit'
+NAME_LABEL = k8s.NAME_LABEL
 CIDR_TEXT = re.compile(r'^[0-9A-Fa-f.:]+/(0|[1-9][0-9]{0,2})$')
 FIELDS = {'spec': ('podSelector', 'policyTypes', 'ingress', 'egress'),
           'ingress': ('from', 'ports'), 'egress': ('to', 'ports'),
@@ -107,41 +101,12 @@ class Cluster:
 # -- validation ---------------------------------------------------------------
 def _mapping(raw, at, subject, kind):
     """raw as a dict ({} for None) holding only the fields of `kind`."""
-    if raw is not None and not isinstance(raw, dict):
-        raise SpecError(subject, '%s: must be a mapping' % at)
-    for key in raw or {}:
-        if key not in FIELDS[kind]:
-            raise SpecError(subject, '%s.%s: unknown field (known: %s)'
-                            % (at, key, ', '.join(FIELDS[kind])))
-    return raw or {}
-
-
-def _list(raw, at, subject):
-    if raw is not None and not isinstance(raw, list):
-        raise SpecError(subject, '%s: must be a list' % at)
-    return raw or []
-
-
-def _label_key(key, at, subject):
-    prefix, _, name = key.rpartition('/') if isinstance(key, str) else ('', '', '')
-    if not (len(name) <= 63 and QUALIFIED_NAME.match(name)) or '/' in key and (
-            len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
-        raise SpecError(subject, '%s: %r is not a label key ([DNS-1123 subdomain/]name, '
-                        'the name %s)' % (at, key, LABEL_TEXT))
-    return key
-
-
-def _label_value(value, at, subject):
-    if not isinstance(value, str) or value and not (
-            len(value) <= 63 and QUALIFIED_NAME.match(value)):
-        raise SpecError(subject, '%s: %r is not a label value (a string, empty or %s)'
-                        % (at, value, LABEL_TEXT))
-    return value
+    return k8s.fields(raw, at, subject, FIELDS[kind])
 
 
 def _requirement(raw, at, subject):
     raw = _mapping(raw, at, subject, 'requirement')
-    operator, values = raw.get('operator'), _list(raw.get('values'), at + '.values', subject)
+    operator, values = raw.get('operator'), k8s.items(raw.get('values'), at + '.values', subject)
     if operator not in OPERATORS:
         raise SpecError(subject, '%s.operator: %r is not a valid selector operator (%s)'
                         % (at, operator, ', '.join(OPERATORS)))
@@ -151,20 +116,16 @@ def _requirement(raw, at, subject):
     if operator in ('Exists', 'DoesNotExist') and values:
         raise SpecError(subject, '%s.values: may not be specified when operator is Exists '
                         'or DoesNotExist' % at)
-    key = _label_key(raw.get('key'), at + '.key', subject)
-    values = [_label_value(v, '%s.values[%d]' % (at, i), subject) for i, v in enumerate(values)]
+    key = k8s.label_key(raw.get('key'), at + '.key', subject)
+    values = [k8s.label_value(v, '%s.values[%d]' % (at, i), subject)
+              for i, v in enumerate(values)]
     return Requirement(key, operator, tuple(values))
 
 
 def _selector(raw, at, subject):
     raw = _mapping(raw, at, subject, 'selector')
-    labels = raw.get('matchLabels') or {}
-    if not isinstance(labels, dict):
-        raise SpecError(subject, '%s.matchLabels: must be a mapping' % at)
-    for key, value in labels.items():
-        _label_key(key, '%s.matchLabels' % at, subject)
-        _label_value(value, '%s.matchLabels[%r]' % (at, key), subject)
-    expressions = _list(raw.get('matchExpressions'), at + '.matchExpressions', subject)
+    labels = k8s.labels(raw.get('matchLabels'), at + '.matchLabels', subject)
+    expressions = k8s.items(raw.get('matchExpressions'), at + '.matchExpressions', subject)
     return Selector(tuple(sorted(labels.items())), tuple(
         _requirement(r, '%s.matchExpressions[%d]' % (at, i), subject)
         for i, r in enumerate(expressions)))
@@ -186,7 +147,7 @@ def _ip_block(raw, at, subject):
         raise SpecError(subject, '%s.cidr: required' % at)
     cidr = _network(raw['cidr'], at + '.cidr', subject)
     excepts = []
-    for i, text in enumerate(_list(raw.get('except'), at + '.except', subject)):
+    for i, text in enumerate(k8s.items(raw.get('except'), at + '.except', subject)):
         where = '%s.except[%d]' % (at, i)
         net = _network(text, where, subject)
         if net.version != cidr.version or not net.subnet_of(cidr) \
@@ -212,19 +173,10 @@ def _peer(raw, at, subject):
                   for k in ('podSelector', 'namespaceSelector')))
 
 
-def _port_number(value, at, subject):
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise SpecError(subject, '%s: %r must be a port number from 1 to 65535' % (at, value))
-    return value
-
-
 def _port(raw, at, subject):
     raw = _mapping(raw, at, subject, 'port')
-    protocol = 'TCP' if raw.get('protocol') is None else raw['protocol']
+    protocol = k8s.protocol(raw.get('protocol'), at + '.protocol', subject)
     port, end = raw.get('port'), raw.get('endPort')
-    if protocol not in PROTOCOLS:
-        raise SpecError(subject, '%s.protocol: %r is not supported (%s)'
-                        % (at, protocol, ', '.join(PROTOCOLS)))
     if port is None:
         if end is not None:
             raise SpecError(subject, '%s.endPort: may not be specified when port is not '
@@ -234,15 +186,10 @@ def _port(raw, at, subject):
         if end is not None:
             raise SpecError(subject, '%s.endPort: may not be specified when port is a named '
                             'port (%r)' % (at, port))
-        if len(port) > 15 or not PORT_NAME.match(port) or '--' in port \
-                or not re.search('[a-z]', port):
-            raise SpecError(subject, "%s.port: %r is not a port number or an IANA service name "
-                            "(1-15 lowercase letters, digits, inner single '-', a letter)"
-                            % (at, port))
-        return PolicyPort(protocol, port)
-    _port_number(port, at + '.port', subject)
+        return PolicyPort(protocol, k8s.port_name(port, at + '.port', subject))
+    k8s.port_number(port, at + '.port', subject)
     if end is not None:
-        _port_number(end, at + '.endPort', subject)
+        k8s.port_number(end, at + '.endPort', subject)
         if end < port:
             raise SpecError(subject, '%s.endPort: must be >= port (%d)' % (at, port))
     return PolicyPort(protocol, port, end)
@@ -252,11 +199,11 @@ def _rules(spec, direction, subject):
     kind = direction.lower()
     peers_key = 'from' if direction == INGRESS else 'to'
     rules = []
-    for i, raw in enumerate(_list(spec.get(kind), 'spec.' + kind, subject)):
+    for i, raw in enumerate(k8s.items(spec.get(kind), 'spec.' + kind, subject)):
         at = 'spec.%s[%d]' % (kind, i)
         raw = _mapping(raw, at, subject, kind)
-        ports = _list(raw.get('ports'), at + '.ports', subject)
-        peers = _list(raw.get(peers_key), '%s.%s' % (at, peers_key), subject)
+        ports = k8s.items(raw.get('ports'), at + '.ports', subject)
+        peers = k8s.items(raw.get(peers_key), '%s.%s' % (at, peers_key), subject)
         rules.append(Rule(
             tuple(_peer(p, '%s.%s[%d]' % (at, peers_key, j), subject) for j, p in enumerate(peers)),
             tuple(_port(p, '%s.ports[%d]' % (at, j), subject) for j, p in enumerate(ports))))
@@ -266,7 +213,7 @@ def _rules(spec, direction, subject):
 def _policy_types(spec, subject):
     """Given types in canonical order; by default Ingress, plus Egress when
     spec.egress has rules (the API server defaults on len(egress) != 0)."""
-    given = _list(spec.get('policyTypes'), 'spec.policyTypes', subject)
+    given = k8s.items(spec.get('policyTypes'), 'spec.policyTypes', subject)
     if not given:
         return (INGRESS, EGRESS) if spec.get('egress') else (INGRESS,)
     if len(given) > 2:
@@ -278,13 +225,14 @@ def _policy_types(spec, subject):
     return tuple(k for k in POLICY_TYPES if k in given)
 
 
-def parse_policy(raw):
+def parse_policy(raw, subject=None):
     """A validated, defaulted Policy from a raw NetworkPolicy dict; SpecError
-    with subject `NetworkPolicy ns/name` and the field path otherwise."""
+    with the field path otherwise, its subject the one given (manifests
+    passes `file: NetworkPolicy ns/name`) or `NetworkPolicy ns/name`."""
     meta = raw.get('metadata') if isinstance(raw, dict) else None
     meta = meta if isinstance(meta, dict) else {}
-    namespace, name = meta.get('namespace') or DEFAULT_NAMESPACE, meta.get('name')
-    subject = 'NetworkPolicy %s/%s' % (namespace, name)
+    namespace, name = meta.get('namespace') or k8s.DEFAULT_NAMESPACE, meta.get('name')
+    subject = subject or 'NetworkPolicy %s/%s' % (namespace, name)
     if not isinstance(raw, dict):
         raise SpecError('NetworkPolicy', 'must be a mapping')
     if not isinstance(name, str) or not name:

@@ -1,7 +1,7 @@
 """cluster.build(): MTU per backend, placement, peers, commands from the
 image catalog (and its `paths`), pod CIDRs kept, host-gw across racks refused."""
 import pytest
-from ansible.module_utils.podnet import cluster, names
+from ansible.module_utils.podnet import caps, cluster, names
 from ansible.module_utils.podnet.errors import SpecError
 
 PYTHON, TOOLS = '/opt/podnet/venv/bin/python', '/opt/podnet/bin'
@@ -170,3 +170,68 @@ def test_more_pods_than_a_node_cidr_holds_is_refused(tmp_path):
         '  containers: [{name: c, image: x, command: [sleep, "1"]}]' % i for i in range(254)))
     with pytest.raises(SpecError, match=r'node1: pod CIDR: 10.42.0.0/24 holds 253 pods, 254 are placed'):
         build([str(path)], nodes=[node('node1', '10.11.1.11')])
+
+
+def write(tmp_path, text, name='x.yaml'):
+    path = tmp_path / name
+    path.write_text(text)
+    return [str(path)]
+
+
+POD = 'apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n  %scontainers: [%s]\n'
+BUSYBOX = '{name: c, image: busybox, command: [sleep, "1"]}'
+
+
+@pytest.mark.parametrize('length', [100, 250])
+def test_long_pod_names_get_a_63_character_hostname(tmp_path, length):
+    name = 'p' * (length - 10) + '-' * 5 + 'q' * 5  # a cut at 63 must not end in '-'
+    plan = build(write(tmp_path, POD % (name, '', BUSYBOX)))
+    pod = pod_of(plan, 'default/' + name)
+    assert pod['name'] == name and pod['hostname'] == 'p' * 63
+    assert [p['hostname'] for p in plan['pods'] if p['name'] == name] == ['p' * 63]
+
+
+def test_short_names_are_their_own_hostname(manifests):
+    assert pod_of(build(manifests), 'shop/pinned')['hostname'] == 'pinned'
+
+
+def test_each_container_carries_the_capabilities_it_keeps(tmp_path):
+    containers = ('{name: a, image: busybox, command: [sleep, "1"], securityContext: '
+                  '{capabilities: {drop: [ALL], add: [CAP_NET_BIND_SERVICE]}}}, '
+                  '{name: b, image: busybox, command: [sleep, "1"], '
+                  'securityContext: {privileged: true}}, ' + BUSYBOX)
+    pod = pod_of(build(write(tmp_path, POD % ('caps', '', containers))), 'default/caps')
+    assert [c['capabilities'] for c in pod['containers']] == [
+        ['NET_BIND_SERVICE'], sorted(caps.NAMES), sorted(caps.RUNTIME_DEFAULT)]
+
+
+def test_an_explicit_empty_list_plans_no_pods():
+    plan = build([])
+    assert plan['pods'] == [] and plan['placement'] == {}
+    assert all(node['pods'] == [] for node in plan['nodes'].values())
+
+
+def test_an_empty_manifest_file_plans_nothing_and_is_refused(tmp_path):
+    [path] = write(tmp_path, '\n# all pods removed\n')
+    with pytest.raises(SpecError) as info:
+        build([path])
+    assert str(info.value).startswith('%s: holds no Kubernetes objects' % path)
+    assert 'podnet_manifests: []' in str(info.value)
+
+
+@pytest.mark.parametrize('text, words', [
+    (POD % ('web', '', '{name: c, image: nosuch/image}'),
+     "Pod default/web: spec.containers[0].image: unknown image 'nosuch/image'"),
+    (POD % ('web', 'nodeName: node9\n  ', BUSYBOX),
+     "Pod default/web: spec.nodeName: 'node9' is not a node of the inventory"),
+    ('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\n'
+     'spec: {podSelector: {}, ingress: [{ports: [{port: 0}]}]}\n',
+     'NetworkPolicy default/np: spec.ingress[0].ports[0].port: 0 must be a port number'),
+    ('apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\n'
+     'spec: {podSelector: {}, ingres: []}\n', 'NetworkPolicy default/np: spec.ingres: unknown'),
+])
+def test_refusals_after_loading_name_the_file(tmp_path, text, words):
+    [path] = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        build([path])
+    assert str(info.value).startswith('%s: %s' % (path, words))

@@ -3,7 +3,7 @@ args rules, and refusals naming pod, container and field."""
 import pytest
 from ansible.module_utils.podnet import images
 from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.manifests import Container, Pod
+from ansible.module_utils.podnet.podspec import Container, Pod
 
 CATALOG = {
     'kennethreitz/httpbin': {'entrypoint': [], 'cmd': ['gunicorn', '-b', '0.0.0.0:80',

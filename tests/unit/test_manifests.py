@@ -7,7 +7,8 @@ import pytest
 import yaml
 from ansible.module_utils.podnet import manifests
 from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.manifests import Container, ContainerPort, Namespace, Pod
+from ansible.module_utils.podnet.manifests import Namespace
+from ansible.module_utils.podnet.podspec import Container, ContainerPort, Pod
 
 POD = {
     'apiVersion': 'v1', 'kind': 'Pod',
@@ -111,12 +112,39 @@ def test_list_kind_is_expanded_in_yaml_and_json(tmp_path):
     assert [p['metadata']['name'] for p in found.policies] == ['deny-all']
 
 
-def test_empty_files_and_empty_list_give_only_default(tmp_path):
-    (tmp_path / 'empty.yaml').write_text('')
-    (tmp_path / 'blank.yaml').write_text('---\n---\n')
-    write(tmp_path / 'list.yaml', {'apiVersion': 'v1', 'kind': 'List', 'items': []})
-    found = manifests.load([tmp_path])
+def test_an_explicit_empty_list_means_no_workloads():
+    found = manifests.load([])
     assert (found.pods, found.policies, list(found.namespaces)) == ([], [], ['default'])
+
+
+@pytest.mark.parametrize('name, text', [
+    ('empty.yaml', ''), ('blank.yaml', '---\n---\n'), ('comment.yml', '# nothing yet\n'),
+    ('list.yaml', yaml.safe_dump({'apiVersion': 'v1', 'kind': 'List', 'items': []}))])
+def test_a_file_without_objects_is_refused_naming_it(tmp_path, name, text):
+    file = tmp_path / name
+    file.write_text(text)
+    for given in (file, tmp_path):  # alone, or as the only file of a directory
+        message = refusal([given])
+        assert message.startswith('%s: holds no Kubernetes objects' % given)
+        assert 'podnet_manifests: []' in message
+
+
+def test_a_directory_without_manifest_files_is_refused(tmp_path):
+    (tmp_path / 'README.md').write_text('pods go here')
+    assert refusal([write(tmp_path / 'p.yaml', pod()), tmp_path / 'nothing']) \
+        == '%s: no such manifest file or directory' % (tmp_path / 'nothing')
+    (tmp_path / 'nothing').mkdir()
+    assert refusal([tmp_path / 'nothing']).startswith(
+        '%s: holds no Kubernetes objects' % (tmp_path / 'nothing'))
+
+
+def test_an_empty_file_next_to_objects_is_refused_but_not_an_empty_file_in_a_directory(
+        tmp_path):
+    (tmp_path / 'empty.yaml').write_text('')
+    write(tmp_path / 'p.yaml', pod())
+    assert [p.key for p in manifests.load([tmp_path]).pods] == ['default/web']
+    assert refusal([tmp_path / 'p.yaml', tmp_path / 'empty.yaml']).startswith(
+        '%s: holds no Kubernetes objects' % (tmp_path / 'empty.yaml'))
 
 
 def test_namespace_may_be_declared_after_its_pods(tmp_path):
@@ -200,18 +228,18 @@ def test_restart_policy_defaults_to_always_and_is_validated(tmp_path):
      'spec.containers[1].ports[0]', 'must be a mapping'),
     (lambda d: d['metadata'].update(labels=['app']), 'metadata.labels', 'mapping'),
     (lambda d: d['metadata']['labels'].update({'app': 1}), "metadata.labels['app']",
-     'must be a string'),
+     'is not a label value (a string'),
     (lambda d: d['metadata']['labels'].update({'app': '-web'}), "metadata.labels['app']",
      'starting and ending with a letter or digit'),
     (lambda d: d['metadata']['labels'].update({'app': 'a' * 64}), "metadata.labels['app']",
      '1-63'),
-    (lambda d: d['metadata']['labels'].update({'bad key': 'x'}), "key 'bad key'",
-     'DNS-1123 subdomain/'),
+    (lambda d: d['metadata']['labels'].update({'bad key': 'x'}),
+     "metadata.labels: 'bad key'", 'DNS-1123 subdomain/'),
     (lambda d: d['metadata']['labels'].update({'Example.com/app': 'x'}),
-     "key 'Example.com/app'", 'DNS-1123 subdomain/'),
-    (lambda d: d['metadata']['labels'].update({'example.com/': 'x'}), "key 'example.com/'",
-     'must be'),
-    (lambda d: d['metadata']['labels'].update({'x' * 64: 'x'}), 'metadata.labels: key', '1-63'),
+     "metadata.labels: 'Example.com/app'", 'DNS-1123 subdomain/'),
+    (lambda d: d['metadata']['labels'].update({'example.com/': 'x'}),
+     "metadata.labels: 'example.com/'", 'is not a label key'),
+    (lambda d: d['metadata']['labels'].update({'x' * 64: 'x'}), 'metadata.labels: ', '1-63'),
 ])
 def test_invalid_pods_are_refused_naming_file_pod_and_field(tmp_path, change, field, words):
     file = write(tmp_path / 'pods.yaml', pod(change=change))

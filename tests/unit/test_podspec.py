@@ -1,0 +1,143 @@
+"""Pod fields: what podnet reads, ignores or refuses, dnsPolicy, and the
+securityContext that sets a container's capabilities."""
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.module_utils.podnet import caps, manifests
+from ansible.module_utils.podnet.errors import SpecError
+
+ROOT = Path(__file__).resolve().parents[2]
+POD = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'web'},
+       'spec': {'containers': [{'name': 'c', 'image': 'busybox',
+                                'ports': [{'containerPort': 80}]}]}}
+
+
+def load(tmp_path, change):
+    doc = copy.deepcopy(POD)
+    change(doc)
+    file = tmp_path / 'pod.yaml'
+    file.write_text(yaml.safe_dump(doc))
+    return manifests.load([file]).pods[0]
+
+
+def refusal(tmp_path, change):
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, change)
+    message = str(info.value)
+    assert message.startswith('%s: Pod default/web: ' % (tmp_path / 'pod.yaml'))
+    return message
+
+
+def spec(**fields):
+    return lambda d: d['spec'].update(fields)
+
+
+def container(**fields):
+    return lambda d: d['spec']['containers'][0].update(fields)
+
+
+def security(**fields):
+    return container(securityContext=fields)
+
+
+def test_the_repository_manifests_still_load():
+    for folder in (ROOT / 'manifests').iterdir():
+        assert manifests.load([folder]).pods, folder
+
+
+@pytest.mark.parametrize('change, words', [
+    (spec(initContainers=[{'name': 'i', 'image': 'busybox'}]),
+     'spec.initContainers: not supported by podnet (only the default, [])'),
+    (spec(ephemeralContainers=[{'name': 'e'}]), 'spec.ephemeralContainers: not supported'),
+    (spec(volumes=[{'name': 'v', 'emptyDir': {}}]), 'spec.volumes: not supported'),
+    (spec(hostPID=True), 'spec.hostPID: not supported by podnet (only the default, false)'),
+    (spec(hostIPC=True), 'spec.hostIPC: not supported'),
+    (spec(hostNetwork=True), 'spec.hostNetwork: not supported'),
+    (spec(nodeSelector={'disk': 'ssd'}), 'spec.nodeSelector: not supported'),
+    (spec(os={'name': 'windows'}), 'spec.os: not supported'),
+    (spec(contianers=[]), 'spec.contianers: unknown field (known: containers, '),
+    (container(volumeMounts=[{'name': 'v', 'mountPath': '/v'}]),
+     'spec.containers[0].volumeMounts: not supported'),
+    (container(envFrom=[{'configMapRef': {'name': 'c'}}]), 'spec.containers[0].envFrom: '),
+    (container(lifecycle={'postStart': {}}), 'spec.containers[0].lifecycle: not supported'),
+    (container(imagePulPolicy='Always'), 'spec.containers[0].imagePulPolicy: unknown field'),
+    (container(ports=[{'containerPort': 80, 'hostPort': 8080}]),
+     'spec.containers[0].ports[0].hostPort: not supported by podnet'),
+    (container(ports=[{'containerPort': 80, 'hostIP': '0.0.0.0'}]),
+     'spec.containers[0].ports[0].hostIP: not supported'),
+    (spec(dnsPolicy='Bogus'), "spec.dnsPolicy: 'Bogus' must be one of ClusterFirst, "
+     'ClusterFirstWithHostNet, Default, None'),
+    (spec(dnsPolicy='None'), 'spec.dnsConfig: required when dnsPolicy is None'),
+    (spec(hostname='Web_1'), "spec.hostname: 'Web_1' is not a DNS-1123 label"),
+])
+def test_fields_podnet_cannot_honour_are_refused_by_name(tmp_path, change, words):
+    assert words in refusal(tmp_path, change)
+
+
+@pytest.mark.parametrize('change', [
+    spec(terminationGracePeriodSeconds=5, serviceAccountName='sa', tolerations=[],
+         initContainers=[], volumes=[], hostPID=False, os={'name': 'linux'},
+         automountServiceAccountToken=False, priorityClassName='high'),
+    container(imagePullPolicy='IfNotPresent', resources={'limits': {'cpu': '1'}},
+              livenessProbe={'httpGet': {'port': 80}}, volumeMounts=[], tty=False),
+    container(ports=[{'containerPort': 80, 'hostPort': None}]),
+    spec(dnsPolicy='ClusterFirst'), spec(dnsPolicy='Default'),
+    spec(dnsPolicy='ClusterFirstWithHostNet'),
+    spec(dnsPolicy='None', dnsConfig={'nameservers': ['1.1.1.1']}),
+])
+def test_harmless_fields_and_defaults_are_accepted(tmp_path, change):
+    assert load(tmp_path, change).key == 'default/web'
+
+
+def test_spec_hostname_replaces_the_name_as_hostname(tmp_path):
+    assert load(tmp_path, spec(hostname='box')).hostname == 'box'
+    assert load(tmp_path, lambda d: d['metadata'].update(name='w' * 100)).hostname == 'w' * 63
+
+
+def test_a_container_without_security_context_keeps_the_runtime_default(tmp_path):
+    assert load(tmp_path, lambda d: None).containers[0].capabilities == sorted(
+        caps.RUNTIME_DEFAULT)
+
+
+def test_capabilities_add_and_drop_are_read_with_or_without_cap_prefix(tmp_path):
+    found = load(tmp_path, security(capabilities={'add': ['CAP_NET_ADMIN', 'sys_time'],
+                                                  'drop': ['ALL']})).containers[0]
+    assert (found.cap_add, found.cap_drop) == (('NET_ADMIN', 'SYS_TIME'), ('ALL',))
+    assert found.capabilities == ['NET_ADMIN', 'SYS_TIME']
+
+
+def test_privileged_keeps_every_capability(tmp_path):
+    found = load(tmp_path, security(privileged=True, capabilities={'drop': ['ALL']}))
+    assert found.containers[0].capabilities == sorted(caps.NAMES)
+
+
+@pytest.mark.parametrize('change, words', [
+    (security(capabilities={'add': ['NET_ADMINS']}),
+     "securityContext.capabilities.add[0]: 'NET_ADMINS' is not a Linux capability"),
+    (security(capabilities={'drop': 'ALL'}),
+     'securityContext.capabilities.drop: must be a list of strings'),
+    (security(capabilities={'add': [], 'keep': []}),
+     'securityContext.capabilities.keep: unknown field'),
+    (security(privileged='yes'), "securityContext.privileged: 'yes' must be true or false"),
+    (security(runAsUser=1000), 'spec.containers[0].securityContext.runAsUser: not supported '
+     'by podnet (only the default, 0)'),
+    (security(runAsNonRoot=True), 'securityContext.runAsNonRoot: not supported'),
+    (security(readOnlyRootFilesystem=True), 'securityContext.readOnlyRootFilesystem: '),
+    (spec(securityContext={'runAsUser': 1000}), 'spec.securityContext.runAsUser: not supported'),
+    (spec(securityContext={'fsGroup': 2000}), 'spec.securityContext.fsGroup: not supported'),
+    (spec(securityContext={'sysctls': [{'name': 'net.ipv4.ip_forward', 'value': '1'}]}),
+     'spec.securityContext.sysctls: not supported'),
+])
+def test_security_context_refusals_name_the_field(tmp_path, change, words):
+    assert words in refusal(tmp_path, change)
+
+
+@pytest.mark.parametrize('change', [
+    security(runAsUser=0, runAsNonRoot=False, allowPrivilegeEscalation=False,
+             seccompProfile={'type': 'RuntimeDefault'}, privileged=False),
+    spec(securityContext={'seccompProfile': {'type': 'RuntimeDefault'}, 'runAsUser': 0}),
+])
+def test_security_context_filters_podnet_does_not_apply_are_ignored(tmp_path, change):
+    assert load(tmp_path, change).containers[0].capabilities == sorted(caps.RUNTIME_DEFAULT)
