@@ -20,13 +20,55 @@ description:
     exited is restarted; a changed MTU is applied to running pods.
   - The pause process is C(/bin/cat) started as C(/pause), blocked on a pipe it
     holds both ends of, so that it does nothing, as the real pause.
+  - Each pod is checked as a CNI CHECK would check it (the pause process in its
+    sandbox, C(eth0)'s address, default route, state, MTU and veth peer, the
+    veth on C(cni0), the containers). A pod found broken is recreated; its
+    reason is in RV(actions) and in the diff.
+  - Pods are untrusted. A container sees the node's system folders and the
+    paths in O(view), read-only, with its own C(/proc), C(/sys), C(/dev) and
+    writable C(/tmp), C(/var/tmp), C(/run) and C(/dev/shm); the node's state,
+    the lab's keys and root's home are not there. It keeps only the
+    capabilities of its C(capabilities) list (the container runtime default
+    set when not given). A bridge-family nftables table C(podnet-guard) drops
+    whatever a pod sends from another MAC or IPv4 address than its own, and
+    anything but IPv4 and ARP.
+  - IPAM is reconciled with the pods found running; the node is locked
+    (C(<state_dir>/lock)) while a run reads and changes it, so concurrent runs
+    wait for each other.
 options:
   pods:
     description:
-      - Every pod wanted on this node; containers carry their resolved command line.
+      - Every pod wanted on this node, as the cluster plan gives them.
     type: list
     elements: dict
     required: true
+    suboptions:
+      namespace: {description: The pod's namespace., type: str, required: true}
+      name: {description: The pod's name., type: str, required: true}
+      hostname: {description: "Its hostname (the name cut to 63 characters when not given).", type: str}
+      labels: {description: Its labels., type: dict, default: {}}
+      restart_policy:
+        description: Whether an exited container is started again.
+        type: str
+        choices: [Always, OnFailure, Never]
+        default: Always
+      node: {description: The node it is planned on., type: str}
+      containers:
+        description: Its containers, each with its resolved command line.
+        type: list
+        elements: dict
+        required: true
+        suboptions:
+          name: {description: The container's name., type: str, required: true}
+          argv: {description: The command line it runs., type: list, elements: str, required: true}
+          env: {description: Its environment., type: dict, default: {}}
+          working_dir: {description: Its working folder (C(/) when not given)., type: str}
+          ports: {description: Its container ports, as the plan gives them., type: list, elements: raw, default: []}
+          image: {description: The image it was planned from., type: str}
+          capabilities:
+            description: Capability names it keeps (the container runtime default set when not given).
+            type: list
+            elements: str
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0).
     type: str
@@ -39,6 +81,14 @@ options:
     description: The node's state directory.
     type: path
     default: /var/lib/podnet
+  view:
+    description:
+      - Paths containers see, read-only, besides the node's system folders
+        (the pods' Python and tools). For a virtual environment, the Python
+        installation it was made from is shown too.
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
@@ -75,39 +125,50 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.reconcile import run_module
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(pods=dict(type='list', elements='dict', required=True),
-                           pod_cidr=dict(type='str', required=True),
-                           mtu=dict(type='int', required=True),
-                           state_dir=dict(type='path', default='/var/lib/podnet')),
-        supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet.pods import NodePods
+    from ansible.module_utils.podnet.pods import NodePods, container_view
     p = module.params
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods']}
-    try:
-        node = NodePods(p['state_dir'], p['pod_cidr'], p['mtu'])
-        current = node.read_current()
-        before = {k: 'broken: ' + '; '.join(s['problems']) if s['problems'] else 'running'
-                  for k, s in current.items()}
-        actions = node.plan(current, wanted)
-        if actions and not module.check_mode:
-            node.apply(actions, current, wanted)
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    except (NetlinkError, OSError) as exc:
-        module.fail_json(msg='kernel refused a change: %s' % (exc,))
-    module.exit_json(
-        changed=bool(actions), actions=[list(a) for a in actions],
-        pods={k: {f: s.get(f) for f in SHOWN} for k, s in current.items()},
-        diff=dict(before=before, after={k: 'running' for k in wanted}))
+    node = NodePods(p['state_dir'], p['pod_cidr'], p['mtu'], module.run_command,
+                    container_view(p['view']))
+    run_module(module, 'pods of this node', node.read_current,
+               lambda current: node.plan(current, wanted),
+               lambda actions, current: node.apply(actions, current, wanted),
+               lambda current: node.show(current, wanted), lock_dir=p['state_dir'],
+               result=lambda current: {'pods': {k: {f: s.get(f) for f in SHOWN}
+                                                for k, s in current.pods.items()}})
+
+
+CONTAINER = dict(name=dict(type='str', required=True),
+                 argv=dict(type='list', elements='str', required=True),
+                 env=dict(type='dict', default={}),
+                 working_dir=dict(type='str'),
+                 ports=dict(type='list', elements='raw', default=[]),
+                 image=dict(type='str'),
+                 capabilities=dict(type='list', elements='str'))
+POD = dict(namespace=dict(type='str', required=True),
+           name=dict(type='str', required=True),
+           hostname=dict(type='str'),
+           labels=dict(type='dict', default={}),
+           restart_policy=dict(type='str', choices=['Always', 'OnFailure', 'Never'], default='Always'),
+           node=dict(type='str'),
+           containers=dict(type='list', elements='dict', required=True, options=CONTAINER))
+
+
+def argument_spec():
+    return dict(pods=dict(type='list', elements='dict', required=True, options=POD),
+                pod_cidr=dict(type='str', required=True),
+                mtu=dict(type='int', required=True),
+                state_dir=dict(type='path', default='/var/lib/podnet'),
+                view=dict(type='list', elements='path', default=[]))
 
 
 if __name__ == '__main__':

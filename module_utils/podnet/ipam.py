@@ -4,14 +4,17 @@ Like the CNI host-local plugin, each allocated address is a file named after
 it, holding the owning sandbox id; `last_reserved_ip` makes allocation
 round-robin, so an address freed by a deleted pod is not handed to the very
 next pod (stale ARP and conntrack entries point at it for a while). An
-address is free only when its file is gone: no reuse while in use; the
-pods planner releases files whose owner no longer exists (owners()), so
-nothing leaks across crashes.
+address is free only when its file is gone and no pod record holds it
+(`taken`): no reuse while in use. The pods planner reserves again what a
+running pod holds and releases files whose owner no longer exists (owners()),
+so nothing leaks or doubles across crashes. Files are written whole
+(statefile), so a concurrent or killed writer never leaves half of one.
 """
 import ipaddress
 import os
 
 from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.statefile import create_exclusive, write_atomic
 
 LAST = 'last_reserved_ip'
 
@@ -30,12 +33,7 @@ class HostLocalIpam:
         """{address: owner id} of every allocated address."""
         if not os.path.isdir(self.dir):
             return {}
-        found = {}
-        for name in os.listdir(self.dir):
-            if name != LAST and not name.startswith('.'):
-                with open(os.path.join(self.dir, name)) as f:
-                    found[name] = f.read().split('\n')[0]
-        return found
+        return self.owners_of(n for n in os.listdir(self.dir) if n != LAST and not n.startswith('.'))
 
     def _candidates(self):
         """Usable addresses in allocation order: after the last reserved one."""
@@ -48,32 +46,44 @@ class HostLocalIpam:
             start = 0
         return hosts[start:] + hosts[:start]
 
-    def allocate(self, owner):
-        """Reserve the next free address for owner; return 'a.b.c.d'."""
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+    def allocate(self, owner, taken=()):
+        """Reserve the next free address for owner; return 'a.b.c.d'.
+        taken: addresses pods hold whatever the files say."""
         for address in self._candidates():
-            try:
-                fd = os.open(os.path.join(self.dir, str(address)),
-                             os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, 'w') as f:
-                f.write('%s\neth0\n' % owner)
-            self._write_last(address)
-            return str(address)
+            if str(address) not in taken and create_exclusive(self._path(address), self._owner_text(owner)):
+                write_atomic(os.path.join(self.dir, LAST), str(address))
+                return str(address)
         raise IpamError(str(self.network), 'pod CIDR exhausted: every address is in use')
 
-    def _write_last(self, address):
-        tmp = os.path.join(self.dir, '.' + LAST)
-        with open(tmp, 'w') as f:
-            f.write(str(address))
-        os.replace(tmp, os.path.join(self.dir, LAST))
+    def reserve(self, address, owner):
+        """Record that owner holds address (its file was lost)."""
+        write_atomic(self._path(address), self._owner_text(owner))
 
-    def release(self, address):
+    def release(self, address, owner=None):
+        """Free address; with owner, only if the file still names it."""
+        if owner is not None and self.owners_of([address]).get(address) != owner:
+            return
         try:
-            os.unlink(os.path.join(self.dir, address))
+            os.unlink(self._path(address))
         except FileNotFoundError:
             pass
+
+    def owners_of(self, addresses):
+        found = {}
+        for address in addresses:
+            try:
+                with open(self._path(address)) as f:
+                    found[address] = f.read().split('\n')[0]
+            except FileNotFoundError:
+                pass
+        return found
+
+    def _path(self, address):
+        return os.path.join(self.dir, str(address))
+
+    @staticmethod
+    def _owner_text(owner):
+        return '%s\neth0\n' % owner
 
     def stale_folders(self):
         """Folders of earlier pod CIDRs of this node (left by a CIDR change)."""

@@ -1,12 +1,17 @@
 """The one wrapper around pyroute2 that podnet's modules use.
 
 `rtnl(netns)` opens an RTNL socket in a network namespace given as a path
-(`/proc/<pid>/ns/net` for lab hosts, `/run/netns/<name>` for pod sandboxes)
-without switching the caller's namespace. Ensure helpers follow the kernel's
-errno, never message text: adding what exists and deleting what is gone are
-both success.
+(`/proc/<pid>/ns/net` for lab hosts, `/run/netns/<name>` for pod sandboxes):
+the calling thread enters the namespace, opens the socket and returns, so
+the socket stays bound there. (pyroute2's own netns= forks a helper per
+socket, ten times slower.) Ensure helpers follow the kernel's errno, never
+message text: adding what exists and deleting what is gone are both success.
+The spawner (spawner.py) has a raw rtnetlink writer of its own: it runs
+without pyroute2, to fork fast.
 """
+import ctypes
 import errno
+import os
 import traceback
 from contextlib import contextmanager
 
@@ -21,10 +26,41 @@ except ImportError:
     NetlinkError = OSError
 
 
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 @contextmanager
 def rtnl(netns=None):
-    with IPRoute(netns=netns) as ipr:
+    """An RTNL socket in this namespace, or in the one bound at path netns.
+    A namespace that is gone raises FileNotFoundError."""
+    ipr = IPRoute() if netns is None else _open_in(netns)
+    try:
         yield ipr
+    finally:
+        ipr.close()
+
+
+def _open_in(netns):
+    own = os.open('/proc/self/ns/net', os.O_RDONLY)
+    try:
+        target = os.open(netns, os.O_RDONLY)
+        try:
+            _setns(target, netns)
+            try:
+                return IPRoute()
+            finally:
+                _setns(own, 'home')
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+def _setns(fd, what):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, 'setns %s: %s' % (what, os.strerror(err)))
 
 
 def link_index(ipr, ifname):

@@ -1,10 +1,15 @@
 """Reconcile the pods of one node: read_current() -> plan() -> apply().
 
-State of each pod lives in <state_dir>/pods/<namespace>_<name>.json (its
-sandbox, address, veth, processes and the hash of its spec); the kernel is
-checked against it, so a pod whose pause died or whose veth vanished is
-recreated, a container that died is restarted, and pods no longer wanted are
-removed with everything they had.
+Each pod has a record in <state_dir>/pods/<namespace>_<name>.json (its
+sandbox, address, veth, processes and the hash of its spec). The kernel is
+checked against it as a CNI CHECK would: the pause process in its sandbox,
+eth0's address, default route, MTU and veth peer, the veth on cni0, the
+containers. A broken pod is recreated, a container that died is restarted,
+and pods no longer wanted are removed with everything they had.
+
+IPAM is reconciled against the records: an address a running pod holds is
+reserved again if its file is gone, addresses of pods that are gone are
+released before any pod is created, and two pods never share an address.
 """
 import hashlib
 import ipaddress
@@ -12,20 +17,27 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 
-from ansible.module_utils.podnet import names
+from ansible.module_utils.podnet import caps, names, nft, srcguard
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.network import BRIDGE
 from ansible.module_utils.podnet.nodestate import PODS_DIR, read_pod_records
-from ansible.module_utils.podnet.netlink import (
-    delete_link, link_index, links_by_name, rtnl)
+from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.sandbox import (
-    Process, SandboxError, Spawner, kill_holders, list_netns, netns_path, pod_rtnl, remove_netns)
+    Process, SandboxError, Spawner, kill_holders, list_netns, netns_inode, netns_path,
+    read_inside, remove_netns)
+from ansible.module_utils.podnet.statefile import write_atomic
 
 BATCH = 32  # sandboxes in flight in the spawner's pipe
-REPAIRS = ('restart', 'set_mtu', 'relabel', 'forget_netns', 'release', 'forget_ipam')
+HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# apply() runs the actions phase by phase: what frees comes before what takes.
+PHASES = (('delete', 'recreate'), ('forget_netns',), ('release',), ('forget_ipam',), ('reserve',),
+          ('create', 'recreate'), ('restart', 'set_mtu', 'relabel'), ('guard',))
+TRANSIENT = ('problems', 'dead', 'mtu_now', 'key')  # read from the kernel, never saved
 
 
 def spec_hash(pod):
@@ -38,96 +50,178 @@ def veth_name(uid):
     return 'veth' + hashlib.sha256(uid.encode()).hexdigest()[:8]
 
 
+def hostname(pod):
+    """The planner's hostname, else the name cut to what the kernel takes."""
+    return pod.get('hostname') or pod['name'][:HOSTNAME_MAX].rstrip('-.')
+
+
+@dataclass
+class NodeState:
+    """Everything plan() needs, read once."""
+    pods: dict        # key -> record, with problems, dead, mtu_now and key added
+    sandboxes: list   # cni-* network namespaces bound on the node
+    ipam: dict        # address -> owner uid
+    stale_ipam: list  # folders of earlier pod CIDRs
+    guard: object     # the source guard table as nft shows it, or None
+
+
 class NodePods:
-    def __init__(self, state_dir, pod_cidr, mtu):
+    def __init__(self, state_dir, pod_cidr, mtu, run, view=()):
         self.state_dir = state_dir
         self.pods_dir = os.path.join(state_dir, PODS_DIR)
         self.ipam = HostLocalIpam(state_dir, pod_cidr)
         self.prefixlen = ipaddress.IPv4Network(pod_cidr).prefixlen
         self.mtu = mtu
+        self.run = run
+        self.view = list(view)
+        self.current = None
 
     # -- reading -----------------------------------------------------------
     def _state_path(self, key):
         return os.path.join(self.pods_dir, key.replace('/', '_') + '.json')
 
     def read_current(self):
-        """{key: state dict with 'problems' and 'dead' containers added}."""
-        states = read_pod_records(self.state_dir)
+        records = read_pod_records(self.state_dir)
         with rtnl() as ipr:
             links = links_by_name(ipr)
         bridge = links[BRIDGE]['index'] if BRIDGE in links else None
-        for state in states.values():
-            self._check(state, links, bridge)
-        return states
+        for key, record in records.items():
+            record['key'] = key
+            self._check(record, links, bridge)
+        self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
+                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE))
+        return self.current
 
     def _check(self, state, links, bridge):
-        problems = []
-        if not Process.from_dict(state['pause']).alive():
-            problems.append('pause process gone')
-        if not os.path.exists(netns_path(state['netns'])):
-            problems.append('sandbox %s gone' % state['netns'])
         veth = links.get(state['veth'])
-        if veth is None or bridge is None or veth.get('IFLA_MASTER') != bridge:
-            problems.append('%s not on %s' % (state['veth'], BRIDGE))
-        if ipaddress.IPv4Address(state['ip']) not in self.ipam.network:
-            problems.append('address %s is outside the pod CIDR %s' % (state['ip'], self.ipam.network))
-        state['problems'] = problems
+        state['problems'] = self._sandbox_problems(state, veth, bridge)
         state['dead'] = sorted(c for c, p in state['containers'].items()
                                if not Process.from_dict(p).alive())
         state['mtu_now'] = veth.get('IFLA_MTU') if veth else None
+        if not state['problems']:
+            inside = read_inside(state['netns'])
+            state['problems'] = self._inside_problems(state, inside, veth)
+            if inside and inside['mtu'] != state['mtu_now']:
+                state['mtu_now'] = inside['mtu']
+
+    def _sandbox_problems(self, state, veth, bridge):
+        pause = Process.from_dict(state['pause'])
+        if not pause.alive():
+            return ['pause process gone']
+        if not os.path.exists(netns_path(state['netns'])):
+            return ['sandbox %s gone' % state['netns']]
+        if netns_inode(pause.pid) != os.stat(netns_path(state['netns'])).st_ino:
+            return ['pause process is not in sandbox %s' % state['netns']]
+        if veth is None or bridge is None or veth.get('IFLA_MASTER') != bridge:
+            return ['%s not on %s' % (state['veth'], BRIDGE)]
+        if ipaddress.IPv4Address(state['ip']) not in self.ipam.network:
+            return ['address %s is outside the pod CIDR %s' % (state['ip'], self.ipam.network)]
+        return []
+
+    def _inside_problems(self, state, inside, veth):
+        """The CNI CHECK of eth0 inside the sandbox."""
+        if inside is None:
+            return ['eth0 gone from %s' % state['netns']]
+        want = '%s/%d' % (state['ip'], self.prefixlen)
+        found = []
+        if inside['addresses'] != [want]:
+            found.append('eth0 has %s, want %s' % (', '.join(inside['addresses']) or 'no address', want))
+        if inside['gateways'] != [str(self.ipam.gateway)]:
+            found.append('default route via %s, want via %s' % (
+                ', '.join(inside['gateways']) or 'nothing', self.ipam.gateway))
+        if not inside['up']:
+            found.append('eth0 is down')
+        if inside['peer'] != veth['index'] or inside['mac'] != state['mac']:
+            found.append('eth0 is not the %s peer with MAC %s' % (state['veth'], state['mac']))
+        return found
 
     # -- planning ----------------------------------------------------------
     def plan(self, current, wanted):
-        """[(verb, key, reason)] in the order apply() runs them."""
-        actions = [('delete', k, 'not wanted on this node') for k in sorted(current) if k not in wanted]
+        """[Action] in the order of PHASES within apply()."""
+        records = current.pods
+        actions = [Action('delete', k, 'not wanted on this node') for k in sorted(records)
+                   if k not in wanted]
+        kept = {}
         for key, pod in sorted(wanted.items()):
-            state = current.get(key)
+            state = records.get(key)
             if state is None:
-                actions.append(('create', key, 'new pod'))
+                actions.append(Action('create', key, 'new pod'))
             elif state['spec_hash'] != spec_hash(pod):
-                actions.append(('recreate', key, 'containers changed'))
+                actions.append(Action('recreate', key, 'containers changed'))
             elif state['problems']:
-                actions.append(('recreate', key, '; '.join(state['problems'])))
+                actions.append(Action('recreate', key, '; '.join(state['problems'])))
             else:
-                actions += self._repairs(key, pod, state)
-        known = {s['netns'] for s in current.values()}
-        actions += [('forget_netns', n, 'no pod owns it') for n in list_netns() if n not in known]
-        owners = {s['uid'] for s in current.values()}
-        actions += [('release', address, 'its owner %s is gone' % owner)
-                    for address, owner in sorted(self.ipam.owners().items()) if owner not in owners]
-        actions += [('forget_ipam', folder, 'an earlier pod CIDR') for folder in self.ipam.stale_folders()]
-        return actions
+                kept[key] = state
+        addresses = self._address_actions(kept, current.ipam)
+        recreated = {a.target for a in addresses if a.verb == 'recreate'}
+        for key in sorted(set(kept) - recreated):
+            actions += self._repairs(key, wanted[key], kept[key])
+        actions += addresses + self._sweep(current)
+        return actions + self._guard_action(current, kept, actions)
 
     def _repairs(self, key, pod, state):
         found = []
         # The exit status of a container is its node init's to reap, not
         # ours to see: OnFailure restarts like Always; Never leaves it down.
         if state['dead'] and pod.get('restart_policy', 'Always') != 'Never':
-            found.append(('restart', key, 'container %s exited' % ', '.join(state['dead'])))
+            found.append(Action('restart', key, 'container %s exited' % ', '.join(state['dead'])))
         if state['mtu_now'] != self.mtu:
-            found.append(('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))
+            found.append(Action('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))
         if state.get('labels') != pod.get('labels', {}):
-            found.append(('relabel', key, 'labels changed'))
+            found.append(Action('relabel', key, 'labels changed'))
         return found
+
+    def _address_actions(self, kept, owners):
+        """Two kept pods on one address: the one IPAM does not name gets a
+        new sandbox. A kept pod whose IPAM file is gone gets it back."""
+        found, holder = [], {}
+        for key, state in sorted(kept.items(), key=lambda item: owners.get(item[1]['ip']) != item[1]['uid']):
+            if state['ip'] in holder:
+                found.append(Action('recreate', key, 'address %s is also held by %s' % (
+                    state['ip'], holder[state['ip']])))
+                continue
+            holder[state['ip']] = key
+            if owners.get(state['ip']) != state['uid']:
+                found.append(Action('reserve', key, 'IPAM lost address %s' % state['ip']))
+        return found
+
+    def _sweep(self, current):
+        """What no record owns: sandboxes and addresses left by a run cut short."""
+        known = {s['netns'] for s in current.pods.values()}
+        held = {(s['ip'], s['uid']) for s in current.pods.values()}
+        return ([Action('forget_netns', n, 'no pod owns it') for n in current.sandboxes if n not in known]
+                + [Action('release', address, 'no pod of %s holds it' % owner)
+                   for address, owner in sorted(current.ipam.items()) if (address, owner) not in held]
+                + [Action('forget_ipam', folder, 'an earlier pod CIDR') for folder in current.stale_ipam])
+
+    def _guard_action(self, current, kept, actions):
+        if any(a.verb in ('create', 'recreate', 'delete') for a in actions):
+            return [Action('guard', srcguard.TABLE, 'pods changed')]
+        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values())):
+            return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]
+        return []
 
     # -- applying ----------------------------------------------------------
     def apply(self, actions, current, wanted):
-        """Deletes, then creates in pipelined batches, then repairs."""
+        records = current.pods
         spawn = Spawner()
         try:
-            self._delete_many([k for v, k, _ in actions if v in ('delete', 'recreate')], current)
-            self._create_many([k for v, k, _ in actions if v in ('create', 'recreate')],
-                              current, wanted, spawn)
-            for verb, key, _ in actions:
-                if verb in REPAIRS:
-                    getattr(self, '_' + verb)(key, current, wanted, spawn)
+            for phase in PHASES:
+                todo = [a.target for a in actions if a.verb in phase]
+                if phase == ('delete', 'recreate'):
+                    self._delete_many(todo, records)
+                elif phase == ('create', 'recreate'):
+                    self._create_many(todo, records, wanted, spawn)
+                else:
+                    for action in (a for a in actions if a.verb in phase):
+                        getattr(self, '_' + action.verb)(action.target, records, wanted, spawn)
         finally:
             spawn.close()
 
-    def _delete_many(self, keys, current):
+    def _delete_many(self, keys, records):
         """Kill every process first, then remove links, sandboxes, addresses:
         the kernel tears the namespaces down together."""
-        states = [current.pop(k) for k in keys]
+        states = [records.pop(k) for k in keys]
         for state in states:
             for proc in list(state['containers'].values()) + [state['pause']]:
                 if proc:
@@ -140,10 +234,10 @@ class NodePods:
         for key, state in zip(keys, states):
             remove_netns(state['netns'])
             if state['ip']:
-                self.ipam.release(state['ip'])
+                self.ipam.release(state['ip'], state['uid'])
             self._forget(key)
 
-    def _create_many(self, keys, current, wanted, spawn):
+    def _create_many(self, keys, records, wanted, spawn):
         """Pipelined: the spawner makes the next sandboxes while this process
         records the last ones. A pod that fails is removed; the others stay."""
         failed = []
@@ -151,11 +245,13 @@ class NodePods:
             bridge = link_index(ipr, BRIDGE)
         if keys and bridge is None:
             raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
+        taken = {s['ip'] for s in records.values()}
         for start in range(0, len(keys), BATCH):
             batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
             for state in batch:
-                state['ip'] = self.ipam.allocate(state['uid'])
-                self._submit_sandbox(spawn, state, bridge)
+                state['ip'] = self.ipam.allocate(state['uid'], taken)
+                taken.add(state['ip'])
+                self._submit_sandbox(spawn, state, wanted[state['key']], bridge)
             for state in batch:
                 self._sandbox_ready(spawn, state, wanted[state['key']], failed)
             for state in batch:
@@ -164,7 +260,7 @@ class NodePods:
                     self._teardown(state)
                 else:
                     self._save(state['key'], state)
-                    current[state['key']] = state
+                    records[state['key']] = state
         if failed:
             raise SandboxError(', '.join(k for k, _ in failed), '; '.join(e for _, e in failed))
 
@@ -174,13 +270,14 @@ class NodePods:
                 'netns': 'cni-' + uid, 'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
                 'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
                 'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
+                'commands': {c['name']: c['argv'] for c in pod['containers']},
                 'containers': {}, 'pause': None, 'ip': None}
 
-    def _submit_sandbox(self, spawn, state, bridge):
+    def _submit_sandbox(self, spawn, state, pod, bridge):
         """The spawner makes the sandbox and wires it: eth0 with the pod's
         address and default route inside, veth<hex> on cni0 outside."""
         spawn.submit(state['key'], op='sandbox', netns=netns_path(state['netns']),
-                     hostname=state['name'], veth=state['veth'], mac=state['mac'],
+                     hostname=hostname(pod), veth=state['veth'], mac=state['mac'],
                      cidr='%s/%d' % (state['ip'], self.prefixlen), mtu=self.mtu,
                      gateway=str(self.ipam.gateway), bridge=bridge,
                      broadcast=str(self.ipam.network.broadcast_address))
@@ -205,15 +302,16 @@ class NodePods:
                 failed.append((state['key'], str(exc)))
 
     def _submit_container(self, spawn, pod, state, container):
-        env = {'PATH': DEFAULT_PATH, 'HOSTNAME': pod['name']}
+        env = {'PATH': DEFAULT_PATH, 'HOSTNAME': hostname(pod)}
         env.update(container.get('env') or {})
         spawn.submit('%s container %s' % (state['key'], container['name']), op='container',
                      netns=netns_path(state['netns']), pause=state['pause']['pid'],
                      argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
+                     caps=container_caps(container), view=self.view,
                      log=os.path.join(self._log_dir(state['key']), container['name'] + '.log'))
 
-    def _restart(self, key, current, wanted, spawn):
-        state = current[key]
+    def _restart(self, key, records, wanted, spawn):
+        state = records[key]
         pod = wanted[key]
         for container in pod['containers']:
             if container['name'] in state['dead']:
@@ -221,28 +319,36 @@ class NodePods:
                 state['containers'][container['name']] = spawn.collect().as_dict()
         self._save(key, state)
 
-    def _set_mtu(self, key, current, wanted, spawn):
-        state = current[key]
+    def _set_mtu(self, key, records, wanted, spawn):
+        state = records[key]
         with rtnl() as ipr:
             ipr.link('set', index=link_index(ipr, state['veth']), mtu=self.mtu)
-        with pod_rtnl(state['netns']) as ipr:
+        with rtnl(netns_path(state['netns'])) as ipr:
             ipr.link('set', index=link_index(ipr, 'eth0'), mtu=self.mtu)
 
-    def _relabel(self, key, current, wanted, spawn):
-        current[key]['labels'] = wanted[key].get('labels', {})
-        self._save(key, current[key])
+    def _relabel(self, key, records, wanted, spawn):
+        records[key]['labels'] = wanted[key].get('labels', {})
+        self._save(key, records[key])
 
-    def _forget_netns(self, netns, current, wanted, spawn):
+    def _reserve(self, key, records, wanted, spawn):
+        self.ipam.reserve(records[key]['ip'], records[key]['uid'])
+
+    def _forget_netns(self, netns, records, wanted, spawn):
         """A sandbox no record owns (a create cut short): stop its processes;
         its veth goes with the namespace, its address with a release."""
         kill_holders(netns)
         remove_netns(netns)
 
-    def _forget_ipam(self, folder, current, wanted, spawn):
+    def _forget_ipam(self, folder, records, wanted, spawn):
         shutil.rmtree(folder, ignore_errors=True)
 
-    def _release(self, address, current, wanted, spawn):
+    def _release(self, address, records, wanted, spawn):
         self.ipam.release(address)
+
+    def _guard(self, _, records, wanted, spawn):
+        chains, rules = srcguard.ruleset(records.values())
+        nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
+                  srcguard.TABLE)
 
     def _teardown(self, state):
         """Undo a pod that failed half-way; every step tolerates what is gone."""
@@ -253,7 +359,7 @@ class NodePods:
             delete_link(ipr, state['veth'])
         remove_netns(state['netns'])
         if state['ip']:
-            self.ipam.release(state['ip'])
+            self.ipam.release(state['ip'], state['uid'])
 
     def _forget(self, key):
         try:
@@ -266,9 +372,52 @@ class NodePods:
         return os.path.join(self.pods_dir, key.replace('/', '_'))
 
     def _save(self, key, state):
-        os.makedirs(self.pods_dir, exist_ok=True)
-        keep = {k: v for k, v in state.items() if k not in ('problems', 'dead', 'mtu_now', 'key')}
-        tmp = self._state_path(key) + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(keep, f, indent=1, sort_keys=True)
-        os.replace(tmp, self._state_path(key))
+        keep = {k: v for k, v in state.items() if k not in TRANSIENT}
+        write_atomic(self._state_path(key), json.dumps(keep, indent=1, sort_keys=True))
+
+    # -- showing -----------------------------------------------------------
+    def show(self, current, wanted):
+        """Pods as the diff shows them: now (current given) or wanted."""
+        if current is not None:
+            return {k: _view(s.get('commands'), s['dead'], s['problems'], s.get('labels'))
+                    for k, s in current.pods.items()}
+        return {k: _view({c['name']: c['argv'] for c in pod['containers']}, self._left_down(k, pod),
+                         (), pod.get('labels', {})) for k, pod in wanted.items()}
+
+    def _left_down(self, key, pod):
+        """Containers a restartPolicy of Never keeps exited."""
+        record = self.current.pods.get(key) if self.current else None
+        if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
+            return ()
+        return record['dead']
+
+
+def _view(commands, dead, problems, labels):
+    shown = {'containers': {name: '%s (%s)' % (' '.join(argv), 'exited' if name in dead else 'running')
+                            for name, argv in (commands or {}).items()},
+             'labels': labels or {}}
+    if problems:
+        shown['broken'] = list(problems)
+    return shown
+
+
+def container_caps(container):
+    """Capability numbers a container keeps: the planner's list, else the
+    container runtimes' default set."""
+    return sorted(caps.NUMBERS[name] for name in container.get('capabilities', caps.RUNTIME_DEFAULT))
+
+
+def container_view(paths):
+    """The paths containers see besides the system folders: each given one,
+    and for a virtual environment the Python installation it is made from."""
+    found = []
+    for path in paths:
+        found.append(os.path.realpath(path))
+        try:
+            with open(os.path.join(path, 'pyvenv.cfg')) as f:
+                home = dict(line.split('=', 1) for line in f if '=' in line).get('home ', '').strip()
+        except FileNotFoundError:
+            continue
+        if home:
+            found.append(os.path.dirname(os.path.realpath(home)))
+    return sorted(set(found))

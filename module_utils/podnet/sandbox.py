@@ -14,14 +14,12 @@ import os
 import signal
 import subprocess
 import sys
-from contextlib import contextmanager
 
 from ansible.module_utils.podnet import spawner
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import IPRoute
+from ansible.module_utils.podnet.netlink import addresses_by_link, links_by_name, rtnl
 
 NETNS_DIR = '/run/netns'
-CLONE_NEWNET = 0x40000000
 MNT_DETACH = 2
 MS_BIND, MS_REC, MS_SHARED = 0x1000, 0x4000, 0x100000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -105,38 +103,28 @@ class Process:
                 pass
 
 
-@contextmanager
-def pod_rtnl(netns):
-    """An RTNL socket inside a pod's namespace: setns, open, setns back.
-    (pyroute2's own netns= forks a child per socket, ten times slower.)"""
-    own = os.open('/proc/self/ns/net', os.O_RDONLY)
-    target = os.open(netns_path(netns), os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise SandboxError(netns, 'cannot enter: %s' % os.strerror(ctypes.get_errno()))
-        try:
-            ipr = IPRoute()
-        finally:
-            if _libc.setns(own, CLONE_NEWNET) != 0:
-                raise SandboxError(netns, 'cannot leave: %s' % os.strerror(ctypes.get_errno()))
-    finally:
-        os.close(own)
-        os.close(target)
-    try:
-        yield ipr
-    finally:
-        ipr.close()
-
-
 def ensure_netns_dir():
     """/run/netns as `ip netns add` leaves it: a mount point of its own,
     shared, so containers can drop every sandbox binding at once."""
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-    if os.path.ismount(NETNS_DIR):
+    if is_mount_point(NETNS_DIR):
         return
     for source, flags in ((NETNS_DIR.encode(), MS_BIND | MS_REC), (None, MS_SHARED | MS_REC)):
         if _libc.mount(source, NETNS_DIR.encode(), None, flags, None) != 0:
             raise SandboxError(NETNS_DIR, 'mount: %s' % os.strerror(ctypes.get_errno()))
+
+
+def is_mount_point(path):
+    """From the mount table: os.path.ismount() compares devices, and a bind
+    mount of a folder onto itself is on the same device, so it says no. The
+    mount seen at path is the last one made on it or on a folder above it
+    (a lab node's /run hides the /run/netns it inherited)."""
+    above = [path] + [os.path.dirname(path.rstrip('/'))]
+    while above[-1] != '/':
+        above.append(os.path.dirname(above[-1]))
+    with open('/proc/self/mountinfo') as f:
+        covering = [line.split()[4] for line in f if line.split()[4] in above]
+    return bool(covering) and covering[-1] == path
 
 
 def kill_holders(netns):
@@ -169,3 +157,27 @@ def list_netns():
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith('cni-'))
     except FileNotFoundError:
         return []
+
+
+def read_inside(netns):
+    """What the kernel holds inside a sandbox, for the CNI-style CHECK:
+    eth0 (state, MTU, MAC, the ifindex of its veth peer), its addresses
+    and the gateways of its default routes. None when eth0 is gone."""
+    with rtnl(netns_path(netns)) as ipr:
+        eth0 = links_by_name(ipr).get('eth0')
+        if eth0 is None:
+            return None
+        index = eth0['index']
+        return {'up': bool(eth0['flags'] & 1), 'mtu': eth0.get('IFLA_MTU'),
+                'mac': eth0.get('IFLA_ADDRESS'), 'peer': eth0.get('IFLA_LINK'),
+                'addresses': sorted(addresses_by_link(ipr).get(index, ())),
+                'gateways': sorted(r.get('RTA_GATEWAY') for r in ipr.get_routes(family=2, table=254)
+                                   if not r['dst_len'] and r.get('RTA_OIF') == index)}
+
+
+def netns_inode(pid):
+    """Inode of a process's network namespace, or None if it is gone."""
+    try:
+        return os.stat('/proc/%d/ns/net' % pid).st_ino
+    except (FileNotFoundError, ProcessLookupError):
+        return None

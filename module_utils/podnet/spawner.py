@@ -15,9 +15,10 @@ Requests:
       /bin/cat as `/pause`, blocked forever on a pipe it holds both ends of.
       No fork: the spawner enters the new namespaces, posix_spawns, returns.
   {"op": "container", "netns": PATH, "pause": PID, "argv": [...], "env": {...},
-   "cwd": DIR, "log": FILE}
+   "cwd": DIR, "log": FILE, "caps": [NUMBER...], "view": [PATH...]}
       joins the sandbox's network (PATH) and the pause process's UTS and IPC
-      namespaces, gets new PID and mount namespaces, then execs argv.
+      namespaces, gets new PID and mount namespaces and a root of its own
+      (system folders and `view`, read-only), keeps only `caps`, execs argv.
 Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
 """
 import ctypes
@@ -44,9 +45,9 @@ def _check(result, what):
         raise OSError(err, '%s: %s' % (what, os.strerror(err)))
 
 
-def _mount(source, target, fstype, flags):
+def _mount(source, target, fstype, flags, data=None):
     _check(libc.mount(source and source.encode(), target.encode(),
-                      fstype and fstype.encode(), flags, None), 'mount ' + target)
+                      fstype and fstype.encode(), flags, data and data.encode()), 'mount ' + target)
 
 
 def _setns(path, nstype):
@@ -199,17 +200,119 @@ def _enter_container(req):
 def _exec_container(req):
     os.setsid()
     _mount(None, '/', None, MS_REC | MS_PRIVATE)
-    # The copied mount table holds every sandbox's /run/netns binding; a
-    # container keeping them would keep deleted pods' namespaces alive.
-    libc.umount2(NETNS_DIR.encode(), MNT_DETACH)
-    _mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
     null = os.open('/dev/null', os.O_RDONLY)
-    log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)  # before the view hides it
+    _enter_view(req.get('view') or ())
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.chdir(req.get('cwd') or '/')
+    _keep_capabilities(req['caps'])
     os.execvpe(req['argv'][0], req['argv'], req['env'])
+
+
+# -- the container's view of the filesystem ---------------------------------
+# Pods share the node's programs, not its state: a new root on a tmpfs holds
+# read-only binds of the system folders and of the paths the module exposes
+# (the pods' Python and tools), fresh /proc, /sys, /dev and writable tmpfs
+# scratch folders. Everything else (the lab's keys in .lab/, the node's
+# state, other pods' logs, root's home) is simply not there. The old root
+# goes, and with it every sandbox's /run/netns binding, which would
+# otherwise keep deleted pods' namespaces alive.
+SYSTEM_VIEW = ('/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32')
+MASKED = ('/etc/ssh', '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d')
+SCRATCH = ('/tmp', '/var/tmp', '/run', '/dev/shm')
+DEVICES = ('null', 'zero', 'full', 'random', 'urandom', 'tty')
+NEW_ROOT = NETNS_DIR  # any folder will do as the mount point; this one always exists
+MS_RDONLY, MS_REMOUNT = 0x1, 0x20
+SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
+
+
+def _enter_view(view):
+    _mount('tmpfs', NEW_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m')
+    for path in SYSTEM_VIEW + tuple(view):
+        _expose(path)
+    for path in MASKED:
+        _mask(NEW_ROOT + path)
+    for path in SCRATCH + ('/proc', '/sys', '/dev'):
+        os.makedirs(NEW_ROOT + path, exist_ok=True)
+    _devices()
+    os.chdir(NEW_ROOT)
+    _check(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b'.', b'.'), 'pivot_root')
+    _check(libc.umount2(b'.', MNT_DETACH), 'umount the old root')
+    os.chdir('/')
+    _mount(None, '/', None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    for path in SCRATCH:
+        _mount('tmpfs', path, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
+    _mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount('sysfs', '/sys', 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+
+
+def _expose(path):
+    """path, read-only, at the same place in the new root (a symlink, as
+    /bin is on a merged /usr, is copied as a symlink)."""
+    target = NEW_ROOT + path
+    if os.path.islink(path):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.lexists(target):
+            os.symlink(os.readlink(path), target)
+        return
+    if not os.path.exists(path):
+        return
+    if os.path.isdir(path):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, 'a').close()
+    _bind_ro(path, target)
+
+
+def _bind_ro(source, target):
+    _mount(source, target, None, MS_BIND)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _mask(target):
+    if os.path.isdir(target) and not os.path.islink(target):
+        _mount('tmpfs', target, 'tmpfs', MS_RDONLY | MS_NOSUID | MS_NODEV, 'size=4k')
+    elif os.path.exists(target):
+        _bind_ro('/dev/null', target)
+
+
+def _devices():
+    dev = NEW_ROOT + '/dev'
+    _mount('tmpfs', dev, 'tmpfs', MS_NOSUID, 'mode=0755,size=64k')
+    for name in DEVICES:
+        open(os.path.join(dev, name), 'a').close()
+        _mount('/dev/' + name, os.path.join(dev, name), None, MS_BIND)
+    for name, target in (('fd', '/proc/self/fd'), ('stdin', '/proc/self/fd/0'),
+                         ('stdout', '/proc/self/fd/1'), ('stderr', '/proc/self/fd/2')):
+        os.symlink(target, os.path.join(dev, name))
+    os.makedirs(dev + '/shm')
+
+
+# -- capabilities -------------------------------------------------------------
+PR_CAPBSET_DROP = 24
+CAP_VERSION_3 = 0x20080522
+
+
+def _keep_capabilities(keep):
+    """Drop from the bounding set every capability not in keep (a root
+    process gets its bounding set at exec), and clear them from the
+    inheritable set, which would otherwise carry them across exec."""
+    with open('/proc/sys/kernel/cap_last_cap') as f:
+        last = int(f.read())
+    for cap in range(last + 1):
+        if cap not in keep:
+            _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), 'drop capability %d' % cap)
+    header = ctypes.create_string_buffer(struct.pack('=Ii', CAP_VERSION_3, 0))
+    data = ctypes.create_string_buffer(24)
+    _check(libc.capget(header, data), 'capget')
+    words = list(struct.unpack('=6I', data.raw))
+    mask = sum(1 << cap for cap in keep)
+    words[2] &= mask & 0xffffffff
+    words[5] &= mask >> 32
+    _check(libc.capset(header, ctypes.create_string_buffer(struct.pack('=6I', *words), 24)), 'capset')
 
 
 def spawn_container(req):

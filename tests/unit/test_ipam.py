@@ -80,3 +80,25 @@ def test_release_removes_the_file_and_tolerates_a_missing_one(tmp_path):
     ipam.release(address)
     ipam.release(address)
     assert ipam.owners() == {}
+
+
+def test_an_address_a_pod_holds_is_skipped_even_without_its_file(tmp_path):
+    """Regression: after `rm -rf ipam/*` the next pod got 10.42.0.2, which a
+    running pod held."""
+    ipam = HostLocalIpam(str(tmp_path), '10.42.0.0/24')
+    assert ipam.allocate('new', taken={'10.42.0.2', '10.42.0.3'}) == '10.42.0.4'
+
+
+def test_reserve_restores_a_lost_file(tmp_path):
+    ipam = HostLocalIpam(str(tmp_path), '10.42.0.0/24')
+    ipam.reserve('10.42.0.9', 'uid-a')
+    assert ipam.owners() == {'10.42.0.9': 'uid-a'}
+
+
+def test_release_by_owner_keeps_an_address_another_pod_now_holds(tmp_path):
+    ipam = HostLocalIpam(str(tmp_path), '10.42.0.0/24')
+    ipam.reserve('10.42.0.9', 'uid-b')
+    ipam.release('10.42.0.9', 'uid-a')
+    assert ipam.owners() == {'10.42.0.9': 'uid-b'}
+    ipam.release('10.42.0.9', 'uid-b')
+    assert ipam.owners() == {}

@@ -1,11 +1,12 @@
-"""NodePods.plan() over crafted current state (as read_current() returns
-it), with the node's sandboxes given by a fake list_netns; spec_hash and
-veth_name."""
+"""NodePods.plan() over crafted node state (as read_current() returns it):
+records, sandboxes, IPAM and the source guard; spec_hash, veth_name and
+hostname."""
 import re
 
 import pytest
-from ansible.module_utils.podnet import pods
-from ansible.module_utils.podnet.pods import NodePods, spec_hash, veth_name
+from ansible.module_utils.podnet import nft, srcguard
+from ansible.module_utils.podnet.pods import NodePods, NodeState, hostname, spec_hash, veth_name
+from ansible.module_utils.podnet.reconcile import Action
 
 MTU = 1450
 
@@ -16,10 +17,10 @@ def pod(name, labels=None, argv=('/bin/sleep', '3600')):
                             'ports': []}]}
 
 
-def state(wanted, uid='11111111-2222', **changes):
-    """A healthy pod's state as read_current() returns it."""
+def state(wanted, uid='11111111-2222', ip='10.42.1.2', **changes):
+    """A healthy pod's record as read_current() returns it."""
     found = {'namespace': wanted['namespace'], 'name': wanted['name'], 'uid': uid,
-             'netns': 'cni-' + uid, 'veth': veth_name(uid), 'ip': '10.42.1.2',
+             'netns': 'cni-' + uid, 'veth': veth_name(uid), 'ip': ip, 'mac': '02:00:00:00:00:01',
              'spec_hash': spec_hash(wanted), 'labels': dict(wanted['labels']),
              'containers': {'main': {'pid': 200, 'start': 5000}},
              'pause': {'pid': 100, 'start': 4000}, 'problems': [], 'dead': [], 'mtu_now': MTU}
@@ -27,80 +28,137 @@ def state(wanted, uid='11111111-2222', **changes):
     return found
 
 
-@pytest.fixture
-def netns(monkeypatch):
-    """The cni-* sandboxes the node has: set netns.names, default none."""
-    class Sandboxes:
-        names = []
-    monkeypatch.setattr(pods, 'list_netns', lambda: list(Sandboxes.names))
-    return Sandboxes
+def node_state(records=None, sandboxes=None, ipam=None, stale=(), guard=None):
+    """A consistent node: every record's sandbox and address in place and
+    the guard matching the records, unless given otherwise."""
+    records = dict(records or {})
+    if sandboxes is None:
+        sandboxes = [r['netns'] for r in records.values()]
+    if ipam is None:
+        ipam = {r['ip']: r['uid'] for r in records.values()}
+    if guard is None:
+        guard = nft.wanted_table(*srcguard.ruleset(records.values()))
+    return NodeState(records, list(sandboxes), dict(ipam), list(stale), guard)
+
+
+GUARD = Action('guard', srcguard.TABLE, 'pods changed')
 
 
 @pytest.fixture
-def node(tmp_path, netns):
-    return NodePods(str(tmp_path), '10.42.1.0/24', MTU)
+def node(tmp_path):
+    return NodePods(str(tmp_path), '10.42.1.0/24', MTU, run=None)
 
 
 def test_new_pod_is_created(node):
-    assert node.plan({}, {'default/web': pod('web')}) == [('create', 'default/web', 'new pod')]
+    assert node.plan(node_state(), {'default/web': pod('web')}) == [
+        ('create', 'default/web', 'new pod'), GUARD]
 
 
-def test_healthy_unchanged_pod_needs_nothing(node, netns):
+def test_healthy_unchanged_pod_needs_nothing(node):
     web = pod('web')
-    netns.names = ['cni-11111111-2222']
-    assert node.plan({'default/web': state(web)}, {'default/web': web}) == []
+    assert node.plan(node_state({'default/web': state(web)}), {'default/web': web}) == []
 
 
 def test_changed_containers_recreate_the_pod(node):
     old, new = pod('web'), pod('web', argv=['/bin/sleep', '60'])
-    assert node.plan({'default/web': state(old)}, {'default/web': new}) == [
-        ('recreate', 'default/web', 'containers changed')]
+    assert node.plan(node_state({'default/web': state(old)}), {'default/web': new}) == [
+        ('recreate', 'default/web', 'containers changed'), GUARD]
 
 
 def test_changed_labels_only_relabel(node):
     old, new = pod('web'), pod('web', labels={'app': 'web', 'tier': 'front'})
-    assert node.plan({'default/web': state(old)}, {'default/web': new}) == [
+    assert node.plan(node_state({'default/web': state(old)}), {'default/web': new}) == [
         ('relabel', 'default/web', 'labels changed')]
 
 
 def test_dead_container_is_restarted_by_name(node):
     web = pod('web')
-    actions = node.plan({'default/web': state(web, dead=['main'])}, {'default/web': web})
+    actions = node.plan(node_state({'default/web': state(web, dead=['main'])}), {'default/web': web})
     assert actions == [('restart', 'default/web', 'container main exited')]
 
 
 def test_wrong_mtu_is_set(node):
     web = pod('web')
-    actions = node.plan({'default/web': state(web, mtu_now=1500)}, {'default/web': web})
+    actions = node.plan(node_state({'default/web': state(web, mtu_now=1500)}), {'default/web': web})
     assert actions == [('set_mtu', 'default/web', 'MTU 1500, want 1450')]
 
 
 def test_broken_sandbox_is_recreated_naming_the_problems(node):
     web = pod('web')
-    broken = state(web, problems=['pause process gone', 'sandbox cni-11111111-2222 gone'],
+    broken = state(web, problems=['eth0 has no address, want 10.42.1.2/24',
+                                  'default route via nothing, want via 10.42.1.1'],
                    dead=['main'], mtu_now=None)
-    assert node.plan({'default/web': broken}, {'default/web': web}) == [
-        ('recreate', 'default/web', 'pause process gone; sandbox cni-11111111-2222 gone')]
+    assert node.plan(node_state({'default/web': broken}), {'default/web': web}) == [
+        ('recreate', 'default/web', 'eth0 has no address, want 10.42.1.2/24; '
+         'default route via nothing, want via 10.42.1.1'), GUARD]
 
 
 def test_unwanted_pod_is_deleted_before_anything_else(node):
     old, new = pod('old'), pod('new')  # 'default/new' sorts before 'default/old'
-    actions = node.plan({'default/old': state(old)}, {'default/new': new})
+    actions = node.plan(node_state({'default/old': state(old)}), {'default/new': new})
     assert actions == [('delete', 'default/old', 'not wanted on this node'),
-                       ('create', 'default/new', 'new pod')]
+                       ('create', 'default/new', 'new pod'), GUARD]
 
 
-def test_a_sandbox_no_state_owns_is_forgotten(node, netns):
+def test_a_sandbox_no_state_owns_is_forgotten(node):
     web = pod('web')
-    netns.names = ['cni-11111111-2222', 'cni-orphan']
-    assert node.plan({'default/web': state(web)}, {'default/web': web}) == [
-        ('forget_netns', 'cni-orphan', 'no pod owns it')]
+    current = node_state({'default/web': state(web)}, sandboxes=['cni-11111111-2222', 'cni-orphan'])
+    assert node.plan(current, {'default/web': web}) == [('forget_netns', 'cni-orphan', 'no pod owns it')]
 
 
-def test_the_sandbox_of_a_pod_being_deleted_is_not_forgotten_separately(node, netns):
-    netns.names = ['cni-11111111-2222']
-    assert node.plan({'default/web': state(pod('web'))}, {}) == [
-        ('delete', 'default/web', 'not wanted on this node')]
+def test_the_sandbox_of_a_pod_being_deleted_is_not_forgotten_separately(node):
+    assert node.plan(node_state({'default/web': state(pod('web'))}), {}) == [
+        ('delete', 'default/web', 'not wanted on this node'), GUARD]
+
+
+def test_an_address_whose_owner_is_gone_is_released(node):
+    current = node_state(ipam={'10.42.1.9': 'uid-of-a-crashed-create'})
+    assert node.plan(current, {}) == [
+        ('release', '10.42.1.9', 'no pod of uid-of-a-crashed-create holds it')]
+
+
+def test_a_lost_ipam_file_of_a_running_pod_is_reserved_again(node):
+    """Regression: `rm -rf ipam/*` was changed=0, and the next pod got an
+    address a running pod held."""
+    web = pod('web')
+    current = node_state({'default/web': state(web)}, ipam={})
+    assert node.plan(current, {'default/web': web}) == [
+        ('reserve', 'default/web', 'IPAM lost address 10.42.1.2')]
+
+
+def test_two_pods_on_one_address_the_one_ipam_does_not_name_is_recreated(node):
+    a, b = pod('a'), pod('b')
+    records = {'default/a': state(a, uid='uid-a'), 'default/b': state(b, uid='uid-b')}
+    current = node_state(records, ipam={'10.42.1.2': 'uid-b'})
+    assert node.plan(current, {'default/a': a, 'default/b': b}) == [
+        ('recreate', 'default/a', 'address 10.42.1.2 is also held by default/b'), GUARD]
+
+
+def test_releases_come_before_creates_in_apply_order():
+    """Regression: a run killed while creating 240 pods left the CIDR
+    'exhausted' for ever, as leaked addresses were released after creates."""
+    from ansible.module_utils.podnet.pods import PHASES
+    order = [verb for phase in PHASES for verb in phase]
+    assert order.index('release') < order.index('create')
+    assert order.index('forget_netns') < order.index('create')
+    assert order.index('reserve') < order.index('create')
+
+
+def test_the_folder_of_an_earlier_pod_cidr_is_forgotten(node, tmp_path):
+    folder = str(tmp_path / 'ipam' / '10.42.7.0_24')
+    assert node.plan(node_state(stale=[folder]), {}) == [('forget_ipam', folder, 'an earlier pod CIDR')]
+
+
+def test_a_never_restart_pod_stays_down(node):
+    web = dict(pod('web'), restart_policy='Never')
+    assert node.plan(node_state({'default/web': state(web, dead=['main'])}), {'default/web': web}) == []
+
+
+def test_a_flushed_source_guard_is_restored(node):
+    web = pod('web')
+    current = node_state({'default/web': state(web)}, guard='')
+    assert node.plan(current, {'default/web': web}) == [
+        ('guard', srcguard.TABLE, 'the source guard differs from the pods')]
 
 
 def test_spec_hash_ignores_labels_but_not_containers():
@@ -116,26 +174,24 @@ def test_veth_name_is_veth_and_8_hex_stable_per_uid():
     assert name != veth_name('another-uid')
 
 
+def test_hostname_is_the_planned_one_or_the_name_cut_as_kubernetes_does():
+    """Regression: a 100-character pod name failed with sethostname EINVAL."""
+    assert hostname({'name': 'web', 'hostname': 'given'}) == 'given'
+    long = 'a' * 62 + '-b' + 'c' * 36
+    assert hostname({'name': long}) == 'a' * 62
+    assert len(hostname({'name': 'x' * 250})) == 63
+
+
 def test_node_pods_constructor_does_no_io(tmp_path):
-    NodePods(str(tmp_path / 'absent'), '10.42.1.0/24', MTU)
+    NodePods(str(tmp_path / 'absent'), '10.42.1.0/24', MTU, run=None)
     assert not (tmp_path / 'absent').exists()
 
 
-def test_an_address_whose_owner_is_gone_is_released(tmp_path, monkeypatch):
-    monkeypatch.setattr('ansible.module_utils.podnet.pods.list_netns', lambda: [])
-    node = pods.NodePods(str(tmp_path), '10.42.1.0/24', 1450)
-    leaked = node.ipam.allocate('uid-of-a-crashed-create')
-    assert node.plan({}, {}) == [('release', leaked, 'its owner uid-of-a-crashed-create is gone')]
-
-
-def test_the_folder_of_an_earlier_pod_cidr_is_forgotten(node, tmp_path):
-    from ansible.module_utils.podnet.ipam import HostLocalIpam
-    HostLocalIpam(str(tmp_path), '10.42.7.0/24').allocate('gone')
-    assert node.plan({}, {}) == [('forget_ipam', str(tmp_path / 'ipam' / '10.42.7.0_24'),
-                                  'an earlier pod CIDR')]
-
-
-def test_a_never_restart_pod_stays_down(node, netns):
-    web = dict(pod('web'), restart_policy='Never')
-    netns.names = ['cni-11111111-2222']
-    assert node.plan({'default/web': state(web, dead=['main'])}, {'default/web': web}) == []
+def test_the_diff_names_changed_commands_not_running_to_running(node):
+    """Regression: the diff said "running" -> "running" when containers changed."""
+    old, new = pod('web'), pod('web', argv=['/bin/sleep', '60'])
+    current = node_state({'default/web': state(old, commands={'main': ['/bin/sleep', '3600']})})
+    node.current = current
+    before, after = node.show(current, {'default/web': new}), node.show(None, {'default/web': new})
+    assert before['default/web']['containers'] == {'main': '/bin/sleep 3600 (running)'}
+    assert after['default/web']['containers'] == {'main': '/bin/sleep 60 (running)'}

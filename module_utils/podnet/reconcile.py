@@ -1,0 +1,67 @@
+"""The one shape of every podnet module that changes a node:
+
+    current = read()                  # kernel and disk, read once
+    actions = plan(current)           # pure: [Action(verb, target, reason)]
+    apply(actions, current)           # skipped in check mode
+
+`run_module` wraps it once for all modules: the node lock, check mode, the
+diff users read (before and after as YAML, then one line per action) and
+errors as fail_json naming the object. Check mode and diff come from the
+same plan as the change, so they tell the truth.
+"""
+import collections
+import json
+from contextlib import nullcontext
+
+from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.statefile import node_lock
+
+try:  # a VM's Python may lack PyYAML: the diff falls back to indented JSON
+    import yaml
+except ImportError:
+    yaml = None
+try:
+    from pyroute2.netlink.exceptions import NetlinkError
+except ImportError:
+    NetlinkError = OSError
+
+
+class Action(collections.namedtuple('Action', 'verb target reason')):
+    """One change: `verb` names the step, `target` the object, `reason` why."""
+
+    def __str__(self):
+        return '%s %s: %s' % (self.verb, self.target, self.reason)
+
+
+def render(value):
+    """A state as users read it in a diff: block YAML, keys sorted."""
+    if value in (None, {}, [], ''):
+        return ''
+    if yaml is None:
+        return json.dumps(value, indent=2, sort_keys=True) + '\n'
+    return yaml.safe_dump(value, default_flow_style=False, sort_keys=True, width=100)
+
+
+def diff(subject, before, after, actions):
+    return {'before': render(before), 'after': render(after),
+            'before_header': '%s (now)' % subject, 'after_header': '%s (wanted)' % subject,
+            'prepared': ''.join('%s\n' % (a,) for a in actions)}
+
+
+def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=None):
+    """Reconcile and exit. show(current) and show(None) give the diff's
+    before and after; result(current) adds module-specific return values."""
+    try:
+        with node_lock(lock_dir) if lock_dir else nullcontext():
+            current = read()
+            actions = plan(current)
+            before, after = show(current), show(None)
+            if actions and not module.check_mode:
+                apply(actions, current)
+            extra = result(current) if result else {}
+    except PodnetError as exc:
+        module.fail_json(msg=str(exc), subject=exc.subject)
+    except (NetlinkError, OSError) as exc:
+        module.fail_json(msg='%s: the kernel refused a change: %s' % (subject, exc), subject=subject)
+    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions],
+                     diff=diff(subject, before, after, actions), **extra)

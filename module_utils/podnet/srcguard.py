@@ -1,0 +1,42 @@
+"""Source guard: a pod sends only from its own MAC and IPv4 address.
+
+One bridge-family table on the node checks every frame a pod's veth hands
+to cni0, before routing and before NetworkPolicy see it: a pod that changes
+its address (it may keep NET_ADMIN) or forges ARP is dropped at its port.
+A verdict map jumps from the port to the pod's own chain, so the cost per
+frame does not grow with the number of pods; a veth port with no pod chain
+is dropped whole, and so is anything but IPv4 and ARP (pods have no IPv6).
+"""
+FAMILY, TABLE = 'bridge', 'podnet-guard'
+VETHS = 'veth*'
+
+
+def _iifname():
+    return {'meta': {'key': 'iifname'}}
+
+
+def _cmp(left, op, right):
+    return {'match': {'op': op, 'left': left, 'right': right}}
+
+
+def _field(protocol, field):
+    return {'payload': {'protocol': protocol, 'field': field}}
+
+
+def ruleset(pods):
+    """(chains, rules) for pods given as [{'veth', 'mac', 'ip'}]."""
+    pods = sorted(pods, key=lambda p: p['veth'])
+    chains = [{'name': 'ports', 'type': 'filter', 'hook': 'prerouting', 'prio': -300,
+               'policy': 'accept'}]
+    rules = []
+    if pods:
+        jumps = [[p['veth'], {'jump': {'target': p['veth']}}] for p in pods]
+        rules.append(('ports', [{'vmap': {'key': _iifname(), 'data': {'set': jumps}}}]))
+    rules.append(('ports', [_cmp(_iifname(), '==', VETHS), {'drop': None}]))
+    for pod in pods:
+        chains.append({'name': pod['veth']})
+        rules += [(pod['veth'], [_cmp(_field('ether', 'saddr'), '!=', pod['mac']), {'drop': None}]),
+                  (pod['veth'], [_cmp(_field('ip', 'saddr'), '==', pod['ip']), {'accept': None}]),
+                  (pod['veth'], [_cmp(_field('arp', 'saddr ip'), '==', pod['ip']), {'accept': None}]),
+                  (pod['veth'], [{'drop': None}])]
+    return chains, rules

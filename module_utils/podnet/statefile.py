@@ -1,0 +1,101 @@
+"""A node's state files, written in one way: atomically, and under a lock.
+
+Every file podnet keeps on a node (pod records, IPAM, the pod CIDR) is
+written to a private temporary file in the same folder and renamed over the
+target, so a killed writer leaves the old or the new content, never half
+of one, and two writers never share a temporary name. (No fsync: a lab's
+state does not outlive the machine's power, and a VM's pods do not either.) `node_lock` serialises the
+runs that change one node: a second run waits, then fails naming the holder.
+"""
+import errno
+import fcntl
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+
+from ansible.module_utils.podnet.errors import PodnetError
+
+LOCK_FILE = 'lock'
+LOCK_WAIT = 300  # seconds a run waits for another run on the same node
+
+
+class LockError(PodnetError):
+    """Another podnet run holds the node's lock."""
+
+
+def write_atomic(path, text, mode=0o644):
+    """Replace path with text in one rename."""
+    tmp = _written_aside(path, text, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def create_exclusive(path, text):
+    """Write path only if it does not exist; False if it does. The content
+    is complete before the name appears (link(2) fails on an existing name)."""
+    tmp = _written_aside(path, text, 0o644)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        _unlink(tmp)
+
+
+def _written_aside(path, text, mode):
+    """A private temporary file beside path holding text."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.')
+    try:
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(tmp, mode)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def node_lock(state_dir, wait=LOCK_WAIT):
+    """Hold <state_dir>/lock (flock) for the body; the kernel drops it when
+    the holder dies, so a crashed run never leaves the node locked."""
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _acquire(fd, path, wait)
+        os.ftruncate(fd, 0)
+        os.write(fd, b'%d\n' % os.getpid())
+        yield
+    finally:
+        os.close(fd)
+
+
+def _acquire(fd, path, wait):
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            holder = os.pread(fd, 32, 0).decode(errors='replace').strip() or 'unknown'
+            raise LockError(path, 'another podnet run (pid %s) has held this node for over %d s; '
+                            'wait for it, or stop it' % (holder, wait))
+        time.sleep(0.1)

@@ -1,0 +1,110 @@
+"""What a container sees and may do, for real, inside a throwaway node (new
+network, mount and PID namespaces, private /run): the container runtime's
+default capabilities, a read-only view of the system folders and nothing
+else of the node, writable scratch folders; and /run/netns mounted once.
+Needs root; skipped with the reason otherwise."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare'),
+                                reason='needs root and unshare to make a throwaway node')
+
+PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab;'
+         'touch /usr/podnet-probe && echo usr-writable; echo x > /tmp/f && echo tmp-ok;'
+         'ls /var/lib; hostname; echo done')
+
+SCRIPT = r'''
+import json, os, subprocess, sys, time
+sys.path.insert(0, %(tests)r)
+import podnet_testlib
+os.makedirs('/run/netns', exist_ok=True)  # a /run/netns mount the node's /run hides,
+subprocess.run(['mount', '--bind', '/run/netns', '/run/netns'], check=True)  # as on a lab node
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/srv'], check=True)
+open('/srv/secret', 'w').write('the lab key\n')
+from ansible.module_utils.podnet import caps
+from ansible.module_utils.podnet.sandbox import Spawner, ensure_netns_dir
+hidden = {l.split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'}
+for _ in range(3):
+    ensure_netns_dir()
+mounts = [l for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'
+          and l.split()[0] not in hidden]
+spawn = Spawner()
+pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0')
+results = {'netns_mounts': len(mounts)}
+for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFAULT)),
+                   ('privileged', sorted(caps.NUMBERS.values()))):
+    log = '/run/%%s.log' %% name
+    spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
+                  argv=['/bin/sh', '-c', %(probe)r], env={'PATH': '/usr/bin:/bin'}, cwd='/',
+                  log=log, caps=keep, view=[])
+    for _ in range(100):
+        if os.path.exists(log) and 'done' in open(log).read():
+            break
+        time.sleep(0.05)
+    results[name] = open(log).read()
+spawn.close()
+print(json.dumps(results))
+'''
+
+
+@pytest.fixture(scope='module')
+def seen():
+    probe = PROBE % {'root': ROOT}
+    done = subprocess.run(
+        ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
+         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe}],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def cap_mask(names):
+    from ansible.module_utils.podnet import caps
+    return sum(1 << caps.NUMBERS[n] for n in names)
+
+
+def test_netns_folder_is_mounted_once_however_often_it_is_ensured(seen):
+    """Regression: a bind mount on the same filesystem is no mount point to
+    os.path.ismount, so every spawner start stacked one more (98,329 on a
+    busy node, then ENOSPC); and a /run/netns mount hidden under the node's
+    own /run is not the one in use."""
+    assert seen['netns_mounts'] == 1
+
+
+def test_a_container_keeps_the_runtime_default_capabilities_only(seen):
+    from ansible.module_utils.podnet import caps
+    line = [l for l in seen['default'].splitlines() if l.startswith('CapEff')][0]
+    assert int(line.split()[1], 16) == cap_mask(caps.RUNTIME_DEFAULT)
+    assert not int(line.split()[1], 16) & cap_mask(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'])
+
+
+def test_a_privileged_container_keeps_every_capability_the_node_has(seen):
+    line = [l for l in seen['privileged'].splitlines() if l.startswith('CapEff')][0]
+    own = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0]
+    assert int(line.split()[1], 16) == int(own.split()[1], 16)
+
+
+def test_a_container_sees_neither_the_node_state_nor_the_lab_keys(seen):
+    out = seen['default']
+    assert 'the lab key' not in out
+    assert 'No such file or directory' in out  # /srv/secret and .lab are simply not there
+    assert 'podnet' not in [l.strip() for l in out.splitlines()]  # no /var/lib/podnet
+
+
+def test_system_folders_are_read_only_and_scratch_is_writable(seen):
+    out = seen['default']
+    assert 'usr-writable' not in out and 'Read-only file system' in out
+    assert 'tmp-ok' in out
+
+
+def test_the_container_has_the_pod_hostname(seen):
+    assert 'web-0' in seen['default'].splitlines()
