@@ -47,13 +47,15 @@ def cni_reference(count, state):
 def podnet_pods(count, state, containers):
     sys.path.insert(0, str(ROOT / 'tests'))
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
-    from ansible.module_utils.podnet.network import NodeNetwork
+    from ansible.module_utils.podnet.network import NetworkSpec, NodeNetwork
+    from ansible.module_utils.podnet.reconcile import Action
     from ansible.module_utils.podnet.pods import NodePods
 
     def run(argv, data=None):
         done = subprocess.run(argv, input=data, capture_output=True, text=True)
         return done.returncode, done.stdout, done.stderr
-    NodeNetwork(run, state, '10.42.1.0/24', '10.42.0.0/16', 1450).apply(['bridge'])
+    spec = NetworkSpec(state, '10.42.1.0/24', '10.42.0.0/16', 1450, None, None, [])
+    NodeNetwork(run, spec).apply([Action('set_bridge', 'cni0', 'bench')], None)
     node = NodePods(state, '10.42.1.0/24', 1450)
     wanted = {'bench/p%d' % i: {'namespace': 'bench', 'name': 'p%d' % i, 'labels': {},
                                 'containers': [{'name': 'c', 'argv': ['sleep', '3600']}] * containers}

@@ -20,15 +20,31 @@ options:
     choices: [vxlan, host-gw]
     default: vxlan
   node:
-    description: This node, with C(name), C(underlay_ip), C(underlay_prefixlen),
-      C(underlay_ifname), C(underlay_mtu), C(pod_cidr) and C(vtep_mac).
+    description: This node.
     type: dict
     required: true
+    suboptions:
+      name: {description: Its inventory name., type: str, required: true}
+      underlay_ip: {description: Its underlay address., type: str, required: true}
+      underlay_prefixlen: {description: Prefix length of its underlay subnet., type: int, required: true}
+      underlay_ifname: {description: Its underlay interface., type: str, required: true}
+      underlay_mtu: {description: MTU of its underlay interface., type: int, required: true}
+      pod_cidr: {description: Its pod CIDR., type: str, required: true}
+      vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
   peers:
-    description: Every other node, with C(name), C(underlay_ip), C(pod_cidr) and C(vtep_mac).
+    description: Every other node.
     type: list
     elements: dict
     required: true
+    suboptions:
+      name: {description: Its inventory name., type: str, required: true}
+      underlay_ip: {description: Its underlay address., type: str, required: true}
+      pod_cidr: {description: Its pod CIDR., type: str, required: true}
+      vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
+  state_dir:
+    description: The node's state directory, where its lock is.
+    type: path
+    default: /var/lib/podnet
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
@@ -47,44 +63,44 @@ EXAMPLES = r'''
 
 RETURN = r'''
 actions:
-  description: Changes made (or due, in check mode) as verb and target.
+  description: Changes made (or due, in check mode) as verb, target and reason.
   returned: always
   type: list
   elements: list
-  sample: [[create_vtep, flannel.1], [set_routes, 10.42.1.0/24]]
+  sample: [[create_vtep, flannel.1, missing], [set_routes, 10.42.1.0/24, "missing, want via 10.42.1.0 dev flannel.1 onlink"]]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.netlink import require_pyroute2
+
+NODE = dict(name=dict(type='str', required=True), underlay_ip=dict(type='str', required=True),
+            underlay_prefixlen=dict(type='int', required=True),
+            underlay_ifname=dict(type='str', required=True),
+            underlay_mtu=dict(type='int', required=True), pod_cidr=dict(type='str', required=True),
+            vtep_mac=dict(type='str', required=True))
+PEER = {k: NODE[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
-                           node=dict(type='dict', required=True),
-                           peers=dict(type='list', elements='dict', required=True)),
+                           node=dict(type='dict', required=True, options=NODE),
+                           peers=dict(type='list', elements='dict', required=True, options=PEER),
+                           state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet import backend
+    from ansible.module_utils.podnet.errors import PodnetError
+    from ansible.module_utils.podnet.reconcile import run_module
     p = module.params
     try:
         wanted = backend.wanted_state(p['backend'], p['node'], p['peers'])
-        current = backend.read_state()
-        actions = backend.plan(current, wanted)
-        if actions and not module.check_mode:
-            backend.apply(actions, wanted, p['node'])
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
-    except (NetlinkError, OSError) as exc:
-        module.fail_json(msg='kernel refused a change: %s' % (exc,))
-    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions],
-                     diff=dict(before=_jsonable(current), after=_jsonable(wanted)))
-
-
-def _jsonable(state):
-    return {k: ({str(a): list(b) if isinstance(b, tuple) else b for a, b in v.items()}
-                if isinstance(v, dict) and k != 'vtep' else v) for k, v in state.items()}
+    run_module(module, 'podnet_backend %s' % p['backend'], backend.read_state,
+               lambda current: backend.plan(current, wanted),
+               lambda actions, _: backend.apply(actions, wanted, p['node']),
+               lambda current: backend.show(current or wanted), lock_dir=p['state_dir'])
 
 
 if __name__ == '__main__':

@@ -1,26 +1,57 @@
 #!/usr/bin/python
-"""Ansible module: a node's pod bridge and masquerade table."""
+"""Ansible module: a node's pod bridge, masquerade and isolation tables."""
 
 DOCUMENTATION = r'''
 ---
 module: podnet_network
-short_description: Manage a node's pod network (cni0 and egress masquerade)
+short_description: Manage a node's pod network (cni0, egress masquerade, isolation from mgmt)
 description:
   - Keeps the C(cni0) bridge with the gateway (first address) of the node's pod
     CIDR and the pods' MTU, and an nftables table C(ip podnet-nat) that
     masquerades pod traffic whose destination is outside the cluster CIDR, and
     nothing else. Records the pod CIDR in the node's state directory, where the
     next run finds it, so a node keeps its CIDR when others are added.
+  - Keeps pods off the management network with a table C(inet podnet-isolation).
+    The management interface is the one holding O(mgmt_address). When it is
+    not the underlay (the lab's C(mgmt0)), traffic from pods (source in the
+    cluster CIDR, or in from C(cni0)) is dropped when it would be forwarded out
+    of it or to its subnet, and pod traffic to the node's own management
+    addresses is dropped on input. When it is the underlay too (a VM with one
+    NIC), its subnet holds the other nodes and stays open.
+  - In both cases pod traffic to the controller (O(controller_addresses)) is
+    dropped. A pod keeps reaching its own node on C(cni0) and the underlay.
 options:
   pod_cidr: {description: This node's pod CIDR., type: str, required: true}
   cluster_cidr: {description: The cluster's pod network., type: str, default: 10.42.0.0/16}
   mtu: {description: MTU of cni0 (the pods' MTU)., type: int, required: true}
+  mgmt_address:
+    description:
+      - The address Ansible reaches the node on (C(ansible_host)); the interface
+        holding it is the management interface. Omitted, or held by no
+        interface (a name, a forwarded port), only the controller is cut off.
+    type: str
+  underlay_ip:
+    description: The node's underlay address; a management interface that holds it is the underlay too.
+    type: str
+  controller_addresses:
+    description:
+      - The controller's addresses, which pods must not reach. Omitted, the
+        client address of the SSH session the module runs in
+        (C(SSH_CONNECTION), else C(SSH_CLIENT)); none under a local
+        connection, or with C(become) through a sudo that resets them. The
+        node's own addresses are never blocked this way. IPv6 addresses are
+        left out, pods have no IPv6 route off their node.
+    type: list
+    elements: str
   state:
-    description: C(absent) removes the bridge, the table and the recorded CIDR.
+    description: C(absent) removes the bridge, both tables and the recorded CIDR.
     type: str
     choices: [present, absent]
     default: present
-  state_dir: {description: The node's state directory., type: path, default: /var/lib/podnet}
+  state_dir:
+    description: The node's state directory (its lock and the recorded CIDR).
+    type: path
+    default: /var/lib/podnet
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
@@ -28,29 +59,63 @@ author: podnet developers
 '''
 
 EXAMPLES = r'''
-- name: Give the node its pod bridge and egress masquerade.
+- name: Give the node its pod bridge, egress masquerade and isolation from mgmt.
   podnet_network:
     pod_cidr: 10.42.1.0/24
     mtu: 1450
+    mgmt_address: "{{ ansible_host }}"
+    underlay_ip: 10.11.1.12
 '''
 
 RETURN = r'''
 actions:
-  description: What was changed (or would be, in check mode).
+  description: What was changed (or would be, in check mode), as verb, target and reason.
   returned: always
   type: list
-  elements: str
-  sample: [bridge, nat, save_pod_cidr]
+  elements: list
+  sample: [[set_table, inet podnet-isolation, missing]]
 gateway:
   description: The gateway address on cni0.
   returned: always
   type: str
   sample: 10.42.1.1/24
+mgmt_interface:
+  description: The management interface whose network pods are kept off, or null.
+  returned: always
+  type: str
+  sample: mgmt0
+controller_addresses:
+  description: The controller addresses pods are kept off.
+  returned: always
+  type: list
+  elements: str
+  sample: [172.30.1.1]
 '''
 
+import ipaddress
+import os
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.netlink import require_pyroute2
+
+
+def spec_of(params, environ):
+    """The module's wish; ValueError names the option at fault."""
+    from ansible.module_utils.podnet.network import NetworkSpec, ssh_client_address
+    controllers = params['controller_addresses']
+    if controllers is None:
+        controllers = [a for a in [ssh_client_address(environ)] if a]
+    for option in ('pod_cidr', 'cluster_cidr'):
+        try:
+            ipaddress.IPv4Network(params[option])
+        except ValueError as exc:
+            raise ValueError('%s: %s' % (option, exc)) from None
+    try:
+        controllers = [str(ipaddress.ip_address(a)) for a in controllers]
+    except ValueError as exc:
+        raise ValueError('controller_addresses: %s' % exc) from None
+    return NetworkSpec(params['state_dir'], params['pod_cidr'], params['cluster_cidr'],
+                       params['mtu'], params['mgmt_address'], params['underlay_ip'], controllers)
 
 
 def main():
@@ -58,28 +123,36 @@ def main():
         argument_spec=dict(pod_cidr=dict(type='str', required=True),
                            cluster_cidr=dict(type='str', default='10.42.0.0/16'),
                            mtu=dict(type='int', required=True),
+                           mgmt_address=dict(type='str'),
+                           underlay_ip=dict(type='str'),
+                           controller_addresses=dict(type='list', elements='str'),
                            state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet.network import NodeNetwork
+    from ansible.module_utils.podnet.reconcile import run_module
     p = module.params
     try:
-        network = NodeNetwork(module.run_command, p['state_dir'], p['pod_cidr'],
-                              p['cluster_cidr'], p['mtu'])
-        current = network.read_current()
-        actions = network.plan(current, p['state'])
-        if actions and not module.check_mode:
-            network.apply(actions)
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    except (NetlinkError, OSError) as exc:
-        module.fail_json(msg='kernel refused a change: %s' % (exc,))
+        network = NodeNetwork(module.run_command, spec_of(p, os.environ))
     except ValueError as exc:
-        module.fail_json(msg='pod_cidr: %s' % exc)
-    after = network.wanted() if p['state'] == 'present' else {}
-    module.exit_json(changed=bool(actions), actions=actions, gateway=network.gateway,
-                     diff=dict(before={k: current[k] for k in ('bridge', 'pod_cidr')}, after=after))
+        module.fail_json(msg=str(exc))
+    seen = {}
+
+    def read():
+        seen.update(network.read_current())
+        return seen
+
+    def show(current):
+        if p['state'] == 'absent' and current is None:
+            return {}
+        return network.show(current or network.wanted(seen))
+
+    run_module(module, 'podnet_network', read, lambda current: network.plan(current, p['state']),
+               network.apply, show, lock_dir=p['state_dir'],
+               result=lambda current: dict(gateway=network.gateway,
+                                           mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
+                                           controller_addresses=network.controllers(current)))
 
 
 if __name__ == '__main__':

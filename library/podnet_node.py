@@ -24,7 +24,7 @@ options:
     description: The node's underlay address; when omitted, the source address of its default route.
     type: str
   state_dir:
-    description: The node's state directory, where the pod CIDR it was given is kept.
+    description: The node's state directory, where the pod CIDR it was given and the node's lock are kept.
     type: path
     default: /var/lib/podnet
 attributes:
@@ -56,30 +56,77 @@ changed_sysctls:
   returned: always
   type: dict
   sample: {net.ipv4.ip_forward: '1'}
+actions:
+  description: Changes made (or due, in check mode) as verb, target and reason.
+  returned: always
+  type: list
+  elements: list
+  sample: [[set_sysctl, net.ipv4.ip_forward, "0, want 1"]]
 '''
 
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import sysctl
+from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
+from ansible.module_utils.podnet.reconcile import Action, run_module
+from ansible.module_utils.podnet.statefile import write_atomic
 
 
-def persist(module, path, wanted):
-    text = sysctl.persist_text(wanted)
+def read(params):
+    """The sysctls, the persist file and the node's facts, read once."""
+    try:
+        values = sysctl.read(params['sysctls'])
+    except KeyError as exc:
+        hint = ' (load br_netfilter: modprobe br_netfilter; bin/bootstrap does on a lab machine)' \
+            if exc.args[0].startswith('net.bridge.') else ''
+        raise SpecError('sysctls', '%s does not exist on this kernel%s' % (exc.args[0], hint))
+    try:
+        facts = underlay_facts(params['underlay_ip'])
+    except LookupError as exc:
+        raise SpecError('underlay_ip', str(exc))
+    facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
+                 pods=sorted(read_pod_records(params['state_dir'])))
+    return {'sysctls': values, 'persist_file': _read_text(params['persist_file']), 'facts': facts}
+
+
+def _read_text(path):
+    if not path:
+        return None
     try:
         with open(path) as f:
-            if f.read() == text:
-                return False
+            return f.read()
     except FileNotFoundError:
-        pass
-    if not module.check_mode:
-        tmp = path + '.podnet'
-        with open(tmp, 'w') as f:
-            f.write(text)
-        module.atomic_move(tmp, path)
-    return True
+        return None
+
+
+def plan(params, current):
+    actions = [Action('set_sysctl', key, '%s, want %s' % (current['sysctls'][key], value))
+               for key, value in sorted(sysctl.plan(current['sysctls'], params['sysctls']).items())]
+    path = params['persist_file']
+    if path and current['persist_file'] != sysctl.persist_text(params['sysctls']):
+        actions.append(Action('write_file', path, 'missing' if current['persist_file'] is None
+                              else 'its values differ'))
+    return actions
+
+
+def apply(params, actions):
+    changes = {a.target: str(params['sysctls'][a.target]) for a in actions if a.verb == 'set_sysctl'}
+    sysctl.write(changes)
+    if any(a.verb == 'write_file' for a in actions):
+        write_atomic(params['persist_file'], sysctl.persist_text(params['sysctls']))
+
+
+def show(params, current):
+    """Values as the kernel prints them, the file as its lines."""
+    if current is None:
+        text = sysctl.persist_text(params['sysctls']) if params['persist_file'] else None
+        values = {k: str(v) for k, v in params['sysctls'].items()}
+    else:
+        text, values = current['persist_file'], current['sysctls']
+    return {'sysctls': values, 'persist_file': text and text.splitlines()}
 
 
 def main():
@@ -90,29 +137,13 @@ def main():
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
     require_pyroute2(module)
-    wanted = module.params['sysctls']
-    try:
-        current = sysctl.read(wanted)
-    except KeyError as exc:
-        hint = ' (load br_netfilter: modprobe br_netfilter; bin/bootstrap does on a lab machine)' \
-            if exc.args[0].startswith('net.bridge.') else ''
-        module.fail_json(msg='sysctls: %s does not exist on this kernel%s' % (exc.args[0], hint))
-    changes = sysctl.plan(current, wanted)
-    if changes and not module.check_mode:
-        sysctl.write(changes)
-    file_changed = bool(module.params['persist_file']) and persist(
-        module, module.params['persist_file'], wanted)
-    try:
-        facts = underlay_facts(module.params['underlay_ip'])
-    except LookupError as exc:
-        module.fail_json(msg='underlay_ip: %s' % exc)
-    facts['hostname'] = socket.gethostname()
-    facts['pod_cidr'] = read_pod_cidr(module.params['state_dir'])
-    facts['pods'] = sorted(read_pod_records(module.params['state_dir']))
-    module.exit_json(
-        changed=bool(changes) or file_changed, changed_sysctls=changes,
-        ansible_facts={'podnet_node': facts},
-        diff=dict(before={k: current[k] for k in changes}, after=changes))
+    p = module.params
+    run_module(module, 'podnet_node', lambda: read(p), lambda current: plan(p, current),
+               lambda actions, _: apply(p, actions), lambda current: show(p, current),
+               lock_dir=p['state_dir'],
+               result=lambda current: dict(
+                   ansible_facts={'podnet_node': current['facts']},
+                   changed_sysctls=sysctl.plan(current['sysctls'], p['sysctls'])))
 
 
 if __name__ == '__main__':

@@ -16,7 +16,8 @@ description:
   - Traffic between a pod and its own node never crosses the forward hook, so
     it is always allowed, as Kubernetes specifies.
   - Applying the same policies again changes nothing; removing a policy
-    restores the traffic it blocked.
+    restores the traffic it blocked. The diff shows the table in C(nft list
+    table) syntax, one line per rule.
 options:
   policies:
     description: The NetworkPolicy objects of the cluster, as in manifests.
@@ -26,7 +27,9 @@ options:
   pods:
     description:
       - Every pod of the cluster with C(namespace), C(name), C(labels), C(node)
-        and C(containers) (their C(ports) resolve named ports).
+        and C(containers) (their C(ports) resolve named ports), as the cluster
+        plan gives them; other keys are ignored, so they are checked here and
+        not as suboptions.
     type: list
     elements: dict
     required: true
@@ -42,6 +45,10 @@ options:
     description: This node's inventory name.
     type: str
     required: true
+  state_dir:
+    description: The node's state directory, where its lock is.
+    type: path
+    default: /var/lib/podnet
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
@@ -59,6 +66,12 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: The change made (or due, in check mode) as verb, target and reason.
+  returned: always
+  type: list
+  elements: list
+  sample: [[set_table, ip podnet-policy, "4 rules, want 6"]]
 rules:
   description: Number of rules in the node's policy table.
   returned: always
@@ -73,13 +86,20 @@ isolated:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import netpol, netpol_nft, nft
-from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.errors import PodnetError, SpecError
+from ansible.module_utils.podnet.reconcile import run_module
+
+POD_KEYS = ('namespace', 'name', 'node', 'containers')
+TABLE = '%s %s' % (netpol_nft.FAMILY, netpol_nft.TABLE)
 
 
 def cluster_pods(pods, running):
     """Running pods with their IP and container ports, as the compiler takes them."""
     found = []
-    for pod in pods:
+    for index, pod in enumerate(pods):
+        missing = [k for k in POD_KEYS if k not in pod]
+        if missing:
+            raise SpecError('pods[%d]' % index, 'missing %s' % ', '.join(missing))
         key = '%s/%s' % (pod['namespace'], pod['name'])
         if (running.get(key) or {}).get('ip'):
             found.append({'namespace': pod['namespace'], 'name': pod['name'], 'node': pod['node'],
@@ -88,31 +108,44 @@ def cluster_pods(pods, running):
     return found
 
 
+def show(current, chains, rules):
+    """The table as the diff shows it, in `nft list table` syntax."""
+    table = (chains, rules) if current is None else current['table']
+    return {TABLE: nft.describe(*table) if table else None}
+
+
+def compile_for(p):
+    """(chains, rules, isolated) of this node's table."""
+    policies = [netpol.parse_policy(raw) for raw in p['policies']]
+    everyone = cluster_pods(p['pods'], p['running'])
+    local = [pod for pod in everyone if pod['node'] == p['node']]
+    chains, rules = netpol_nft.compile_node(local, everyone, p['namespaces'], policies, [])
+    isolated = {d: sorted('%s/%s' % (pod['namespace'], pod['name']) for pod in local
+                          if netpol.isolating(pod, d, policies)) for d in (netpol.INGRESS, netpol.EGRESS)}
+    return chains, rules, isolated
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(policies=dict(type='list', elements='dict', required=True),
                            pods=dict(type='list', elements='dict', required=True),
                            running=dict(type='dict', required=True),
                            namespaces=dict(type='dict', required=True),
-                           node=dict(type='str', required=True)),
+                           node=dict(type='str', required=True),
+                           state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
-    p = module.params
     try:
-        policies = [netpol.parse_policy(raw) for raw in p['policies']]
-        everyone = cluster_pods(p['pods'], p['running'])
-        local = [pod for pod in everyone if pod['node'] == p['node']]
-        chains, rules = netpol_nft.compile_node(local, everyone, p['namespaces'], policies, [])
-        current = nft.current_table(module.run_command, netpol_nft.FAMILY, netpol_nft.TABLE)
-        changed = nft.needs_update(current, chains, rules)
-        if changed and not module.check_mode:
-            nft.apply(module.run_command, nft.table_commands(
-                netpol_nft.FAMILY, netpol_nft.TABLE, chains, rules), netpol_nft.TABLE)
+        chains, rules, isolated = compile_for(module.params)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
-    isolated = {d: sorted('%s/%s' % (pod['namespace'], pod['name']) for pod in local
-                          if netpol.isolating(pod, d, policies)) for d in (netpol.INGRESS, netpol.EGRESS)}
-    module.exit_json(changed=changed, rules=len(rules), isolated=isolated,
-                     diff=dict(before=current or '', after=nft.wanted_table(chains, rules)))
+    run = module.run_command
+    run_module(module, 'podnet_policy',
+               lambda: {'table': nft.read_table(run, netpol_nft.FAMILY, netpol_nft.TABLE)},
+               lambda current: nft.plan_table(TABLE, current['table'], chains, rules),
+               lambda actions, _: nft.apply(run, nft.table_commands(
+                   netpol_nft.FAMILY, netpol_nft.TABLE, chains, rules), TABLE),
+               lambda current: show(current, chains, rules), lock_dir=module.params['state_dir'],
+               result=lambda _: dict(rules=len(rules), isolated=isolated))
 
 
 if __name__ == '__main__':

@@ -16,6 +16,7 @@ import ipaddress
 import socket
 
 from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.netlink import (
     NetlinkError, delete_link, link_index, links_by_name, rtnl)
 
@@ -90,25 +91,51 @@ def _vtep(ipr, link):
 
 
 def plan(current, wanted):
-    """[(verb, target)] turning current into wanted."""
+    """[Action] turning current into wanted."""
     actions = []
     if current['vtep'] != wanted['vtep']:
         if current['vtep'] is not None:
-            actions.append(('delete_vtep', VTEP))
+            actions.append(Action('delete_vtep', VTEP, 'not wanted' if wanted['vtep'] is None
+                                  else _differs(current['vtep'], wanted['vtep'])))
             current = dict(current, fdb={}, neigh={},
                            routes={d: r for d, r in current['routes'].items() if r[1] != VTEP})
         if wanted['vtep'] is not None:
-            actions.append(('create_vtep', VTEP))
+            actions.append(Action('create_vtep', VTEP, 'missing' if current['vtep'] is None
+                                  else 'recreated with the wanted settings'))
     for kind in ('fdb', 'neigh', 'routes'):
         have, want = current[kind], wanted[kind]
-        actions += [('del_' + kind, k) for k in sorted(have) if k not in want]
-        actions += [('set_' + kind, k) for k in sorted(want) if have.get(k) != want[k]]
+        actions += [Action('del_' + kind, k, 'no node has it: %s' % _show(kind, have[k]))
+                    for k in sorted(have) if k not in want]
+        actions += [Action('set_' + kind, k, 'missing, want %s' % _show(kind, want[k])
+                           if k not in have else '%s, want %s' % (_show(kind, have[k]),
+                                                                  _show(kind, want[k])))
+                    for k in sorted(want) if have.get(k) != want[k]]
     return actions
+
+
+def _differs(have, want):
+    return ', '.join('%s %s, want %s' % (k, have.get(k), want[k])
+                     for k in sorted(want) if have.get(k) != want[k])
+
+
+def _show(kind, value):
+    """One entry as `ip` and `bridge` print it."""
+    if kind == 'routes':
+        gateway, ifname, onlink = value
+        return 'via %s dev %s%s' % (gateway, ifname, ' onlink' if onlink else '')
+    return {'fdb': 'dst %s', 'neigh': 'lladdr %s'}[kind] % (value,)
+
+
+def show(state):
+    """The state as the diff shows it: entries as `ip route`, `bridge fdb`
+    and `ip neigh` print them."""
+    return dict(state, **{kind: {k: _show(kind, v) for k, v in sorted(state[kind].items())}
+                          for kind in ('fdb', 'neigh', 'routes')})
 
 
 def apply(actions, wanted, node):
     with rtnl() as ipr:
-        for verb, target in actions:
+        for verb, target, _ in actions:
             _APPLY[verb](ipr, target, wanted, node)
 
 

@@ -1,18 +1,36 @@
 """A node's pod network: the cni0 bridge holding the gateway of the node's
-pod CIDR, and the masquerade table for pod traffic leaving the cluster.
+pod CIDR, the masquerade table for pod traffic leaving the cluster, and the
+isolation table that keeps pods off the management network.
 
-Shape: read_current() -> plan(current) -> apply(actions).
+Shape: read_current() -> plan(current) -> apply(actions, current).
 """
+import collections
 import ipaddress
 import os
 
 from ansible.module_utils.podnet import nft
+from ansible.module_utils.podnet.netpol_nft import canonical
 from ansible.module_utils.podnet.nodestate import POD_CIDR_FILE, read_pod_cidr
+from ansible.module_utils.podnet.reconcile import Action
+from ansible.module_utils.podnet.statefile import write_atomic
 from ansible.module_utils.podnet.netlink import (
     addresses_by_link, ensure_address, ensure_bridge, links_by_name, rtnl, delete_link)
 
 BRIDGE = 'cni0'
-NAT_FAMILY, NAT_TABLE = 'ip', 'podnet-nat'
+NAT = ('ip', 'podnet-nat')
+ISOLATION = ('inet', 'podnet-isolation')
+DROP = {'drop': None}
+
+# What the node's own network looks like from the module: the management
+# interface (None when it is the underlay too, or not found) and its
+# addresses as CIDRs.
+Mgmt = collections.namedtuple('Mgmt', 'ifname addresses')
+NetworkSpec = collections.namedtuple(
+    'NetworkSpec', 'state_dir pod_cidr cluster_cidr mtu mgmt_address underlay_ip controllers')
+
+
+def table_name(table):
+    return '%s %s' % table
 
 
 def nat_ruleset(pod_cidr, cluster_cidr):
@@ -26,72 +44,164 @@ def nat_ruleset(pod_cidr, cluster_cidr):
     return chains, rules
 
 
+def _meta(key, value):
+    return {'match': {'op': '==', 'left': {'meta': {'key': key}}, 'right': value}}
+
+
+def _to(networks):
+    """Match on destination: networks given as IPv4 addresses or CIDRs,
+    written as `nft -j list` prints them back."""
+    nets = [ipaddress.IPv4Network(n, strict=False) for n in networks]
+    intervals = [(int(n.network_address), int(n.broadcast_address)) for n in nets]
+    return nft.match('ip', 'daddr', '==', canonical(intervals, True))
+
+
+def isolation_ruleset(cluster_cidr, mgmt, controllers):
+    """Pods never reach the management network or the controller.
+
+    mgmt: the node's separate management interface (Mgmt) or None, when the
+    management address is also the underlay (a VM with one NIC): then its
+    subnet holds the other nodes and stays open, only the controller is cut.
+    Pods still reach their node on cni0 and the underlay (G4)."""
+    from_pods = nft.match('ip', 'saddr', '==', nft.prefix(cluster_cidr))
+    forward, local = [], []
+    if mgmt:
+        forward += [[_meta('iifname', BRIDGE), _meta('oifname', mgmt.ifname), DROP],
+                    [from_pods, _meta('oifname', mgmt.ifname), DROP],
+                    [from_pods, _to(mgmt.addresses), DROP]]
+        local.append([from_pods, _to(a.split('/')[0] for a in mgmt.addresses), DROP])
+    # Pods have no IPv6 route off their node, so an IPv6 controller needs no rule.
+    controllers = [c for c in controllers if ipaddress.ip_address(c).version == 4]
+    if controllers:
+        forward.append([from_pods, _to(controllers), DROP])
+    # nft lists rules chain by chain: written the same way, they read back equal.
+    chains = [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
+              for hook in ('forward', 'input')]
+    rules = [('forward', expr) for expr in forward] + [('input', expr) for expr in local]
+    return chains, rules
+
+
+def ssh_client_address(environ):
+    """The controller's address as the node sees it: the client of the SSH
+    session the module runs in (SSH_CONNECTION, else SSH_CLIENT); None when
+    the module does not run over SSH (connection local)."""
+    for key in ('SSH_CONNECTION', 'SSH_CLIENT'):
+        words = (environ.get(key) or '').split()
+        if words:
+            return words[0]
+    return None
+
+
+def find_mgmt(addresses, mgmt_address, underlay_ip):
+    """The management interface among {ifname: [cidr]}: the one holding
+    mgmt_address, unless it also holds the underlay address."""
+    for ifname, cidrs in sorted(addresses.items()):
+        held = [c.split('/')[0] for c in cidrs]
+        if mgmt_address in held:
+            if underlay_ip in held or ifname == BRIDGE:
+                return None
+            return Mgmt(ifname, sorted(c for c in cidrs if ':' not in c))
+    return None
+
+
+def _reason(have, want):
+    if have is None:
+        return 'missing'
+    return ', '.join('%s %s, want %s' % (k, have.get(k), want[k])
+                     for k in sorted(want) if have.get(k) != want[k])
+
+
 class NodeNetwork:
-    def __init__(self, run, state_dir, pod_cidr, cluster_cidr, mtu):
+    def __init__(self, run, spec):
         self.run = run
-        self.state_dir = state_dir
-        self.pod_cidr = pod_cidr
-        self.cluster_cidr = cluster_cidr
-        self.mtu = mtu
-        net = ipaddress.IPv4Network(pod_cidr)
+        self.spec = spec
+        net = ipaddress.IPv4Network(spec.pod_cidr)
         self.gateway = '%s/%d' % (net.network_address + 1, net.prefixlen)
 
     def read_current(self):
         with rtnl() as ipr:
-            link = links_by_name(ipr).get(BRIDGE)
-            addrs = sorted(addresses_by_link(ipr).get(link['index'], ())) if link else []
-        saved = read_pod_cidr(self.state_dir)
-        return {'bridge': {'mtu': link.get('IFLA_MTU'), 'addresses': addrs,
+            links = links_by_name(ipr)
+            by_index = addresses_by_link(ipr)
+        addresses = {name: sorted(by_index.get(link['index'], ())) for name, link in links.items()}
+        link = links.get(BRIDGE)
+        return {'bridge': {'mtu': link.get('IFLA_MTU'), 'addresses': addresses[BRIDGE],
                            'up': link['flags'] & 1 == 1} if link else None,
-                'nat': nft.current_table(self.run, NAT_FAMILY, NAT_TABLE),
-                'pod_cidr': saved}
+                'tables': {table_name(t): nft.read_table(self.run, *t) for t in (NAT, ISOLATION)},
+                'pod_cidr': read_pod_cidr(self.spec.state_dir),
+                'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
+                'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs)}
 
-    def wanted(self):
-        return {'bridge': {'mtu': self.mtu, 'addresses': [self.gateway], 'up': True},
-                'pod_cidr': self.pod_cidr}
+    def controllers(self, current):
+        """The controller addresses to cut off; never one of the node's own
+        (a controller on the node itself has no address apart from it)."""
+        return sorted(set(self.spec.controllers) - set(current['own']))
+
+    def wanted(self, current):
+        spec = self.spec
+        return {'bridge': {'mtu': spec.mtu, 'addresses': [self.gateway], 'up': True},
+                'tables': {table_name(NAT): nat_ruleset(spec.pod_cidr, spec.cluster_cidr),
+                           table_name(ISOLATION): isolation_ruleset(
+                               spec.cluster_cidr, current['mgmt'], self.controllers(current))},
+                'pod_cidr': spec.pod_cidr}
+
+    def show(self, state):
+        """A state as the diff shows it: tables in nft's own syntax."""
+        return {'bridge': state['bridge'], 'pod_cidr': state['pod_cidr'],
+                'nftables': {name: nft.describe(*table) if table else None
+                             for name, table in sorted(state['tables'].items())}}
 
     def plan(self, current, state):
         if state == 'absent':
-            return [a for a, present in (('delete_bridge', current['bridge']),
-                                         ('delete_nat', current['nat']),
-                                         ('forget_pod_cidr', current['pod_cidr'])) if present]
-        actions = []
-        if current['bridge'] != self.wanted()['bridge']:
-            actions.append('bridge')
-        if nft.needs_update(current['nat'], *nat_ruleset(self.pod_cidr, self.cluster_cidr)):
-            actions.append('nat')
-        if current['pod_cidr'] != self.pod_cidr:
-            actions.append('save_pod_cidr')
+            return self._plan_absent(current)
+        wanted, actions = self.wanted(current), []
+        if current['bridge'] != wanted['bridge']:
+            actions.append(Action('set_bridge', BRIDGE, _reason(current['bridge'],
+                                                                 wanted['bridge'])))
+        for name, table in sorted(wanted['tables'].items()):
+            actions += nft.plan_table(name, current['tables'][name], *table)
+        if current['pod_cidr'] != self.spec.pod_cidr:
+            actions.append(Action('save_pod_cidr', self._cidr_file(), 'recorded %s, want %s' % (
+                current['pod_cidr'], self.spec.pod_cidr)))
         return actions
 
-    def apply(self, actions):
-        for action in actions:
-            getattr(self, '_' + action)()
+    def _plan_absent(self, current):
+        actions = [Action('delete_bridge', BRIDGE, 'state absent')] if current['bridge'] else []
+        actions += [Action('delete_table', name, 'state absent')
+                    for name, table in sorted(current['tables'].items()) if table]
+        if current['pod_cidr']:
+            actions.append(Action('forget_pod_cidr', self._cidr_file(), 'state absent'))
+        return actions
 
-    def _bridge(self):
+    def apply(self, actions, current):
+        for action in actions:
+            getattr(self, '_' + action.verb)(action.target, current)
+
+    def _cidr_file(self):
+        return os.path.join(self.spec.state_dir, POD_CIDR_FILE)
+
+    def _set_bridge(self, _, current):
         with rtnl() as ipr:
-            index = ensure_bridge(ipr, BRIDGE, self.mtu)
+            index = ensure_bridge(ipr, BRIDGE, self.spec.mtu)
             for stale in addresses_by_link(ipr).get(index, set()) - {self.gateway}:
                 address, length = stale.split('/')
                 ipr.addr('del', index=index, address=address, prefixlen=int(length))
             ensure_address(ipr, index, self.gateway)
-            ipr.link('set', index=index, mtu=self.mtu, state='up')
+            ipr.link('set', index=index, mtu=self.spec.mtu, state='up')
 
-    def _nat(self):
-        chains, rules = nat_ruleset(self.pod_cidr, self.cluster_cidr)
-        nft.apply(self.run, nft.table_commands(NAT_FAMILY, NAT_TABLE, chains, rules), NAT_TABLE)
+    def _set_table(self, name, current):
+        family, table = name.split()
+        chains, rules = self.wanted(current)['tables'][name]
+        nft.apply(self.run, nft.table_commands(family, table, chains, rules), name)
 
-    def _save_pod_cidr(self):
-        os.makedirs(self.state_dir, exist_ok=True)
-        with open(os.path.join(self.state_dir, POD_CIDR_FILE), 'w') as f:
-            f.write(self.pod_cidr + '\n')
+    def _save_pod_cidr(self, path, _):
+        write_atomic(path, self.spec.pod_cidr + '\n')
 
-    def _delete_bridge(self):
+    def _delete_bridge(self, _, current):
         with rtnl() as ipr:
             delete_link(ipr, BRIDGE)
 
-    def _delete_nat(self):
-        nft.apply(self.run, nft.delete_commands(NAT_FAMILY, NAT_TABLE), NAT_TABLE)
+    def _delete_table(self, name, _):
+        nft.apply(self.run, nft.delete_commands(*name.split()), name)
 
-    def _forget_pod_cidr(self):
-        os.unlink(os.path.join(self.state_dir, POD_CIDR_FILE))
+    def _forget_pod_cidr(self, path, _):
+        os.unlink(path)

@@ -9,14 +9,16 @@ handles dropped, so podnet writes expressions in the form nft prints.
 import json
 
 from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.reconcile import Action
 
 
 class NftError(PodnetError):
     """nft refused a command."""
 
 
-def current_table(run, family, name):
-    """(chains, rules) of the table as wanted_table() shapes them, or None."""
+def read_table(run, family, name):
+    """(chains, rules) of the table as the kernel holds it, handles dropped;
+    None when there is no such table."""
     rc, out, err = run(['nft', '-j', 'list', 'table', family, name])
     if rc != 0:
         if 'No such file or directory' in err or 'does not exist' in err:
@@ -26,13 +28,29 @@ def current_table(run, family, name):
     chains = [{k: v for k, v in i['chain'].items() if k not in ('family', 'table', 'handle')}
               for i in items if 'chain' in i]
     rules = [(i['rule']['chain'], i['rule']['expr']) for i in items if 'rule' in i]
-    return wanted_table(chains, rules)
+    return chains, rules
+
+
+def current_table(run, family, name):
+    """The table as wanted_table() shapes it, or None."""
+    found = read_table(run, family, name)
+    return None if found is None else wanted_table(*found)
 
 
 def wanted_table(chains, rules):
-    """Canonical, comparable form of a table's chains and rules."""
-    return json.dumps([sorted(chains, key=lambda c: c['name']), [list(r) for r in rules]],
-                      sort_keys=True)
+    """Canonical, comparable form of a table's chains and rules. Set
+    elements are sorted: nft prints a hashed set in its own order."""
+    return json.dumps(_sorted_sets([sorted(chains, key=lambda c: c['name']),
+                                    [list(r) for r in rules]]), sort_keys=True)
+
+
+def _sorted_sets(value):
+    if isinstance(value, dict):
+        return {k: sorted((_sorted_sets(i) for i in v), key=lambda i: json.dumps(i, sort_keys=True))
+                if k == 'set' and isinstance(v, list) else _sorted_sets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sorted_sets(i) for i in value]
+    return value
 
 
 def table_commands(family, name, chains, rules):
@@ -60,6 +78,18 @@ def needs_update(current, chains, rules):
     return current != wanted_table(chains, rules)
 
 
+def plan_table(name, current, chains, rules):
+    """[Action] making table `name` ("family table") hold chains and rules;
+    current is (chains, rules) as read_table() gives them, or None."""
+    if current is None:
+        return [Action('set_table', name, 'missing')]
+    if not needs_update(wanted_table(*current), chains, rules):
+        return []
+    have, want = len(current[1]), len(rules)
+    return [Action('set_table', name, '%d rules, want %d' % (have, want) if have != want
+                   else 'rules differ from the wanted ones')]
+
+
 def apply(run, commands, subject):
     rc, _, err = run(['nft', '-j', '-f', '-'], data=json.dumps(commands))
     if rc != 0:
@@ -74,3 +104,64 @@ def prefix(cidr):
 def match(protocol, field, op, right):
     return {'match': {'op': op, 'left': {'payload': {'protocol': protocol, 'field': field}},
                       'right': right}}
+
+
+# -- the table as people read it (diffs) -----------------------------------------
+VERDICTS = ('accept', 'drop', 'return', 'continue')
+BARE_META = ('iifname', 'oifname', 'iif', 'oif', 'mark')
+
+
+def describe(chains, rules):
+    """{chain: [header, rule, ...]} in `nft list table` syntax: what a diff
+    shows instead of the JSON podnet compares."""
+    found = {}
+    for chain in sorted(chains, key=lambda c: c['name']):
+        header = ('type %(type)s hook %(hook)s priority %(prio)s; policy %(policy)s' % chain
+                  if 'hook' in chain else 'regular chain')
+        found[chain['name']] = [header]
+    for chain, expr in rules:
+        found.setdefault(chain, []).append(' '.join(_statement(s) for s in expr))
+    return found
+
+
+def _statement(stmt):
+    (kind, body), = stmt.items()
+    if kind in VERDICTS or kind == 'masquerade':
+        return kind
+    if kind in ('jump', 'goto'):
+        return '%s %s' % (kind, body['target'])
+    if kind == 'match':
+        op = {'==': '', 'in': ''}.get(body['op'], body['op'])
+        left, right = _left(body['left']), _value(body['right'])
+        if left.endswith('ifname'):
+            right = json.dumps(body['right'])  # nft quotes interface names
+        return ' '.join(p for p in (left, op, right) if p)
+    if kind == 'vmap':
+        pairs = ', '.join('%s : %s' % (_value(k), _statement(v)) for k, v in body['data']['set'])
+        return '%s vmap { %s }' % (_left(body['key']), pairs)
+    return json.dumps(stmt, sort_keys=True)
+
+
+def _left(left):
+    if 'payload' in left:
+        return '%(protocol)s %(field)s' % left['payload']
+    if 'meta' in left:
+        key = left['meta']['key']
+        return key if key in BARE_META else 'meta ' + key
+    if 'ct' in left:
+        return 'ct ' + left['ct']['key']
+    return json.dumps(left, sort_keys=True)
+
+
+def _value(value):
+    if isinstance(value, list):
+        return ','.join(_value(v) for v in value)
+    if not isinstance(value, dict):
+        return str(value)
+    if 'prefix' in value:
+        return '%(addr)s/%(len)s' % value['prefix']
+    if 'range' in value:
+        return '%s-%s' % tuple(value['range'])
+    if 'set' in value:
+        return '{ %s }' % ', '.join(_value(v) for v in value['set'])
+    return json.dumps(value, sort_keys=True)

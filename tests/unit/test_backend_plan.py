@@ -1,8 +1,9 @@
 """backend.wanted_state() for vxlan and host-gw, the host-gw L2 check, and
 plan() between the normalised states, including switching backends."""
 import pytest
-from ansible.module_utils.podnet import backend
+from ansible.module_utils.podnet import backend, reconcile
 from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.reconcile import Action
 
 NODE = {'name': 'node1', 'underlay_ip': '10.11.1.11', 'underlay_prefixlen': 24,
         'underlay_ifname': 'eth0', 'underlay_mtu': 1500, 'pod_cidr': '10.42.0.0/24',
@@ -12,6 +13,10 @@ NODE2 = {'name': 'node2', 'underlay_ip': '10.11.1.12', 'pod_cidr': '10.42.1.0/24
 NODE3 = {'name': 'node3', 'underlay_ip': '10.11.1.13', 'pod_cidr': '10.42.2.0/24',
          'vtep_mac': '02:00:00:00:00:03'}
 PEERS = [NODE2, NODE3]
+
+
+def steps(actions):
+    return [(a.verb, a.target) for a in actions]
 
 
 def vxlan(peers=PEERS):
@@ -57,13 +62,13 @@ def test_host_gw_accepts_peers_of_the_same_subnet():
 
 
 def test_nothing_to_do_when_current_is_wanted():
-    assert backend.plan(vxlan(), vxlan()) == []
-    assert backend.plan(host_gw(), host_gw()) == []
+    assert steps(backend.plan(vxlan(), vxlan())) == []
+    assert steps(backend.plan(host_gw(), host_gw())) == []
 
 
 def test_fresh_node_gets_vtep_first_then_entries():
     empty = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}}
-    actions = backend.plan(empty, vxlan())
+    actions = steps(backend.plan(empty, vxlan()))
     assert actions[0] == ('create_vtep', 'flannel.1')
     assert sorted(actions[1:]) == sorted(
         [('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
@@ -72,13 +77,13 @@ def test_fresh_node_gets_vtep_first_then_entries():
 
 
 def test_vxlan_to_host_gw_deletes_the_vtep_and_not_what_goes_with_it():
-    assert backend.plan(vxlan(), host_gw()) == [
+    assert steps(backend.plan(vxlan(), host_gw())) == [
         ('delete_vtep', 'flannel.1'),
         ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')]
 
 
 def test_host_gw_to_vxlan_creates_the_vtep_and_replaces_the_routes():
-    actions = backend.plan(host_gw(), vxlan())
+    actions = steps(backend.plan(host_gw(), vxlan()))
     assert actions == [
         ('create_vtep', 'flannel.1'),
         ('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
@@ -87,7 +92,7 @@ def test_host_gw_to_vxlan_creates_the_vtep_and_replaces_the_routes():
 
 
 def test_host_gw_route_of_a_peer_gone_with_the_switch_is_deleted():
-    actions = backend.plan(host_gw(), vxlan([NODE2]))
+    actions = steps(backend.plan(host_gw(), vxlan([NODE2])))
     assert ('del_routes', '10.42.2.0/24') in actions
     assert ('set_routes', '10.42.1.0/24') in actions
 
@@ -95,28 +100,47 @@ def test_host_gw_route_of_a_peer_gone_with_the_switch_is_deleted():
 def test_a_changed_vtep_is_recreated_with_all_its_entries():
     current = vxlan()
     current['vtep'] = dict(current['vtep'], mtu=1400)
-    actions = backend.plan(current, vxlan())
+    actions = steps(backend.plan(current, vxlan()))
     assert actions[:2] == [('delete_vtep', 'flannel.1'), ('create_vtep', 'flannel.1')]
     assert len(actions) == 2 + 6
     assert not any(verb.startswith('del_') for verb, _ in actions)
 
 
 def test_a_removed_peer_deletes_its_entries_only():
-    assert backend.plan(vxlan(), vxlan([NODE2])) == [
+    assert steps(backend.plan(vxlan(), vxlan([NODE2]))) == [
         ('del_fdb', '02:00:00:00:00:03'), ('del_neigh', '10.42.2.0'),
         ('del_routes', '10.42.2.0/24')]
 
 
 def test_a_removed_host_gw_peer_deletes_its_route_only():
-    assert backend.plan(host_gw(), host_gw([NODE3])) == [('del_routes', '10.42.1.0/24')]
+    assert steps(backend.plan(host_gw(), host_gw([NODE3]))) == [('del_routes', '10.42.1.0/24')]
 
 
 def test_a_moved_peer_resets_its_fdb_entry():
     moved = dict(NODE3, underlay_ip='10.11.1.99')
-    assert backend.plan(vxlan(), vxlan([NODE2, moved])) == [('set_fdb', '02:00:00:00:00:03')]
+    assert steps(backend.plan(vxlan(), vxlan([NODE2, moved]))) == [('set_fdb', '02:00:00:00:00:03')]
 
 
 def test_an_added_peer_sets_its_entries_only():
-    assert backend.plan(vxlan([NODE2]), vxlan()) == [
+    assert steps(backend.plan(vxlan([NODE2]), vxlan())) == [
         ('set_fdb', '02:00:00:00:00:03'), ('set_neigh', '10.42.2.0'),
         ('set_routes', '10.42.2.0/24')]
+
+
+def test_every_action_says_why():
+    assert backend.plan(host_gw([NODE3]), host_gw([NODE2])) == [
+        Action('del_routes', '10.42.2.0/24', 'no node has it: via 10.11.1.13 dev eth0'),
+        Action('set_routes', '10.42.1.0/24', 'missing, want via 10.11.1.12 dev eth0')]
+    moved = dict(NODE3, underlay_ip='10.11.1.99')
+    assert backend.plan(vxlan(), vxlan([NODE2, moved])) == [
+        Action('set_fdb', '02:00:00:00:00:03', 'dst 10.11.1.13, want dst 10.11.1.99')]
+    current = dict(vxlan(), vtep=dict(vxlan()['vtep'], mtu=1400))
+    assert backend.plan(current, vxlan())[0] == Action('delete_vtep', 'flannel.1',
+                                                       'mtu 1400, want 1450')
+
+
+def test_the_diff_shows_entries_as_ip_and_bridge_print_them():
+    shown = reconcile.render(backend.show(vxlan()))
+    assert "10.42.1.0/24: via 10.42.1.0 dev flannel.1 onlink" in shown
+    assert '02:00:00:00:00:02: dst 10.11.1.12' in shown
+    assert '10.42.1.0: lladdr 02:00:00:00:00:02' in shown

@@ -1,10 +1,11 @@
 """nftables through `nft -j` with a fake runner, the masquerade ruleset,
-and NodeNetwork.plan() over crafted current state."""
+and tables described in nft's own syntax for diffs."""
 import json
 
 import pytest
 from ansible.module_utils.podnet import network, nft
-from ansible.module_utils.podnet.network import NodeNetwork, nat_ruleset
+from ansible.module_utils.podnet.network import nat_ruleset
+from ansible.module_utils.podnet.reconcile import Action
 
 POD_CIDR, CLUSTER_CIDR = '10.42.1.0/24', '10.42.0.0/16'
 CHAINS = [{'name': 'input', 'type': 'filter', 'hook': 'input', 'prio': 0, 'policy': 'accept'},
@@ -112,64 +113,51 @@ def test_masquerade_matches_pod_source_and_not_cluster_destination():
 def test_masquerade_table_read_back_from_nft_needs_no_update():
     chains, rules = nat_ruleset(POD_CIDR, CLUSTER_CIDR)
     run = FakeRun(out=listing('ip', 'podnet-nat', chains, rules))
-    current = nft.current_table(run, network.NAT_FAMILY, network.NAT_TABLE)
+    current = nft.current_table(run, *network.NAT)
     assert not nft.needs_update(current, chains, rules)
 
 
-# -- NodeNetwork.plan ---------------------------------------------------------
-def node_network(tmp_path, mtu=1450):
-    return NodeNetwork(FakeRun(rc=99, err='plan must not run nft'), str(tmp_path),
-                       POD_CIDR, CLUSTER_CIDR, mtu)
+def test_read_table_gives_chains_and_rules_without_handles():
+    run = FakeRun(out=listing('ip', 't', CHAINS, RULES))
+    assert nft.read_table(run, 'ip', 't') == (CHAINS, RULES)
 
 
-def converged(**changes):
-    current = {'bridge': {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': True},
-               'nat': nft.wanted_table(*nat_ruleset(POD_CIDR, CLUSTER_CIDR)),
-               'pod_cidr': POD_CIDR}
-    current.update(changes)
-    return current
+# -- tables as people read them ---------------------------------------------
+def test_describe_prints_the_masquerade_table_as_nft_lists_it():
+    assert nft.describe(*nat_ruleset(POD_CIDR, CLUSTER_CIDR)) == {'postrouting': [
+        'type nat hook postrouting priority 100; policy accept',
+        'ip saddr 10.42.1.0/24 ip daddr != 10.42.0.0/16 masquerade']}
 
 
-def test_converged_network_needs_nothing(tmp_path):
-    net = node_network(tmp_path)
-    assert net.plan(converged(), 'present') == []
-    assert net.run.calls == []
+def test_describe_prints_sets_vmaps_interfaces_and_jumps():
+    chains = [{'name': 'forward', 'type': 'filter', 'hook': 'forward', 'prio': 0,
+               'policy': 'accept'}, {'name': 'ingress-1'}]
+    vmap = {'vmap': {'key': {'payload': {'protocol': 'ip', 'field': 'daddr'}},
+                     'data': {'set': [['10.42.1.2', {'jump': {'target': 'ingress-1'}}],
+                                      ['10.42.1.3', {'drop': None}]]}}}
+    state = {'match': {'op': 'in', 'left': {'ct': {'key': 'state'}},
+                       'right': ['established', 'related']}}
+    ports = nft.match('tcp', 'dport', '==', {'set': [80, {'range': [8000, 8080]}]})
+    oif = {'match': {'op': '==', 'left': {'meta': {'key': 'oifname'}}, 'right': 'mgmt0'}}
+    rules = [('forward', [state, {'accept': None}]), ('forward', [vmap]),
+             ('ingress-1', [ports, oif, {'accept': None}])]
+    assert nft.describe(chains, rules) == {
+        'forward': ['type filter hook forward priority 0; policy accept',
+                    'ct state established,related accept',
+                    'ip daddr vmap { 10.42.1.2 : jump ingress-1, 10.42.1.3 : drop }'],
+        'ingress-1': ['regular chain', 'tcp dport { 80, 8000-8080 } oifname "mgmt0" accept']}
 
 
-def test_bridge_mtu_change_reconfigures_the_bridge(tmp_path):
-    assert node_network(tmp_path, mtu=1500).plan(converged(), 'present') == ['bridge']
+def test_describe_falls_back_to_json_for_unknown_statements():
+    [line] = nft.describe([{'name': 'c'}], [('c', [{'counter': {'packets': 0}}])])['c'][1:]
+    assert line == '{"counter": {"packets": 0}}'
 
 
-def test_stale_bridge_address_reconfigures_the_bridge(tmp_path):
-    bridge = {'mtu': 1450, 'addresses': ['10.42.1.1/24', '10.42.9.1/24'], 'up': True}
-    assert node_network(tmp_path).plan(converged(bridge=bridge), 'present') == ['bridge']
-
-
-def test_bridge_down_is_reconfigured(tmp_path):
-    bridge = {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': False}
-    assert node_network(tmp_path).plan(converged(bridge=bridge), 'present') == ['bridge']
-
-
-def test_missing_nat_table_is_created(tmp_path):
-    assert node_network(tmp_path).plan(converged(nat=None), 'present') == ['nat']
-
-
-def test_a_different_recorded_cidr_is_saved(tmp_path):
-    assert node_network(tmp_path).plan(converged(pod_cidr='10.42.7.0/24'), 'present') == [
-        'save_pod_cidr']
-
-
-def test_fresh_node_gets_bridge_nat_and_cidr_in_that_order(tmp_path):
-    fresh = {'bridge': None, 'nat': None, 'pod_cidr': None}
-    assert node_network(tmp_path).plan(fresh, 'present') == ['bridge', 'nat', 'save_pod_cidr']
-
-
-def test_absent_removes_everything_that_exists(tmp_path):
-    assert node_network(tmp_path).plan(converged(), 'absent') == [
-        'delete_bridge', 'delete_nat', 'forget_pod_cidr']
-
-
-def test_absent_removes_only_what_exists(tmp_path):
-    net = node_network(tmp_path)
-    assert net.plan(converged(bridge=None, pod_cidr=None), 'absent') == ['delete_nat']
-    assert net.plan({'bridge': None, 'nat': None, 'pod_cidr': None}, 'absent') == []
+# -- planning a whole table -------------------------------------------------
+def test_plan_table_says_missing_changed_count_or_nothing():
+    assert nft.plan_table('ip t', None, CHAINS, RULES) == [Action('set_table', 'ip t', 'missing')]
+    assert nft.plan_table('ip t', (CHAINS, RULES[:1]), CHAINS, RULES) == [
+        Action('set_table', 'ip t', '1 rules, want 2')]
+    assert nft.plan_table('ip t', (CHAINS, RULES[::-1]), CHAINS, RULES) == [
+        Action('set_table', 'ip t', 'rules differ from the wanted ones')]
+    assert nft.plan_table('ip t', (CHAINS[::-1], RULES), CHAINS, RULES) == []
