@@ -56,7 +56,7 @@ def podnet_pods(count, state, containers):
         return done.returncode, done.stdout, done.stderr
     spec = NetworkSpec(state, '10.42.1.0/24', '10.42.0.0/16', 1450, None, None, [])
     NodeNetwork(run, spec).apply([Action('set_bridge', 'cni0', 'bench')], None)
-    node = NodePods(state, '10.42.1.0/24', 1450)
+    node = NodePods(state, '10.42.1.0/24', 1450, run)
     wanted = {'bench/p%d' % i: {'namespace': 'bench', 'name': 'p%d' % i, 'labels': {},
                                 'containers': [{'name': 'c', 'argv': ['sleep', '3600']}] * containers}
               for i in range(count)}

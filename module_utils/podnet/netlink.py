@@ -3,17 +3,17 @@
 `rtnl(netns)` opens an RTNL socket in a network namespace given as a path
 (`/proc/<pid>/ns/net` for lab hosts, `/run/netns/<name>` for pod sandboxes):
 the calling thread enters the namespace, opens the socket and returns, so
-the socket stays bound there. (pyroute2's own netns= forks a helper per
-socket, ten times slower.) Ensure helpers follow the kernel's errno, never
-message text: adding what exists and deleting what is gone are both success.
-The spawner (spawner.py) has a raw rtnetlink writer of its own: it runs
-without pyroute2, to fork fast.
+the socket stays bound there (rawnl.open_in; pyroute2's own netns= forks a
+helper per socket, ten times slower). Ensure helpers follow the kernel's
+errno, never message text: adding what exists and deleting what is gone are
+both success. Pod sandboxes are wired and checked with rawnl, without
+pyroute2, where its per-socket cost would count once per pod.
 """
-import ctypes
 import errno
-import os
 import traceback
 from contextlib import contextmanager
+
+from ansible.module_utils.podnet import rawnl
 
 try:
     from pyroute2 import IPRoute
@@ -26,41 +26,15 @@ except ImportError:
     NetlinkError = OSError
 
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 @contextmanager
 def rtnl(netns=None):
     """An RTNL socket in this namespace, or in the one bound at path netns.
     A namespace that is gone raises FileNotFoundError."""
-    ipr = IPRoute() if netns is None else _open_in(netns)
+    ipr = IPRoute() if netns is None else rawnl.open_in(netns, IPRoute)
     try:
         yield ipr
     finally:
         ipr.close()
-
-
-def _open_in(netns):
-    own = os.open('/proc/self/ns/net', os.O_RDONLY)
-    try:
-        target = os.open(netns, os.O_RDONLY)
-        try:
-            _setns(target, netns)
-            try:
-                return IPRoute()
-            finally:
-                _setns(own, 'home')
-        finally:
-            os.close(target)
-    finally:
-        os.close(own)
-
-
-def _setns(fd, what):
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, 'setns %s: %s' % (what, os.strerror(err)))
 
 
 def link_index(ipr, ifname):

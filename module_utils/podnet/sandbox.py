@@ -15,9 +15,8 @@ import signal
 import subprocess
 import sys
 
-from ansible.module_utils.podnet import spawner
+from ansible.module_utils.podnet import rawnl, spawner
 from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import addresses_by_link, links_by_name, rtnl
 
 NETNS_DIR = '/run/netns'
 MNT_DETACH = 2
@@ -48,7 +47,7 @@ class Spawner:
         if self._proc is None:
             ensure_netns_dir()
             self._proc = subprocess.Popen(
-                [sys.executable, '-S', '-c', inspect.getsource(spawner)],
+                [sys.executable, '-S', '-c', inspect.getsource(rawnl) + inspect.getsource(spawner)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._proc.stdin.write(json.dumps(req) + '\n')
         self._proc.stdin.flush()
@@ -163,16 +162,18 @@ def read_inside(netns):
     """What the kernel holds inside a sandbox, for the CNI-style CHECK:
     eth0 (state, MTU, MAC, the ifindex of its veth peer), its addresses
     and the gateways of its default routes. None when eth0 is gone."""
-    with rtnl(netns_path(netns)) as ipr:
-        eth0 = links_by_name(ipr).get('eth0')
+    nl = rawnl.in_netns(netns_path(netns))
+    try:
+        eth0 = nl.links().get('eth0')
         if eth0 is None:
             return None
         index = eth0['index']
-        return {'up': bool(eth0['flags'] & 1), 'mtu': eth0.get('IFLA_MTU'),
-                'mac': eth0.get('IFLA_ADDRESS'), 'peer': eth0.get('IFLA_LINK'),
-                'addresses': sorted(addresses_by_link(ipr).get(index, ())),
-                'gateways': sorted(r.get('RTA_GATEWAY') for r in ipr.get_routes(family=2, table=254)
-                                   if not r['dst_len'] and r.get('RTA_OIF') == index)}
+        return {'up': bool(eth0['flags'] & rawnl.IFF_UP), 'mtu': eth0['mtu'], 'mac': eth0['mac'],
+                'peer': eth0['link'],
+                'addresses': sorted(a for i, a in nl.addresses() if i == index),
+                'gateways': sorted(g or 'no gateway' for oif, g in nl.default_routes() if oif == index)}
+    finally:
+        nl.close()
 
 
 def netns_inode(pid):

@@ -28,6 +28,16 @@ import signal
 import socket
 import struct
 import sys
+import warnings  # noqa: F401  os.execvpe imports it late, when the container's root no longer has it
+
+try:
+    from ansible.module_utils.podnet.rawnl import (
+        IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER,
+        IFLA_MTU, IFLA_NET_NS_FD, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, NLA_F_NESTED, NLM_F_CREATE,
+        NLM_F_EXCL, RTA_GATEWAY, RTA_OIF, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, VETH_INFO_PEER,
+        Rtnl, _attr, _ifinfo)
+except ImportError:  # run as the spawner process: rawnl's source precedes this one
+    pass
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -65,50 +75,7 @@ def start_time(pid):
         return int(f.read().rsplit(')', 1)[1].split()[19])
 
 
-# -- rtnetlink, just enough to wire a sandbox (no pyroute2 in here) ------
-RTM_NEWLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 19, 20, 24
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO = 1, 3, 4, 10, 18
-IFLA_NET_NS_FD, IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 28, 1, 2, 1
-IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
-RTA_GATEWAY, RTA_OIF = 5, 4
-IFF_UP, NLA_F_NESTED = 0x1, 0x8000
 LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we ask for
-
-
-def _attr(kind, payload):
-    head = struct.pack('=HH', 4 + len(payload), kind)
-    return head + payload + b'\0' * (-len(payload) % 4)
-
-
-def _ifinfo(index=0, flags=0, change=0):
-    return struct.pack('=BxHiII', socket.AF_UNSPEC, 0, index, flags, change)
-
-
-class Rtnl:
-    """A route netlink socket in the namespace where it was opened."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-        self.seq = 0
-
-    def close(self):
-        self.sock.close()
-
-    def request(self, kind, body, flags=0):
-        self.seq += 1
-        msg = struct.pack('=IHHII', 16 + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags,
-                          self.seq, 0) + body
-        self.sock.send(msg)
-        reply = self.sock.recv(65536)
-        error = struct.unpack_from('=i', reply, 16)[0]
-        if error:
-            raise OSError(-error, 'netlink %d: %s' % (kind, os.strerror(-error)))
-
-    def set_link(self, index=0, ifname=None, up=True, attrs=b''):
-        if ifname:
-            attrs += _attr(IFLA_IFNAME, ifname.encode() + b'\0')
-        self.request(RTM_SETLINK, _ifinfo(index, IFF_UP if up else 0, IFF_UP) + attrs)
 
 
 def _wire_pod_side(req, home_net):

@@ -77,3 +77,26 @@ def test_the_host_side_is_up_on_cni0_and_the_gateway_answers(sandbox):
     assert 'master cni0' in sandbox['host'] and 'state UP' in sandbox['host']
     assert 'mtu 1450' in sandbox['host']
     assert sandbox['ping'] == 0
+
+
+def test_read_inside_sees_what_ip_shows(tmp_path):
+    """The raw netlink CHECK of a sandbox, against a namespace made by ip."""
+    script = r'''
+import json, subprocess, sys
+sys.path.insert(0, %r)
+import podnet_testlib
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
+for cmd in ('ip netns add cni-t', 'ip -n cni-t link add eth0 type veth peer name vethpeer',
+            'ip -n cni-t link set eth0 address 02:00:00:00:00:09 mtu 1450 up',
+            'ip -n cni-t addr add 10.42.7.9/24 dev eth0', 'ip -n cni-t route add default via 10.42.7.1'):
+    subprocess.run(cmd.split(), check=True)
+from ansible.module_utils.podnet.sandbox import read_inside
+print(json.dumps(read_inside('cni-t')))
+''' % str(ROOT / 'tests')
+    done = subprocess.run(['unshare', '--net', '--mount', '--propagation', 'private', sys.executable, '-c', script],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen['addresses'] == ['10.42.7.9/24'] and seen['gateways'] == ['10.42.7.1']
+    assert seen['mtu'] == 1450 and seen['mac'] == '02:00:00:00:00:09' and seen['up']
+    assert isinstance(seen['peer'], int)
