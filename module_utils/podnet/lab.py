@@ -192,15 +192,14 @@ class Lab:
             raise LabError(', '.join(silent), 'sshd did not answer within %ds' % SSH_WAIT_SECONDS)
 
     def _remove_files(self):
-        """The lab's run folder, its SSH masters, and the state mountpoint
-        when no other lab still uses it. Keys stay."""
+        """The lab's run folder and its SSH masters. Keys stay, and so does
+        the (empty) state mountpoint: removing a directory detaches every
+        mount on it in every namespace, so an rmdir here, however checked
+        first, can race with another lab starting and strip its nodes of
+        their private state, which they then share on the controller."""
         for node in self.spec.nodes:
             self._close_ssh_masters(str(node.mgmt_ip))
         shutil.rmtree(self.paths.run_dir, ignore_errors=True)
-        others = [d for d in os.listdir(self.paths.lab_dir) if d not in ('ssh', 'cp')]
-        target = self.paths.state_target
-        if not others and os.path.isdir(target) and not os.listdir(target):
-            os.rmdir(target)
 
     def _close_ssh_masters(self, address):
         if not os.path.isdir(self.paths.control_dir):

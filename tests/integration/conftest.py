@@ -1,4 +1,5 @@
 """Integration fixtures: a real lab, brought up once and always torn down."""
+import json
 import os
 import subprocess
 
@@ -8,14 +9,54 @@ from podnet_testlib import ROOT, inventory_nodes, testinfra_host
 VENV_BIN = ROOT / '.venv' / 'bin'
 
 
+def start_playbook(inventory, *args):
+    """Start a project playbook as a user would; return the running process."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    return subprocess.Popen([str(VENV_BIN / 'ansible-playbook'), '-i', str(inventory), *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def finish(process, check=True, timeout=300):
+    """Wait for a started playbook; with check, fail the test unless rc=0."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    if check and done.returncode != 0:
+        raise AssertionError('%s failed:\n%s%s' % (' '.join(process.args), done.stdout, done.stderr))
+    return done
+
+
 def playbook(inventory, *args, check=True):
     """Run a project playbook as a user would; return the finished process."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
-    done = subprocess.run([str(VENV_BIN / 'ansible-playbook'), '-i', str(inventory), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    if check and done.returncode != 0:
-        raise AssertionError('ansible-playbook %s failed:\n%s%s' % (' '.join(args), done.stdout, done.stderr))
-    return done
+    return finish(start_playbook(inventory, *args), check)
+
+
+def pod_records(host, state_dir='/var/lib/podnet'):
+    """Every pod record a node keeps, as dicts (netns, ip, name...)."""
+    text = host.check_output("sh -c 'cat %s/pods/*.json 2>/dev/null; true'" % state_dir).strip()
+    decoder, found = json.JSONDecoder(), []
+    while text:
+        record, end = decoder.raw_decode(text)
+        found.append(record)
+        text = text[end:].strip()
+    return found
+
+
+def lab_inits(lab):
+    """(pid, argv) of every init process of lab `lab`, found by command line."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            argv = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\0')
+        except OSError:
+            continue
+        if any(a.endswith(b'podnet-lab-init') for a in argv) and lab.encode() in argv:
+            found.append((int(pid), argv))
+    return found
 
 
 def residue(lab, mgmt_addresses):
@@ -24,13 +65,7 @@ def residue(lab, mgmt_addresses):
     links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
     found += ['link ' + line.split(': ')[1].split('@')[0] for line in links.splitlines()
               if line.split(': ')[1].startswith('pn%s-' % lab)]
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            argv = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\0')
-        except OSError:
-            continue
-        if any(a.endswith(b'podnet-lab-init') for a in argv) and lab.encode() in argv:
-            found.append('process %s %s' % (pid, b' '.join(argv).decode()))
+    found += ['process %s %s' % (pid, b' '.join(argv).decode()) for pid, argv in lab_inits(lab)]
     mounts = open('/proc/self/mountinfo').read()
     found += ['mount ' + l for l in mounts.splitlines() if '/.lab/' in l or '/var/lib/podnet' in l]
     if os.path.exists('/run/netns') and os.listdir('/run/netns'):

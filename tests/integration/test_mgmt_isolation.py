@@ -2,10 +2,8 @@
 defect 5), while their own node, other pods and the outside stay reachable
 (G1, G4, G6). On the 4-node multirack lab: mgmt 172.30.1.0/24 with the
 controller at 172.30.1.1, underlay on routed racks, outside 203.0.113.10."""
-import json
-
 import pytest
-from integration.conftest import playbook
+from integration.conftest import playbook, pod_records
 
 pytestmark = pytest.mark.lab
 
@@ -14,13 +12,7 @@ OUTSIDE = '203.0.113.10'
 
 
 def pod_ips(host):
-    records = host.check_output("sh -c 'cat /var/lib/podnet/pods/*.json 2>/dev/null; true'")
-    decoder, found, text = json.JSONDecoder(), [], records.strip()
-    while text:
-        record, end = decoder.raw_decode(text)
-        found.append((record['netns'], record['ip']))
-        text = text[end:].strip()
-    return found
+    return [(r['netns'], r['ip']) for r in pod_records(host)]
 
 
 def reaches(host, netns, address):

@@ -1,0 +1,104 @@
+#!/usr/bin/python
+"""Ansible module: one ansible-playbook run at a time per lab, on the controller."""
+
+DOCUMENTATION = r'''
+---
+module: podnet_run_lock
+short_description: Make concurrent playbook runs against one lab wait for each other
+description:
+  - Takes the cluster-wide run lock of a lab (or inventory) for the
+    ansible-playbook run it is called from. Run it once, on the controller
+    (C(run_once) and C(delegate_to localhost)), at the start of every play
+    that changes the lab or the cluster.
+  - The holder is the calling ansible-playbook process, found by walking up the
+    module's parent processes in C(/proc) to the outermost one whose command is
+    ansible-playbook. Its pid and start time go into the lock file
+    C(<lock_dir>/run-<name>.lock).
+  - The lock is held as long as that process lives. It needs no release; the
+    next run takes it once the holder has finished or crashed, and a pid
+    reused by another program does not count as the holder. Calling it again
+    from the same run (C(playbooks/up.yml) imports lab.yml and site.yml) is a no-op.
+  - While another live ansible-playbook holds it, the module waits up to
+    O(timeout) seconds, then fails naming the holder's pid and command.
+options:
+  name:
+    description: The lock's name, e.g. the lab's name (C(podnet_lab.name)) or the inventory's.
+    type: str
+    required: true
+  lock_dir:
+    description: Where lock files live on the controller (the project's C(.lab) folder).
+    type: path
+    required: true
+  timeout:
+    description: Seconds to wait for another run before failing.
+    type: int
+    default: 600
+attributes:
+  check_mode:
+    support: full
+    details: The lock is taken in check mode too, as the run still reads the lab.
+  diff_mode: {support: none}
+author: podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Wait for any other run against this lab, then hold the lab for this run.
+  podnet_run_lock:
+    name: "{{ podnet_lab.name }}"
+    lock_dir: "{{ playbook_dir | dirname }}/.lab"
+    timeout: 600
+  run_once: true
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+holder:
+  description: The ansible-playbook process holding the lock now (this run).
+  returned: success
+  type: dict
+  sample: {pid: 41234, start: 8812345}
+waited:
+  description: Seconds spent waiting for another run.
+  returned: success
+  type: float
+  sample: 12.5
+waited_for:
+  description: The pid of the run waited for, or null.
+  returned: success
+  type: int
+  sample: 41101
+path:
+  description: The lock file.
+  returned: always
+  type: str
+  sample: /work/podnet/.lab/run-lab.lock
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.podnet import runlock
+from ansible.module_utils.podnet.errors import PodnetError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(name=dict(type='str', required=True),
+                           lock_dir=dict(type='path', required=True),
+                           timeout=dict(type='int', default=600)),
+        supports_check_mode=True)
+    p = module.params
+    try:
+        path = runlock.lock_path(p['lock_dir'], p['name'])
+        me = runlock.playbook_process(os.getpid())
+        if me is None:
+            raise PodnetError('podnet_run_lock', 'not called from an ansible-playbook run')
+        waited, other = runlock.take(path, me, p['timeout'])
+    except PodnetError as exc:
+        module.fail_json(msg=str(exc), subject=exc.subject)
+    module.exit_json(changed=False, path=path, holder=me._asdict(), waited=round(waited, 1),
+                     waited_for=other and other.pid)
+
+
+if __name__ == '__main__':
+    main()
