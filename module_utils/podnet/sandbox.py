@@ -8,6 +8,7 @@ removes them.
 """
 import collections
 import ctypes
+import errno
 import inspect
 import json
 import os
@@ -143,7 +144,7 @@ def kill_holders(netns):
 def remove_netns(netns):
     """Unbind and delete /run/netns/<netns>; a missing one is success."""
     path = netns_path(netns)
-    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (22, 2):
+    if _libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
         raise SandboxError(netns, 'umount: %s' % os.strerror(ctypes.get_errno()))
     try:
         os.unlink(path)

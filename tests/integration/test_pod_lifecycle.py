@@ -79,3 +79,48 @@ def test_a_finished_never_restart_container_stays_finished(lab, tmp_path):
     assert [line for line in again.stdout.splitlines() if line.startswith('node2 ')][0].split()[3] == 'changed=0'
     log = lab.hosts['node2'].check_output('cat /var/lib/podnet/pods/default_oneshot/job.log')
     assert log == 'done'
+
+
+def pod_manifest(tmp_path, name, node, command):
+    path = tmp_path / ('%s.yaml' % name[:20])
+    path.write_text(json.dumps(dict(EXTRA, metadata={'name': name, 'namespace': 'default'},
+                                    spec={'nodeName': node, 'containers': [
+                                        {'name': 'main', 'image': 'busybox', 'command': command}]})))
+    return path
+
+
+def test_a_long_pod_name_gets_the_kubernetes_hostname(lab, tmp_path):
+    """Regression: a valid 100-character pod name failed with
+    `sethostname: Invalid argument` on its node."""
+    name = 'long-' + 'x' * 95
+    converge(lab, pod_manifest(tmp_path, name, 'node3', ['sleep', '3600']))
+    record = pod_record(lab.hosts['node3'], name)
+    inside = lab.hosts['node3'].check_output('nsenter -t %s -u hostname', str(record['pause']['pid']))
+    assert inside == name[:63]
+
+
+def test_a_pod_failing_on_one_node_stops_the_play_with_its_reason(lab, tmp_path):
+    """Regression: the policy task then failed on every node with
+    `object of type 'dict' has no attribute 'pods'`."""
+    done = converge(lab, pod_manifest(tmp_path, 'broken', 'node2', ['/no/such/program']), check=False)
+    assert done.returncode != 0
+    assert 'default/broken' in done.stdout and '/no/such/program' in done.stdout
+    assert "has no attribute 'pods'" not in done.stdout
+    assert pod_record(lab.hosts['node2'], 'broken') is None
+    converge(lab)
+
+
+def test_a_killed_container_is_seen_by_check_and_restarted(lab):
+    """Regression: after `kill -9` of a container every run failed with
+    `Module failed: 'key'` (records read from disk lacked it)."""
+    converge(lab)
+    node1 = lab.hosts['node1']
+    before = pod_record(node1, 'multi-container-pod')
+    node1.run('kill -9 %s', str(before['containers']['curl']['pid']))
+    checked = playbook(lab.inventory, 'playbooks/site.yml', '--check', '--diff')
+    assert 'restart default/multi-container-pod: container curl exited' in checked.stdout
+    converge(lab)
+    after = pod_record(node1, 'multi-container-pod')
+    assert after['containers']['curl']['pid'] != before['containers']['curl']['pid']
+    assert node1.run('test -d /proc/%s', str(after['containers']['curl']['pid'])).rc == 0
+    assert after['netns'] == before['netns']  # restarted in place, not recreated
