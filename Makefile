@@ -33,7 +33,7 @@ molecule: bootstrap
 	molecule test --all
 
 unit-and-integration: bootstrap
-	python -m pytest tests/unit tests/integration
+	python -m pytest tests/unit tests/integration tests/faults
 
 unit: bootstrap
 	python -m pytest tests/unit
