@@ -207,9 +207,13 @@ class Batches(dict):
             self[group] = run_batch([f for f in FAULTS if f.group == group], self.tmp_path)
         except Exception as failed:  # noqa: BLE001 - kept, so that the batch runs once
             self[group] = failed
-        if isinstance(self[group], Exception):
-            raise self[group]
         return self[group]
+
+    def fault(self, group, name):
+        found = self[group]
+        if isinstance(found, Exception):
+            raise found
+        return found[name]
 
 
 def run_batch(faults, tmp_path):
@@ -251,7 +255,7 @@ def tally(fault):
 
 @pytest.mark.parametrize('group, name', sorted((f.group, f.name) for f in FAULTS))
 def test_fault_is_detected_healed_and_caught(batches, group, name):
-    found = batches[group][name].found
+    found = batches.fault(group, name).found
     assert found['baseline'] is None, 'the check failed before the fault: %s' % found['baseline']
     assert found['in_place'], 'the conformance check passed with the fault in place'
     assert found['detected'], '--check did not report it on its node, naming it: %s' % (
