@@ -50,6 +50,12 @@ def veth_name(uid):
     return 'veth' + hashlib.sha256(uid.encode()).hexdigest()[:8]
 
 
+def mtu_seen(veth_mtu, eth0_mtu, want):
+    """The MTU a pod has, for the plan: the first of its veth's ends that
+    differs from want (both are set together), else want."""
+    return veth_mtu if veth_mtu != want else eth0_mtu
+
+
 def hostname(pod):
     """The planner's hostname, else the name cut to what the kernel takes."""
     return pod.get('hostname') or pod['name'][:HOSTNAME_MAX].rstrip('-.')
@@ -101,8 +107,8 @@ class NodePods:
         if not state['problems']:
             inside = read_inside(state['netns'])
             state['problems'] = self._inside_problems(state, inside, veth)
-            if inside and inside['mtu'] != state['mtu_now']:
-                state['mtu_now'] = inside['mtu']
+            if inside:
+                state['mtu_now'] = mtu_seen(state['mtu_now'], inside['mtu'], self.mtu)
 
     def _sandbox_problems(self, state, veth, bridge):
         pause = Process.from_dict(state['pause'])

@@ -5,7 +5,7 @@ import re
 
 import pytest
 from ansible.module_utils.podnet import nft, srcguard
-from ansible.module_utils.podnet.pods import NodePods, NodeState, hostname, spec_hash, veth_name
+from ansible.module_utils.podnet.pods import NodePods, NodeState, hostname, mtu_seen, spec_hash, veth_name
 from ansible.module_utils.podnet.reconcile import Action
 
 MTU = 1450
@@ -195,3 +195,11 @@ def test_the_diff_names_changed_commands_not_running_to_running(node):
     before, after = node.show(current, {'default/web': new}), node.show(None, {'default/web': new})
     assert before['default/web']['containers'] == {'main': '/bin/sleep 3600 (running)'}
     assert after['default/web']['containers'] == {'main': '/bin/sleep 60 (running)'}
+
+
+def test_a_wrong_mtu_on_either_end_of_the_veth_is_seen():
+    """Regression: a host-side veth set to 1400 under a right eth0 was
+    neither detected nor healed."""
+    assert mtu_seen(1400, 1450, 1450) == 1400
+    assert mtu_seen(1450, 1400, 1450) == 1400
+    assert mtu_seen(1450, 1450, 1450) == 1450
