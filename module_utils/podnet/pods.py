@@ -418,7 +418,7 @@ def container_view(paths):
     and for a virtual environment the Python installation it is made from."""
     found = []
     for path in paths:
-        found.append(os.path.realpath(path))
+        found += [path, os.path.realpath(path)]  # a symlinked venv: the link and what it names
         try:
             with open(os.path.join(path, 'pyvenv.cfg')) as f:
                 home = dict(line.split('=', 1) for line in f if '=' in line).get('home ', '').strip()

@@ -79,12 +79,25 @@ def start_site(cluster, *manifests):
                             text=True, start_new_session=True)
 
 
+def kill_run(run):
+    """SIGKILL a run whole: its process group, and its workers, which
+    ansible-playbook forks into sessions of their own (same command line)."""
+    argv = open('/proc/%d/cmdline' % run.pid, 'rb').read() if run.poll() is None else None
+    os.killpg(run.pid, signal.SIGKILL)
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            if argv and open('/proc/%s/cmdline' % pid, 'rb').read() == argv:
+                os.kill(int(pid), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+
+
 def finish(run, timeout=240):
-    """(rc, output) of a started run; its whole group is killed if it hangs."""
+    """(rc, output) of a started run; it is killed whole if it hangs."""
     try:
         output, _ = run.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(run.pid, signal.SIGKILL)
+        kill_run(run)
         output, _ = run.communicate()
     return run.returncode, output
 
@@ -117,7 +130,7 @@ def crash(cluster, point, manifests):
         node1.run('kill $(cat %s)' % WATCH_PIDFILE)
     watcher.join()
     if point.kill == 'playbook' and 'reached' in seen.get('out', ''):
-        os.killpg(run.pid, signal.SIGKILL)
+        kill_run(run)
     finish(run)
     return seen.get('out', 'the watcher was stopped: the run ended before the point')
 
