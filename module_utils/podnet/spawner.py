@@ -197,11 +197,15 @@ SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
 
 def _enter_view(view):
     _mount('tmpfs', NEW_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m')
+    # Scratch first: a view path may lie under /tmp (a clone of the project).
+    for path in SCRATCH:
+        os.makedirs(NEW_ROOT + path, exist_ok=True)
+        _mount('tmpfs', NEW_ROOT + path, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
     for path in SYSTEM_VIEW + tuple(view):
         _expose(path)
     for path in MASKED:
         _mask(NEW_ROOT + path)
-    for path in SCRATCH + ('/proc', '/sys', '/dev'):
+    for path in ('/proc', '/sys', '/dev'):
         os.makedirs(NEW_ROOT + path, exist_ok=True)
     _devices()
     os.chdir(NEW_ROOT)
@@ -209,8 +213,6 @@ def _enter_view(view):
     _check(libc.umount2(b'.', MNT_DETACH), 'umount the old root')
     os.chdir('/')
     _mount(None, '/', None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-    for path in SCRATCH:
-        _mount('tmpfs', path, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
     _mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _mount('sysfs', '/sys', 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 

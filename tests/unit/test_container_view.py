@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare'),
                                 reason='needs root and unshare to make a throwaway node')
 
-PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab;'
+PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat %(shown)s/shown;'
          'touch /usr/podnet-probe && echo usr-writable; echo x > /tmp/f && echo tmp-ok;'
          'ls /var/lib; hostname; echo done')
 
@@ -30,6 +31,9 @@ subprocess.run(['mount', '--bind', '/run/netns', '/run/netns'], check=True)  # a
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/srv'], check=True)
 open('/srv/secret', 'w').write('the lab key\n')
+shown = %(shown)r  # a view path under /tmp, as a clone of the project may be
+os.makedirs(shown, exist_ok=True)
+open(shown + '/shown', 'w').write('the pods python\n')
 from ansible.module_utils.podnet import caps
 from ansible.module_utils.podnet.sandbox import Spawner, ensure_netns_dir
 hidden = {l.split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'}
@@ -45,7 +49,7 @@ for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFA
     log = '/run/%%s.log' %% name
     spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                   argv=['/bin/sh', '-c', %(probe)r], env={'PATH': '/usr/bin:/bin'}, cwd='/',
-                  log=log, caps=keep, view=[])
+                  log=log, caps=keep, view=[shown])
     for _ in range(100):
         if os.path.exists(log) and 'done' in open(log).read():
             break
@@ -58,11 +62,13 @@ print(json.dumps(results))
 
 @pytest.fixture(scope='module')
 def seen():
-    probe = PROBE % {'root': ROOT}
+    shown = tempfile.mkdtemp(prefix='podnet-view-', dir='/tmp')
+    probe = PROBE % {'root': ROOT, 'shown': shown}
     done = subprocess.run(
         ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
-         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe}],
+         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe, 'shown': shown}],
         capture_output=True, text=True, timeout=60)
+    shutil.rmtree(shown)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -108,3 +114,9 @@ def test_system_folders_are_read_only_and_scratch_is_writable(seen):
 
 def test_the_container_has_the_pod_hostname(seen):
     assert 'web-0' in seen['default'].splitlines()
+
+
+def test_a_view_path_under_tmp_is_seen_over_the_scratch_tmp(seen):
+    """Regression: a clone of the project under /tmp (as CI makes) was
+    hidden by the container's own /tmp: its venv was not there."""
+    assert 'the pods python' in seen['default']
