@@ -20,9 +20,8 @@ options:
     choices: [vxlan, host-gw]
     default: vxlan
   node:
-    description: This node.
+    description: This node; required with O(state=present).
     type: dict
-    required: true
     suboptions:
       name: {description: Its inventory name., type: str, required: true}
       underlay_ip: {description: Its underlay address., type: str, required: true}
@@ -32,15 +31,19 @@ options:
       pod_cidr: {description: Its pod CIDR., type: str, required: true}
       vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
   peers:
-    description: Every other node.
+    description: Every other node; required with O(state=present).
     type: list
     elements: dict
-    required: true
     suboptions:
       name: {description: Its inventory name., type: str, required: true}
       underlay_ip: {description: Its underlay address., type: str, required: true}
       pod_cidr: {description: Its pod CIDR., type: str, required: true}
       vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
+  state:
+    description: C(absent) removes the backend's device and routes.
+    type: str
+    choices: [present, absent]
+    default: present
   state_dir:
     description: The node's state directory, where its lock is.
     type: path
@@ -59,6 +62,10 @@ EXAMPLES = r'''
            underlay_mtu: 1500, pod_cidr: 10.42.0.0/24, vtep_mac: "02:aa:bb:cc:dd:01"}
     peers:
       - {name: node2, underlay_ip: 10.11.1.12, pod_cidr: 10.42.1.0/24, vtep_mac: "02:aa:bb:cc:dd:02"}
+
+- name: Remove the backend (a cluster reset).
+  podnet_backend:
+    state: absent
 '''
 
 RETURN = r'''
@@ -84,23 +91,27 @@ PEER = {k: NODE[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}
 def main():
     module = AnsibleModule(
         argument_spec=dict(backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
-                           node=dict(type='dict', required=True, options=NODE),
-                           peers=dict(type='list', elements='dict', required=True, options=PEER),
+                           node=dict(type='dict', options=NODE),
+                           peers=dict(type='list', elements='dict', options=PEER),
+                           state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
+        required_if=[('state', 'present', ('node', 'peers'))],
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet import backend
     from ansible.module_utils.podnet.errors import PodnetError
     from ansible.module_utils.podnet.reconcile import run_module
     p = module.params
+    absent = p['state'] == 'absent'
     try:
-        wanted = backend.wanted_state(p['backend'], p['node'], p['peers'])
+        wanted = backend.NOTHING if absent else backend.wanted_state(p['backend'], p['node'], p['peers'])
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
-    run_module(module, 'podnet_backend %s' % p['backend'], backend.read_state,
-               lambda current: backend.plan(current, wanted),
+    run_module(module, 'podnet_backend %s' % ('absent' if absent else p['backend']),
+               backend.read_state, lambda current: backend.plan(current, wanted),
                lambda actions, _: backend.apply(actions, wanted, p['node']),
-               lambda current: backend.show(current or wanted), lock_dir=p['state_dir'])
+               lambda current: backend.show(current or wanted), lock_dir=p['state_dir'],
+               absent=absent)
 
 
 if __name__ == '__main__':

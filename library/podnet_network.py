@@ -21,9 +21,9 @@ description:
   - In both cases pod traffic to the controller (O(controller_addresses)) is
     dropped. A pod keeps reaching its own node on C(cni0) and the underlay.
 options:
-  pod_cidr: {description: This node's pod CIDR., type: str, required: true}
+  pod_cidr: {description: This node's pod CIDR; required with O(state=present)., type: str}
   cluster_cidr: {description: The cluster's pod network., type: str, default: 10.42.0.0/16}
-  mtu: {description: MTU of cni0 (the pods' MTU)., type: int, required: true}
+  mtu: {description: MTU of cni0 (the pods' MTU); required with O(state=present)., type: int}
   mgmt_address:
     description:
       - The address Ansible reaches the node on (C(ansible_host)); the interface
@@ -44,7 +44,7 @@ options:
     type: list
     elements: str
   state:
-    description: C(absent) removes the bridge, both tables and the recorded CIDR.
+    description: C(absent) removes the bridge, both tables and the recorded CIDR; it needs no other option.
     type: str
     choices: [present, absent]
     default: present
@@ -65,6 +65,10 @@ EXAMPLES = r'''
     mtu: 1450
     mgmt_address: "{{ ansible_host }}"
     underlay_ip: 10.11.1.12
+
+- name: Remove them (a cluster reset).
+  podnet_network:
+    state: absent
 '''
 
 RETURN = r'''
@@ -106,6 +110,8 @@ def spec_of(params, environ):
     if controllers is None:
         controllers = [a for a in [ssh_client_address(environ)] if a]
     for option in ('pod_cidr', 'cluster_cidr'):
+        if params[option] is None:
+            continue
         try:
             ipaddress.IPv4Network(params[option])
         except ValueError as exc:
@@ -120,14 +126,15 @@ def spec_of(params, environ):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(pod_cidr=dict(type='str', required=True),
+        argument_spec=dict(pod_cidr=dict(type='str'),
                            cluster_cidr=dict(type='str', default='10.42.0.0/16'),
-                           mtu=dict(type='int', required=True),
+                           mtu=dict(type='int'),
                            mgmt_address=dict(type='str'),
                            underlay_ip=dict(type='str'),
                            controller_addresses=dict(type='list', elements='str'),
                            state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
+        required_if=[('state', 'present', ('pod_cidr', 'mtu'))],
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet.network import NodeNetwork
@@ -149,7 +156,7 @@ def main():
         return network.show(current or network.wanted(seen))
 
     run_module(module, 'podnet_network', read, lambda current: network.plan(current, p['state']),
-               network.apply, show, lock_dir=p['state_dir'],
+               network.apply, show, lock_dir=p['state_dir'], absent=p['state'] == 'absent',
                result=lambda current: dict(gateway=network.gateway,
                                            mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
                                            controller_addresses=network.controllers(current)))

@@ -12,6 +12,10 @@ description:
   - Optionally writes them to a sysctl.d file so that a real VM keeps them after a
     reboot. Lab nodes share the controller's /etc, so the lab leaves this off.
   - Returns the node's underlay facts (address, interface, MTU) as C(podnet_node).
+  - O(state=absent), the last step of a cluster reset, removes O(persist_file)
+    and podnet's files in the state directory, its lock last, then the folder
+    when nothing else is left in it (a mount point, as on lab nodes, is kept). Runtime sysctl values are
+    left as they are; a reboot brings back the distribution's.
 options:
   sysctls:
     description: Kernel parameters and the values they must have.
@@ -23,6 +27,11 @@ options:
   underlay_ip:
     description: The node's underlay address; when omitted, the source address of its default route.
     type: str
+  state:
+    description: C(absent) removes the persist file and the state directory.
+    type: str
+    choices: [present, absent]
+    default: present
   state_dir:
     description: The node's state directory, where the pod CIDR it was given and the node's lock are kept.
     type: path
@@ -41,19 +50,24 @@ EXAMPLES = r'''
 - name: Same on a real VM, kept across reboots.
   podnet_node:
     persist_file: /etc/sysctl.d/90-podnet.conf
+
+- name: Remove the persist file and the state directory (a cluster reset, after the other modules).
+  podnet_node:
+    persist_file: /etc/sysctl.d/90-podnet.conf
+    state: absent
 '''
 
 RETURN = r'''
 ansible_facts:
   description: C(podnet_node) with the node's hostname and underlay.
-  returned: always
+  returned: when O(state=present)
   type: dict
   sample: {podnet_node: {hostname: node1, underlay_ip: 10.11.1.11, underlay_ifname: eth0,
                          underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24,
                          pods: [default/multi-container-pod]}}
 changed_sysctls:
   description: The parameters that were (or would be) changed, with their new values.
-  returned: always
+  returned: when O(state=present)
   type: dict
   sample: {net.ipv4.ip_forward: '1'}
 actions:
@@ -64,12 +78,14 @@ actions:
   sample: [[set_sysctl, net.ipv4.ip_forward, "0, want 1"]]
 '''
 
+import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import sysctl
 from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
+from ansible.module_utils.podnet.nodestate import (
+    clear_state, own_entries, read_pod_cidr, read_pod_records)
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
 from ansible.module_utils.podnet.reconcile import Action, run_module
 from ansible.module_utils.podnet.statefile import write_atomic
@@ -90,6 +106,32 @@ def read(params):
     facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
                  pods=sorted(read_pod_records(params['state_dir'])))
     return {'sysctls': values, 'persist_file': _read_text(params['persist_file']), 'facts': facts}
+
+
+def read_absent(params):
+    """What a reset removes: the persist file and the state directory."""
+    from ansible.module_utils.podnet.sandbox import is_mount_point
+    return {'persist_file': _read_text(params['persist_file']),
+            'state_dir': own_entries(params['state_dir']),
+            'mount_point': is_mount_point(params['state_dir'])}
+
+
+def plan_absent(params, current):
+    actions = []
+    if current['persist_file'] is not None:
+        actions.append(Action('remove_file', params['persist_file'], 'state absent'))
+    entries = current['state_dir']
+    if entries:
+        actions.append(Action('remove_state', params['state_dir'], 'state absent: holds %s' % (
+            ', '.join(entries))))
+    return actions
+
+
+def apply_absent(params, actions, current):
+    if any(a.verb == 'remove_file' for a in actions):
+        os.unlink(params['persist_file'])
+    if any(a.verb == 'remove_state' for a in actions):
+        clear_state(params['state_dir'], keep_dir=current['mount_point'])
 
 
 def _read_text(path):
@@ -134,10 +176,19 @@ def main():
         argument_spec=dict(sysctls=dict(type='dict', default={'net.ipv4.ip_forward': 1}),
                            persist_file=dict(type='path'),
                            underlay_ip=dict(type='str'),
+                           state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
         supports_check_mode=True)
     require_pyroute2(module)
     p = module.params
+    if p['state'] == 'absent':
+        run_module(module, 'podnet_node', lambda: read_absent(p),
+                   lambda current: plan_absent(p, current),
+                   lambda actions, current: apply_absent(p, actions, current),
+                   lambda current: current and {k: current[k] for k in ('persist_file', 'state_dir')
+                                                if current[k] is not None},
+                   lock_dir=p['state_dir'], absent=True)
+        return  # run_module exits; this says so
     run_module(module, 'podnet_node', lambda: read(p), lambda current: plan(p, current),
                lambda actions, _: apply(p, actions), lambda current: show(p, current),
                lock_dir=p['state_dir'],

@@ -32,16 +32,19 @@ description:
     set when not given). A bridge-family nftables table C(podnet-guard) drops
     whatever a pod sends from another MAC or IPv4 address than its own, and
     anything but IPv4 and ARP.
+  - O(state=absent) removes every pod the node has a record of, with its
+    processes, sandbox and veth, any other C(cni-*) sandbox, the pods' records,
+    logs and IPAM folders, and the C(podnet-guard) table. It needs none of
+    O(pods), O(pod_cidr) and O(mtu).
   - IPAM is reconciled with the pods found running; the node is locked
     (C(<state_dir>/lock)) while a run reads and changes it, so concurrent runs
     wait for each other.
 options:
   pods:
     description:
-      - Every pod wanted on this node, as the cluster plan gives them.
+      - Every pod wanted on this node, as the cluster plan gives them; required with O(state=present).
     type: list
     elements: dict
-    required: true
     suboptions:
       namespace: {description: The pod's namespace., type: str, required: true}
       name: {description: The pod's name., type: str, required: true}
@@ -70,13 +73,16 @@ options:
             type: list
             elements: str
   pod_cidr:
-    description: This node's pod CIDR; its first address is the gateway on C(cni0).
+    description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
-    required: true
   mtu:
-    description: MTU of the pods' interfaces (underlay MTU less the backend's overhead).
+    description: MTU of the pods' interfaces (underlay MTU less the backend's overhead). Required with O(state=present).
     type: int
-    required: true
+  state:
+    description: C(absent) removes every pod of the node and what pods left on it.
+    type: str
+    choices: [present, absent]
+    default: present
   state_dir:
     description: The node's state directory.
     type: path
@@ -107,6 +113,10 @@ EXAMPLES = r'''
         containers:
           - {name: curl, argv: [sleep, 365d]}
           - {name: httpbin, argv: [gunicorn, -b, "0.0.0.0:80", "httpbin:app"]}
+
+- name: Remove every pod of this node (a cluster reset).
+  podnet_pods:
+    state: absent
 '''
 
 RETURN = r'''
@@ -132,19 +142,22 @@ SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
     from ansible.module_utils.podnet.pods import NodePods, container_view
     p = module.params
-    wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods']}
-    node = NodePods(p['state_dir'], p['pod_cidr'], p['mtu'], module.run_command,
-                    container_view(p['view']))
-    run_module(module, 'pods of this node', node.read_current,
-               lambda current: node.plan(current, wanted),
+    absent = p['state'] == 'absent'
+    wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods'] or ()}
+    node = NodePods(p['state_dir'], None if absent else p['pod_cidr'], p['mtu'],
+                    module.run_command, container_view(p['view']))
+    run_module(module, 'pods of this node', node.read_remains if absent else node.read_current,
+               node.plan_absent if absent else lambda current: node.plan(current, wanted),
                lambda actions, current: node.apply(actions, current, wanted),
                lambda current: node.show(current, wanted), lock_dir=p['state_dir'],
                result=lambda current: {'pods': {k: {f: s.get(f) for f in SHOWN}
-                                                for k, s in current.pods.items()}})
+                                                for k, s in current.pods.items()}},
+               absent=absent)
 
 
 CONTAINER = dict(name=dict(type='str', required=True),
@@ -164,9 +177,10 @@ POD = dict(namespace=dict(type='str', required=True),
 
 
 def argument_spec():
-    return dict(pods=dict(type='list', elements='dict', required=True, options=POD),
-                pod_cidr=dict(type='str', required=True),
-                mtu=dict(type='int', required=True),
+    return dict(pods=dict(type='list', elements='dict', options=POD),
+                pod_cidr=dict(type='str'),
+                mtu=dict(type='int'),
+                state=dict(type='str', choices=['present', 'absent'], default='present'),
                 state_dir=dict(type='path', default='/var/lib/podnet'),
                 view=dict(type='list', elements='path', default=[]))
 

@@ -18,12 +18,12 @@ description:
   - Applying the same policies again changes nothing; removing a policy
     restores the traffic it blocked. The diff shows the table in C(nft list
     table) syntax, one line per rule.
+  - O(state=absent) removes the table; it needs none of the other options.
 options:
   policies:
     description: The NetworkPolicy objects of the cluster, as in manifests.
     type: list
     elements: dict
-    required: true
   pods:
     description:
       - Every pod of the cluster with C(namespace), C(name), C(labels), C(node)
@@ -32,19 +32,22 @@ options:
         not as suboptions.
     type: list
     elements: dict
-    required: true
   running:
     description: Every running pod by namespace/name with at least its C(ip), as the nodes' podnet_pods results give them.
     type: dict
-    required: true
   namespaces:
     description: The labels of every namespace.
     type: dict
-    required: true
   node:
     description: This node's inventory name.
     type: str
-    required: true
+  state:
+    description:
+      - C(present) needs O(policies), O(pods), O(running), O(namespaces) and
+        O(node); C(absent) removes the table.
+    type: str
+    choices: [present, absent]
+    default: present
   state_dir:
     description: The node's state directory, where its lock is.
     type: path
@@ -63,6 +66,10 @@ EXAMPLES = r'''
     running: {x/a: {ip: 10.42.0.2}, x/b: {ip: 10.42.1.2}}
     namespaces: "{{ podnet_plan.namespaces }}"
     node: "{{ inventory_hostname }}"
+
+- name: Remove the policy table (a cluster reset).
+  podnet_policy:
+    state: absent
 '''
 
 RETURN = r'''
@@ -108,9 +115,16 @@ def cluster_pods(pods, running):
     return found
 
 
-def show(current, chains, rules):
+def plan(current, wanted):
+    """The table to current as wanted (chains, rules); None: no table."""
+    if wanted is None:
+        return nft.plan_delete(TABLE, current)
+    return nft.plan_table(TABLE, current, *wanted)
+
+
+def show(current, wanted):
     """The table as the diff shows it, in `nft list table` syntax."""
-    table = (chains, rules) if current is None else current['table']
+    table = wanted if current is None else current['table']
     return {TABLE: nft.describe(*table) if table else None}
 
 
@@ -127,26 +141,30 @@ def compile_for(p):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(policies=dict(type='list', elements='dict', required=True),
-                           pods=dict(type='list', elements='dict', required=True),
-                           running=dict(type='dict', required=True),
-                           namespaces=dict(type='dict', required=True),
-                           node=dict(type='str', required=True),
+        argument_spec=dict(policies=dict(type='list', elements='dict'),
+                           pods=dict(type='list', elements='dict'),
+                           running=dict(type='dict'),
+                           namespaces=dict(type='dict'),
+                           node=dict(type='str'),
+                           state=dict(type='str', choices=['present', 'absent'], default='present'),
                            state_dir=dict(type='path', default='/var/lib/podnet')),
+        required_if=[('state', 'present', ('policies', 'pods', 'running', 'namespaces', 'node'))],
         supports_check_mode=True)
+    absent = module.params['state'] == 'absent'
     try:
-        chains, rules, isolated = compile_for(module.params)
+        chains, rules, isolated = ([], [], {}) if absent else compile_for(module.params)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     run = module.run_command
+    family, name = netpol_nft.FAMILY, netpol_nft.TABLE
+    wanted = None if absent else (chains, rules)
     run_module(module, 'podnet_policy',
-               lambda: {'table': nft.read_table(run, netpol_nft.FAMILY, netpol_nft.TABLE)},
-               lambda current: nft.plan_table(TABLE, current['table'], chains, rules),
-               lambda actions, _: nft.apply(run, nft.table_commands(
-                   netpol_nft.FAMILY, netpol_nft.TABLE, chains, rules), TABLE),
-               lambda current: show(current, chains, rules), lock_dir=module.params['state_dir'],
-               result=lambda _: dict(rules=len(rules), isolated=isolated))
-
+               lambda: {'table': nft.read_table(run, family, name)},
+               lambda current: plan(current['table'], wanted),
+               lambda actions, _: nft.apply(run, nft.delete_commands(family, name) if absent
+                                            else nft.table_commands(family, name, chains, rules), TABLE),
+               lambda current: show(current, wanted), lock_dir=module.params['state_dir'],
+               result=lambda _: dict(rules=len(rules), isolated=isolated), absent=absent)
 
 if __name__ == '__main__':
     main()

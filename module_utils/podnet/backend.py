@@ -41,6 +41,10 @@ def check_host_gw(node, peers):
                                 peer['name'], peer['underlay_ip'], own.network, node['name']))
 
 
+# state absent: neither backend's device nor any route podnet owns.
+NOTHING = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}}
+
+
 def wanted_state(backend, node, peers):
     """The normalised state of this node for the backend."""
     if backend == 'host-gw':

@@ -14,6 +14,7 @@ import ipaddress
 import os
 
 from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.nodestate import IPAM_DIR
 from ansible.module_utils.podnet.statefile import create_exclusive, write_atomic
 
 LAST = 'last_reserved_ip'
@@ -27,7 +28,7 @@ class HostLocalIpam:
     def __init__(self, state_dir, pod_cidr):
         self.network = ipaddress.IPv4Network(pod_cidr)
         self.gateway = self.network.network_address + 1
-        self.dir = os.path.join(state_dir, 'ipam', str(self.network).replace('/', '_'))
+        self.dir = os.path.join(state_dir, IPAM_DIR, str(self.network).replace('/', '_'))
 
     def owners(self):
         """{address: owner id} of every allocated address."""

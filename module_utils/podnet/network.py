@@ -115,8 +115,10 @@ class NodeNetwork:
     def __init__(self, run, spec):
         self.run = run
         self.spec = spec
-        net = ipaddress.IPv4Network(spec.pod_cidr)
-        self.gateway = '%s/%d' % (net.network_address + 1, net.prefixlen)
+        self.gateway = None  # state absent needs no pod CIDR
+        if spec.pod_cidr:
+            net = ipaddress.IPv4Network(spec.pod_cidr)
+            self.gateway = '%s/%d' % (net.network_address + 1, net.prefixlen)
 
     def read_current(self):
         with rtnl() as ipr:
@@ -166,8 +168,8 @@ class NodeNetwork:
 
     def _plan_absent(self, current):
         actions = [Action('delete_bridge', BRIDGE, 'state absent')] if current['bridge'] else []
-        actions += [Action('delete_table', name, 'state absent')
-                    for name, table in sorted(current['tables'].items()) if table]
+        for name, table in sorted(current['tables'].items()):
+            actions += nft.plan_delete(name, table)
         if current['pod_cidr']:
             actions.append(Action('forget_pod_cidr', self._cidr_file(), 'state absent'))
         return actions

@@ -90,6 +90,11 @@ def plan_table(name, current, chains, rules):
                    else 'rules differ from the wanted ones')]
 
 
+def plan_delete(name, current):
+    """[Action] removing table `name` (state absent) when it is there."""
+    return [] if current is None else [Action('delete_table', name, 'state absent')]
+
+
 def apply(run, commands, subject):
     rc, _, err = run(['nft', '-j', '-f', '-'], data=json.dumps(commands))
     if rc != 0:

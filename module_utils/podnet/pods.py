@@ -23,7 +23,7 @@ from ansible.module_utils.podnet import caps, names, nft, srcguard
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.network import BRIDGE
-from ansible.module_utils.podnet.nodestate import PODS_DIR, read_pod_records
+from ansible.module_utils.podnet.nodestate import IPAM_DIR, PODS_DIR, read_pod_records
 from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
 from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.sandbox import (
@@ -35,8 +35,9 @@ BATCH = 32  # sandboxes in flight in the spawner's pipe
 HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # apply() runs the actions phase by phase: what frees comes before what takes.
-PHASES = (('delete', 'recreate'), ('forget_netns',), ('release',), ('forget_ipam',), ('reserve',),
-          ('create', 'recreate'), ('restart', 'set_mtu', 'relabel'), ('guard',))
+PHASES = (('delete', 'recreate'), ('forget_netns',), ('release',), ('forget_ipam', 'remove_folder'),
+          ('reserve',), ('create', 'recreate'), ('restart', 'set_mtu', 'relabel'),
+          ('guard', 'delete_table'))
 TRANSIENT = ('problems', 'dead', 'mtu_now', 'key')  # read from the kernel, never saved
 
 
@@ -67,16 +68,18 @@ class NodeState:
     pods: dict        # key -> record, with problems, dead, mtu_now and key added
     sandboxes: list   # cni-* network namespaces bound on the node
     ipam: dict        # address -> owner uid
-    stale_ipam: list  # folders of earlier pod CIDRs
+    stale_ipam: list  # folders of earlier pod CIDRs (state absent: every state folder of pods)
     guard: object     # the source guard table as nft shows it, or None
 
 
 class NodePods:
+    """pod_cidr None: state absent, which removes every pod without checking it."""
+
     def __init__(self, state_dir, pod_cidr, mtu, run, view=()):
         self.state_dir = state_dir
         self.pods_dir = os.path.join(state_dir, PODS_DIR)
-        self.ipam = HostLocalIpam(state_dir, pod_cidr)
-        self.prefixlen = ipaddress.IPv4Network(pod_cidr).prefixlen
+        self.ipam = HostLocalIpam(state_dir, pod_cidr) if pod_cidr else None
+        self.prefixlen = pod_cidr and ipaddress.IPv4Network(pod_cidr).prefixlen
         self.mtu = mtu
         self.run = run
         self.view = list(view)
@@ -95,6 +98,18 @@ class NodePods:
             record['key'] = key
             self._check(record, links, bridge)
         self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
+                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE))
+        return self.current
+
+    def read_remains(self):
+        """For state absent: the records (unchecked), sandboxes, the guard
+        and the state folders of pods (records and logs, IPAM)."""
+        records = read_pod_records(self.state_dir)
+        for key, record in records.items():
+            record.update(key=key, problems=[], dead=[], mtu_now=None)
+        folders = [d for d in (self.pods_dir, os.path.join(self.state_dir, IPAM_DIR))
+                   if os.path.isdir(d)]
+        self.current = NodeState(records, list_netns(), {}, folders,
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE))
         return self.current
 
@@ -164,6 +179,13 @@ class NodePods:
             actions += self._repairs(key, wanted[key], kept[key])
         actions += addresses + self._sweep(current)
         return actions + self._guard_action(current, kept, actions)
+
+    def plan_absent(self, current):
+        """Every pod, sandbox, state folder of pods and the guard, removed."""
+        actions = [Action('delete', k, 'state absent') for k in sorted(current.pods)]
+        actions += [a for a in self._sweep(current) if a.verb == 'forget_netns']
+        actions += [Action('remove_folder', folder, 'state absent') for folder in current.stale_ipam]
+        return actions + nft.plan_delete(srcguard.TABLE, current.guard)
 
     def _repairs(self, key, pod, state):
         found = []
@@ -239,7 +261,7 @@ class NodePods:
                     delete_link(ipr, state['veth'])
         for key, state in zip(keys, states):
             remove_netns(state['netns'])
-            if state['ip']:
+            if state['ip'] and self.ipam:  # state absent removes IPAM whole
                 self.ipam.release(state['ip'], state['uid'])
             self._forget(key)
 
@@ -348,6 +370,8 @@ class NodePods:
     def _forget_ipam(self, folder, records, wanted, spawn):
         shutil.rmtree(folder, ignore_errors=True)
 
+    _remove_folder = _forget_ipam
+
     def _release(self, address, records, wanted, spawn):
         self.ipam.release(address)
 
@@ -355,6 +379,9 @@ class NodePods:
         chains, rules = srcguard.ruleset(records.values())
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
+
+    def _delete_table(self, _, records, wanted, spawn):
+        nft.apply(self.run, nft.delete_commands(srcguard.FAMILY, srcguard.TABLE), srcguard.TABLE)
 
     def _teardown(self, state):
         """Undo a pod that failed half-way; every step tolerates what is gone."""

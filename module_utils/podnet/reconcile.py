@@ -48,11 +48,13 @@ def diff(subject, before, after, actions):
             'prepared': ''.join('%s\n' % (a,) for a in actions)}
 
 
-def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=None):
+def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=None,
+               absent=False):
     """Reconcile and exit. show(current) and show(None) give the diff's
-    before and after; result(current) adds module-specific return values."""
+    before and after; result(current) adds module-specific return values.
+    absent (state absent): lock the node only if a lock file is there."""
     try:
-        with node_lock(lock_dir) if lock_dir else nullcontext():
+        with node_lock(lock_dir, create=not absent) if lock_dir else nullcontext():
             current = read()
             actions = plan(current)
             before, after = show(current), show(None)

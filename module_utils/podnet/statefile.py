@@ -70,12 +70,20 @@ def _unlink(path):
 
 
 @contextmanager
-def node_lock(state_dir, wait=LOCK_WAIT):
+def node_lock(state_dir, wait=LOCK_WAIT, create=True):
     """Hold <state_dir>/lock (flock) for the body; the kernel drops it when
-    the holder dies, so a crashed run never leaves the node locked."""
-    os.makedirs(state_dir, exist_ok=True)
+    the holder dies, so a crashed run never leaves the node locked.
+
+    create=False (a reset) takes the lock only where a run left one: a
+    reset of a clean node, or its check, must not leave a lock file there."""
     path = os.path.join(state_dir, LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if create:
+        os.makedirs(state_dir, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o644)
+    except FileNotFoundError:
+        yield
+        return
     try:
         _acquire(fd, path, wait)
         os.ftruncate(fd, 0)

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import pytest
 from conformance.conftest import read_pods
-from integration.conftest import playbook, running_lab
+from integration.conftest import playbook, recap, running_lab  # noqa: F401 (recap: for the tests)
 
 INVENTORY = Path(__file__).resolve().parent / 'inventory'
 LAB = 'faults'
 STATE_DIR = '/var/lib/podnet'
 POD_MTU = 1450  # the inventory's underlay MTU 1500 minus vxlan's 50
 STATUS = re.compile(r'^(changed|ok|fatal|failed|skipping): \[(\S+?)(?: -> \S+)?\]', re.M)
-RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 # What the run proved, printed by pytest_terminal_summary: counts, and one
 # line per fault (a test stops at its first failed assertion; this does not).
@@ -102,12 +101,6 @@ def fresh_cluster():
 def cluster():
     with fresh_cluster() as found:
         yield found
-
-
-def recap(done):
-    """{host: {'changed': n, 'unreachable': n, 'failed': n}} from the recap."""
-    return {h: dict(changed=int(c), unreachable=int(u), failed=int(f))
-            for h, c, u, f in RECAP.findall(done.stdout)}
 
 
 def errors(output):

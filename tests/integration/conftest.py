@@ -1,12 +1,14 @@
 """Integration fixtures: a real lab, brought up once and always torn down."""
 import json
 import os
+import re
 import subprocess
 
 import pytest
 from podnet_testlib import ROOT, inventory_nodes, testinfra_host
 
 VENV_BIN = ROOT / '.venv' / 'bin'
+RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
 def start_playbook(inventory, *args):
@@ -33,6 +35,12 @@ def finish(process, check=True, timeout=300):
 def playbook(inventory, *args, check=True):
     """Run a project playbook as a user would; return the finished process."""
     return finish(start_playbook(inventory, *args), check)
+
+
+def recap(done):
+    """{host: {'changed': n, 'unreachable': n, 'failed': n}} from the recap."""
+    return {h: dict(changed=int(c), unreachable=int(u), failed=int(f))
+            for h, c, u, f in RECAP.findall(done.stdout)}
 
 
 def pod_records(host, state_dir='/var/lib/podnet'):

@@ -1,0 +1,85 @@
+"""playbooks/reset.yml undoes site.yml: every node is left as it was before
+(links, nft tables, netns, sysctl.d and state files, processes); --check
+reports the reset without making it; a second reset changes nothing; and
+site.yml converges the reset cluster again. The test runs on a lab of its
+own (tests/integration/reset_inventory, lab `reset`)."""
+import re
+from pathlib import Path
+
+import pytest
+from integration.conftest import playbook, recap, running_lab
+
+pytestmark = pytest.mark.lab
+
+INVENTORY = Path(__file__).resolve().parent / 'reset_inventory'
+SANDBOX, VETH = re.compile(r'cni-[0-9a-f-]{36}'), re.compile(r'veth[0-9a-f]{8}')
+LISTENER = ' [listener]'  # sshd's listener title ends with a count of connections in progress
+
+
+@pytest.fixture(scope='module')
+def lab():
+    yield from running_lab(str(INVENTORY), 'reset')
+
+
+def processes(host):
+    """Command lines on the node, without the SSH sessions (this one too)."""
+    out = host.check_output("sh -c 'ps -o sid= -p $$; ps -eo sid=,args='").splitlines()
+    own = out[0].strip()
+    found = []
+    for line in out[1:]:
+        sid, _, args = line.strip().partition(' ')
+        if sid != own and not args.startswith('sshd: root@'):
+            found.append(args.split(LISTENER)[0])
+    return sorted(found)
+
+
+def snapshot(host):
+    """What site.yml may add to a node, as sets a reset must restore."""
+    lines = host.check_output
+    return {'links': sorted(l.split(': ')[1].split('@')[0] for l in lines('ip -o link').splitlines()),
+            'nft': sorted(lines('nft list tables').splitlines()),
+            'netns': sorted(lines('ip netns list').splitlines()),
+            'files': sorted(lines('find /etc/sysctl.d /var/lib/podnet').splitlines()),
+            'processes': processes(host)}
+
+
+def snapshots(lab):
+    return {name: snapshot(host) for name, host in lab.hosts.items()}
+
+
+def changed(done):
+    return {host: counts['changed'] for host, counts in recap(done).items()}
+
+
+def run(lab, name, *args):
+    return playbook(lab.inventory, 'playbooks/%s.yml' % name, *args)
+
+
+def test_reset_leaves_each_node_as_before_site_and_site_converges_again(lab):
+    before = snapshots(lab)
+    run(lab, 'site')
+    converged = snapshots(lab)
+    assert all(converged[n] != before[n] for n in before), 'site.yml changed nothing to reset'
+
+    check = run(lab, 'reset', '--check')
+    assert all(changed(check)[n] > 0 for n in lab.hosts), check.stdout
+    assert snapshots(lab) == converged, '--check changed the nodes'
+
+    run(lab, 'reset')
+    assert snapshots(lab) == before
+
+    assert changed(run(lab, 'reset')) == dict.fromkeys(lab.hosts, 0)
+    assert changed(run(lab, 'reset', '--check')) == dict.fromkeys(lab.hosts, 0)
+    assert snapshots(lab) == before
+
+    run(lab, 'site')
+    assert without_ids(snapshots(lab)) == without_ids(converged)
+
+
+def without_ids(found):
+    """Snapshots with sandbox and veth names made generic: a converge after
+    the reset gives pods new sandboxes, and nothing else may differ."""
+    def generic(item):
+        return SANDBOX.sub('cni-*', VETH.sub('veth*', item))
+    return {node: {kind: sorted(map(generic, items)) for kind, items in snap.items()}
+            for node, snap in found.items()}

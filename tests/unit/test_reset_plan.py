@@ -1,0 +1,121 @@
+"""State absent (playbooks/reset.yml) plans from what a node holds, with no
+cluster plan: pods, backend, policy and network tables, the state
+directory; a reset takes the node lock only where a run left one."""
+import importlib.util
+import os
+from pathlib import Path
+
+from ansible.module_utils.podnet import backend, nft, nodestate, srcguard
+from ansible.module_utils.podnet.pods import NodePods, NodeState
+from ansible.module_utils.podnet.statefile import node_lock
+from test_pods_plan import node_state, pod, state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def steps(actions):
+    return [(a.verb, a.target) for a in actions]
+
+
+def library(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'library' / (name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# -- pods ---------------------------------------------------------------------
+def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
+    node = NodePods(str(tmp_path), None, None, run=None)
+    web = state(pod('web'))
+    current = node_state({'default/web': web}, sandboxes=[web['netns'], 'cni-left-by-a-crash'],
+                         stale=[str(tmp_path / 'pods'), str(tmp_path / 'ipam')])
+    assert steps(node.plan_absent(current)) == [
+        ('delete', 'default/web'), ('forget_netns', 'cni-left-by-a-crash'),
+        ('remove_folder', str(tmp_path / 'pods')), ('remove_folder', str(tmp_path / 'ipam')),
+        ('delete_table', srcguard.TABLE)]
+
+
+def test_pods_absent_on_a_reset_node_does_nothing(tmp_path):
+    node = NodePods(str(tmp_path), None, None, run=None)
+    assert node.plan_absent(NodeState({}, [], {}, [], None)) == []
+
+
+def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
+    (tmp_path / 'pods').mkdir()
+    (tmp_path / 'pods' / 'default_web.json').write_text(
+        '{"namespace": "default", "name": "web", "netns": "cni-x", "ip": "10.42.1.2"}')
+    node = NodePods(str(tmp_path), None, None, run=lambda argv: (1, '', 'does not exist'))
+    current = node.read_remains()
+    assert list(current.pods) == ['default/web'] and current.pods['default/web']['problems'] == []
+    assert current.stale_ipam == [str(tmp_path / 'pods')] and current.guard is None
+
+
+def test_pods_absent_removes_its_folders_after_the_pods_and_the_guard_last():
+    from ansible.module_utils.podnet.pods import PHASES
+    order = [verb for phase in PHASES for verb in phase]
+    assert order.index('delete') < order.index('remove_folder') < order.index('delete_table')
+
+
+# -- backend, tables ----------------------------------------------------------
+def test_backend_absent_removes_the_vtep_and_every_owned_route():
+    current = {'vtep': {'vni': 1}, 'fdb': {'02:00:00:00:00:02': '10.11.1.12'},
+               'neigh': {'10.42.1.0': '02:00:00:00:00:02'},
+               'routes': {'10.42.1.0/24': ('10.42.1.0', 'flannel.1', True),
+                          '10.42.2.0/24': ('10.11.1.13', 'eth0', False)}}
+    assert steps(backend.plan(current, backend.NOTHING)) == [
+        ('delete_vtep', 'flannel.1'), ('del_routes', '10.42.2.0/24')]
+    assert backend.plan(backend.NOTHING, backend.NOTHING) == []
+
+
+def test_a_table_is_deleted_only_when_it_is_there():
+    assert steps(nft.plan_delete('ip podnet-policy', ([], []))) == [('delete_table', 'ip podnet-policy')]
+    assert nft.plan_delete('ip podnet-policy', None) == []
+
+
+def test_policy_absent_plans_from_the_table_alone():
+    policy = library('podnet_policy')
+    assert steps(policy.plan(([], []), None)) == [('delete_table', policy.TABLE)]
+    assert policy.plan(None, None) == []
+    assert policy.show({'table': None}, None) == {policy.TABLE: None}
+
+
+# -- node: persist file and state directory -----------------------------------
+def node_params(tmp_path, persist=True):
+    return {'state_dir': str(tmp_path / 'state'),
+            'persist_file': str(tmp_path / '90-podnet.conf') if persist else None}
+
+
+def test_node_absent_removes_the_persist_file_and_podnets_state(tmp_path):
+    node = library('podnet_node')
+    p = node_params(tmp_path)
+    (tmp_path / 'state' / 'pods').mkdir(parents=True)
+    for name in ('lock', 'pod-cidr', '.pod-cidr.abc123'):
+        (tmp_path / 'state' / name).write_text('x')
+    (tmp_path / '90-podnet.conf').write_text('net.ipv4.ip_forward = 1\n')
+    current = node.read_absent(p)
+    actions = node.plan_absent(p, current)
+    assert steps(actions) == [('remove_file', p['persist_file']), ('remove_state', p['state_dir'])]
+    node.apply_absent(p, actions, current)
+    assert sorted(os.listdir(tmp_path)) == []
+    assert node.plan_absent(p, node.read_absent(p)) == []
+
+
+def test_node_absent_keeps_what_is_not_podnets_and_a_mount_point(tmp_path):
+    os.makedirs(tmp_path / 'state' / 'ipam')
+    (tmp_path / 'state' / 'someone-elses').write_text('x')
+    nodestate.clear_state(str(tmp_path / 'state'), keep_dir=False)
+    assert os.listdir(tmp_path / 'state') == ['someone-elses']
+    os.unlink(tmp_path / 'state' / 'someone-elses')
+    nodestate.clear_state(str(tmp_path / 'state'), keep_dir=True)  # a lab node's bind mount
+    assert os.listdir(tmp_path) == ['state']
+
+
+def test_a_reset_locks_only_a_node_that_has_a_lock(tmp_path):
+    with node_lock(str(tmp_path / 'state'), create=False):
+        pass
+    assert not (tmp_path / 'state').exists()
+    with node_lock(str(tmp_path / 'state')):
+        pass
+    with node_lock(str(tmp_path / 'state'), wait=0.3, create=False):
+        assert (tmp_path / 'state' / 'lock').read_text().strip() == str(os.getpid())
