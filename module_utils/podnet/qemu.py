@@ -35,6 +35,7 @@ TCG = ['-accel', 'tcg,tb-size=256', '-cpu', 'max']  # tb-size: RSS ~600 MB, not 
 OVERHEAD_MB = 320
 KERNEL_ARGS = 'root=/dev/vda rw console=ttyS0 panic=1'  # a panic ends qemu (-no-reboot)
 SUN_PATH_MAX = 107
+POWER_BUTTON_EVERY = 5  # seconds between ACPI power button presses in stop()
 TUNSETIFF, IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x400454ca, 0x0002, 0x1000, 0x4000
 
 
@@ -293,14 +294,20 @@ def stop(vm, timeout=60):
 
 
 def _power_off(vm, pid, timeout):
+    """ACPI power button until qemu exits (a press the guest got before
+    logind watched the button is lost: press again), SIGKILL at timeout;
+    then give the reaper a moment, so no zombie outlives stop()."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        if timeout:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             _monitor(vm, 'system_powerdown')
-        if not select.select([pidfd], [], [], timeout)[0]:
+            if select.select([pidfd], [], [], min(POWER_BUTTON_EVERY, deadline - time.monotonic()))[0]:
+                break
+        else:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             if not select.select([pidfd], [], [], 10)[0]:
                 raise LabError(vm.name, 'qemu %d did not exit after SIGKILL' % pid)
@@ -308,19 +315,33 @@ def _power_off(vm, pid, timeout):
         pass
     finally:
         os.close(pidfd)
+    for _ in range(40):
+        if read_stat(pid) is None:
+            break
+        time.sleep(0.05)
 
 
 def _monitor(vm, command):
-    """One human-monitor command; a monitor that does not answer is ignored
-    (SIGKILL follows)."""
+    """One human-monitor command, sent at its prompt and answered by the
+    next; a monitor that does not answer is ignored (SIGKILL follows)."""
     try:
         with socket.socket(socket.AF_UNIX) as conn:
             conn.settimeout(2)
             conn.connect(vm.path('monitor.sock'))
+            _read_prompt(conn)
             conn.sendall(command.encode() + b'\n')
-            conn.recv(4096)
+            _read_prompt(conn)
     except OSError:
         pass
+
+
+def _read_prompt(conn):
+    seen = b''
+    while not seen.endswith(b'(qemu) '):
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        seen += chunk
 
 
 def _remove_files(vm):
