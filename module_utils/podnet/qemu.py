@@ -15,6 +15,7 @@ alone may be reused). Refusals (preflight) come before anything starts.
 """
 import errno
 import fcntl
+import ipaddress
 import os
 import select
 import signal
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from ansible.module_utils.podnet import names, rawnl
 from ansible.module_utils.podnet.errors import LabError, SpecError
 from ansible.module_utils.podnet.runlock import read_stat
+from ansible.module_utils.podnet.vmimage import mirror_addresses
 from ansible.module_utils.podnet.vmguest import FW_CFG_NAMES, VmConfig, fw_cfg_files
 
 QEMU = 'qemu-system-x86_64'
@@ -134,6 +136,20 @@ def refusals(vms, port_free, mem_available_mb):
     return found
 
 
+def mirror_refusals(vms, mirror_addresses):
+    """A lab prefix covering an address of the guest's apt mirror would send
+    the guest's apt into the fabric (on some machines the mirror sits in a
+    documentation range the lab also uses: pass the lab's exact outside
+    addresses then)."""
+    found = []
+    for vm in vms:
+        for prefix in vm.lab_prefixes:
+            hit = [a for a in mirror_addresses if ipaddress.ip_address(a) in ipaddress.ip_network(prefix)]
+            if hit:
+                found.append('%s: lab prefix %s covers the apt mirror at %s' % (vm, prefix, ', '.join(hit)))
+    return found
+
+
 def port_free(port):
     with socket.socket() as probe:
         try:
@@ -154,6 +170,7 @@ def mem_available_mb(meminfo='/proc/meminfo'):
 def preflight(vms):
     """SpecError naming every VM that must not start; nothing is touched."""
     found = refusals(vms, port_free, mem_available_mb())
+    found += mirror_refusals(vms, sorted({a for vm in vms for a in mirror_addresses(vm.image)}))
     if found:
         raise SpecError('qemu VMs', '; '.join(found))
 

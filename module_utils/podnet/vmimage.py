@@ -25,9 +25,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ansible.module_utils.podnet.errors import LabError
 from ansible.module_utils.podnet.vmguest import GUEST_FILES, ENABLE, MASK
@@ -117,6 +119,20 @@ def machine_sources(paths=SOURCES):
     if not any(' %s ' % SUITE in line for line in found):
         raise LabError('image build', 'no Debian %s mirror in %s' % (SUITE, ', '.join(paths)))
     return found
+
+
+def mirror_addresses(image):
+    """IPv4 addresses the image's apt mirrors resolve to on this machine
+    (the guest resolves through qemu, which asks this machine)."""
+    with open(os.path.join(image.path, MANIFEST)) as f:
+        hosts = {urlsplit(line.split()[1]).hostname for line in json.load(f)['sources']}
+    found = set()
+    for host in hosts:
+        try:
+            found.update(info[4][0] for info in socket.getaddrinfo(host, None, socket.AF_INET))
+        except OSError:
+            continue  # unresolvable here: the guest cannot reach it either
+    return sorted(found)
 
 
 def cached(cache_root, key=None):

@@ -46,6 +46,7 @@ GUEST_CHECKS = {
     'host_key': 'cat /etc/ssh/ssh_host_ed25519_key.pub',
     # Route lookups only (no traffic).
     'route_outside': 'ip -4 route get 203.0.113.10',
+    'apt_mirror': 'ip -4 route get $(getent ahostsv4 deb.debian.org | head -1 | cut -d" " -f1)',
     'route_pods': 'ip -4 route get 10.42.7.1',
     'route_internet': 'ip -4 route get 1.1.1.1',
 }
@@ -67,4 +68,4 @@ def check_guest(vm, host_pub):
     # Lab prefixes take the underlay, the rest of the VM's own traffic the
     # user-mode NIC.
     assert 'via 10.15.1.1 ' in found['route_outside'] and 'via 10.15.1.1 ' in found['route_pods']
-    assert 'via 10.0.2.2 ' in found['route_internet']
+    assert 'via 10.0.2.2 ' in found['route_internet'] and 'via 10.0.2.2 ' in found['apt_mirror']

@@ -84,6 +84,7 @@ def test_a_run_folder_qemu_cannot_use_is_refused():
 
 def test_preflight_raises_before_anything_starts(monkeypatch):
     monkeypatch.setattr(qemu, 'mem_available_mb', lambda: 100)
+    monkeypatch.setattr(qemu, 'mirror_addresses', lambda image: [])
     with pytest.raises(qemu.SpecError, match='node1: not enough free memory'):
         qemu.preflight([vm(port=0)])
 
@@ -92,3 +93,11 @@ def test_mem_available_reads_meminfo(tmp_path):
     meminfo = tmp_path / 'meminfo'
     meminfo.write_text('MemTotal: 24000000 kB\nMemAvailable: 2097152 kB\n')
     assert qemu.mem_available_mb(str(meminfo)) == 2048
+
+
+def test_a_lab_prefix_covering_the_apt_mirror_is_refused():
+    machine = qemu.Vm(**dict(vm().__dict__, lab_prefixes=('10.42.0.0/16', '203.0.113.0/24')))
+    assert qemu.mirror_refusals([machine], ['203.0.113.80']) == [
+        'node1: lab prefix 203.0.113.0/24 covers the apt mirror at 203.0.113.80']
+    exact = qemu.Vm(**dict(vm().__dict__, lab_prefixes=('203.0.113.10/32',)))
+    assert qemu.mirror_refusals([exact], ['203.0.113.80']) == []

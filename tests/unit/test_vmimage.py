@@ -87,3 +87,8 @@ def test_cached_needs_the_manifest(tmp_path):
     (tmp_path / key / vmimage.MANIFEST).write_text('{}')
     image = vmimage.cached(str(tmp_path))
     assert image.base == str(tmp_path / key / 'base.qcow2') and image.key == key
+
+
+def test_mirror_addresses_come_from_the_images_own_sources(tmp_path):
+    (tmp_path / vmimage.MANIFEST).write_text('{"sources": ["deb http://localhost/debian bookworm main"]}')
+    assert vmimage.mirror_addresses(vmimage.Image(str(tmp_path), 'k')) == ['127.0.0.1']
