@@ -115,6 +115,8 @@ def test_host_gw_is_refused_across_racks_before_any_change(multirack):
         assert ' dev eth0 proto 200' not in host.check_output('ip route'), name
 
 
-def test_teardown_leaves_zero_residue(multirack):
+def test_teardown_leaves_zero_residue_and_the_lab_comes_back(multirack):
     multirack.down()
     assert multirack.residue() == []
+    multirack.up()  # the session's multirack serves the test files after this one
+    assert multirack.hosts['node1'].check_output('hostname') == 'node1'
