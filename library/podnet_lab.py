@@ -31,6 +31,18 @@ options:
       mgmt_ip: {description: Management address (the host's C(ansible_host))., type: str, required: true}
       rack: {description: Rack of the node (C(podnet_rack)); the first rack if omitted., type: str}
       underlay_ip: {description: Underlay address (C(podnet_underlay_ip))., type: str, required: true}
+      kind:
+        description:
+          - C(netns) (the default), a node made of namespaces, or C(qemu), a VM booted
+            from a Debian image the provider builds and caches under O(lab_dir)C(/images)
+            (C(podnet_lab_kind)).
+          - A qemu node's underlay NIC is a tap on its rack switch in the fabric namespace;
+            it is managed over SSH on a port qemu forwards on 127.0.0.1 (C(ansible_host)
+            must be 127.0.0.1 and O(nodes[].ssh_port) its C(ansible_port)).
+        type: str
+        choices: [netns, qemu]
+        default: netns
+      ssh_port: {description: "A qemu node's forwarded SSH port (C(ansible_port)).", type: int, default: 22}
   state:
     description: C(present) brings the lab up or repairs it; C(absent) removes all of it but the SSH keys.
     type: str
@@ -105,7 +117,9 @@ from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
-                    rack=dict(type='str'), underlay_ip=dict(type='str', required=True))
+                    rack=dict(type='str'), underlay_ip=dict(type='str', required=True),
+                    kind=dict(type='str', choices=['netns', 'qemu'], default='netns'),
+                    ssh_port=dict(type='int', default=22))
 
 
 def reserved_networks(params, lab_name):
@@ -133,7 +147,7 @@ def main():
         spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
         paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
                          p['outside_server'])
-        lab = Lab(spec, paths, lambda argv: module.run_command(argv))
+        lab = Lab(spec, paths, lambda argv: module.run_command(argv), p['cluster_cidr'])
         current = lab.read_current()
         actions = lab.plan(current, p['state'])
         if actions and not module.check_mode:

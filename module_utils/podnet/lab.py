@@ -13,6 +13,7 @@ from ansible.module_utils.podnet import labnet, labssh, names
 from ansible.module_utils.podnet.errors import LabError
 from ansible.module_utils.podnet.labhost import (
     LabHost, init_program_of, processes_by_pid_namespace, running_hosts, wait_for_tcp)
+from ansible.module_utils.podnet.labvm import LabVms
 from ansible.module_utils.podnet.netlink import links_by_name, rtnl
 
 SSH_WAIT_SECONDS = 15
@@ -55,11 +56,12 @@ def controller_routes(lab_name):
 
 
 class Lab:
-    def __init__(self, spec, paths, run):
+    def __init__(self, spec, paths, run, cluster_cidr='10.42.0.0/16'):
         self.spec = spec
         self.paths = paths
         self.run = run
         self.hosts = [labnet.FABRIC, labnet.OUTSIDE] + [n.name for n in spec.nodes]
+        self.vms = LabVms(spec, paths, cluster_cidr)
 
     # -- reading -----------------------------------------------------------
     def read_current(self):
@@ -90,12 +92,16 @@ class Lab:
                                'tear it down there first' % (self.spec.name, program, host))
 
     def _bridge_problems(self, root_links):
+        if all(n.kind == 'qemu' for n in self.spec.nodes):
+            return []  # VMs are managed over loopback: no bridge in the root namespace
         bridge = names.mgmt_bridge(self.spec.name)
         if bridge not in root_links:
             return ['no bridge %s' % bridge]
         return labnet.missing_addresses(None, {bridge: self.spec.mgmt.gateway_cidr})
 
     def _host_state(self, host, pids, procs, root_links):
+        if self.vms.is_vm(host):
+            return self.vms.state(host, pids.get(labnet.FABRIC))
         pid = pids.get(host)
         if pid is None:
             return {'pid': None, 'problems': ['not running']}
@@ -153,6 +159,8 @@ class Lab:
                 os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
             elif verb == 'bridge':
                 labnet.ensure_mgmt_bridge(self.spec)
+            elif verb == 'destroy' and self.vms.is_vm(target):
+                self.vms.destroy(target)
             elif verb == 'destroy':
                 LabHost(self.spec.name, target, pids.pop(target, None)).destroy()
             elif verb == 'create':
@@ -165,6 +173,8 @@ class Lab:
             self._wait_for_ssh()
 
     def _recreate(self, host, pids):
+        if self.vms.is_vm(host):
+            return self.vms.create(host, pids.get(labnet.FABRIC))
         LabHost(self.spec.name, host, pids.get(host)).destroy()
         if host not in (labnet.FABRIC, labnet.OUTSIDE):
             labnet.delete_root_links([names.mgmt_port(self.spec.name, host)])
@@ -187,9 +197,11 @@ class Lab:
         return lab_host.pid
 
     def _wait_for_ssh(self):
-        silent = wait_for_tcp([str(n.mgmt_ip) for n in self.spec.nodes], 22, SSH_WAIT_SECONDS)
+        silent = wait_for_tcp([str(n.mgmt_ip) for n in self.spec.nodes if n.kind == 'netns'], 22,
+                              SSH_WAIT_SECONDS)
         if silent:
             raise LabError(', '.join(silent), 'sshd did not answer within %ds' % SSH_WAIT_SECONDS)
+        self.vms.wait_for_ssh(n.name for n in self.vms.nodes())
 
     def _remove_files(self):
         """The lab's run folder and its SSH masters. Keys stay, and so does
@@ -197,17 +209,17 @@ class Lab:
         mount on it in every namespace, so an rmdir here, however checked
         first, can race with another lab starting and strip its nodes of
         their private state, which they then share on the controller."""
-        for node in self.spec.nodes:
-            self._close_ssh_masters(str(node.mgmt_ip))
+        prefixes = ['%s-' % n.mgmt_ip for n in self.spec.nodes if n.kind == 'netns']
+        self._close_ssh_masters(prefixes + self.vms.control_socket_prefixes())
         shutil.rmtree(self.paths.run_dir, ignore_errors=True)
 
-    def _close_ssh_masters(self, address):
+    def _close_ssh_masters(self, prefixes):
         if not os.path.isdir(self.paths.control_dir):
             return
         for sock in os.listdir(self.paths.control_dir):
-            if sock.startswith(address + '-'):
+            if sock.startswith(tuple(prefixes)):
                 self.run(['ssh', '-o', 'ControlPath=' + os.path.join(self.paths.control_dir, sock),
-                          '-O', 'exit', address])
+                          '-O', 'exit', sock.split('-')[0]])
 
 
 def summary(current):

@@ -25,12 +25,17 @@ class Subnet:
         return '%s/%d' % (self.gateway, self.network.prefixlen)
 
 
+KINDS = ('netns', 'qemu')
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
     rack: str
-    mgmt_ip: ipaddress.IPv4Address
+    mgmt_ip: ipaddress.IPv4Address  # a qemu node: 127.0.0.1, SSH on its forwarded port
     underlay_ip: ipaddress.IPv4Address
+    kind: str = 'netns'
+    ssh_port: int = 22
 
 
 @dataclass(frozen=True)
@@ -104,11 +109,31 @@ def _parse_node(raw, lab):
     if rack not in lab.racks:
         raise SpecError('%s: podnet_rack' % name, 'unknown rack %r (podnet_lab.racks has %s)'
                         % (rack, ', '.join(sorted(lab.racks))))
-    return NodeSpec(
-        name=name, rack=rack,
-        mgmt_ip=_address(raw.get('mgmt_ip'), '%s: ansible_host' % name, lab.mgmt.network),
-        underlay_ip=_address(raw.get('underlay_ip'), '%s: podnet_underlay_ip' % name,
-                             lab.racks[rack].network))
+    kind = raw.get('kind') or 'netns'
+    if kind not in KINDS:
+        raise SpecError('%s: podnet_lab_kind' % name, '%r must be one of %s' % (kind, ', '.join(KINDS)))
+    underlay = _address(raw.get('underlay_ip'), '%s: podnet_underlay_ip' % name, lab.racks[rack].network)
+    if kind == 'netns':
+        mgmt = _address(raw.get('mgmt_ip'), '%s: ansible_host' % name, lab.mgmt.network)
+        return NodeSpec(name, rack, mgmt, underlay)
+    return NodeSpec(name, rack, _loopback(raw.get('mgmt_ip'), name), underlay, kind,
+                    _port(raw.get('ssh_port'), name))
+
+
+def _loopback(value, name):
+    """A VM is reached on a port qemu forwards on 127.0.0.1, and only there."""
+    address = _address(value, '%s: ansible_host' % name)
+    if str(address) != '127.0.0.1':
+        raise SpecError('%s: ansible_host' % name, '%s: a qemu node is reached on 127.0.0.1 '
+                        '(qemu forwards its SSH port there only)' % address)
+    return address
+
+
+def _port(value, name):
+    if not isinstance(value, int) or not 1024 <= value <= 65535:
+        raise SpecError('%s: ansible_port' % name, '%r must be a port from 1024 to 65535 '
+                        '(qemu forwards it to the VM\'s SSH)' % (value,))
+    return value
 
 
 def _check_disjoint(lab_nets, reserved):
@@ -154,7 +179,8 @@ def parse(raw_lab, raw_nodes, reserved=()):
     nodes = [_parse_node(n, lab) for n in raw_nodes]
     _check_unique([('%s: inventory name' % n.name, n.name) for n in nodes])
     _check_unique([('podnet_lab.mgmt.host_ip', lab.mgmt.gateway)]
-                  + [('%s: ansible_host' % n.name, n.mgmt_ip) for n in nodes])
+                  + [('%s: ansible_host' % n.name, n.mgmt_ip) for n in nodes if n.kind == 'netns'])
+    _check_unique([('%s: ansible_port' % n.name, n.ssh_port) for n in nodes if n.kind == 'qemu'])
     _check_unique([('podnet_lab.racks.%s.gateway' % r, s.gateway) for r, s in lab.racks.items()]
                   + [('%s: podnet_underlay_ip' % n.name, n.underlay_ip) for n in nodes])
     _check_unique([('podnet_lab.outside.gateway', lab.outside.gateway),

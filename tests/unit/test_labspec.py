@@ -95,3 +95,33 @@ def test_reserved_networks_may_overlap_each_other():
 def test_empty_node_group_is_refused():
     with pytest.raises(SpecError, match='nodes: the inventory group `nodes` has no hosts'):
         labspec.parse(copy.deepcopy(LAB), [])
+
+
+def vm_nodes(nodes):
+    nodes[:] = [dict(n, kind='qemu', mgmt_ip='127.0.0.1', ssh_port=2231 + i) for i, n in enumerate(nodes)]
+
+
+def test_qemu_nodes_are_reached_on_loopback_ports():
+    spec = parse_with(node_change=vm_nodes)
+    assert [(n.kind, str(n.mgmt_ip), n.ssh_port) for n in spec.nodes] == [
+        ('qemu', '127.0.0.1', 2231), ('qemu', '127.0.0.1', 2232)]
+
+
+def test_a_qemu_node_off_loopback_is_refused_naming_it():
+    def change(nodes):
+        vm_nodes(nodes)
+        nodes[1]['mgmt_ip'] = '172.30.0.12'
+    assert refusal(node_change=change).startswith('node2: ansible_host')
+
+
+def test_two_qemu_nodes_on_one_port_are_refused():
+    def change(nodes):
+        vm_nodes(nodes)
+        nodes[1]['ssh_port'] = 2231
+    assert 'node2: ansible_port' in refusal(node_change=change)
+
+
+def test_an_unknown_node_kind_is_refused():
+    def change(nodes):
+        nodes[0]['kind'] = 'docker'
+    assert refusal(node_change=change).startswith('node1: podnet_lab_kind')
