@@ -10,7 +10,6 @@ runs, nobody gets in). Both at once, on two nodes of one fresh lab:
 import os
 import re
 import signal
-import time
 
 import pytest
 from ansible.module_utils.podnet.labhost import running_hosts
@@ -21,20 +20,22 @@ from integration.conftest import playbook
 pytestmark = pytest.mark.lab
 
 SEED_PODS = ['multi-container-pod', 'netexec-a', 'netexec-b', 'netexec-c', 'netexec-d']
-# Every sshd of the node, the sessions too (else the controller's SSH master
-# would keep working); delayed, so that the command that kills them returns,
-# and in a session of its own, so that it outlives the SSH session it kills.
-KILL_SSHD = ("sh -c 'setsid sh -c \"sleep 0.3; kill -9 \\$(ps -o pid= -C sshd)\" "
-             "</dev/null >/dev/null 2>&1 &'")
-
-
 def kill_init(cluster, node):
     os.kill(running_hosts(LAB)[node], signal.SIGKILL)
 
 
 def kill_sshd(cluster, node):
-    cluster.hosts[node].check_output(KILL_SSHD)
-    time.sleep(1)  # the kill is delayed (see KILL_SSHD)
+    """Every sshd of the node, its sessions too (else the controller's SSH
+    master would keep working), from the controller: a kill sent over the
+    node's own SSH raced with the session it ended."""
+    pid_ns = os.readlink('/proc/%d/ns/pid' % running_hosts(LAB)[node])
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            with open('/proc/%s/comm' % pid) as f:
+                if f.read().strip() == 'sshd' and os.readlink('/proc/%s/ns/pid' % pid) == pid_ns:
+                    os.kill(int(pid), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
 
 
 DEATHS = {'node2': ('kill a node\'s init', kill_init), 'node3': ('kill a node\'s sshd', kill_sshd)}
