@@ -233,18 +233,24 @@ class NodePods:
     def apply(self, actions, current, wanted):
         records = current.pods
         spawn = Spawner()
+        failed = None
         try:
             for phase in PHASES:
                 todo = [a.target for a in actions if a.verb in phase]
                 if phase == ('delete', 'recreate'):
                     self._delete_many(todo, records)
                 elif phase == ('create', 'recreate'):
-                    self._create_many(todo, records, wanted, spawn)
+                    try:
+                        self._create_many(todo, records, wanted, spawn)
+                    except SandboxError as exc:  # the pods made still get their guard
+                        failed = exc
                 else:
                     for action in (a for a in actions if a.verb in phase):
                         getattr(self, '_' + action.verb)(action.target, records, wanted, spawn)
         finally:
             spawn.close()
+        if failed:
+            raise failed
 
     def _delete_many(self, keys, records):
         """Kill every process first, then remove links, sandboxes, addresses:
@@ -341,11 +347,13 @@ class NodePods:
     def _restart(self, key, records, wanted, spawn):
         state = records[key]
         pod = wanted[key]
-        for container in pod['containers']:
-            if container['name'] in state['dead']:
-                self._submit_container(spawn, pod, state, container)
-                state['containers'][container['name']] = spawn.collect().as_dict()
-        self._save(key, state)
+        try:
+            for container in pod['containers']:
+                if container['name'] in state['dead']:
+                    self._submit_container(spawn, pod, state, container)
+                    state['containers'][container['name']] = spawn.collect().as_dict()
+        finally:  # the containers that did start are recorded, so never started twice
+            self._save(key, state)
 
     def _set_mtu(self, key, records, wanted, spawn):
         state = records[key]
@@ -393,6 +401,7 @@ class NodePods:
         remove_netns(state['netns'])
         if state['ip']:
             self.ipam.release(state['ip'], state['uid'])
+        shutil.rmtree(self._log_dir(state['key']), ignore_errors=True)
 
     def _forget(self, key):
         try:

@@ -322,7 +322,7 @@ def _power_off(vm, pid, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             _monitor(vm, 'system_powerdown')
-            if select.select([pidfd], [], [], min(POWER_BUTTON_EVERY, deadline - time.monotonic()))[0]:
+            if select.select([pidfd], [], [], max(0, min(POWER_BUTTON_EVERY, deadline - time.monotonic())))[0]:
                 break
         else:
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)

@@ -52,9 +52,10 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
                absent=False):
     """Reconcile and exit. show(current) and show(None) give the diff's
     before and after; result(current) adds module-specific return values.
-    absent (state absent): lock the node only if a lock file is there."""
+    absent (state absent) and check mode lock the node only if a lock file
+    is there: neither may leave one on a node that had none."""
     try:
-        with node_lock(lock_dir, create=not absent) if lock_dir else nullcontext():
+        with node_lock(lock_dir, create=not (absent or module.check_mode)) if lock_dir else nullcontext():
             current = read()
             actions = plan(current)
             before, after = show(current), show(None)

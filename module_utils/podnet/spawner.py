@@ -188,8 +188,14 @@ def _exec_container(req):
 # otherwise keep deleted pods' namespaces alive.
 SYSTEM_VIEW = ('/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32')
 MASKED = ('/etc/ssh', '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d')
-SCRATCH = ('/tmp', '/var/tmp', '/run', '/dev/shm')
+SCRATCH = ('/tmp', '/var/tmp', '/run')
 DEVICES = ('null', 'zero', 'full', 'random', 'urandom', 'tty')
+# /proc as container runtimes leave it: the kernel's knobs read-only (a pod
+# is root of the machine's user namespace: a writable core_pattern or
+# modprobe path would run its program as the machine's root), the files
+# that reboot the machine or show its keys and memory hidden.
+PROC_READ_ONLY = ('/proc/sys', '/proc/bus', '/proc/fs', '/proc/irq')
+PROC_MASKED = ('/proc/sysrq-trigger', '/proc/kcore', '/proc/keys', '/proc/timer_list')
 NEW_ROOT = NETNS_DIR  # any folder will do as the mount point; this one always exists
 MS_RDONLY, MS_REMOUNT = 0x1, 0x20
 SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
@@ -214,6 +220,12 @@ def _enter_view(view):
     os.chdir('/')
     _mount(None, '/', None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     _mount('proc', '/proc', 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in PROC_READ_ONLY:
+        if os.path.exists(path):
+            _bind_ro(path, path)
+    for path in PROC_MASKED:
+        if os.path.exists(path):
+            _bind_ro('/dev/null', path)
     _mount('sysfs', '/sys', 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
 
 
@@ -249,8 +261,10 @@ def _mask(target):
 
 
 def _devices():
+    """A /dev of the harmless devices only; nodev, so that a device node a
+    container makes (it keeps MKNOD) opens nothing."""
     dev = NEW_ROOT + '/dev'
-    _mount('tmpfs', dev, 'tmpfs', MS_NOSUID, 'mode=0755,size=64k')
+    _mount('tmpfs', dev, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=64k')
     for name in DEVICES:
         open(os.path.join(dev, name), 'a').close()
         _mount('/dev/' + name, os.path.join(dev, name), None, MS_BIND)
@@ -258,6 +272,7 @@ def _devices():
                          ('stdout', '/proc/self/fd/1'), ('stderr', '/proc/self/fd/2')):
         os.symlink(target, os.path.join(dev, name))
     os.makedirs(dev + '/shm')
+    _mount('tmpfs', dev + '/shm', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
 
 
 # -- capabilities -------------------------------------------------------------

@@ -20,7 +20,11 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare')
 
 PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat %(shown)s/shown;'
          'touch /usr/podnet-probe && echo usr-writable; echo x > /tmp/f && echo tmp-ok;'
-         'ls /var/lib; hostname; echo done')
+         'ls /var/lib; hostname;'
+         'echo 1 > /proc/sys/net/ipv4/ip_forward || echo proc-sys-read-only;'
+         '[ -e /proc/sysrq-trigger ] || echo no-sysrq; cat /proc/sysrq-trigger && echo sysrq-masked;'
+         'mknod /dev/podnet-null c 1 3 && echo x > /dev/podnet-null && echo device-opened;'
+         'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; echo done')
 
 SCRIPT = r'''
 import json, os, subprocess, sys, time
@@ -120,3 +124,22 @@ def test_a_view_path_under_tmp_is_seen_over_the_scratch_tmp(seen):
     """Regression: a clone of the project under /tmp (as CI makes) was
     hidden by the container's own /tmp: its venv was not there."""
     assert 'the pods python' in seen['default']
+
+
+def test_the_kernel_knobs_are_read_only_and_sysrq_is_masked(seen):
+    """A writable /proc/sys would let a pod (root of the machine's user
+    namespace) set core_pattern or modprobe: the machine's root for its
+    program. (Probed on the pod's own ip_forward, harmless if it passed.)"""
+    assert 'proc-sys-read-only' in seen['default']
+    assert 'sysrq-masked' in seen['default'] or 'no-sysrq' in seen['default']  # a kernel without SysRq
+
+
+def test_a_device_node_a_container_makes_opens_nothing(seen):
+    """Containers keep MKNOD (the runtime default): /dev is nodev, so a node
+    for a disk would give nothing. (Probed with /dev/null's numbers.)"""
+    out = seen['default']
+    assert 'device-opened' not in out and 'Permission denied' in out
+
+
+def test_dev_shm_is_a_shared_scratch_folder(seen):
+    assert 'shm-1777' in seen['default']
