@@ -30,8 +30,9 @@ SCRIPT = r'''
 import json, os, subprocess, sys, time
 sys.path.insert(0, %(tests)r)
 import podnet_testlib
-os.makedirs('/run/netns', exist_ok=True)  # a /run/netns mount the node's /run hides,
-subprocess.run(['mount', '--bind', '/run/netns', '/run/netns'], check=True)  # as on a lab node
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)  # nothing here touches the real /run
+os.makedirs('/run/netns')  # a /run/netns mount the node's own /run hides, as on a lab node
+subprocess.run(['mount', '--bind', '/run/netns', '/run/netns'], check=True)
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/srv'], check=True)
 open('/srv/secret', 'w').write('the lab key\n')
