@@ -41,16 +41,7 @@ options:
       vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
   state:
     description: C(absent) removes the backend's device and routes.
-    type: str
-    choices: [present, absent]
-    default: present
-  state_dir:
-    description: The node's state directory, where its lock is.
-    type: path
-    default: /var/lib/podnet
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
+extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
 
@@ -79,6 +70,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
 
 NODE = dict(name=dict(type='str', required=True), underlay_ip=dict(type='str', required=True),
             underlay_prefixlen=dict(type='int', required=True),
@@ -92,15 +84,12 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
                            node=dict(type='dict', options=NODE),
-                           peers=dict(type='list', elements='dict', options=PEER),
-                           state=dict(type='str', choices=['present', 'absent'], default='present'),
-                           state_dir=dict(type='path', default='/var/lib/podnet')),
+                           peers=dict(type='list', elements='dict', options=PEER), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('node', 'peers'))],
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet import backend
     from ansible.module_utils.podnet.errors import PodnetError
-    from ansible.module_utils.podnet.reconcile import run_module
     p = module.params
     absent = p['state'] == 'absent'
     try:

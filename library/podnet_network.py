@@ -45,16 +45,7 @@ options:
     elements: str
   state:
     description: C(absent) removes the bridge, both tables and the recorded CIDR; it needs no other option.
-    type: str
-    choices: [present, absent]
-    default: present
-  state_dir:
-    description: The node's state directory (its lock and the recorded CIDR).
-    type: path
-    default: /var/lib/podnet
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
+extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
 
@@ -101,6 +92,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
 
 
 def spec_of(params, environ):
@@ -131,14 +123,11 @@ def main():
                            mtu=dict(type='int'),
                            mgmt_address=dict(type='str'),
                            underlay_ip=dict(type='str'),
-                           controller_addresses=dict(type='list', elements='str'),
-                           state=dict(type='str', choices=['present', 'absent'], default='present'),
-                           state_dir=dict(type='path', default='/var/lib/podnet')),
+                           controller_addresses=dict(type='list', elements='str'), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('pod_cidr', 'mtu'))],
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet.network import NodeNetwork
-    from ansible.module_utils.podnet.reconcile import run_module
     p = module.params
     try:
         network = NodeNetwork(module.run_command, spec_of(p, os.environ))

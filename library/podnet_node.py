@@ -29,16 +29,7 @@ options:
     type: str
   state:
     description: C(absent) removes the persist file and the state directory.
-    type: str
-    choices: [present, absent]
-    default: present
-  state_dir:
-    description: The node's state directory, where the pod CIDR it was given and the node's lock are kept.
-    type: path
-    default: /var/lib/podnet
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
+extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
 
@@ -87,7 +78,7 @@ from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.nodestate import (
     clear_state, own_entries, read_pod_cidr, read_pod_records)
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
-from ansible.module_utils.podnet.reconcile import Action, run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
 from ansible.module_utils.podnet.statefile import write_atomic
 
 
@@ -175,9 +166,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(sysctls=dict(type='dict', default={'net.ipv4.ip_forward': 1}),
                            persist_file=dict(type='path'),
-                           underlay_ip=dict(type='str'),
-                           state=dict(type='str', choices=['present', 'absent'], default='present'),
-                           state_dir=dict(type='path', default='/var/lib/podnet')),
+                           underlay_ip=dict(type='str'), **NODE_STATE_OPTIONS),
         supports_check_mode=True)
     require_pyroute2(module)
     p = module.params

@@ -80,13 +80,6 @@ options:
     type: int
   state:
     description: C(absent) removes every pod of the node and what pods left on it.
-    type: str
-    choices: [present, absent]
-    default: present
-  state_dir:
-    description: The node's state directory.
-    type: path
-    default: /var/lib/podnet
   view:
     description:
       - Paths containers see, read-only, besides the node's system folders
@@ -95,9 +88,7 @@ options:
     type: list
     elements: path
     default: []
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
+extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
 
@@ -136,7 +127,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.netlink import require_pyroute2
-from ansible.module_utils.podnet.reconcile import run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
@@ -180,9 +171,7 @@ def argument_spec():
     return dict(pods=dict(type='list', elements='dict', options=POD),
                 pod_cidr=dict(type='str'),
                 mtu=dict(type='int'),
-                state=dict(type='str', choices=['present', 'absent'], default='present'),
-                state_dir=dict(type='path', default='/var/lib/podnet'),
-                view=dict(type='list', elements='path', default=[]))
+                view=dict(type='list', elements='path', default=[]), **NODE_STATE_OPTIONS)
 
 
 if __name__ == '__main__':

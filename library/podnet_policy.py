@@ -45,16 +45,7 @@ options:
     description:
       - C(present) needs O(policies), O(pods), O(running), O(namespaces) and
         O(node); C(absent) removes the table.
-    type: str
-    choices: [present, absent]
-    default: present
-  state_dir:
-    description: The node's state directory, where its lock is.
-    type: path
-    default: /var/lib/podnet
-attributes:
-  check_mode: {support: full}
-  diff_mode: {support: full}
+extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
 
@@ -94,7 +85,7 @@ isolated:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import netpol, netpol_nft, nft
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.reconcile import run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
 
 POD_KEYS = ('namespace', 'name', 'node', 'containers')
 TABLE = '%s %s' % (netpol_nft.FAMILY, netpol_nft.TABLE)
@@ -145,9 +136,7 @@ def main():
                            pods=dict(type='list', elements='dict'),
                            running=dict(type='dict'),
                            namespaces=dict(type='dict'),
-                           node=dict(type='str'),
-                           state=dict(type='str', choices=['present', 'absent'], default='present'),
-                           state_dir=dict(type='path', default='/var/lib/podnet')),
+                           node=dict(type='str'), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('policies', 'pods', 'running', 'namespaces', 'node'))],
         supports_check_mode=True)
     absent = module.params['state'] == 'absent'

@@ -26,6 +26,12 @@ except ImportError:
     NetlinkError = OSError
 
 
+# The options every node module takes (documented once, in the podnet doc
+# fragment under plugins/doc_fragments).
+NODE_STATE_OPTIONS = dict(state=dict(type='str', choices=['present', 'absent'], default='present'),
+                          state_dir=dict(type='path', default='/var/lib/podnet'))
+
+
 class Action(collections.namedtuple('Action', 'verb target reason')):
     """One change: `verb` names the step, `target` the object, `reason` why."""
 
