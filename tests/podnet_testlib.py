@@ -44,8 +44,10 @@ def inventory_nodes(inventory):
 
 def testinfra_host(hostvars):
     import testinfra
+    port = hostvars.get('ansible_port')
     return testinfra.get_host(
-        'ssh://%s@%s' % (hostvars.get('ansible_user', 'root'), hostvars['ansible_host']),
+        'ssh://%s@%s%s' % (hostvars.get('ansible_user', 'root'), hostvars['ansible_host'],
+                           ':%s' % port if port else ''),
         ssh_identity_file=hostvars.get('ansible_ssh_private_key_file'),
         ssh_extra_args=hostvars.get('ansible_ssh_common_args', ''),
         # testinfra formats the command with %: the ssh tokens are escaped.

@@ -49,8 +49,10 @@ def test_pod_eth0_pairs_with_a_veth_on_cni0(seed):
     assert 'link-netns %s' % seed.netns in peer
 
 
-def test_mtu_is_1450_under_vxlan(seed):
+def test_mtu_is_1450_under_vxlan(seed, underlay):
     if seed.host.run('test -e /sys/class/net/flannel.1').rc != 0:
         pytest.skip('backend is host-gw: no vxlan overhead (G7 checks its MTU)')
-    underlay = int(seed.host.check_output("ip -o link show eth0 | sed 's/.* mtu \\([0-9]*\\).*/\\1/'"))
-    assert 'mtu %d' % (underlay - 50) in seed.run('ip link show eth0').stdout
+    # The node's underlay NIC: eth0 on lab nodes, ens3 or so on VMs.
+    nic = seed.host.check_output("ip -4 -o addr show to %s | cut -d' ' -f2" % underlay[seed.node])
+    underlay_mtu = int(seed.host.check_output('cat /sys/class/net/%s/mtu' % nic))
+    assert 'mtu %d' % (underlay_mtu - 50) in seed.run('ip link show eth0').stdout

@@ -32,9 +32,9 @@ def finish(process, check=True, timeout=300):
     return done
 
 
-def playbook(inventory, *args, check=True):
+def playbook(inventory, *args, check=True, timeout=300):
     """Run a project playbook as a user would; return the finished process."""
-    return finish(start_playbook(inventory, *args), check)
+    return finish(start_playbook(inventory, *args), check, timeout)
 
 
 def recap(done):
@@ -56,15 +56,23 @@ def pod_records(host, state_dir='/var/lib/podnet'):
 
 def lab_inits(lab):
     """(pid, argv) of every init process of lab `lab`, found by command line."""
-    found = []
+    return [(pid, argv) for pid, argv in command_lines()
+            if any(a.endswith(b'podnet-lab-init') for a in argv) and lab.encode() in argv]
+
+
+def lab_vms(lab):
+    """(pid, argv) of every qemu of lab `lab` (its files are in .lab/<lab>/)."""
+    run_dir = str(ROOT / '.lab' / lab).encode() + b'/'
+    return [(pid, argv) for pid, argv in command_lines()
+            if b'qemu-system' in argv[0] and any(run_dir in a for a in argv)]
+
+
+def command_lines():
     for pid in filter(str.isdigit, os.listdir('/proc')):
         try:
-            argv = open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\0')
+            yield int(pid), open('/proc/%s/cmdline' % pid, 'rb').read().split(b'\0')
         except OSError:
             continue
-        if any(a.endswith(b'podnet-lab-init') for a in argv) and lab.encode() in argv:
-            found.append((int(pid), argv))
-    return found
 
 
 def residue(lab, mgmt_addresses):
@@ -73,7 +81,8 @@ def residue(lab, mgmt_addresses):
     links = subprocess.run(['ip', '-o', 'link'], capture_output=True, text=True).stdout
     found += ['link ' + line.split(': ')[1].split('@')[0] for line in links.splitlines()
               if line.split(': ')[1].startswith('pn%s-' % lab)]
-    found += ['process %s %s' % (pid, b' '.join(argv).decode()) for pid, argv in lab_inits(lab)]
+    found += ['process %s %s' % (pid, b' '.join(argv).decode())
+              for pid, argv in lab_inits(lab) + lab_vms(lab)]
     mounts = open('/proc/self/mountinfo').read()
     found += ['mount ' + l for l in mounts.splitlines() if '/.lab/' in l or '/var/lib/podnet' in l]
     if os.path.exists('/run/netns') and os.listdir('/run/netns'):
@@ -92,15 +101,19 @@ class LabUnderTest:
         self.name = name
         self.vars = inventory_nodes(inventory)
         self.hosts = {n: testinfra_host(v) for n, v in self.vars.items()}
+        # A VM converges in minutes under TCG (packages, venv); a netns node in seconds.
+        on_vms = any(v.get('podnet_lab_kind') == 'qemu' for v in self.vars.values())
+        self.timeout = 1500 if on_vms else 300
 
     def up(self, *args):
-        return playbook(self.inventory, 'playbooks/lab.yml', *args)
+        return playbook(self.inventory, 'playbooks/lab.yml', *args, timeout=self.timeout)
 
     def residue(self):
         return residue(self.name, [v['ansible_host'] for v in self.vars.values()])
 
     def down(self):
-        return playbook(self.inventory, 'playbooks/lab.yml', '-e', 'lab_state=absent')
+        return playbook(self.inventory, 'playbooks/lab.yml', '-e', 'lab_state=absent',
+                        timeout=self.timeout)
 
 
 def running_lab(inventory, name):

@@ -1,13 +1,15 @@
 """playbooks/reset.yml undoes site.yml: every node is left as it was before
-(links, nft tables, netns, sysctl.d and state files, processes); --check
-reports the reset without making it; a second reset changes nothing; and
-site.yml converges the reset cluster again. The test runs on a lab of its
-own (tests/integration/reset_inventory, lab `reset`)."""
+(links, nft tables, netns, sysctl.d, modules-load.d and state files,
+processes); --check reports the reset without making it; a second reset
+changes nothing; and site.yml converges the reset cluster again. The test
+runs on a netns lab of its own (tests/integration/reset_inventory, lab
+`reset`) and, under `make test-vms`, on fresh VMs (inventories/vmlab)."""
 import re
 from pathlib import Path
 
 import pytest
 from integration.conftest import playbook, recap, running_lab
+from podnet_testlib import ROOT
 
 pytestmark = pytest.mark.lab
 
@@ -16,21 +18,23 @@ SANDBOX, VETH = re.compile(r'cni-[0-9a-f-]{36}'), re.compile(r'veth[0-9a-f]{8}')
 LISTENER = ' [listener]'  # sshd's listener title ends with a count of connections in progress
 
 
-@pytest.fixture(scope='module')
-def lab():
-    yield from running_lab(str(INVENTORY), 'reset')
+@pytest.fixture(scope='module', params=[
+    pytest.param((INVENTORY, 'reset'), id='netns'),
+    pytest.param((ROOT / 'inventories' / 'vmlab', 'vmlab'), id='qemu', marks=pytest.mark.vmlab)])
+def lab(request):
+    yield from running_lab(*request.param)
 
 
 def processes(host):
-    """Command lines on the node, without the SSH sessions (this one too)."""
-    out = host.check_output("sh -c 'ps -o sid= -p $$; ps -eo sid=,args='").splitlines()
+    """Command lines on the node, without the SSH sessions (this one too)
+    and a VM's kernel threads (children of kthreadd, pid 2)."""
+    out = host.check_output("sh -c 'ps -o sid= -p $$; ps -eo sid=,ppid=,pid=,args='").splitlines()
     own = out[0].strip()
-    found = []
-    for line in out[1:]:
-        sid, _, args = line.strip().partition(' ')
-        if sid != own and not args.startswith('sshd: root@'):
-            found.append(args.split(LISTENER)[0])
-    return sorted(found)
+    rows = [line.split(None, 3) for line in out[1:]]
+    kthreadd = {pid for _, _, pid, args in rows if args == '[kthreadd]'}
+    return sorted(args.split(LISTENER)[0] for sid, ppid, pid, args in rows
+                  if sid != own and not args.startswith('sshd: root@')
+                  and not kthreadd & {pid, ppid})
 
 
 def snapshot(host):
@@ -39,7 +43,7 @@ def snapshot(host):
     return {'links': sorted(l.split(': ')[1].split('@')[0] for l in lines('ip -o link').splitlines()),
             'nft': sorted(lines('nft list tables').splitlines()),
             'netns': sorted(lines('ip netns list').splitlines()),
-            'files': sorted(lines('find /etc/sysctl.d /var/lib/podnet').splitlines()),
+            'files': sorted(lines('find /etc/sysctl.d /etc/modules-load.d /var/lib/podnet').splitlines()),
             'processes': processes(host)}
 
 
@@ -52,7 +56,7 @@ def changed(done):
 
 
 def run(lab, name, *args):
-    return playbook(lab.inventory, 'playbooks/%s.yml' % name, *args)
+    return playbook(lab.inventory, 'playbooks/%s.yml' % name, *args, timeout=lab.timeout)
 
 
 def test_reset_leaves_each_node_as_before_site_and_site_converges_again(lab):
