@@ -11,6 +11,9 @@ description:
     (with the ifindex pairs C(eth0@ifN) refers to), its labels and the container ports it
     declares (C(name), C(containerPort), C(protocol)), the main routing table, and
     the FDB and permanent neighbours of C(flannel.1) when the backend is vxlan.
+  - C(policy_source) is what the node's policy table was compiled from (the
+    NetworkPolicy objects, the running pods, the namespaces' labels), as
+    podnet_policy recorded it; null when the node enforces no policy table.
   - Changes nothing.
 options:
   state_dir: {description: The node's state directory., type: path, default: /var/lib/podnet}
@@ -31,7 +34,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ansible_facts:
-  description: C(podnet) with pod_cidr, backend, pods, routes, fdb and neighbours.
+  description: C(podnet) with pod_cidr, backend, pods, routes, fdb, neighbours and policy_source.
   returned: always
   type: dict
   sample: {podnet: {pod_cidr: 10.42.1.0/24, backend: vxlan,
@@ -40,12 +43,15 @@ ansible_facts:
                   veth_ifindex: 17, eth0_ifindex: 2, containers: {curl: 1071, httpbin: 1073},
                   ports: [{name: null, containerPort: 80, protocol: TCP}]}},
            routes: [{dst: 10.42.2.0/24, gateway: 10.42.2.0, dev: flannel.1, proto: 200}],
-           fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"}}}
+           fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"},
+           policy_source: {policies: [], namespaces: {default: {}},
+                           pods: [{namespace: default, name: netexec-a, node: node1, ip: 10.42.0.3,
+                                   labels: {app: netexec}, ports: []}]}}}
 '''
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import backend
+from ansible.module_utils.podnet import backend, policy_source
 from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl
 
@@ -79,7 +85,8 @@ def main():
     facts = {'pod_cidr': read_pod_cidr(state_dir), 'backend': kind, 'routes': routes,
              'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
              'pods': {key: pod_facts(record, links)
-                      for key, record in read_pod_records(state_dir).items()}}
+                      for key, record in read_pod_records(state_dir).items()},
+             'policy_source': policy_source.load(state_dir)}
     module.exit_json(changed=False, ansible_facts={'podnet': facts})
 
 

@@ -79,7 +79,7 @@ from ansible.module_utils.podnet.nodestate import (
     clear_state, own_entries, read_pod_cidr, read_pod_records)
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
-from ansible.module_utils.podnet.statefile import write_atomic
+from ansible.module_utils.podnet.statefile import read_text, write_atomic
 
 
 def read(params):
@@ -96,13 +96,13 @@ def read(params):
         raise SpecError('underlay_ip', str(exc))
     facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
                  pods=sorted(read_pod_records(params['state_dir'])))
-    return {'sysctls': values, 'persist_file': _read_text(params['persist_file']), 'facts': facts}
+    return {'sysctls': values, 'persist_file': read_text(params['persist_file']), 'facts': facts}
 
 
 def read_absent(params):
     """What a reset removes: the persist file and the state directory."""
     from ansible.module_utils.podnet.sandbox import is_mount_point
-    return {'persist_file': _read_text(params['persist_file']),
+    return {'persist_file': read_text(params['persist_file']),
             'state_dir': own_entries(params['state_dir']),
             'mount_point': is_mount_point(params['state_dir'])}
 
@@ -123,16 +123,6 @@ def apply_absent(params, actions, current):
         os.unlink(params['persist_file'])
     if any(a.verb == 'remove_state' for a in actions):
         clear_state(params['state_dir'], keep_dir=current['mount_point'])
-
-
-def _read_text(path):
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
 
 
 def plan(params, current):

@@ -18,7 +18,13 @@ description:
   - Applying the same policies again changes nothing; removing a policy
     restores the traffic it blocked. The diff shows the table in C(nft list
     table) syntax, one line per rule.
-  - O(state=absent) removes the table; it needs none of the other options.
+  - Next to the table it keeps what the table was compiled from (the policies,
+    the running pods and the namespaces' labels) in C(policy-source.json) in the
+    state directory. podnet_facts returns it, so the probe and the path explainer
+    judge traffic by the policies the node enforces and name the policy and rule
+    that decide.
+  - O(state=absent) removes the table and that record; it needs none of the
+    other options.
 options:
   policies:
     description: The NetworkPolicy objects of the cluster, as in manifests.
@@ -69,7 +75,8 @@ actions:
   returned: always
   type: list
   elements: list
-  sample: [[set_table, ip podnet-policy, "4 rules, want 6"]]
+  sample: [[set_table, ip podnet-policy, "4 rules, want 6"],
+           [record_source, /var/lib/podnet/policy-source.json, the policies or pods changed]]
 rules:
   description: Number of rules in the node's policy table.
   returned: always
@@ -82,10 +89,13 @@ isolated:
   sample: {Ingress: [x/a], Egress: []}
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import netpol, netpol_nft, nft
+from ansible.module_utils.podnet import netpol, netpol_nft, nft, policy_source
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
+from ansible.module_utils.podnet.statefile import read_text, write_atomic
 
 POD_KEYS = ('namespace', 'name', 'node', 'containers')
 TABLE = '%s %s' % (netpol_nft.FAMILY, netpol_nft.TABLE)
@@ -120,14 +130,33 @@ def show(current, wanted):
 
 
 def compile_for(p):
-    """(chains, rules, isolated) of this node's table."""
+    """(chains, rules, isolated, source) of this node's table; source is
+    what it was compiled from, as the node records it."""
     policies = [netpol.parse_policy(raw) for raw in p['policies']]
     everyone = cluster_pods(p['pods'], p['running'])
     local = [pod for pod in everyone if pod['node'] == p['node']]
     chains, rules = netpol_nft.compile_node(local, everyone, p['namespaces'], policies, [])
     isolated = {d: sorted('%s/%s' % (pod['namespace'], pod['name']) for pod in local
                           if netpol.isolating(pod, d, policies)) for d in (netpol.INGRESS, netpol.EGRESS)}
-    return chains, rules, isolated
+    return chains, rules, isolated, policy_source.dumps(p['policies'], everyone, p['namespaces'])
+
+
+def plan_source(current, wanted, path):
+    """Keep the record of what the table enforces in step with it."""
+    if current == wanted:
+        return []
+    if wanted is None:
+        return [Action('forget_source', path, 'state absent')]
+    return [Action('record_source', path, 'missing' if current is None else 'the policies or pods changed')]
+
+
+def apply(run, actions, absent, table_commands, source, path):
+    if any(a.verb in nft.TABLE_VERBS for a in actions):
+        nft.apply(run, table_commands(), TABLE)
+    if any(a.verb == 'record_source' for a in actions):
+        write_atomic(path, source)
+    if any(a.verb == 'forget_source' for a in actions):
+        os.unlink(path)
 
 
 def main():
@@ -141,17 +170,19 @@ def main():
         supports_check_mode=True)
     absent = module.params['state'] == 'absent'
     try:
-        chains, rules, isolated = ([], [], {}) if absent else compile_for(module.params)
+        chains, rules, isolated, source = ([], [], {}, None) if absent else compile_for(module.params)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     run = module.run_command
     family, name = netpol_nft.FAMILY, netpol_nft.TABLE
     wanted = None if absent else (chains, rules)
+    path = policy_source.path(module.params['state_dir'])
     run_module(module, 'podnet_policy',
-               lambda: {'table': nft.read_table(run, family, name)},
-               lambda current: plan(current['table'], wanted),
-               lambda actions, _: nft.apply(run, nft.delete_commands(family, name) if absent
-                                            else nft.table_commands(family, name, chains, rules), TABLE),
+               lambda: {'table': nft.read_table(run, family, name), 'source': read_text(path)},
+               lambda current: plan(current['table'], wanted) + plan_source(current['source'], source, path),
+               lambda actions, _: apply(run, actions, absent, lambda: nft.delete_commands(family, name)
+                                        if absent else nft.table_commands(family, name, chains, rules),
+                                        source, path),
                lambda current: show(current, wanted), lock_dir=module.params['state_dir'],
                result=lambda _: dict(rules=len(rules), isolated=isolated), absent=absent)
 

@@ -21,6 +21,12 @@ description:
     C(TCP/80 x/a -> y/b: expected allowed, got denied); a pod, port or protocol of the
     expectation that was not probed differs too. Null cells of the expectation, and
     what the expectation does not name, are not compared.'
+  - "With O(model), a node's policy record (the C(policy_source) of podnet_facts), it
+    computes the matrices the NetworkPolicy model gives for the same pods, ports and
+    protocols. Each truth table is then followed by why its denied cells are denied
+    (C(X ingress: isolated by x/deny-all, no rule allows: y/a->x/a ...)), and every cell
+    where the model and the kernel disagree is returned in C(disagreements) with the
+    model's reason, and warned about; with O(expect_model) they fail the task." 
 options:
   results:
     description: The C(results) of C(podnet_probe) on every node, concatenated.
@@ -37,6 +43,13 @@ options:
   expect:
     description: JSON file of expected matrices, as C(output) writes them.
     type: path
+  model:
+    description: A node's policy record (podnet_facts C(policy_source)) to compare the kernel with.
+    type: dict
+  expect_model:
+    description: Fail when a cell differs from what O(model) computes.
+    type: bool
+    default: false
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
@@ -80,6 +93,13 @@ summary:
   returned: always
   type: dict
   sample: {TCP/80: {allowed: 3, denied: 1, undecided: 0}}
+disagreements:
+  description: Every cell where the kernel differs from O(model), with the model's reason;
+    empty without O(model).
+  returned: always
+  type: list
+  elements: str
+  sample: ["TCP/80 y/b -> x/a: expected denied (ingress of x/a: isolated by x/deny-all, no rule allows), got allowed"]
 differences:
   description: Every cell that differs from C(expect); empty without it. On that failure
     only C(msg), C(table) and C(differences) are returned.
@@ -89,48 +109,43 @@ differences:
   sample: ["TCP/80 x/a -> x/b: expected allowed, got denied"]
 '''
 
-import os
-import tempfile
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import probe
 from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.statefile import read_text, write_atomic
 
 CELL_FIELDS = ('from', 'to', 'port', 'protocol', 'allowed')
-
-
-def read_text(path):
-    try:
-        with open(path, encoding='utf-8') as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
-
-def write_text(path, text):
-    """Atomically, next to the file, so a reader never sees half of it."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix='.probe-')
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(results=dict(type='list', elements='dict', required=True),
                            pods=dict(type='dict', required=True),
-                           output=dict(type='path'), expect=dict(type='path')),
+                           output=dict(type='path'), expect=dict(type='path'),
+                           model=dict(type='dict'), expect_model=dict(type='bool', default=False)),
         supports_check_mode=True)
     p = module.params
     broken = [c for c in p['results'] if not all(k in c for k in CELL_FIELDS)]
     if broken:
         module.fail_json(msg='results: %d cells lack one of %s, e.g. %s'
                          % (len(broken), ', '.join(CELL_FIELDS), broken[0]))
+    if p['expect_model'] and not p['model']:
+        module.fail_json(msg='expect_model: no policy record to compare with (model is empty): '
+                             'converge with playbooks/site.yml first')
     matrices = probe.build(p['results'], p['pods'])
-    table = probe.table(matrices)
+    try:
+        model = probe.model_matrices(matrices, p['model']) if p['model'] else None
+    except (PodnetError, KeyError, TypeError) as exc:
+        module.fail_json(msg='model: not a policy record {policies, pods, namespaces}: %s' % exc)
+    table = probe.table(matrices, model)
     found = dict(table=table, matrices=[m.as_dict() for m in matrices],
-                 summary=probe.summary(matrices), differences=[])
+                 summary=probe.summary(matrices), differences=[],
+                 disagreements=probe.compare(model, matrices) if model else [])
+    if found['disagreements'] and p['expect_model']:
+        module.fail_json(msg='%d cells differ from the policy model:\n%s' % (
+            len(found['disagreements']), '\n'.join(found['disagreements'])), **found)
+    for line in found['disagreements']:
+        module.warn('the kernel and the policy model disagree: ' + line)
     changed = False
     try:
         if p['expect']:
@@ -142,7 +157,7 @@ def main():
             text = probe.dumps(matrices)
             changed = read_text(p['output']) != text
             if changed and not module.check_mode:
-                write_text(p['output'], text)
+                write_atomic(p['output'], text)
     except (PodnetError, OSError) as exc:
         module.fail_json(msg=str(exc), **found)
     if found['differences']:

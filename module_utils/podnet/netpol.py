@@ -1,10 +1,12 @@
 """NetworkPolicy (networking.k8s.io/v1): API objects, validation as the API
-server does it, label selectors, and allowed(), the semantics stated directly.
+server does it, label selectors, and decide(), the semantics stated directly.
 
 parse_policy() turns a raw manifest dict into a Policy or raises SpecError
-naming the field (`spec.ingress[0].ports[1].endPort: ...`). allowed() says
-whether one new connection may pass; netpol_nft compiles the same semantics
-into nftables, and the tests hold the two against each other. Pods are dicts
+naming the field (`spec.ingress[0].ports[1].endPort: ...`). decide() says
+whether one new connection may pass and why (the policy and rule that allow
+it, or the policies that isolate a pod with no rule that allows);
+netpol_nft compiles the same semantics into nftables, and the tests hold
+the two against each other. Pods are dicts
 {namespace, name, labels, ip, ports: [{name, containerPort, protocol}], node?}.
 """
 import ipaddress
@@ -92,7 +94,7 @@ class Policy:
 
 @dataclass
 class Cluster:
-    """What allowed() needs besides the policies."""
+    """What decide() needs besides the policies."""
     pods: list  # every pod dict of the cluster
     namespaces: dict  # name -> labels
     node_ips: dict = field(default_factory=dict)  # node name -> its IPv4 addresses
@@ -308,20 +310,40 @@ def _port_allows(policy_port, conn):
         policy_port.port <= conn.port <= (policy_port.end_port or policy_port.port)
 
 
-def _side_allows(conn, direction, cluster, policies):
-    """Egress of conn.src, or ingress of conn.dst, allows the connection."""
+# policies: the one that allowed (rule: its index), or all that isolate when denied.
+Side = namedtuple('Side', 'direction allowed reason policies rule')
+Decision = namedtuple('Decision', 'allowed reason egress ingress')  # egress/ingress: Side or None
+
+
+def _name(endpoint):
+    return '%(namespace)s/%(name)s' % endpoint if isinstance(endpoint, dict) else endpoint
+
+
+def _side(conn, direction, cluster, policies):
+    """The egress of conn.src, or the ingress of conn.dst: a Side saying
+    whether it allows the connection and why, naming the policy and the
+    rule index that allowed it, or every policy that isolates the pod."""
     pod, other = (conn.src, conn.dst) if direction == EGRESS else (conn.dst, conn.src)
+    what = '%s of %s' % (direction.lower(), _name(pod))
     if not isinstance(pod, dict):
-        return True
+        return Side(direction, True, '%s: not a pod, no policy applies' % what, (), None)
     other_ip = other['ip'] if isinstance(other, dict) else other
     if other_ip in cluster.node_ips.get(pod.get('node'), ()):
-        return True
+        return Side(direction, True, '%s: %s is its own node, always allowed' % (what, other_ip), (), None)
     selecting = isolating(pod, direction, policies)
-    return not selecting or any(
-        (not rule.peers or any(peer_matches(peer, policy.namespace, other, cluster.namespaces)
-                               for peer in rule.peers))
-        and (not rule.ports or any(_port_allows(p, conn) for p in rule.ports))
-        for policy in selecting for rule in policy.rules(direction))
+    if not selecting:
+        return Side(direction, True, '%s: not isolated (no policy selects it for %s)' % (
+            what, direction), (), None)
+    for policy in selecting:
+        for index, rule in enumerate(policy.rules(direction)):
+            if (not rule.peers or any(peer_matches(peer, policy.namespace, other, cluster.namespaces)
+                                      for peer in rule.peers)) \
+                    and (not rule.ports or any(_port_allows(p, conn) for p in rule.ports)):
+                return Side(direction, True, '%s: allowed by %s %s rule %d' % (
+                    what, policy.key, direction.lower(), index), (policy.key,), index)
+    keys = tuple(p.key for p in selecting)
+    return Side(direction, False, '%s: isolated by %s, no rule allows' % (what, ', '.join(keys)),
+                keys, None)
 
 
 def _endpoint(value, cluster):
@@ -335,12 +357,23 @@ def _same(a, b):
     return pod(a) == pod(b)
 
 
-def allowed(src, dst, port, protocol, cluster, policies):
+def decide(src, dst, port, protocol, cluster, policies):
     """Whether Kubernetes lets a new connection from src to dst:port/protocol
-    through: src's egress policies and dst's ingress policies must both allow
-    it. src and dst are pod dicts or IPs (an IP of a pod counts as the pod);
-    a pod always reaches itself (loopback) and its own node's addresses,
-    and is always reached by them."""
+    through, and why: src's egress policies and dst's ingress policies must
+    both allow it. src and dst are pod dicts or IPs (an IP of a pod counts
+    as the pod); a pod always reaches itself (loopback) and its own node's
+    addresses, and is always reached by them. Both sides are judged, so a
+    denial names every side that denies."""
     conn = _Connection(_endpoint(src, cluster), _endpoint(dst, cluster), port, protocol)
-    return _same(conn.src, conn.dst) or _side_allows(conn, EGRESS, cluster, policies) and \
-        _side_allows(conn, INGRESS, cluster, policies)
+    if _same(conn.src, conn.dst):
+        return Decision(True, '%s reaches itself over loopback, always allowed' % _name(conn.src),
+                        None, None)
+    egress, ingress = (_side(conn, d, cluster, policies) for d in (EGRESS, INGRESS))
+    denying = [side.reason for side in (egress, ingress) if not side.allowed]
+    return Decision(not denying, '; '.join(denying or (egress.reason, ingress.reason)),
+                    egress, ingress)
+
+
+def allowed(src, dst, port, protocol, cluster, policies):
+    """decide()'s yes or no."""
+    return decide(src, dst, port, protocol, cluster, policies).allowed

@@ -78,6 +78,10 @@ def needs_update(current, chains, rules):
     return current != wanted_table(chains, rules)
 
 
+# The verbs of plan_table() and plan_delete(): a change to the table itself.
+TABLE_VERBS = ('set_table', 'delete_table')
+
+
 def plan_table(name, current, chains, rules):
     """[Action] making table `name` ("family table") hold chains and rules;
     current is (chains, rules) as read_table() gives them, or None."""

@@ -10,6 +10,7 @@ cell. Pure: no sockets, no files, no root.
 A matrix is named `<PROTOCOL>/<port>` (`TCP/80`) in tables and messages.
 """
 import json
+import re
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.errors import SpecError
@@ -17,6 +18,7 @@ from ansible.module_utils.podnet.errors import SpecError
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 MARKS = {True: '.', False: 'X', None: '?'}
 NOT_PROBED = 'not probed'
+POD_IN_REASON = re.compile(r' of [^ :;]+:')  # `ingress of x/a:` -> `ingress:`
 
 
 def matrix_name(protocol, port):
@@ -34,7 +36,8 @@ def verdict(allowed, reason=None):
 class Matrix:
     """One (port, protocol): allowed[from][to] is True, False or None (not
     decided: not probed, or the protocol unsupported); reasons[from][to]
-    says why a cell is not allowed, when the probe said."""
+    says why: the probe's reason for a cell it could not decide, or in a
+    model's matrix the policy model's reason for its verdict."""
     port: int
     protocol: str
     pods: list  # sorted pod keys, both the rows and the columns
@@ -95,12 +98,56 @@ def build(results, pods):
     return [matrices[index] for index in sorted(matrices)]
 
 
-def table(matrices):
-    """The truth tables of all matrices, a blank line between two."""
+def table(matrices, model=None):
+    """The truth tables of all matrices, a blank line between two; with the
+    model's matrices, each table is followed by why its cells are denied."""
+    models = {m.name: m for m in model or ()}
     lines = []
     for matrix in matrices:
         lines += ([''] if lines else []) + matrix.table()
+        if matrix.name in models:
+            lines += denial_reasons(matrix, models[matrix.name])
     return lines
+
+
+def denial_reasons(observed, model):
+    """`X <why>: <cells>` for the denied cells of observed, grouped by the
+    model's reason with the pod left out (`ingress: isolated by x/deny, no
+    rule allows: y/a->x/a y/b->x/a`); a denial the model does not explain
+    says so."""
+    groups = {}
+    for source in observed.pods:
+        for target in observed.pods:
+            if observed.cell(source, target) is False:
+                why = model.reason(source, target) if model.cell(source, target) is False \
+                    else 'the policy model allows it (see the differences)'
+                groups.setdefault(POD_IN_REASON.sub(':', why), []).append('%s->%s' % (source, target))
+    return ['X %s: %s' % (why, ' '.join(cells)) for why, cells in sorted(groups.items())]
+
+
+def model_matrices(observed, source):
+    """The matrices the policy model computes (netpol.decide) for the pods,
+    ports and protocols of observed, every cell with its reason. source is a
+    node's policy record {policies, pods, namespaces} (policy_source); a pod
+    it does not hold stays undecided."""
+    from ansible.module_utils.podnet import netpol
+    policies = [netpol.parse_policy(raw) for raw in source['policies']]
+    cluster = netpol.Cluster(source['pods'], source['namespaces'])
+    pods = {'%(namespace)s/%(name)s' % pod: pod for pod in source['pods']}
+    found = []
+    for matrix in observed:
+        model = _empty(matrix.port, matrix.protocol, matrix.ips)
+        for src in matrix.pods:
+            for dst in matrix.pods:
+                if src in pods and dst in pods:
+                    decision = netpol.decide(pods[src], pods[dst], matrix.port, matrix.protocol,
+                                             cluster, policies)
+                    model.allowed[src][dst] = decision.allowed
+                    model.reasons.setdefault(src, {})[dst] = decision.reason
+                else:
+                    model.reasons.setdefault(src, {})[dst] = 'not in the policy record'
+        found.append(model)
+    return found
 
 
 def dumps(matrices):
@@ -124,8 +171,10 @@ def compare(expected, observed):
                 if wanted is None or seen == wanted:
                     continue
                 why = got.reason(source, target) if got else None
-                differences.append('%s %s -> %s: expected %s, got %s' % (
-                    want.name, source, target, verdict(wanted), verdict(seen, why)))
+                because = want.reason(source, target)
+                differences.append('%s %s -> %s: expected %s%s, got %s' % (
+                    want.name, source, target, verdict(wanted),
+                    ' (%s)' % because if because else '', verdict(seen, why)))
     return differences
 
 

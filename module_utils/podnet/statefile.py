@@ -24,6 +24,17 @@ class LockError(PodnetError):
     """Another podnet run holds the node's lock."""
 
 
+def read_text(path):
+    """A state file's text; None when there is no such file (or no path)."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
 def write_atomic(path, text, mode=0o644):
     """Replace path with text in one rename."""
     tmp = _written_aside(path, text, mode)

@@ -237,3 +237,50 @@ def test_sctp_without_kernel_support_is_undecided_for_every_cell(monkeypatch):
     results = prober.run(probes, 1.0, 4)
     assert {(r['allowed'], r['reason']) for r in results} == {(None, 'unsupported: no SCTP')}
     assert len(results) == 4
+
+
+# -- the policy model: reasons for denials, disagreements flagged ----------
+
+def record(*policies):
+    """A node's policy record for PODS: x/a and x/b labelled app=web."""
+    pods = [{'namespace': k.split('/')[0], 'name': k.split('/')[1], 'node': 'node1', 'ip': ip,
+             'labels': {'app': 'web'} if k.startswith('x/') else {}, 'ports': []}
+            for k, ip in PODS.items()]
+    return {'policies': list(policies), 'pods': pods, 'namespaces': {'x': {}, 'y': {}}}
+
+
+DENY_X = {'metadata': {'namespace': 'x', 'name': 'deny'}, 'spec': {'podSelector': {}}}
+ALLOW_FROM_X = {'metadata': {'namespace': 'x', 'name': 'from-x'}, 'spec': {
+    'podSelector': {}, 'ingress': [{'from': [{'podSelector': {'matchLabels': {'app': 'web'}}}]}]}}
+
+
+def test_the_model_computes_each_cell_with_its_reason():
+    observed = probe.build(full(), PODS)
+    model, = probe.model_matrices(observed, record(DENY_X, ALLOW_FROM_X))
+    assert model.cell('y/a', 'x/a') is False
+    assert model.reason('y/a', 'x/a') == 'ingress of x/a: isolated by x/deny, x/from-x, no rule allows'
+    assert model.cell('x/b', 'x/a') is True
+    assert 'allowed by x/from-x ingress rule 0' in model.reason('x/b', 'x/a')
+
+
+def test_denied_cells_are_printed_with_the_reason_grouped_by_policy():
+    observed = probe.build(full(**{'y_a>x_a': False, 'y_a>x_b': False}), PODS)
+    lines = probe.table(observed, probe.model_matrices(observed, record(DENY_X)))
+    assert lines[-1] == 'X ingress: isolated by x/deny, no rule allows: y/a->x/a y/a->x/b'
+
+
+def test_a_cell_where_kernel_and_model_disagree_is_flagged_with_the_models_reason():
+    # The kernel enforces x/deny, and also denies x/a -> y/a, which nothing isolates.
+    observed = probe.build(full(**{'y_a>x_a': False, 'y_a>x_b': False, 'x_a>x_b': False,
+                                   'x_b>x_a': False, 'x_a>y_a': False}), PODS)
+    model = probe.model_matrices(observed, record(DENY_X))
+    assert probe.compare(model, observed) == [
+        'TCP/80 x/a -> y/a: expected allowed (egress of x/a: not isolated (no policy selects it '
+        'for Egress); ingress of y/a: not isolated (no policy selects it for Ingress)), got denied']
+    assert 'X the policy model allows it (see the differences): x/a->y/a' in probe.table(observed, model)
+
+
+def test_a_pod_the_record_does_not_hold_is_not_judged():
+    observed = probe.build(full(), dict(PODS, **{'z/new': '10.42.0.9'}))
+    model, = probe.model_matrices(observed, record())
+    assert model.cell('z/new', 'x/a') is None and model.reason('z/new', 'x/a') == 'not in the policy record'

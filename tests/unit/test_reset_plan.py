@@ -119,3 +119,24 @@ def test_a_reset_locks_only_a_node_that_has_a_lock(tmp_path):
         pass
     with node_lock(str(tmp_path / 'state'), wait=0.3, create=False):
         assert (tmp_path / 'state' / 'lock').read_text().strip() == str(os.getpid())
+
+
+def test_the_policy_record_follows_the_table(tmp_path):
+    policy = library('podnet_policy')
+    path = str(tmp_path / 'policy-source.json')
+    record = policy.policy_source.dumps([], [{'namespace': 'x', 'name': 'a'}], {'x': {}})
+    assert steps(policy.plan_source(None, record, path)) == [('record_source', path)]
+    assert policy.plan_source(record, record, path) == []
+    assert policy.plan_source(record.replace('"a"', '"b"'), record, path)[0].reason == \
+        'the policies or pods changed'
+    assert steps(policy.plan_source(record, None, path)) == [('forget_source', path)]
+    assert policy.plan_source(None, None, path) == []
+
+    ran = []
+    policy.apply(lambda *a, **k: ran.append(a) or (0, '', ''),
+                 policy.plan_source(None, record, path), False, lambda: [], record, path)
+    assert ran == [], 'recording the source alone rewrote the nft table'
+    assert policy.policy_source.load(str(tmp_path)) == {
+        'policies': [], 'pods': [{'namespace': 'x', 'name': 'a'}], 'namespaces': {'x': {}}}
+    policy.apply(None, policy.plan_source(record, None, path), True, lambda: [], None, path)
+    assert policy.policy_source.load(str(tmp_path)) is None

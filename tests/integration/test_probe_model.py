@@ -1,0 +1,63 @@
+"""probe.yml judges the kernel against the NetworkPolicy model of what the
+nodes enforce (issue 9, "probe with reasons"): each denied cell is printed
+with the policies that isolate its pod, probe_expect=model passes on a
+converged cluster, and once a node's policy table is gone it fails naming
+every cell that now passes and the policy that should have stopped it.
+On the 4-node multirack lab, with the netpol model and two policies."""
+import json
+
+import pytest
+import yaml
+from integration.conftest import playbook
+
+pytestmark = pytest.mark.lab
+
+POLICIES = [
+    {'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
+     'metadata': {'name': 'deny-ingress', 'namespace': 'x'},
+     'spec': {'podSelector': {}, 'policyTypes': ['Ingress']}},
+    {'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
+     'metadata': {'name': 'a-from-y', 'namespace': 'x'},
+     'spec': {'podSelector': {'matchLabels': {'pod': 'a'}},
+              'ingress': [{'from': [{'namespaceSelector': {'matchLabels': {'ns': 'y'}}}],
+                           'ports': [{'port': 80}]}]}}]
+PROBE = ('playbooks/probe.yml', '-e', 'probe_ports=80', '-e', 'probe_protocols=TCP')
+
+
+@pytest.fixture
+def enforced(multirack, tmp_path):
+    manifest = tmp_path / 'policies.yaml'
+    manifest.write_text(yaml.safe_dump_all(POLICIES))
+    playbook(multirack.inventory, 'playbooks/site.yml', '-e', json.dumps(
+        {'podnet_manifests': ['manifests/netpol-model', str(manifest)]}))
+    try:
+        yield multirack
+    finally:
+        playbook(multirack.inventory, 'playbooks/site.yml')  # the seed again, for the other tests
+
+
+def x_a_node(lab):
+    for name, host in lab.hosts.items():
+        if host.run('test -e /var/lib/podnet/pods/x_a.json').rc == 0:
+            return host
+    raise AssertionError('x/a runs nowhere')
+
+
+def test_denials_carry_their_reason_and_the_model_holds(enforced):
+    done = playbook(enforced.inventory, *PROBE, '-e', 'probe_expect=model')
+    assert 'X ingress: isolated by x/a-from-y, x/deny-ingress, no rule allows: ' \
+           'x/b->x/a x/c->x/a z/a->x/a z/b->x/a z/c->x/a' in done.stdout
+    assert 'X ingress: isolated by x/deny-ingress, no rule allows: x/a->x/b' in done.stdout
+    assert 'disagree' not in done.stdout
+
+
+def test_a_lost_policy_table_is_a_disagreement_named_cell_by_cell(enforced):
+    x_a_node(enforced).check_output('nft delete table ip podnet-policy')
+    done = playbook(enforced.inventory, *PROBE, '-e', 'probe_expect=model', check=False)
+    assert done.returncode != 0
+    assert '5 cells differ from the policy model' in done.stdout
+    for source in ('x/b', 'x/c', 'z/a', 'z/b', 'z/c'):
+        assert ('TCP/80 %s -> x/a: expected denied (ingress of x/a: isolated by x/a-from-y, '
+                'x/deny-ingress, no rule allows), got allowed' % source) in done.stdout
+    warned = playbook(enforced.inventory, *PROBE)
+    assert warned.returncode == 0 and 'the kernel and the policy model disagree' in warned.stdout + warned.stderr
