@@ -1,0 +1,179 @@
+#!/usr/bin/python
+"""Ansible module: the path explainer's controller side (playbooks/explain.yml)."""
+
+DOCUMENTATION = r'''
+---
+module: podnet_explain
+short_description: Check an explain request against the live pods, then put the path together
+description:
+  - Runs on the controller, in two steps of playbooks/explain.yml.
+  - Without O(traces), checks O(from), O(to), O(port) and O(protocol) against the pods the
+    nodes report (podnet_facts) and returns C(located), with C(legs), the podnet_trace
+    options of each node the path crosses. An unknown pod or IP, a pod with no IP, a
+    malformed port or protocol fails here, naming the argument, before any probe is sent.
+  - With O(traces), the nodes' podnet_trace results, returns the whole path in order
+    (source pod, source node with its NAT decision, the egress verdict, the lab fabric
+    read live in its namespace, the destination node, the ingress verdict, the destination
+    pod, the probe), the first hop that stops the packet, and whether the probe agrees
+    with the prediction. The verdicts name the policy and rule that allow, or the
+    policies that isolate a pod with no rule that allows.
+  - Changes nothing but O(output), a JSON file of the result.
+options:
+  pods_by_node:
+    description: Every node's pods as podnet_facts gives them (C(ansible_facts.podnet.pods)), by node.
+    type: dict
+    required: true
+  from:
+    description: The source pod, as namespace/name.
+    type: str
+    required: true
+  to:
+    description: The destination, a pod as namespace/name or an IPv4 address.
+    type: str
+    required: true
+  port:
+    description: Destination port; default the first port the destination pod declares, else 80.
+    type: str
+  protocol:
+    description: C(TCP) (default), C(UDP) or C(SCTP), any case.
+    type: str
+  backends:
+    description: Each node's backend (podnet_facts C(backend)), to know where the packet enters the destination's node.
+    type: dict
+    default: {}
+  traces:
+    description: The podnet_trace results by node; given, the path is put together.
+    type: dict
+  located:
+    description: The C(located) this module returned in the first step.
+    type: dict
+  policy_source:
+    description: A node's policy record (podnet_facts C(policy_source)); null when none is enforced.
+    type: dict
+  lab:
+    description: The lab's name and each node's underlay address, to read the fabric; omit for real VMs.
+    type: dict
+  output:
+    description: Write the result as JSON to this file (not in check mode).
+    type: path
+attributes:
+  check_mode: {support: full}
+  diff_mode: {support: none}
+author: podnet developers
+'''
+
+EXAMPLES = r'''
+- name: Check the request and plan the traces.
+  podnet_explain:
+    pods_by_node: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars,
+                      ['ansible_facts', 'podnet', 'pods']))) }}"
+    from: default/netexec-a
+    to: default/netexec-b
+  run_once: true
+  delegate_to: localhost
+  register: located
+'''
+
+RETURN = r'''
+located:
+  description: The endpoints, port, protocol and C(legs) (node to its podnet_trace options).
+  returned: without traces
+  type: dict
+hops:
+  description: The path in order, each C(at), C(says), C(problem).
+  returned: with traces
+  type: list
+  elements: dict
+lines:
+  description: The path as text, one line per hop.
+  returned: with traces
+  type: list
+  elements: str
+  sample: [" 1  default/netexec-a eth0  ip route get 10.42.1.2: via 10.42.0.1 ..."]
+stops_at:
+  description: The first hop with a problem, or null.
+  returned: with traces
+  type: dict
+verdict:
+  description: allowed, and the NetworkPolicy reason.
+  returned: with traces
+  type: dict
+agrees:
+  description: Whether the probe's outcome matches the prediction.
+  returned: with traces
+  type: bool
+'''
+
+import json
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.podnet import explain
+from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.statefile import read_text, write_atomic
+
+
+def fabric_part(lab, src_node, dst_node, destination):
+    """The fabric hops, read live in the lab fabric's namespace when the
+    nodes are on a podnet lab: to the destination's node, or (no node) to
+    the destination address itself."""
+    from ansible.module_utils.podnet import labhost, labnet, pathtrace
+    from ansible.module_utils.podnet.netlink import rtnl
+    pid = labhost.running_hosts(lab['name']).get(labnet.FABRIC) if lab else None
+    target = (lab or {}).get('underlay', {}).get(dst_node) if dst_node else destination
+    if pid is None or target is None:
+        return explain.fabric_hops(None, src_node, dst_node, target)
+    with rtnl('/proc/%d/ns/net' % pid) as ipr:
+        return explain.fabric_hops(pathtrace.Netns(ipr), src_node, dst_node, target)
+
+
+def assemble(p):
+    located, traces = p['located'], p['traces']
+    src, dst = located['source'], located['destination']
+    first = traces[src['node']]
+    decision, verdicts = explain.policy_sides(p['policy_source'], located)
+    # The destination pod's own hop comes last, after its ingress verdict.
+    arrives = '%s eth0' % dst['key']
+    hops = [h for h in first['hops'] if h['at'] != arrives] + verdicts[:1]
+    if dst.get('node') != src['node']:
+        hops += fabric_part(p['lab'], src['node'], dst.get('node'), dst['ip'])
+    if dst.get('node') and dst['node'] != src['node']:
+        hops += [h for h in traces[dst['node']]['hops'] if h['at'] != arrives]
+    hops += verdicts[1:] + [h for t in traces.values() for h in t['hops'] if h['at'] == arrives]
+    stop = explain.first_problem(hops)
+    probe_hop, agrees = explain.outcome_hop(first['probe'], decision, stop is None, dst['key'])
+    hops.append(probe_hop)
+    return {'hops': hops, 'lines': explain.lines(hops), 'stops_at': stop, 'agrees': agrees,
+            'verdict': {'allowed': decision.allowed, 'reason': decision.reason} if decision else None}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={'pods_by_node': dict(type='dict', required=True),
+                       'from': dict(type='str', required=True), 'to': dict(type='str', required=True),
+                       'port': dict(type='str'), 'protocol': dict(type='str'),
+                       'backends': dict(type='dict', default={}), 'traces': dict(type='dict'),
+                       'located': dict(type='dict'), 'policy_source': dict(type='dict'),
+                       'lab': dict(type='dict'), 'output': dict(type='path')},
+        required_by={'traces': 'located'}, supports_check_mode=True)
+    p = module.params
+    try:
+        if not p['traces']:
+            located = explain.locate(p['pods_by_node'], p['from'], p['to'], p['port'], p['protocol'])
+            for node, leg in located['legs'].items():
+                if 'source_pod' not in leg:
+                    leg['iif'] = 'flannel.1' if p['backends'].get(node) == 'vxlan' else 'underlay'
+            module.exit_json(changed=False, located=located)
+        result = assemble(p)
+    except PodnetError as exc:
+        module.fail_json(msg=str(exc), subject=exc.subject)
+    changed = False
+    if p['output']:
+        text = json.dumps(result, indent=2, sort_keys=True) + '\n'
+        changed = read_text(p['output']) != text
+        if changed and not module.check_mode:
+            write_atomic(p['output'], text)
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,86 @@
+"""The path explainer without a lab: the request checked against the pods
+(each bad argument named), the legs each node reads, the nat table judged
+from its rules, the source address read from conntrack, the text output."""
+import pytest
+from ansible.module_utils.podnet import explain, pathtrace
+from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.network import nat_ruleset
+
+
+def pod(ip, mac, veth, ports=()):
+    return {'ip': ip, 'mac': mac, 'netns': 'cni-%s' % veth, 'veth': veth,
+            'ports': [{'name': None, 'containerPort': p, 'protocol': 'TCP'} for p in ports]}
+
+
+PODS = {'node1': {'default/a': pod('10.42.0.2', '02:00:00:00:00:02', 'veth00000002', [8080]),
+                  'default/c': pod('10.42.0.3', '02:00:00:00:00:03', 'veth00000003')},
+        'node2': {'default/b': pod('10.42.1.2', '02:00:00:00:01:02', 'veth00000102', [80]),
+                  'default/nip': dict(pod(None, None, 'veth00000103'), ip=None)}}
+
+
+def test_a_cross_node_request_gives_each_node_its_half():
+    found = explain.locate(PODS, 'default/a', 'default/b', None, 'tcp')
+    assert (found['port'], found['protocol']) == (80, 'TCP')  # b declares 80
+    assert found['legs']['node1'] == {
+        'src': '10.42.0.2', 'dst': '10.42.1.2', 'probe': {'port': 80, 'protocol': 'TCP'},
+        'source_pod': {'key': 'default/a', 'netns': 'cni-veth00000002', 'veth': 'veth00000002'}}
+    assert found['legs']['node2']['destination_pod']['mac'] == '02:00:00:00:01:02'
+
+
+def test_same_node_same_pod_and_an_address():
+    assert list(explain.locate(PODS, 'default/a', 'default/c')['legs']) == ['node1']
+    assert 'destination_pod' in explain.locate(PODS, 'default/a', 'default/c')['legs']['node1']
+    assert 'destination_pod' not in explain.locate(PODS, 'default/a', 'default/a')['legs']['node1']
+    outside = explain.locate(PODS, 'default/a', '203.0.113.10', '443')
+    assert outside['destination'] == {'key': '203.0.113.10', 'ip': '203.0.113.10'}
+    assert outside['port'] == 443 and list(outside['legs']) == ['node1']
+    assert explain.locate(PODS, 'default/a', '10.42.1.2')['destination']['key'] == 'default/b'
+
+
+@pytest.mark.parametrize('args, subject, message', [
+    (('default/x', 'default/b'), 'from', 'no pod default/x runs in the cluster (pods: default/a, '
+                                         'default/b, default/c, default/nip)'),
+    (('a', 'default/b'), 'from', "'a' is not a pod as namespace/name"),
+    (('', 'default/b'), 'from', 'missing: give -e from=<namespace>/<name>'),
+    (('default/nip', 'default/b'), 'from', 'pod default/nip has no IP (its sandbox is not wired)'),
+    (('default/a', 'default/nip'), 'to', 'pod default/nip has no IP'),
+    (('default/a', 'example.com'), 'to', "'example.com' is neither a pod"),
+    (('default/a', 'default/b', '0'), 'port', '0 is not a port from 1 to 65535'),
+    (('default/a', 'default/b', '8o'), 'port', "'8o' is not a port number"),
+    (('default/a', 'default/b', '80', 'icmp'), 'protocol', "'icmp' must be one of TCP, UDP, SCTP")])
+def test_bad_arguments_are_named(args, subject, message):
+    with pytest.raises(SpecError) as raised:
+        explain.locate(PODS, *args)
+    assert raised.value.subject == subject and message in str(raised.value)
+
+
+def test_the_nat_decision_is_read_from_the_rules():
+    _, rules = nat_ruleset('10.42.0.0/24', '10.42.0.0/16')
+    expressions = rules[0][1]
+    assert pathtrace._evaluate(expressions, '10.42.0.2', '203.0.113.10') == 'masquerade'
+    assert pathtrace._evaluate(expressions, '10.42.0.2', '10.42.1.2') is False
+    assert pathtrace._evaluate(expressions, '10.42.9.2', '203.0.113.10') is False
+    assert pathtrace._evaluate([{'counter': None}, {'masquerade': None}], 'a', 'b') is None
+
+
+CONNTRACK = [
+    'ipv4     2 tcp      6 117 TIME_WAIT src=10.42.0.2 dst=10.42.1.2 sport=40000 dport=80 '
+    'src=10.42.1.2 dst=10.42.0.2 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 udp      17 29 src=10.42.0.2 dst=203.0.113.10 sport=5000 dport=8081 '
+    'src=203.0.113.10 dst=10.11.1.11 sport=8081 dport=5000 mark=0 zone=0 use=2']
+
+
+def test_the_source_the_destination_saw_comes_from_conntrack():
+    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 80, 'TCP') == '10.42.0.2'
+    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '203.0.113.10', 8081, 'UDP') == '10.11.1.11'
+    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 81, 'TCP') is None
+    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 80, 'UDP') is None
+
+
+def test_text_output_marks_the_hop_that_stops_the_packet():
+    hops = [pathtrace.hop('x/a eth0', 'ip route get 10.42.1.2', 'no route in the pod: unreachable'),
+            pathtrace.hop('probe', 'x/b: timeout')]
+    assert explain.lines(hops) == [
+        ' 1  x/a eth0  ip route get 10.42.1.2  <-- no route in the pod: unreachable',
+        ' 2  probe     x/b: timeout']
+    assert explain.first_problem(hops) is hops[0]
