@@ -14,6 +14,9 @@ description:
   - On the node, the route lookup from that interface, then cni0's neighbour and FDB
     entries and the destination pod's veth when O(dst) is local, or flannel.1's
     neighbour and FDB entries and the underlay route, or the host-gw next hop.
+  - It judges the node's nftables filter chains (prerouting, forward, postrouting, in
+    the ip and inet families) for the new connection, and names the rule that drops or
+    rejects it; podnet's policy table is judged by the NetworkPolicy model instead.
   - On the source node it also reads the live nat table's decision.
   - With O(probe), then sends one real probe from the source pod to O(dst) and reads
     the node's conntrack entry of it, which gives the source address the
@@ -43,13 +46,13 @@ options:
       mac: {description: Its eth0 MAC., type: str, required: true}
       netns: {description: Its sandbox., type: str, required: true}
       veth: {description: Its veth on the node., type: str, required: true}
+  port: {description: Destination port., type: int, required: true}
+  protocol: {description: The protocol., type: str, choices: [TCP, UDP, SCTP], required: true}
   probe:
-    description: Send a probe from O(source_pod) (port and protocol); omit to only read.
-    type: dict
-    suboptions:
-      port: {description: Destination port., type: int, required: true}
-      protocol: {description: TCP, UDP or SCTP., type: str, choices: [TCP, UDP, SCTP], required: true}
-      timeout: {description: Seconds before the probe counts as timed out., type: float, default: 1.0}
+    description: Send one probe from O(source_pod) to O(dst) on O(port) after reading.
+    type: bool
+    default: false
+  timeout: {description: Seconds before the probe counts as timed out., type: float, default: 1.0}
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
@@ -62,13 +65,17 @@ EXAMPLES = r'''
     src: 10.42.0.2
     dst: 10.42.1.3
     source_pod: {key: x/a, netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56, veth: veth7912056b}
-    probe: {port: 80, protocol: TCP}
+    port: 80
+    protocol: TCP
+    probe: true
 
 - name: The second half on y/b's node.
   podnet_trace:
     src: 10.42.0.2
     dst: 10.42.1.3
     iif: flannel.1
+    port: 80
+    protocol: TCP
     destination_pod: {key: y/b, ip: 10.42.1.3, mac: "f2:c8:17:b6:5f:e5",
                       netns: cni-4fa25bbb-4645-43b0-9241-10c8bf6cbee8, veth: veth4b1c2d3e}
 '''
@@ -98,9 +105,6 @@ from ansible.module_utils.podnet.netlink import require_pyroute2
 POD = dict(key=dict(type='str', required=True), netns=dict(type='str', required=True),
            veth=dict(type='str', required=True))
 DEST = dict(POD, ip=dict(type='str', required=True), mac=dict(type='str', required=True))
-PROBE = dict(port=dict(type='int', required=True),
-             protocol=dict(type='str', choices=['TCP', 'UDP', 'SCTP'], required=True),
-             timeout=dict(type='float', default=1.0))
 
 
 def main():
@@ -108,18 +112,22 @@ def main():
         argument_spec=dict(src=dict(type='str', required=True), dst=dict(type='str', required=True),
                            source_pod=dict(type='dict', options=POD), iif=dict(type='str'),
                            destination_pod=dict(type='dict', options=DEST),
-                           probe=dict(type='dict', options=PROBE)),
+                           port=dict(type='int', required=True),
+                           protocol=dict(type='str', choices=['TCP', 'UDP', 'SCTP'], required=True),
+                           probe=dict(type='bool', default=False),
+                           timeout=dict(type='float', default=1.0)),
         required_one_of=[('source_pod', 'iif')], mutually_exclusive=[('source_pod', 'iif')],
-        required_by={'probe': 'source_pod'}, supports_check_mode=True)
+        required_if=[('probe', True, ('source_pod',))], supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet import pathtrace
     from ansible.module_utils.podnet.errors import PodnetError
     p = module.params
     try:
-        result = pathtrace.trace_node(module.run_command, p['src'], p['dst'], p['source_pod'],
-                                      p['iif'], p['destination_pod'])
+        flow = pathtrace.Flow(p['src'], p['dst'], p['port'], p['protocol'])
+        result = pathtrace.trace_node(module.run_command, flow, p['source_pod'], p['iif'],
+                                      p['destination_pod'])
         if p['probe']:
-            result['probe'] = pathtrace.probe(p['source_pod'], p['src'], p['dst'], **p['probe'])
+            result['probe'] = pathtrace.probe(p['source_pod'], flow, p['timeout'])
     except (PodnetError, OSError) as exc:
         module.fail_json(msg='%s -> %s: %s' % (p['src'], p['dst'], exc))
     module.exit_json(changed=False, **result)

@@ -27,14 +27,14 @@ def locate(pods_by_node, source, destination, port=None, protocol=None):
     dst = _destination(pods, destination)
     protocol = _protocol(protocol)
     port = _port(port, dst, protocol)
-    legs = {src['node']: {'src': src['ip'], 'dst': dst['ip'], 'source_pod': _trace_pod(src),
-                          'probe': {'port': port, 'protocol': protocol}}}
+    flow = {'src': src['ip'], 'dst': dst['ip'], 'port': port, 'protocol': protocol}
+    legs = {src['node']: dict(flow, source_pod=_trace_pod(src), probe=True)}
     if dst['key'] == src['key']:
         pass  # over lo inside the pod: no node is crossed
     elif dst.get('node') == src['node']:
         legs[src['node']]['destination_pod'] = _trace_dest(dst)
     elif dst.get('node'):
-        legs[dst['node']] = {'src': src['ip'], 'dst': dst['ip'], 'destination_pod': _trace_dest(dst)}
+        legs[dst['node']] = dict(flow, destination_pod=_trace_dest(dst))
     return {'source': src, 'destination': dst, 'port': port, 'protocol': protocol, 'legs': legs}
 
 

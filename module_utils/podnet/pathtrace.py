@@ -8,7 +8,9 @@ eth0`, `cni0`, `flannel.1`), `says` what the kernel holds there, `problem`
 None or why the packet cannot go on from there. What the kernel fills in on
 the first packet (an ARP entry, a learned bridge port) is not a problem.
 """
+import collections
 import ipaddress
+import json
 import os
 import socket
 
@@ -17,6 +19,8 @@ from ansible.module_utils.podnet.netlink import NetlinkError, links_by_name, rtn
 from ansible.module_utils.podnet.network import BRIDGE, NAT, table_name
 from ansible.module_utils.podnet.sandbox import netns_path
 
+# One new connection, as the explainer follows it.
+Flow = collections.namedtuple('Flow', 'src dst port protocol')
 AF_BRIDGE = 7
 NUD_NAMES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
              0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
@@ -140,37 +144,53 @@ def node_hops(node, src, dst, iif, dst_pod=None):
     return hops, route['dev']
 
 
-def trace_node(run, src, dst, source_pod=None, iif=None, destination_pod=None):
+def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None):
     """{hops, leaves_by} of this node: from inside source_pod when it runs
     here (else arriving on iif; `underlay`: the underlay NIC), to
     destination_pod's eth0 when it runs here."""
     hops = []
-    if source_pod and src == dst:
-        return {'hops': loopback_hops(source_pod, dst), 'leaves_by': 'lo'}
+    if source_pod and flow.src == flow.dst:
+        return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo'}
     if source_pod:
-        hops += source_pod_hops(source_pod, dst)
+        hops += source_pod_hops(source_pod, flow.dst)
         iif = source_pod['veth']
     elif iif == 'underlay':
         iif = underlay_facts()['underlay_ifname']
-    node_part, leaves_by = node_hops(socket.gethostname(), src, dst, iif, destination_pod)
-    hops += node_part
+    node = socket.gethostname()
+    node_part, leaves_by = node_hops(node, flow.src, flow.dst, iif, destination_pod)
+    hops += node_part + [filter_hop(run, node, flow, iif, leaves_by)]
     if source_pod:
-        hops.append(source_node_nat(run, src, dst))
+        hops.append(source_node_nat(run, flow.src, flow.dst))
     if destination_pod and leaves_by == BRIDGE:
         hops += destination_pod_hops(destination_pod)
     return {'hops': hops, 'leaves_by': leaves_by}
 
 
-def probe(source_pod, src, dst, port, protocol, timeout):
+def filter_hop(run, node, flow, iif, oif):
+    """The node's filter chains judged for the new connection."""
+    from ansible.module_utils.podnet import nfteval
+    rc, out, err = run(['nft', '-j', 'list', 'ruleset'])
+    if rc != 0:
+        return hop('%s nftables' % node, 'nft list ruleset failed: %s' % err.strip())
+    packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif, oif=oif)
+    dropped_by, not_judged = nfteval.judge(json.loads(out), packet)
+    says = 'filter chains: %s' % ('%s drops it' % dropped_by if dropped_by else 'none drops it')
+    if not_judged:
+        says += ' (not judged: %s)' % '; '.join(not_judged)
+    return hop('%s nftables' % node, says, 'dropped by %s' % dropped_by if dropped_by else None)
+
+
+def probe(source_pod, flow, timeout):
     """One real probe from source_pod, then the source address the
     destination saw: the reply direction of the node's conntrack entry
     (the pod's own address, or the node's when masqueraded)."""
     from ansible.module_utils.podnet import prober
-    attempt, = prober.plan([source_pod], [{'key': dst, 'ip': dst}], [port], [protocol])
+    attempt, = prober.plan([source_pod], [{'key': flow.dst, 'ip': flow.dst}], [flow.port],
+                           [flow.protocol])
     result, = prober.run([attempt], timeout, 1)
     delivered = result['allowed'] is True or result['reason'] == 'refused'
     return {'outcome': result['reason'], 'delivered': delivered,
-            'seen_source': seen_source(src, dst, port, protocol) if delivered else None}
+            'seen_source': seen_source(*flow) if delivered else None}
 
 
 def seen_source(src, dst, port, protocol):

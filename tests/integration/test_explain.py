@@ -35,9 +35,10 @@ def cross_node_sequence(src, src_node, dst, dst_node, tunnel, fabric):
     arriving = ['%s flannel.1' % dst_node] if tunnel else ['%s eth0' % dst_node]
     key = '%(namespace)s/%(name)s'
     return ([key % src + ' eth0'] * 3 + ['%s %s' % (src_node, src_veth), '%s route' % src_node]
-            + sending + ['ip podnet-nat', 'NetworkPolicy egress'] + fabric + arriving
-            + ['%s route' % dst_node] + ['%s cni0' % dst_node] * 3
-            + ['%s %s' % (dst_node, dst_veth), 'NetworkPolicy ingress', key % dst + ' eth0', 'probe'])
+            + sending + ['%s nftables' % src_node, 'ip podnet-nat', 'NetworkPolicy egress'] + fabric
+            + arriving + ['%s route' % dst_node] + ['%s cni0' % dst_node] * 3
+            + ['%s %s' % (dst_node, dst_veth), '%s nftables' % dst_node, 'NetworkPolicy ingress',
+               key % dst + ' eth0', 'probe'])
 
 
 def seed_pair(lab, same_rack):
@@ -80,7 +81,8 @@ def test_same_node_and_same_pod_paths(seeded, tmp_path):
     path, _ = explain(seeded, tmp_path, a, b, '-e', 'port=8080')
     ra, rb = found[a][1], found[b][1]
     assert ats(path) == ['%s eth0' % a] * 3 + ['%s %s' % (node, ra['veth']), '%s route' % node] + \
-        ['%s cni0' % node] * 3 + ['%s %s' % (node, rb['veth']), 'ip podnet-nat', 'NetworkPolicy egress',
+        ['%s cni0' % node] * 3 + ['%s %s' % (node, rb['veth']), '%s nftables' % node, 'ip podnet-nat',
+                                  'NetworkPolicy egress',
                                   'NetworkPolicy ingress', '%s eth0' % b, 'probe']
     assert 'bridge fdb' in path['hops'][7]['says']
 
@@ -107,7 +109,19 @@ def test_drift_names_the_broken_hop(seeded, tmp_path):
         path, _ = explain(seeded, tmp_path, a, b)
         assert path['stops_at']['at'] == '%s eth0' % a
         assert path['stops_at']['problem'].startswith('no route in the pod')
+        playbook(seeded.inventory, 'playbooks/site.yml')
+
+        # A drop rule podnet did not write, on the destination's node.
+        seeded.hosts[nb].check_output(
+            "nft add table ip evil && nft 'add chain ip evil fw { type filter hook forward priority 0; }'"
+            " && nft add rule ip evil fw ip daddr %s tcp dport 8080 counter drop" % found[b][1]['ip'])
+        path, _ = explain(seeded, tmp_path, a, b)
+        assert path['stops_at'] == {'at': '%s nftables' % nb, 'problem': 'dropped by ip evil chain fw rule 0',
+                                    'says': 'filter chains: ip evil chain fw rule 0 drops it'}
+        assert path['agrees'] and path['hops'][-1]['says'] == '%s: timeout' % b
     finally:
+        seeded.hosts[nb].run('nft delete table ip evil')
+        playbook(seeded.inventory, 'playbooks/site.yml')
         playbook(seeded.inventory, 'playbooks/site.yml')
 
 

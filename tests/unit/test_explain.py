@@ -22,7 +22,7 @@ def test_a_cross_node_request_gives_each_node_its_half():
     found = explain.locate(PODS, 'default/a', 'default/b', None, 'tcp')
     assert (found['port'], found['protocol']) == (80, 'TCP')  # b declares 80
     assert found['legs']['node1'] == {
-        'src': '10.42.0.2', 'dst': '10.42.1.2', 'probe': {'port': 80, 'protocol': 'TCP'},
+        'src': '10.42.0.2', 'dst': '10.42.1.2', 'port': 80, 'protocol': 'TCP', 'probe': True,
         'source_pod': {'key': 'default/a', 'netns': 'cni-veth00000002', 'veth': 'veth00000002'}}
     assert found['legs']['node2']['destination_pod']['mac'] == '02:00:00:00:01:02'
 
