@@ -47,10 +47,14 @@ class Model:
                          json.dumps({'podnet_manifests': manifests}))
 
     def probe(self):
-        """{(port, protocol): {from: {to: allowed}}} of the whole model."""
+        """{(port, protocol): {from: {to: allowed}}} of the whole model. The
+        probe also holds every cell against the policy model explain and
+        probe print their reasons from (probe_expect=model fails on any
+        disagreement), so each case checks those verdicts against reality."""
         out = os.path.join(self.folder, 'probe.json')
         ansible_playbook(self.inventory, 'playbooks/probe.yml', '-e', 'probe_ports=80,81',
-                         '-e', 'probe_protocols=TCP,UDP', '-e', 'probe_output=' + out)
+                         '-e', 'probe_protocols=TCP,UDP', '-e', 'probe_output=' + out,
+                         '-e', 'probe_expect=model')
         with open(out) as f:
             tables = json.load(f)
         self.ips = tables[0]['ips']

@@ -116,10 +116,13 @@ class LabUnderTest:
                         timeout=self.timeout)
 
 
-def running_lab(inventory, name):
-    """Bring a lab up for a fixture; always tear it down, then demand zero residue."""
+def running_lab(inventory, name, fresh=False):
+    """Bring a lab up for a fixture (fresh: down first, so no node keeps
+    what an earlier run left); always tear it down, then demand zero residue."""
     lab = LabUnderTest(ROOT / 'inventories' / inventory, name)
     try:
+        if fresh:
+            lab.down()
         lab.up()
         yield lab
     finally:

@@ -22,7 +22,7 @@ LISTENER = ' [listener]'  # sshd's listener title ends with a count of connectio
     pytest.param((INVENTORY, 'reset'), id='netns'),
     pytest.param((ROOT / 'inventories' / 'vmlab', 'vmlab'), id='qemu', marks=pytest.mark.vmlab)])
 def lab(request):
-    yield from running_lab(*request.param)
+    yield from running_lab(*request.param, fresh=True)  # 'before' must be a node site.yml never saw
 
 
 def processes(host):
