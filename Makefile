@@ -8,7 +8,7 @@ INVENTORY ?= inventories/lab
 
 NODE ?= node1
 
-.PHONY: help bootstrap up test test-vms unit unit-and-integration molecule down bench ssh
+.PHONY: help bootstrap up test test-vms unit unit-and-integration molecule down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
+	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod and policy benchmarks, each against its baseline"
 
 bootstrap:
@@ -46,6 +47,10 @@ test-vms: bootstrap
 
 unit: bootstrap
 	python -m pytest tests/unit
+
+# The seed's three flows, explained on the running lab (make up) and drawn.
+pictures: bootstrap
+	ansible-playbook -i $(INVENTORY) playbooks/pictures.yml
 
 bench: bootstrap
 	python bench/lab_bench.py

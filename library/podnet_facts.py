@@ -11,6 +11,8 @@ description:
     (with the ifindex pairs C(eth0@ifN) refers to), its labels and the container ports it
     declares (C(name), C(containerPort), C(protocol)), the main routing table, and
     the FDB and permanent neighbours of C(flannel.1) when the backend is vxlan.
+  - C(underlay) is the node's underlay (address, prefix length, interface and MTU of the
+    source of its default route); C(vtep) is its flannel.1 (VNI, MAC, address) under vxlan.
   - C(policy_source) is what the node's policy table was compiled from (the
     NetworkPolicy objects, the running pods, the namespaces' labels), as
     podnet_policy recorded it; null when the node enforces no policy table.
@@ -34,7 +36,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ansible_facts:
-  description: C(podnet) with pod_cidr, backend, pods, routes, fdb, neighbours and policy_source.
+  description: C(podnet) with pod_cidr, backend, underlay, vtep, pods, routes, fdb, neighbours and policy_source.
   returned: always
   type: dict
   sample: {podnet: {pod_cidr: 10.42.1.0/24, backend: vxlan,
@@ -53,7 +55,7 @@ ansible_facts:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import backend, policy_source
 from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
-from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl
+from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl, underlay_facts
 
 
 def pod_facts(record, links):
@@ -82,7 +84,12 @@ def main():
         routes = route_facts(ipr, {l['index']: n for n, l in links.items()})
     kernel = backend.read_state()
     kind = 'vxlan' if kernel['vtep'] else ('host-gw' if kernel['routes'] else None)
+    try:
+        underlay = underlay_facts()
+    except LookupError:
+        underlay = None
     facts = {'pod_cidr': read_pod_cidr(state_dir), 'backend': kind, 'routes': routes,
+             'underlay': underlay, 'vtep': kernel['vtep'],
              'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
              'pods': {key: pod_facts(record, links)
                       for key, record in read_pod_records(state_dir).items()},

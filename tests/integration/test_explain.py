@@ -2,6 +2,7 @@
 hop by hop from the kernels, on vxlan across routed racks (multirack) and
 on host-gw (the 3-node lab); drift names the hop that breaks; bad input
 fails naming the argument before any probe is sent."""
+import html
 import json
 
 import pytest
@@ -155,3 +156,16 @@ def test_host_gw_path_goes_by_the_next_hop_on_the_underlay(host_gw, tmp_path):
     assert ats(path) == cross_node_sequence(ra, na, rb, nb, False, ['fabric br-%s' % rack, 'fabric p-%s' % nb])
     assert 'via %s dev eth0' % host_gw.vars[nb]['podnet_underlay_ip'] in path['hops'][4]['says']
     assert path['stops_at'] is None and path['agrees']
+
+
+def test_graph_draws_the_live_cluster_with_a_path(seeded, tmp_path):
+    a, b, found = seed_pair(seeded, same_rack=False)
+    explain(seeded, tmp_path, a, b)
+    playbook(seeded.inventory, 'playbooks/graph.yml', '-e', 'graph_path=%s' % (tmp_path / 'path.json'),
+             '-e', 'graph_output=%s' % (tmp_path / 'cluster'))
+    svg = html.unescape((tmp_path / 'cluster.svg').read_text())  # dot writes - as &#45;
+    assert svg.lstrip().startswith('<?xml') and '<svg' in svg
+    for shown in [a, b, found[a][1]['ip'], found[a][1]['veth'], 'flannel.1', 'rack2 switch', 'outside host']:
+        assert shown in svg, shown
+    assert '#d62728' in svg, 'the path is not drawn'
+    assert (tmp_path / 'cluster.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
