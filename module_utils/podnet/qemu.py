@@ -151,7 +151,11 @@ def mirror_refusals(vms, mirror_addresses):
 
 
 def port_free(port):
+    """Whether qemu can listen on 127.0.0.1:port. Connections of a VM that
+    just stopped linger in TIME_WAIT there; qemu binds past them, and so
+    does this check (SO_REUSEADDR still fails on a listening socket)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(('127.0.0.1', port))
         except OSError:

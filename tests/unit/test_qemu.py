@@ -101,3 +101,20 @@ def test_a_lab_prefix_covering_the_apt_mirror_is_refused():
         'node1: lab prefix 203.0.113.0/24 covers the apt mirror at 203.0.113.80']
     exact = qemu.Vm(**dict(vm().__dict__, lab_prefixes=('203.0.113.10/32',)))
     assert qemu.mirror_refusals([exact], ['203.0.113.80']) == []
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_vm_is_free_but_a_listener_is_not():
+    """Regression: lab down then up at once was refused, `ssh_port 2231 is
+    already in use`, by the connections of the VM just stopped."""
+    import socket
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(('127.0.0.1', 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert not qemu.port_free(port)
+        client = socket.create_connection(('127.0.0.1', port))
+        served, _ = listener.accept()
+        served.close()  # the server side closes first, as a dying qemu does: TIME_WAIT on `port`
+        client.close()
+    assert qemu.port_free(port)
