@@ -17,7 +17,7 @@ help:
 	@echo "make down  - tear the lab down, leaving nothing behind"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
-	@echo "make bench - lab, pod and policy benchmarks, each against its baseline"
+	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
 
 bootstrap:
 	@bin/bootstrap
@@ -56,6 +56,7 @@ bench: bootstrap
 	python bench/lab_bench.py
 	python bench/pods_bench.py 100
 	python bench/policy_bench.py 100 1000
+	python bench/explain_bench.py
 
 # Log in to a lab node with the lab's own key and host key (CMD= runs a
 # command there, passed whole so that pipes and ; run on the node).
