@@ -55,6 +55,8 @@ class Netns:
 
     def neighbour(self, dev, address):
         """(MAC or None, state name) of address on dev."""
+        if dev not in self.links:
+            return None, None
         for entry in self.ipr.get_neighbours(family=socket.AF_INET, ifindex=self.links[dev]['index'],
                                              dst=address):
             if entry.get('NDA_DST') == address:
@@ -82,7 +84,7 @@ class Netns:
         """`name: UP mtu 1450` with its master, or why it cannot carry."""
         link = self.links.get(name)
         if link is None:
-            return None, '%s is missing' % name
+            return '%s: no such link' % name, '%s is missing' % name
         state = link.get('IFLA_OPERSTATE')
         up = bool(link['flags'] & 1) and state != 'DOWN'
         master = self.names.get(link.get('IFLA_MASTER'))
@@ -246,8 +248,9 @@ def _to_local_pod(ns, node, dst, dst_pod):
                     '%s is learned on %s, but %s has it on %s' % (dst_pod['mac'], port, dst_pod['key'],
                                                                 dst_pod['veth'])))
     says, down = ns.link_says(dst_pod['veth'])
+    veth = ns.links.get(dst_pod['veth']) or {}
     return hops + [hop('%s %s' % (node, dst_pod['veth']), says, down or (
-        None if ns.links[dst_pod['veth']].get('IFLA_MASTER') == ns.links[BRIDGE]['index']
+        None if veth.get('IFLA_MASTER') == ns.links[BRIDGE]['index']
         else '%s is not on cni0' % dst_pod['veth']))]
 
 

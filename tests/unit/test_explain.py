@@ -84,3 +84,23 @@ def test_text_output_marks_the_hop_that_stops_the_packet():
         ' 1  x/a eth0  ip route get 10.42.1.2  <-- no route in the pod: unreachable',
         ' 2  probe     x/b: timeout']
     assert explain.first_problem(hops) is hops[0]
+
+
+class FakeRtnl:
+    """Just enough of IPRoute for pathtrace.Netns: one bridge, no veth."""
+
+    def get_links(self):
+        return [{'index': 3, 'IFLA_IFNAME': 'cni0', 'flags': 1, 'IFLA_OPERSTATE': 'UP', 'IFLA_MTU': 1450}]
+
+    def get_neighbours(self, **_):
+        return []
+
+
+def test_a_missing_link_is_a_problem_named_not_a_crash():
+    ns = pathtrace.Netns(FakeRtnl())
+    assert ns.link_says('veth0000dead') == ('veth0000dead: no such link', 'veth0000dead is missing')
+    assert ns.neighbour('veth0000dead', '10.42.0.9') == (None, None)
+    hops = pathtrace._to_local_pod(ns, 'node1', '10.42.0.9', {
+        'key': 'x/b', 'mac': '02:00:00:00:00:09', 'veth': 'veth0000dead'})
+    assert hops[-1] == {'at': 'node1 veth0000dead', 'says': 'veth0000dead: no such link',
+                        'problem': 'veth0000dead is missing'}
