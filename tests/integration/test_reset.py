@@ -16,6 +16,7 @@ pytestmark = pytest.mark.lab
 INVENTORY = Path(__file__).resolve().parent / 'reset_inventory'
 SANDBOX, VETH = re.compile(r'cni-[0-9a-f-]{36}'), re.compile(r'veth[0-9a-f]{8}')
 LISTENER = ' [listener]'  # sshd's listener title ends with a count of connections in progress
+UDEV_WORKER = '(udev-worker)'
 
 
 @pytest.fixture(scope='module', params=[
@@ -26,14 +27,16 @@ def lab(request):
 
 
 def processes(host):
-    """Command lines on the node, without the SSH sessions (this one too)
-    and a VM's kernel threads (children of kthreadd, pid 2)."""
+    """Command lines on the node, without the SSH sessions (this one too),
+    a VM's kernel threads (children of kthreadd) and systemd-udevd's idle
+    workers (its pool for kernel events, such as the reset's link removals;
+    they exit by themselves)."""
     out = host.check_output("sh -c 'ps -o sid= -p $$; ps -eo sid=,ppid=,pid=,args='").splitlines()
     own = out[0].strip()
     rows = [line.split(None, 3) for line in out[1:]]
     kthreadd = {pid for _, _, pid, args in rows if args == '[kthreadd]'}
     return sorted(args.split(LISTENER)[0] for sid, ppid, pid, args in rows
-                  if sid != own and not args.startswith('sshd: root@')
+                  if sid != own and not args.startswith('sshd: root@') and args != UDEV_WORKER
                   and not kthreadd & {pid, ppid})
 
 
