@@ -16,8 +16,10 @@ its netns and IPAM file, no orphan netns, no leaked or duplicate address.
 Two concurrent runs must both end rc=0, or one must fail saying that another
 run holds the lock; either way no pod is lost and the state is whole.
 """
+import glob
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -34,6 +36,7 @@ pytestmark = pytest.mark.lab
 BULK = 240
 SEED_PODS = ['multi-container-pod', 'netexec-a', 'netexec-b', 'netexec-c', 'netexec-d']
 BULK_PODS = ['bulk-%03d' % i for i in range(BULK)]
+PAYLOADS = '/tmp/ansible_podnet_*_payload_*'
 WATCH_PIDFILE = '/run/podnet-fault-watch.pid'  # /run is private to each lab node
 CLEAR_REFUSAL = re.compile(r'(?i)lock|another run|already running|in progress')
 # Waits on node1 until its count of sandboxes passes the point, then kills
@@ -63,6 +66,17 @@ class CrashPoint:
 
 POINTS = [CrashPoint('create', 'module', 30), CrashPoint('delete', 'module', 100),
           CrashPoint('create', 'playbook', 150), CrashPoint('delete', 'playbook', 30)]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def no_payload_left():
+    """A module killed mid-run leaves its AnsiballZ folder in the node's
+    /tmp, which lab nodes share with the controller: remove the ones these
+    kills left (the tests run one at a time, so no other module is running)."""
+    before = set(glob.glob(PAYLOADS))
+    yield
+    for folder in set(glob.glob(PAYLOADS)) - before:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope='module')
