@@ -8,7 +8,7 @@ INVENTORY ?= inventories/lab
 
 NODE ?= node1
 
-.PHONY: help bootstrap up test test-vms unit unit-and-integration molecule down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests up test test-vms unit unit-and-integration molecule down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
@@ -22,6 +22,9 @@ help:
 bootstrap:
 	@bin/bootstrap
 
+bootstrap-tests:
+	@bin/bootstrap --tests
+
 up: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/up.yml
 
@@ -29,14 +32,14 @@ down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
 
 # Molecule first, pytest last: the run ends with pytest's summary line.
-test: bootstrap molecule unit-and-integration
+test: bootstrap-tests molecule unit-and-integration
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").
 molecule: bootstrap
 	molecule test --all --exclude vms
 
-unit-and-integration: bootstrap
+unit-and-integration: bootstrap-tests
 	python -m pytest -m 'not vmlab' tests/unit tests/integration tests/faults
 
 # The cluster on 3 qemu VMs (inventories/vmlab): the molecule scenario (converge,

@@ -38,7 +38,9 @@ options:
     type: dict
     required: true
   output:
-    description: File to write the matrices to as JSON; not written in check mode.
+    description:
+      - File to write the matrices to as JSON; not written in check mode.
+      - With C(model), each matrix has C(why), the reason of every cell not allowed.
     type: path
   expect:
     description: JSON file of expected matrices, as C(output) writes them.
@@ -154,7 +156,7 @@ def main():
                 module.fail_json(msg='expect: %s does not exist' % p['expect'], **found)
             found['differences'] = probe.compare(probe.loads(text, p['expect']), matrices)
         if p['output']:
-            text = probe.dumps(matrices)
+            text = probe.dumps(matrices, model)
             changed = read_text(p['output']) != text
             if changed and not module.check_mode:
                 write_atomic(p['output'], text)

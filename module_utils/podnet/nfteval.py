@@ -1,13 +1,14 @@
-"""Which nftables rule of a node drops one new packet, judged from the
-ruleset as `nft -j list ruleset` prints it (the path explainer's look at
-tables podnet did not write, and at its isolation table).
+"""What a node's nftables do to one new packet, judged from the ruleset as
+`nft -j list ruleset` prints it: which rule drops it (the path explainer's
+look at tables podnet did not write, and at its isolation table), and
+whether a nat table masquerades it.
 
-Only what a forwarded packet meets on the filter hooks is judged: base
-chains of type filter on prerouting, forward and postrouting, in the ip and
-inet families, by priority. A rule whose matches this reader cannot judge
-(sets of sets, maps, marks...) is reported as not judged, never guessed.
-podnet's policy table is judged by the NetworkPolicy model, its nat table by
-the nat reader, so both are left out.
+For drops, only what a forwarded packet meets on the filter hooks is
+judged: base chains of type filter on prerouting, forward and postrouting,
+in the ip and inet families, by priority. A rule whose matches this reader
+cannot judge (sets of sets, maps, marks...) is reported as not judged,
+never guessed. podnet's policy table is judged by the NetworkPolicy model,
+its nat table by masqueraded_by(), so both are left out of judge().
 """
 import ipaddress
 
@@ -26,19 +27,43 @@ def judge(ruleset, packet):
     that drops or rejects packet (or a base chain's drop policy), else None;
     not_judged the rules skipped as unknown. packet: {src, dst, protocol,
     dport, iif, oif}, a new connection."""
+    chains, rules = _index(ruleset)
+    base = sorted((c for c in chains.values() if c.get('hook') in HOOKS and c.get('type') == 'filter'
+                   and c['family'] in FAMILIES and c['table'] not in SKIPPED_TABLES),
+                  key=lambda c: (HOOKS.index(c['hook']), c.get('prio', 0)))
+    return _first(base, 'drop', chains, rules, packet)
+
+
+def has_table(ruleset, family, table):
+    return any(i['table']['family'] == family and i['table']['name'] == table
+               for i in ruleset.get('nftables', []) if 'table' in i)
+
+
+def masqueraded_by(ruleset, family, table, packet):
+    """(masqueraded_by, not_judged) of the nat chains of one table, as
+    judge() says it for drops."""
+    chains, rules = _index(ruleset)
+    base = sorted((c for c in chains.values() if (c['family'], c['table']) == (family, table)
+                   and c.get('type') == 'nat' and 'hook' in c), key=lambda c: c.get('prio', 0))
+    return _first(base, 'masquerade', chains, rules, packet)
+
+
+def _index(ruleset):
     items = ruleset.get('nftables', [])
     chains = {(c['family'], c['table'], c['name']): c for c in (i['chain'] for i in items if 'chain' in i)}
     rules = {}
     for rule in (i['rule'] for i in items if 'rule' in i):
         rules.setdefault((rule['family'], rule['table'], rule['chain']), []).append(rule['expr'])
-    base = sorted((c for c in chains.values() if c.get('hook') in HOOKS and c.get('type') == 'filter'
-                   and c['family'] in FAMILIES and c['table'] not in SKIPPED_TABLES),
-                  key=lambda c: (HOOKS.index(c['hook']), c.get('prio', 0)))
+    return chains, rules
+
+
+def _first(base_chains, wanted, chains, rules, packet):
+    """(where, not_judged): where the first base chain's verdict is wanted."""
     not_judged = []
-    for chain in base:
+    for chain in base_chains:
         key = (chain['family'], chain['table'], chain['name'])
         verdict = _run_chain(key, chains, rules, packet, not_judged, depth=0)
-        if verdict and verdict[0] == 'drop':
+        if verdict and verdict[0] == wanted:
             return verdict[1], not_judged
     return None, not_judged
 
@@ -57,7 +82,7 @@ def _run_chain(key, chains, rules, packet, not_judged, depth):
         if verdict is None:
             continue
         kind, target = verdict
-        if kind in ('drop', 'accept'):
+        if kind in ('drop', 'accept', 'masquerade'):
             return kind, where
         if kind == 'return':
             return None
@@ -80,6 +105,8 @@ def _run_rule(expressions, packet):
             return 'drop', None
         elif 'accept' in expr:
             return 'accept', None
+        elif 'masquerade' in expr:
+            return 'masquerade', None
         elif 'return' in expr:
             return 'return', None
         elif 'jump' in expr or 'goto' in expr:

@@ -9,12 +9,11 @@ None or why the packet cannot go on from there. What the kernel fills in on
 the first packet (an ARP entry, a learned bridge port) is not a problem.
 """
 import collections
-import ipaddress
 import json
 import os
 import socket
 
-from ansible.module_utils.podnet import backend, nft
+from ansible.module_utils.podnet import backend, nfteval
 from ansible.module_utils.podnet.netlink import NetlinkError, links_by_name, rtnl, underlay_facts
 from ansible.module_utils.podnet.network import BRIDGE, NAT, table_name
 from ansible.module_utils.podnet.sandbox import netns_path
@@ -160,22 +159,28 @@ def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None):
         iif = underlay_facts()['underlay_ifname']
     node = socket.gethostname()
     node_part, leaves_by = node_hops(node, flow.src, flow.dst, iif, destination_pod)
-    hops += node_part + [filter_hop(run, node, flow, iif, leaves_by)]
-    if source_pod:
-        hops.append(source_node_nat(run, flow.src, flow.dst))
+    packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif,
+                  oif=leaves_by)
+    hops += node_part + nftables_hops(run, node, packet, sent_here=bool(source_pod))
     if destination_pod and leaves_by == BRIDGE:
         hops += destination_pod_hops(destination_pod)
     return {'hops': hops, 'leaves_by': leaves_by}
 
 
-def filter_hop(run, node, flow, iif, oif):
-    """The node's filter chains judged for the new connection."""
-    from ansible.module_utils.podnet import nfteval
+def nftables_hops(run, node, packet, sent_here):
+    """The filter chains judged for the new connection and, where a pod
+    sends it, the nat decision: both from one read of the ruleset."""
     rc, out, err = run(['nft', '-j', 'list', 'ruleset'])
     if rc != 0:
-        return hop('%s nftables' % node, 'nft list ruleset failed: %s' % err.strip())
-    packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif, oif=oif)
-    dropped_by, not_judged = nfteval.judge(json.loads(out), packet)
+        return [hop('%s nftables' % node, 'nft list ruleset failed: %s' % err.strip())]
+    ruleset = json.loads(out)
+    return [filter_hop(ruleset, node, packet)] + ([nat_hop(ruleset, packet)] if sent_here else [])
+
+
+def filter_hop(ruleset, node, packet):
+    """The node's filter chains judged for the new connection (packet, as
+    nfteval takes it)."""
+    dropped_by, not_judged = nfteval.judge(ruleset, packet)
     says = 'filter chains: %s' % ('%s drops it' % dropped_by if dropped_by else 'none drops it')
     if not_judged:
         says += ' (not judged: %s)' % '; '.join(not_judged)
@@ -275,46 +280,19 @@ def _into_vxlan(ns, node, gateway):
     return hops
 
 
-def source_node_nat(run, src, dst):
-    """The live nat table's decision for src -> dst: masquerade or not,
-    and the rule that decides (run: the module's run_command, for nft)."""
-    table = nft.read_table(run, *NAT)
-    if table is None:
-        return hop(table_name(NAT), 'missing: nothing is masqueraded', None)
-    for index, (_, expressions) in enumerate(table[1]):
-        verdict = _evaluate(expressions, src, dst)
-        if verdict == 'masquerade':
-            return hop(table_name(NAT), 'rule %d masquerades %s -> %s: the destination sees the '
-                       "node's address" % (index, src, dst))
-        if verdict is None:
-            return hop(table_name(NAT), 'rule %d cannot be read: %s' % (index, expressions))
-    return hop(table_name(NAT), 'no rule matches %s -> %s: the source address is kept' % (src, dst))
-
-
-def _evaluate(expressions, src, dst):
-    """'masquerade' when every match holds, False when one fails, None for
-    what this reader does not know."""
-    for expr in expressions:
-        if 'masquerade' in expr:
-            return 'masquerade'
-        match = expr.get('match')
-        if not match:
-            return None
-        field = (match.get('left') or {}).get('payload', {}).get('field')
-        address = {'saddr': src, 'daddr': dst}.get(field)
-        network = _network(match.get('right'))
-        if address is None or network is None or match.get('op') not in ('==', '!='):
-            return None
-        if (ipaddress.ip_address(address) in network) != (match['op'] == '=='):
-            return False
-    return False
-
-
-def _network(right):
-    if isinstance(right, str):
-        return ipaddress.ip_network(right)
-    prefix = (right or {}).get('prefix') if isinstance(right, dict) else None
-    return ipaddress.ip_network('%s/%d' % (prefix['addr'], prefix['len'])) if prefix else None
+def nat_hop(ruleset, packet):
+    """The live nat table's decision for the new connection: masquerade or
+    not, and the rule that decides."""
+    name, flow = table_name(NAT), '%(src)s -> %(dst)s' % packet
+    if not nfteval.has_table(ruleset, *NAT):
+        return hop(name, 'missing: nothing is masqueraded')
+    by, not_judged = nfteval.masqueraded_by(ruleset, *NAT, packet)
+    if by:
+        return hop(name, "%s masquerades %s: the destination sees the node's address"
+                   % (by[len(name) + 1:], flow))
+    if not_judged:
+        return hop(name, 'cannot be read: %s' % '; '.join(not_judged))
+    return hop(name, 'no rule matches %s: the source address is kept' % flow)
 
 
 def destination_pod_hops(pod):

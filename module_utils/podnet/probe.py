@@ -119,10 +119,33 @@ def denial_reasons(observed, model):
     for source in observed.pods:
         for target in observed.pods:
             if observed.cell(source, target) is False:
-                why = model.reason(source, target) if model.cell(source, target) is False \
-                    else 'the policy model allows it (see the differences)'
+                why = denial_reason(observed, model, source, target)
                 groups.setdefault(POD_IN_REASON.sub(':', why), []).append('%s->%s' % (source, target))
     return ['X %s: %s' % (why, ' '.join(cells)) for why, cells in sorted(groups.items())]
+
+
+def denial_reason(observed, model, source, target):
+    """Why the kernel denied source -> target, in the policy model's words."""
+    if model.cell(source, target) is False:
+        return model.reason(source, target)
+    return 'the policy model allows it (see the differences)'
+
+
+def cell_reasons(observed, model=None):
+    """{from: {to: why}} of the cells observed did not allow: the probe's
+    reason for an undecided cell, the model's for a denied one."""
+    found = {}
+    for source in observed.pods:
+        for target in observed.pods:
+            seen = observed.cell(source, target)
+            if seen is None:
+                why = verdict(None, observed.reason(source, target))
+            elif seen is False and model is not None:
+                why = denial_reason(observed, model, source, target)
+            else:
+                continue
+            found.setdefault(source, {})[target] = why
+    return found
 
 
 def model_matrices(observed, source):
@@ -150,9 +173,18 @@ def model_matrices(observed, source):
     return found
 
 
-def dumps(matrices):
-    """The JSON podnet_probe_report writes and reads back as an expectation."""
-    return json.dumps([m.as_dict() for m in matrices], indent=2, sort_keys=True) + '\n'
+def dumps(matrices, model=None):
+    """The JSON podnet_probe_report writes and reads back as an expectation;
+    with the model's matrices, `why` says why each cell not allowed is so."""
+    models = {m.name: m for m in model or ()}
+    items = []
+    for matrix in matrices:
+        item = matrix.as_dict()
+        why = cell_reasons(matrix, models.get(matrix.name))
+        if why:
+            item['why'] = why
+        items.append(item)
+    return json.dumps(items, indent=2, sort_keys=True) + '\n'
 
 
 def compare(expected, observed):

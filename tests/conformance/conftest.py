@@ -3,11 +3,23 @@ runs against (`--ansible-inventory`, PODNET_INVENTORY, or inventories/lab).
 
 Pods are read from each node's own records (/var/lib/podnet/pods), then
 every check runs inside pods and nodes through SSH, as a user would.
+
+Every run writes its report (conformance/report.py) and JUnit XML to
+.lab/report/<molecule scenario or inventory>/, or to --podnet-report DIR:
+each command a check runs on a node is kept there as its evidence.
 """
 import json
+import os
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
-from podnet_testlib import inventory_nodes, testinfra_host
+from conformance.report import Grid, Report, write_index
+from podnet_testlib import ROOT, inventory_nodes, inventory_path, testinfra_host
+
+REPORTS = ROOT / '.lab' / 'report'
+REPORT = pytest.StashKey[Report]()
 
 STATE_DIR = '/var/lib/podnet'
 RECORD_END = '\x1e'
@@ -65,9 +77,42 @@ def node_vars(inventory):
 
 
 @pytest.fixture(scope='session')
-def nodes(node_vars):
-    """{name: testinfra host} of every node."""
-    return {name: testinfra_host(v) for name, v in node_vars.items()}
+def nodes(node_vars, pytestconfig):
+    """{name: testinfra host} of every node; what each runs goes in the report."""
+    report = pytestconfig.stash[REPORT]
+    return {name: recorded(testinfra_host(v), name, report) for name, v in node_vars.items()}
+
+
+def recorded(host, name, report):
+    """host, its commands and their answers kept as the running check's evidence."""
+    run = host.backend.run
+    if getattr(run, 'podnet_report', None) is report:
+        return host
+
+    def run_and_record(command, *args, **kwargs):
+        result = run(command, *args, **kwargs)
+        text = result.command.decode(errors='replace') if isinstance(result.command, bytes) \
+            else str(result.command)
+        report.command(name, text, result.rc, result.stdout + result.stderr)
+        return result
+    run_and_record.podnet_report = report
+    host.backend.run = run_and_record
+    return host
+
+
+@pytest.fixture
+def report(pytestconfig):
+    """The running check's part of the report: report.grid(title, pods,
+    allowed, why, expected) draws a truth table there."""
+    return GridRecorder(pytestconfig.stash[REPORT])
+
+
+class GridRecorder:
+    def __init__(self, report):
+        self._report = report
+
+    def grid(self, title, pods, allowed, why=None, expected=None):
+        self._report.grid(Grid(title, list(pods), allowed, why or {}, expected))
 
 
 @pytest.fixture(scope='session')
@@ -108,8 +153,116 @@ def underlay(node_vars, nodes):
     return found
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """G5 replaces the cluster's pods with the netpol model (when enabled):
     its tests run last, after every check of the pods the cluster was
     converged with. The sort is stable: all else keeps its order."""
     items.sort(key=lambda item: item.path.name == 'test_network_policy.py')
+    for item in items:
+        add_to_report(config, item)
+
+
+# -- the report ------------------------------------------------------------
+
+def pytest_addoption(parser):
+    parser.addoption('--podnet-report', metavar='DIR', default=os.environ.get('PODNET_REPORT'),
+                     help='write the conformance report and JUnit XML to DIR '
+                          '(default: .lab/report/<molecule scenario or inventory name>)')
+
+
+def report_folder(config):
+    chosen = config.getoption('podnet_report')
+    if chosen:
+        return os.path.abspath(chosen)
+    name = os.environ.get('MOLECULE_SCENARIO_NAME') or inventory_path(config).name
+    return str(REPORTS / name)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """Before pytest's own junitxml plugin reads where to write (--junitxml wins)."""
+    folder = report_folder(config)
+    name = os.path.basename(folder)
+    config.stash[REPORT] = Report(name, inventory_path(config))
+    config.podnet_report_folder = folder
+    if not config.option.xmlpath:
+        config.option.xmlpath = os.path.join(folder, 'junit.xml')
+
+
+def add_to_report(config, item):
+    module = getattr(item, 'module', None)
+    function = getattr(item, 'function', None)
+    config.stash[REPORT].add(str(item.path), getattr(module, '__doc__', ''), item.nodeid,
+                             getattr(function, '__name__', item.name),
+                             getattr(function, '__doc__', ''))
+
+
+def pytest_deselected(items):
+    for item in items:
+        add_to_report(item.config, item)
+        item.config.stash[REPORT].deselected = deselection(item.config)
+
+
+def deselection(config):
+    parts = []
+    if config.option.keyword:
+        parts.append("-k '%s'" % config.option.keyword)
+    if config.option.markexpr:
+        parts.append("-m '%s'" % config.option.markexpr)
+    return 'deselected by %s' % ' '.join(parts) if parts else 'deselected'
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item):
+    report = item.config.stash[REPORT]
+    report.begin(item.nodeid)
+    try:
+        return (yield)
+    finally:
+        report.end()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item):
+    result = yield
+    if result.skipped and isinstance(result.longrepr, tuple):
+        message = result.longrepr[2]
+    else:
+        message = result.longreprtext if result.failed else ''
+    item.config.stash[REPORT].phase(item.nodeid, result.when, result.outcome, result.duration,
+                                    message)
+    return result
+
+
+def pytest_sessionfinish(session):
+    """Write the report, with a picture of the cluster drawn from live state
+    (playbooks/graph.yml) when the nodes answer."""
+    config = session.config
+    started = time.monotonic()
+    folder = config.podnet_report_folder
+    picture, note = draw_cluster(inventory_path(config), folder)
+    page = config.stash[REPORT].write(Path(folder), picture, note)
+    if Path(folder).parent == REPORTS:
+        write_index(REPORTS)
+    config.podnet_report_written = (page, time.monotonic() - started)
+
+
+def draw_cluster(inventory, folder):
+    """(SVG text, note) of the cluster now; no SVG and why when it cannot be drawn."""
+    output = os.path.join(folder, 'cluster')
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
+    try:
+        done = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory),
+                               'playbooks/graph.yml', '-e', 'graph_output=' + output],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return None, 'The cluster was not drawn: playbooks/graph.yml took over 120 s.'
+    if done.returncode != 0:
+        return None, 'The cluster was not drawn: playbooks/graph.yml failed:\n' + done.stdout[-1500:]
+    return Path(output + '.svg').read_text(), 'Drawn by playbooks/graph.yml when the run ended.'
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    written = getattr(config, 'podnet_report_written', None)
+    if written:
+        terminalreporter.write_line('podnet conformance report: %s (written in %.1f s)' % written)

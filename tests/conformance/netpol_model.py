@@ -47,7 +47,9 @@ class Model:
                          json.dumps({'podnet_manifests': manifests}))
 
     def probe(self):
-        """{(port, protocol): {from: {to: allowed}}} of the whole model. The
+        """{(port, protocol): table} of the whole model, each table as
+        podnet_probe_report writes it: allowed[from][to], and why[from][to]
+        for the cells not allowed. The
         probe also holds every cell against the policy model explain and
         probe print their reasons from (probe_expect=model fails on any
         disagreement), so each case checks those verdicts against reality."""
@@ -58,7 +60,13 @@ class Model:
         with open(out) as f:
             tables = json.load(f)
         self.ips = tables[0]['ips']
-        return {(t['port'], t['protocol']): t['allowed'] for t in tables}
+        return {(t['port'], t['protocol']): t for t in tables}
+
+    def ip(self, pod):
+        """A model pod's address (probing once if no probe has run yet)."""
+        if not self.ips:
+            self.probe()
+        return self.ips[pod]
 
 
 ENABLE = 'PODNET_G5'

@@ -25,9 +25,14 @@ def test_the_pod_ip_sits_on_the_pod_eth0(pods):
         assert ' %s/24 ' % pod.ip in pod.run('ip -o -4 addr show dev eth0').stdout, pod
 
 
-def test_every_pod_reaches_every_other_pod(pods):
-    for source in pods.values():
-        assert source.unreachable([p.ip for p in pods.values() if p is not source]) == [], source
+def test_every_pod_reaches_every_other_pod(pods, report):
+    missed = {key: source.unreachable([p.ip for p in pods.values() if p is not source])
+              for key, source in pods.items()}
+    keys = sorted(pods)
+    report.grid('ping from pod (row) to pod (column)', keys,
+                {s: {t: None if s == t else pods[t].ip not in missed[s] for t in keys} for s in keys},
+                {s: {s: 'a pod to itself is not pinged'} for s in keys})
+    assert {key: ips for key, ips in missed.items() if ips} == {}
 
 
 def test_every_node_reaches_every_pod(nodes, pods):

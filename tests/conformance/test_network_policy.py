@@ -113,61 +113,61 @@ CASES = {
 }
 
 
-def differences(seen, expect):
+def verdicts(model, report, expect):
+    """Probe the whole model, draw each truth table in the report (why each
+    denied cell is denied, as the policy model says), and return every cell
+    that differs from what the documentation allows."""
     wrong = []
-    for port in PORTS:
-        for protocol in PROTOCOLS:
-            table = seen[(port, protocol)]
-            for src in PODS:
-                for dst in PODS:
-                    want = src == dst or expect(src, dst, port, protocol)
-                    if table[src][dst] != want:
-                        wrong.append('%s/%d %s -> %s: expected %s, got %s' % (
-                            protocol, port, src, dst, *(('allowed' if v else 'denied')
-                                                        for v in (want, table[src][dst]))))
+    for (port, protocol), table in sorted(model.probe().items()):
+        want = {s: {d: s == d or expect(s, d, port, protocol) for d in PODS} for s in PODS}
+        report.grid('%s/%d' % (protocol, port), PODS, table['allowed'], table.get('why'), want)
+        for src in PODS:
+            for dst in PODS:
+                if table['allowed'][src][dst] != want[src][dst]:
+                    wrong.append('%s/%d %s -> %s: expected %s, got %s' % (
+                        protocol, port, src, dst, *(('allowed' if v else 'denied')
+                                                    for v in (want[src][dst], table['allowed'][src][dst]))))
     return wrong
 
 
-def test_without_policies_every_pair_connects(model):
-    assert differences(model.probe(), lambda *a: True) == []
+def test_without_policies_every_pair_connects(model, report):
+    assert verdicts(model, report, lambda *a: True) == []
 
 
 @pytest.mark.parametrize('case', sorted(CASES))
-def test_policy_case(model, case):
+def test_policy_case(model, report, case):
     policies, expect = CASES[case]
     model.apply(policies)
-    assert differences(model.probe(), expect) == []
+    assert verdicts(model, report, expect) == []
 
 
-def test_ip_block_with_except(model):
+def test_ip_block_with_except(model, report):
     """ipBlock allows the cluster CIDR except one pod's address (its /32)."""
-    model.probe()
-    excluded = model.ips['y/b']
+    excluded = model.ip('y/b')
     model.apply([policy('x', 'a-from-block', {'podSelector': sel(pod='a'), 'ingress': [{'from': [
         {'ipBlock': {'cidr': '10.42.0.0/16', 'except': [excluded + '/32']}}]}]})])
-    assert differences(model.probe(), ingress_to('x/a', lambda s: s != 'y/b')) == []
+    assert verdicts(model, report, ingress_to('x/a', lambda s: s != 'y/b')) == []
 
 
-def test_updating_a_policy_changes_what_it_allows(model):
+def test_updating_a_policy_changes_what_it_allows(model, report):
     rule = lambda source: {'podSelector': sel(pod='a'),  # noqa: E731
                            'ingress': [{'from': [{'podSelector': sel(pod=source)}]}]}
     model.apply([policy('x', 'a-from', rule('b'))])
     model.apply([policy('x', 'a-from', rule('c'))])
-    assert differences(model.probe(), ingress_to('x/a', lambda s: s == 'x/c')) == []
+    assert verdicts(model, report, ingress_to('x/a', lambda s: s == 'x/c')) == []
 
 
-def test_removing_policies_restores_traffic(model):
+def test_removing_policies_restores_traffic(model, report):
     model.apply([policy('x', 'deny-all', {'podSelector': {}, 'policyTypes': ['Ingress', 'Egress']})])
     model.apply([])
-    assert differences(model.probe(), lambda *a: True) == []
+    assert verdicts(model, report, lambda *a: True) == []
 
 
 def test_denied_connections_time_out_rather_than_being_refused(model, nodes):
     """Drop, never reject: a denied TCP connect gets no RST, so it times out."""
     model.apply([policy('x', 'deny-ingress', {'podSelector': {}, 'policyTypes': ['Ingress']})])
-    model.probe()
-    host, netns = sandbox_of(nodes, model.ips['y/a'])
-    answer = host.run('ip netns exec %s curl -s -m 2 http://%s:80/', netns, model.ips['x/a'])
+    host, netns = sandbox_of(nodes, model.ip('y/a'))
+    answer = host.run('ip netns exec %s curl -s -m 2 http://%s:80/', netns, model.ip('x/a'))
     assert answer.rc == 28, (answer.rc, answer.stderr)  # curl: operation timed out
 
 

@@ -160,7 +160,9 @@ def test_host_gw_path_goes_by_the_next_hop_on_the_underlay(host_gw, tmp_path):
 
 def test_graph_draws_the_live_cluster_with_a_path(seeded, tmp_path):
     a, b, found = seed_pair(seeded, same_rack=False)
-    explain(seeded, tmp_path, a, b)
+    explain(seeded, tmp_path, a, b, '-e', 'explain_picture=%s' % (tmp_path / 'explained'))
+    drawn = html.unescape((tmp_path / 'explained.svg').read_text())
+    assert '%s to %s' % (a, b) in drawn and '#d62728' in drawn, 'explain drew no path'
     playbook(seeded.inventory, 'playbooks/graph.yml', '-e', 'graph_path=%s' % (tmp_path / 'path.json'),
              '-e', 'graph_output=%s' % (tmp_path / 'cluster'))
     svg = html.unescape((tmp_path / 'cluster.svg').read_text())  # dot writes - as &#45;

@@ -54,13 +54,35 @@ def test_bad_arguments_are_named(args, subject, message):
     assert raised.value.subject == subject and message in str(raised.value)
 
 
+def nat_table(rules):
+    """`nft -j list ruleset` of podnet's nat table holding these postrouting rules."""
+    items = [{'table': {'family': 'ip', 'name': 'podnet-nat'}},
+             {'chain': {'family': 'ip', 'table': 'podnet-nat', 'name': 'postrouting', 'type': 'nat',
+                        'hook': 'postrouting', 'prio': 100, 'policy': 'accept'}}]
+    items += [{'rule': {'family': 'ip', 'table': 'podnet-nat', 'chain': 'postrouting', 'expr': e}}
+              for e in rules]
+    return {'nftables': items}
+
+
+def nat_says(ruleset, src, dst):
+    return pathtrace.nat_hop(ruleset, {'src': src, 'dst': dst, 'protocol': 'tcp', 'dport': 80,
+                                       'iif': 'veth1', 'oif': 'eth0'})['says']
+
+
 def test_the_nat_decision_is_read_from_the_rules():
     _, rules = nat_ruleset('10.42.0.0/24', '10.42.0.0/16')
-    expressions = rules[0][1]
-    assert pathtrace._evaluate(expressions, '10.42.0.2', '203.0.113.10') == 'masquerade'
-    assert pathtrace._evaluate(expressions, '10.42.0.2', '10.42.1.2') is False
-    assert pathtrace._evaluate(expressions, '10.42.9.2', '203.0.113.10') is False
-    assert pathtrace._evaluate([{'counter': None}, {'masquerade': None}], 'a', 'b') is None
+    ruleset = nat_table([rules[0][1]])
+    assert nat_says(ruleset, '10.42.0.2', '203.0.113.10') == (
+        "chain postrouting rule 0 masquerades 10.42.0.2 -> 203.0.113.10: the destination sees "
+        "the node's address")
+    for src, dst in (('10.42.0.2', '10.42.1.2'), ('10.42.9.2', '203.0.113.10')):
+        assert nat_says(ruleset, src, dst) == 'no rule matches %s -> %s: the source address is kept' % (
+            src, dst)
+    assert nat_says({'nftables': []}, 'a', 'b') == 'missing: nothing is masqueraded'
+    unknown = nat_table([[{'match': {'op': '==', 'left': {'meta': {'key': 'mark'}}, 'right': 1}},
+                          {'masquerade': None}]])
+    assert nat_says(unknown, '10.42.0.2', '203.0.113.10').startswith(
+        'cannot be read: ip podnet-nat chain postrouting rule 0')
 
 
 CONNTRACK = [

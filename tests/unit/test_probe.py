@@ -77,6 +77,18 @@ def test_json_shape():
                                  'y/a': {'x/a': True, 'x/b': True, 'y/a': True}}}]
 
 
+def test_json_says_why_each_cell_not_allowed_is_so():
+    observed = probe.build(full(**{'x_a>x_b': False, 'y_a>x_a': False, 'x_b>y_a': None}), PODS)
+    model = probe.build(full(**{'x_a>x_b': False}), PODS)
+    model[0].reasons = {'x/a': {'x/b': 'ingress of x/b: isolated by x/deny, no rule allows'}}
+    data = json.loads(probe.dumps(observed, model))
+    assert data[0]['why'] == {
+        'x/a': {'x/b': 'ingress of x/b: isolated by x/deny, no rule allows'},
+        'x/b': {'y/a': 'unsupported: no SCTP'},
+        'y/a': {'x/a': 'the policy model allows it (see the differences)'}}
+    assert probe.compare(probe.loads(probe.dumps(observed, model), 'e.json'), observed) == []
+
+
 def test_json_round_trip_compares_equal():
     matrices = probe.build(full() + full(protocol='UDP', **{'y_a>x_a': False}), PODS)
     assert probe.compare(probe.loads(probe.dumps(matrices), 'e.json'), matrices) == []
