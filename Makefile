@@ -8,7 +8,7 @@ INVENTORY ?= inventories/lab
 
 NODE ?= node1
 
-.PHONY: help bootstrap bootstrap-tests up test test-vms unit unit-and-integration molecule down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
@@ -18,6 +18,7 @@ help:
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
+	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal"
 
 bootstrap:
 	@bin/bootstrap
@@ -60,6 +61,10 @@ bench: bootstrap
 	python bench/pods_bench.py 100
 	python bench/policy_bench.py 100 1000
 	python bench/explain_bench.py
+
+# Minutes, not seconds, and a 20-node lab: not part of make bench.
+bench-scale: bootstrap
+	python bench/scale_bench.py 1000
 
 # Log in to a lab node with the lab's own key and host key (CMD= runs a
 # command there, passed whole so that pipes and ; run on the node).

@@ -26,6 +26,7 @@ from conformance import test_g4_nodes_and_pods as g4
 from conformance import test_g6_masquerade as g6
 from conformance import test_g7_mtu as g7
 from conformance import test_node_base as node_base
+from conformance.conftest import GridRecorder
 from faults.conftest import (POD_MTU, STATE_DIR, changed_output, errors, fresh_cluster,
                              node_problems, pod, recap, server, verdict, write_manifest)
 
@@ -94,7 +95,7 @@ def masqueraded(c, f):
 
 def across_nodes(other):
     def probe(c, f):
-        g1.test_every_pod_reaches_every_other_pod(peers(c, f.node, other))
+        g1.test_every_pod_reaches_every_other_pod(peers(c, f.node, other), GridRecorder())
     return probe
 
 
