@@ -65,6 +65,7 @@ bench: bootstrap
 # Minutes, not seconds, and a 20-node lab: not part of make bench.
 bench-scale: bootstrap
 	python bench/scale_bench.py 1000
+	python bench/policy_bench.py --pods 1000 --nodes 20 1000
 
 # Log in to a lab node with the lab's own key and host key (CMD= runs a
 # command there, passed whole so that pipes and ; run on the node).

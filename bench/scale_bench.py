@@ -2,10 +2,13 @@
 user runs the playbooks, each figure against its goal (issue "Scale").
 
   1. lab up: the 20 nodes (playbooks/lab.yml)
-  2. converge the N pods after lab up (site.yml with bench/gen_pods.py's YAML)
+  2. converge the N pods after lab up (site.yml with bench/gen_pods.py's
+     YAML, and the seed's 5 pods the conformance suite needs)
   3. a second converge, which must report changed=0
-  4. remove every pod (site.yml with no manifests)
-  5. lab down (lab.yml lab_state=absent)
+  4. the conformance suite (G5 aside) on a sample: 200 pods per check and 200
+     random pairs across nodes (--podnet-sample 200)
+  5. remove every pod (site.yml with no manifests)
+  6. lab down (lab.yml lab_state=absent)
 
 Baseline: the same lab's converge with no pods at all, run in the same
 process before step 2: what any converge of these 20 nodes costs (Ansible,
@@ -31,7 +34,8 @@ PLAYBOOK = str(ROOT / '.venv' / 'bin' / 'ansible-playbook')
 INVENTORY = 'inventories/scale'
 NODES = 20
 GOALS = {'lab up': None, 'no pods': None, 'converge': 60.0, 'second converge': 15.0,
-         'remove all': 20.0, 'lab down': 10.0}
+         'conformance': None, 'remove all': 20.0, 'lab down': 10.0}
+SAMPLE = 200
 CHANGED = re.compile(r'changed=(\d+)')
 
 
@@ -55,8 +59,53 @@ def used_memory():
     return (kib('MemTotal') - kib('MemAvailable')) * 1024
 
 
+def processes():
+    """(pid, argv, pid namespace) of every process."""
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            argv = Path('/proc/%s/cmdline' % pid).read_bytes().decode(errors='replace').split('\0')
+            yield int(pid), argv, os.readlink('/proc/%s/ns/pid' % pid)
+        except OSError:
+            continue
+
+
+def pss(pid):
+    """Proportional set size in bytes: shared pages split among their users."""
+    try:
+        for line in Path('/proc/%d/smaps_rollup' % pid).read_text().splitlines():
+            if line.startswith('Pss:'):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def memory_per_role(lab, pods):
+    """(per node, per pod) bytes of PSS: a node's init and sshd (the
+    processes of its PID namespace), a pod's pause and sleeping container."""
+    found = list(processes())
+    node_ns = {ns for _, argv, ns in found
+               if any(a.endswith('podnet-lab-init') for a in argv) and lab in argv and 'fabric' not in argv
+               and 'outside' not in argv}
+    nodes = sum(pss(pid) for pid, _, ns in found if ns in node_ns)
+    pod_procs = sum(pss(pid) for pid, argv, _ in found
+                    if argv[0] == '/pause' or argv[:2] == ['sleep', 'infinity'])
+    return nodes / max(len(node_ns), 1), pod_procs / pods
+
+
 def manifests(path):
-    return '{"podnet_manifests": %s}' % ('["%s"]' % path if path else '[]')
+    return '{"podnet_manifests": %s}' % ('["manifests/seed", "%s"]' % path if path else '[]')
+
+
+def conformance():
+    """(seconds, passed and failed counts, the report's path line) of the sampled suite."""
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+                           'tests/conformance', '--ansible-inventory', INVENTORY,
+                           '--podnet-sample', str(SAMPLE)], cwd=ROOT, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    lines = done.stdout.strip().splitlines()
+    return took, 0, [line for line in lines if 'report:' in line] + lines[-1:]
 
 
 def main():
@@ -72,18 +121,20 @@ def main():
         before = used_memory()
         figures['converge'], _, notes['converge'] = playbook('playbooks/site.yml', '-e', manifests(pods_file))
         pods_memory = used_memory() - before
+        per_node, per_pod = memory_per_role('scale', count)
         figures['second converge'], changed, notes['second converge'] = playbook(
             'playbooks/site.yml', '-e', manifests(pods_file))
         if changed:
             print('second converge: changed=%d, not 0' % changed)
+        figures['conformance'], _, notes['conformance'] = conformance()
         figures['remove all'], _, notes['remove all'] = playbook('playbooks/site.yml', '-e', manifests(None))
     finally:
         figures['lab down'], _, notes['lab down'] = playbook('playbooks/lab.yml', '-e', 'lab_state=absent')
-    report(count, figures, notes, pods_memory)
+    report(count, figures, notes, pods_memory, per_node, per_pod)
 
 
-def report(count, figures, notes, pods_memory):
-    print('%d pods on %d nodes (%s), one run' % (count, NODES, INVENTORY))
+def report(count, figures, notes, pods_memory, per_node, per_pod):
+    print('%d pods and the seed pods on %d nodes (%s), one run' % (count, NODES, INVENTORY))
     for name, seconds in figures.items():
         goal = GOALS[name]
         judged = 'goal %.0f s: %s' % (goal, 'met' if seconds <= goal else 'NOT met') if goal else ''
@@ -92,8 +143,10 @@ def report(count, figures, notes, pods_memory):
         print('  %-16s %6.1f s   %s%s' % (name, seconds, judged, share))
         for line in notes.get(name, []):
             print('  %16s   %s' % ('', line.strip()))
-    print('  memory of the pods: %.0f MB in all, %.2f MB per pod (used memory, pods up less lab up)'
-          % (pods_memory / 2**20, pods_memory / 2**20 / count))
+    print('  memory of the pods: %.0f MiB in all, %.2f MiB per pod (used memory, pods up less lab up; '
+          'goal: the cluster under 4 GiB)' % (pods_memory / 2**20, pods_memory / 2**20 / count))
+    print('  PSS per idle pod (pause + sleep): %.2f MiB; per node (its init and sshd): %.2f MiB'
+          % (per_pod / 2**20, per_node / 2**20))
 
 
 if __name__ == '__main__':

@@ -53,6 +53,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+backend:
+  description: The backend the plan connects the nodes with.
+  returned: success
+  type: str
+  sample: vxlan
 nodes:
   description: Per node, its pod CIDR, MTU, VTEP MAC, peers and pods (as in C(pods), without C(node)).
   returned: success

@@ -50,12 +50,15 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ansible_facts:
-  description: C(podnet_node) with the node's hostname and underlay.
+  description:
+    - C(podnet_node) with the node's hostname and underlay, its pod CIDR and pods, and its
+      machine's kernel (its boot id, which lab nodes share) and available memory in bytes.
   returned: when O(state=present)
   type: dict
   sample: {podnet_node: {hostname: node1, underlay_ip: 10.11.1.11, underlay_ifname: eth0,
                          underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24,
-                         pods: [default/multi-container-pod]}}
+                         pods: [default/multi-container-pod],
+                         kernel: 4b1c0e2a-8f0d-4c3e-9a57-2f1d7c5e6b10, memory_available: 22548578304}}
 changed_sysctls:
   description: The parameters that were (or would be) changed, with their new values.
   returned: when O(state=present)
@@ -73,7 +76,7 @@ import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import sysctl
+from ansible.module_utils.podnet import capacity, sysctl
 from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.nodestate import (
     clear_state, own_entries, read_pod_cidr, read_pod_records)
@@ -95,7 +98,7 @@ def read(params):
     except LookupError as exc:
         raise SpecError('underlay_ip', str(exc))
     facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
-                 pods=sorted(read_pod_records(params['state_dir'])))
+                 pods=sorted(read_pod_records(params['state_dir'])), **capacity.read_machine())
     return {'sysctls': values, 'persist_file': read_text(params['persist_file']), 'facts': facts}
 
 

@@ -4,13 +4,12 @@ From the manifests, the inventory's nodes and the image catalog it derives
 everything the node modules need: each node's pod CIDR, MTU and VTEP MAC,
 the pods placed on it with their resolved command lines, and its peers.
 Every refusal (bad manifest, unknown image, unknown nodeName, overlapping
-CIDRs, host-gw across routed racks) happens here, for all nodes at once.
+CIDRs, host-gw across routed racks, pods beyond a pod CIDR or the memory
+of a machine) happens here, for all nodes at once.
 """
-import ipaddress
 import os
 
-from ansible.module_utils.podnet import backend, images, manifests, names, podcidr
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet import backend, capacity, images, manifests, names, podcidr
 
 VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
 
@@ -44,20 +43,10 @@ def _pod(pod, catalog, paths):
             'containers': containers}
 
 
-def _check_capacity(placement, cidrs):
-    """A node's pods must fit its pod CIDR (less network, gateway, broadcast)."""
-    for node, cidr in cidrs.items():
-        count = sum(1 for n in placement.values() if n == node)
-        room = ipaddress.IPv4Network(cidr).num_addresses - 3
-        if count > room:
-            raise SpecError('%s: pod CIDR' % node, '%s holds %d pods, %d are placed there'
-                            % (cidr, room, count))
-
-
 def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
-    (keys of the pods running there)}]."""
+    (keys of the pods running there), kernel, memory_available}]."""
     found = manifests.load(manifest_paths)  # refuses an invalid policy too
     order = [n['name'] for n in nodes]
     running = {key: n['name'] for n in nodes for key in n.get('pods') or ()}
@@ -69,7 +58,8 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     pods = {p.key: _pod(p, catalog, paths) for p in found.pods}
     records = {n['name']: dict(n, pod_cidr=cidrs[n['name']], vtep_mac=names.stable_mac('vtep', n['name']))
                for n in nodes}
-    _check_capacity(placement, cidrs)
+    capacity.check_pod_cidrs(placement, cidrs)
+    capacity.check_memory(placement, nodes, running)
     plan = {}
     for name, node in records.items():
         peers = [{k: p[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}
@@ -83,6 +73,6 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                                                    'vtep_mac')},
                       'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
     everyone = [dict(pods[k], node=placement[k]) for k in sorted(pods)]
-    return {'nodes': plan, 'placement': placement, 'pods': everyone,
+    return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies}

@@ -24,7 +24,8 @@ from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.network import BRIDGE
 from ansible.module_utils.podnet.nodestate import IPAM_DIR, PODS_DIR, read_pod_records
-from ansible.module_utils.podnet.netlink import delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.netlink import (
+    delete_link, delete_links, link_index, links_by_name, rtnl)
 from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.sandbox import (
     Process, SandboxError, Spawner, kill_holders, list_netns, netns_inode, netns_path,
@@ -261,10 +262,7 @@ class NodePods:
                 if proc:
                     Process.from_dict(proc).kill()
         with rtnl() as ipr:
-            links = links_by_name(ipr)
-            for state in states:
-                if state['veth'] in links:
-                    delete_link(ipr, state['veth'])
+            delete_links(ipr, [state['veth'] for state in states])
         for key, state in zip(keys, states):
             remove_netns(state['netns'])
             if state['ip'] and self.ipam:  # state absent removes IPAM whole

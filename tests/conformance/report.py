@@ -98,6 +98,8 @@ class Report:
         self.checks = {}  # nodeid -> Check
         self.current = None  # the Check now running
         self.deselected = ''  # why checks were not run, e.g. `-k not network_policy`
+        self.scope = 'every pod and every pair'  # or the sample the checks visited
+        self.pod_count = 0  # of the cluster, once a check has read its pods
 
     # -- fed by the suite's hooks -------------------------------------------
 
@@ -229,8 +231,9 @@ def render(report, picture=None, picture_note=''):
              '<title>podnet conformance: %s</title><style>%s</style></head><body>'
              % (_e(report.name), STYLE),
              '<h1>podnet conformance: %s</h1>' % _e(report.name),
-             '<p class="meta">inventory %s &middot; %s &middot; %s</p>' % (
+             '<p class="meta">inventory %s &middot; %s &middot; checked: %s &middot; %s</p>' % (
                  _e(report.inventory), time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(report.started)),
+                 _e(report.scope),
                  ', '.join('%d %s' % (n, o) for o, n in sorted(counts.items())) or 'no checks'),
              _summary_table(sections, report.deselected)]
     parts += [_section_html(s, report.deselected) for s in sections]

@@ -39,8 +39,8 @@ def test_containers_share_net_uts_ipc_but_not_pid_or_mount(multi):
     assert ns_of(multi, multi.pause_pid, 'pid') not in {ns_of(multi, p, 'pid') for p in pids[1:]}
 
 
-def test_a_pause_process_holds_the_sandbox(pods):
-    for pod in pods.values():
+def test_a_pause_process_holds_the_sandbox(pods, sample):
+    for pod in sample.pods(pods):
         assert pod.host.check_output('tr "\\0" " " < /proc/%s/cmdline', str(pod.pause_pid)).strip() == '/pause'
         assert pod.host.check_output('ip netns identify %s', str(pod.pause_pid)) == pod.netns
 

@@ -12,8 +12,8 @@ def outside(node_vars):
     return address
 
 
-def test_the_outside_host_sees_the_node_address(pods, underlay, outside):
-    for pod in pods.values():
+def test_the_outside_host_sees_the_node_address(pods, underlay, outside, sample):
+    for pod in sample.pods(pods):
         answer = pod.run('curl -s -m 5 http://%s/clientip', outside)
         assert answer.rc == 0, (pod, answer.stderr)
         assert answer.stdout.rsplit(':', 1)[0] == underlay[pod.node], pod

@@ -22,26 +22,26 @@ def pod_mtu(nodes, underlay):
     return found
 
 
-def test_mtu_is_consistent_on_every_hop(nodes, pods, pod_mtu):
+def test_mtu_is_consistent_on_every_hop(nodes, pods, pod_mtu, sample):
     for name, host in nodes.items():
         assert link_mtu(host, 'cni0') == pod_mtu[name]
         if host.run('test -e /sys/class/net/flannel.1').rc == 0:
             assert link_mtu(host, 'flannel.1') == pod_mtu[name]
-    for pod in pods.values():
+    for pod in sample.pods(pods):
         assert link_mtu(pod.host, 'eth0', pod.netns) == pod_mtu[pod.node], pod
         assert link_mtu(pod.host, pod.veth) == pod_mtu[pod.node], pod
 
 
-def test_full_size_df_packets_cross_nodes_and_one_byte_more_does_not(pods, pod_mtu):
-    crossed = 0
-    for source in pods.values():
-        remote = [p.ip for p in pods.values() if p.node != source.node]
-        if not remote:
-            continue
+def test_full_size_df_packets_cross_nodes_and_one_byte_more_does_not(pods, pod_mtu, sample):
+    crossed, remotes = 0, {}
+    for source, target in sample.pairs(list(pods.values()), list(pods.values())):
+        if source.node != target.node:
+            remotes.setdefault(source.key, []).append(target.ip)
+    for key, remote in remotes.items():
+        source = pods[key]
         payload = pod_mtu[source.node] - IP_ICMP_HEADERS
-        lost = source.run("sh -c 'for a in %s; do (ping -c1 -W2 -q -M do -s %d $a >/dev/null "
-                          "|| echo $a) & done; wait'" % (' '.join(remote), payload))
-        assert lost.stdout.split() == [], (source, 'full-size packets lost to', lost.stdout)
+        lost = source.unreachable(remote, '-M do -s %d' % payload)
+        assert lost == [], (source, 'full-size packets lost to', lost)
         too_big = source.run('ping -c1 -W0.2 -M do -s %s %s', str(payload + 1), remote[0])
         assert too_big.rc != 0 and 'mtu=%d' % pod_mtu[source.node] in too_big.stdout + too_big.stderr
         crossed += len(remote)

@@ -26,9 +26,11 @@ from conformance import test_g4_nodes_and_pods as g4
 from conformance import test_g6_masquerade as g6
 from conformance import test_g7_mtu as g7
 from conformance import test_node_base as node_base
-from conformance.conftest import GridRecorder
+from conformance.conftest import GridRecorder, Sample
 from faults.conftest import (POD_MTU, STATE_DIR, changed_output, errors, fresh_cluster,
                              node_problems, pod, recap, server, verdict, write_manifest)
+
+EVERY = Sample()  # the checks visit every pod and pair they are given
 
 pytestmark = pytest.mark.lab
 
@@ -63,7 +65,7 @@ def peers(cluster, *nodes):
 
 
 def pause_held(c, f):
-    g2.test_a_pause_process_holds_the_sandbox(victim(c, f))
+    g2.test_a_pause_process_holds_the_sandbox(victim(c, f), EVERY)
 
 
 def serves_http(c, f):
@@ -72,30 +74,30 @@ def serves_http(c, f):
 
 
 def node_reaches_pod(c, f):
-    g1.test_every_node_reaches_every_pod({f.node: c.hosts[f.node]}, victim(c, f))
+    g1.test_every_node_reaches_every_pod({f.node: c.hosts[f.node]}, victim(c, f), EVERY)
 
 
 def pod_reaches_node(c, f):
-    g4.test_every_pod_reaches_every_node(victim(c, f), {f.node: c.underlay(f.node)})
+    g4.test_every_pod_reaches_every_node(victim(c, f), {f.node: c.underlay(f.node)}, EVERY)
 
 
 def ip_on_eth0(c, f):
-    g1.test_the_pod_ip_sits_on_the_pod_eth0(victim(c, f))
+    g1.test_the_pod_ip_sits_on_the_pod_eth0(victim(c, f), EVERY)
 
 
 def mtu_consistent(c, f):
     pods = victim(c, f) if f.pod else {}
-    g7.test_mtu_is_consistent_on_every_hop({f.node: c.hosts[f.node]}, pods, {f.node: POD_MTU})
+    g7.test_mtu_is_consistent_on_every_hop({f.node: c.hosts[f.node]}, pods, {f.node: POD_MTU}, EVERY)
 
 
 def masqueraded(c, f):
     g6.test_the_outside_host_sees_the_node_address(peers(c, f.node), {f.node: c.underlay(f.node)},
-                                                   OUTSIDE)
+                                                   OUTSIDE, EVERY)
 
 
 def across_nodes(other):
     def probe(c, f):
-        g1.test_every_pod_reaches_every_other_pod(peers(c, f.node, other), GridRecorder())
+        g1.test_every_pod_reaches_every_other_pod(peers(c, f.node, other), GridRecorder(), EVERY)
     return probe
 
 

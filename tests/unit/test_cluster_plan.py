@@ -89,6 +89,10 @@ def test_host_gw_mtu_is_the_underlay_mtu(manifests):
     assert {p['mtu'] for p in build(manifests, 'host-gw')['nodes'].values()} == {1500}
 
 
+def test_the_plan_names_its_backend(manifests):
+    assert [build(manifests, b)['backend'] for b in ('vxlan', 'host-gw')] == ['vxlan', 'host-gw']
+
+
 def test_pods_land_where_placement_says(manifests):
     plan = build(manifests)
     assert plan['placement'] == {'shop/pinned': 'node2', 'default/a-netexec': 'node1',
@@ -170,6 +174,36 @@ def test_more_pods_than_a_node_cidr_holds_is_refused(tmp_path):
         '  containers: [{name: c, image: x, command: [sleep, "1"]}]' % i for i in range(254)))
     with pytest.raises(SpecError, match=r'node1: pod CIDR: 10.42.0.0/24 holds 253 pods, 254 are placed'):
         build([str(path)], nodes=[node('node1', '10.11.1.11')])
+
+
+def pods_file(tmp_path, count):
+    path = tmp_path / 'pods.yaml'
+    path.write_text('\n---\n'.join(
+        'apiVersion: v1\nkind: Pod\nmetadata: {name: p%d}\nspec:\n'
+        '  containers: [{name: c, image: x, command: [sleep, "1"]}]' % i for i in range(count)))
+    return [str(path)]
+
+
+def test_more_pods_than_one_machine_has_memory_for_are_refused(tmp_path):
+    """Lab nodes on one kernel share its memory; a VM has its own."""
+    mib = 1 << 20
+    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', memory_available=150 * mib)
+           for i in (1, 2)]
+    with pytest.raises(SpecError, match=r'^node1, node2: memory: 160 new pods need about 160 MiB '
+                                        r'\(1 MiB each\), their machine has 150 MiB available$'):
+        build(pods_file(tmp_path, 160), nodes=lab)
+    vms = [node('vm%d' % i, '10.11.1.1%d' % i, kernel='k%d' % i, memory_available=150 * mib)
+           for i in (1, 2)]
+    assert len(build(pods_file(tmp_path, 160), nodes=vms)['placement']) == 160
+    with pytest.raises(SpecError, match=r'^vm1: memory: 200 new pods need about 200 MiB \(1 MiB '
+                                        r'each\), it has 150 MiB available$'):
+        build(pods_file(tmp_path, 400), nodes=vms)
+
+
+def test_pods_already_running_are_in_the_available_memory(tmp_path):
+    running = ['default/p%d' % i for i in range(150)]
+    lab = [node('node1', '10.11.1.11', kernel='k1', memory_available=10 << 20, pods=running)]
+    assert len(build(pods_file(tmp_path, 160), nodes=lab)['placement']) == 160
 
 
 def write(tmp_path, text, name='x.yaml'):
