@@ -49,7 +49,8 @@ def playbook(*args):
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError('%s failed:\n%s' % (' '.join(args), done.stdout[-4000:]))
-    timing = done.stdout[done.stdout.find('TIMING'):].splitlines()[2:5]
+    found = done.stdout.find('TIMING')
+    timing = done.stdout[found:].splitlines()[2:5] if found >= 0 else []
     return took, sum(int(c) for c in CHANGED.findall(done.stdout)), timing
 
 
@@ -98,14 +99,15 @@ def manifests(path):
 
 
 def conformance():
-    """(seconds, passed and failed counts, the report's path line) of the sampled suite."""
+    """(seconds, its failures, the report's line and pytest's summary) of the sampled suite."""
     start = time.perf_counter()
     done = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
                            'tests/conformance', '--ansible-inventory', INVENTORY,
                            '--podnet-sample', str(SAMPLE)], cwd=ROOT, capture_output=True, text=True)
     took = time.perf_counter() - start
     lines = done.stdout.strip().splitlines()
-    return took, 0, [line for line in lines if 'report:' in line] + lines[-1:]
+    failed = 0 if done.returncode == 0 else 1
+    return took, failed, [line for line in lines if 'report:' in line] + lines[-1:]
 
 
 def main():
@@ -126,7 +128,9 @@ def main():
             'playbooks/site.yml', '-e', manifests(pods_file))
         if changed:
             print('second converge: changed=%d, not 0' % changed)
-        figures['conformance'], _, notes['conformance'] = conformance()
+        figures['conformance'], failed, notes['conformance'] = conformance()
+        if failed:
+            print('conformance: checks failed (see its report)')
         figures['remove all'], _, notes['remove all'] = playbook('playbooks/site.yml', '-e', manifests(None))
     finally:
         figures['lab down'], _, notes['lab down'] = playbook('playbooks/lab.yml', '-e', 'lab_state=absent')

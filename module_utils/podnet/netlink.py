@@ -98,13 +98,25 @@ TEARDOWN_GROUP = 0x706e6474
 
 
 def delete_links(ipr, names):
-    """Remove these links in one request; links already gone are success."""
+    """Remove these links in one request; links already gone are success.
+    Only they are in the group when it goes: a link an interrupted call
+    left there is put back first, and on failure the links are put back."""
     links = links_by_name(ipr)
     doomed = [links[n]['index'] for n in names if n in links]
-    for index in doomed:
-        _tolerate_gone(ipr.link, 'set', index=index, group=TEARDOWN_GROUP)
-    if doomed:
+    strays = [l['index'] for l in links.values()
+              if l.get_attr('IFLA_GROUP') == TEARDOWN_GROUP and l['index'] not in doomed]
+    for index in strays:
+        _tolerate_gone(ipr.link, 'set', index=index, group=0)
+    if not doomed:
+        return
+    try:
+        for index in doomed:
+            _tolerate_gone(ipr.link, 'set', index=index, group=TEARDOWN_GROUP)
         _tolerate_gone(ipr.link, 'del', group=TEARDOWN_GROUP)
+    except BaseException:
+        for index in doomed:
+            _tolerate_gone(ipr.link, 'set', index=index, group=0)
+        raise
 
 
 def _tolerate_gone(call, *args, **kwargs):

@@ -287,9 +287,10 @@ def nat_hop(ruleset, packet):
     if not nfteval.has_table(ruleset, *NAT):
         return hop(name, 'missing: nothing is masqueraded')
     by, not_judged = nfteval.masqueraded_by(ruleset, *NAT, packet)
+    unsure = ' (not judged before it: %s)' % '; '.join(not_judged) if not_judged else ''
     if by:
-        return hop(name, "%s masquerades %s: the destination sees the node's address"
-                   % (by[len(name) + 1:], flow))
+        return hop(name, "%s masquerades %s: the destination sees the node's address%s"
+                   % (by[len(name) + 1:], flow, unsure))
     if not_judged:
         return hop(name, 'cannot be read: %s' % '; '.join(not_judged))
     return hop(name, 'no rule matches %s: the source address is kept' % flow)

@@ -228,13 +228,20 @@ def pytest_collection_modifyitems(config, items):
 # -- the report ------------------------------------------------------------
 
 def pytest_addoption(parser):
-    parser.addoption('--podnet-sample', metavar='N', type=int,
+    parser.addoption('--podnet-sample', metavar='N', type=positive,
                      default=int(os.environ.get('PODNET_SAMPLE', '0')) or None,
                      help='at scale: visit at most N pods per check and N random pairs across '
                           'nodes (seed: PODNET_SAMPLE_SEED, default 0) rather than all of them')
     parser.addoption('--podnet-report', metavar='DIR', default=os.environ.get('PODNET_REPORT'),
                      help='write the conformance report and JUnit XML to DIR '
                           '(default: .lab/report/<molecule scenario or inventory name>)')
+
+
+def positive(text):
+    number = int(text)
+    if number < 1:
+        raise ValueError('must be at least 1')
+    return number
 
 
 def report_folder(config):
@@ -252,7 +259,7 @@ def pytest_configure(config):
     name = os.path.basename(folder)
     config.stash[REPORT] = Report(name, inventory_path(config))
     config.podnet_report_folder = folder
-    if not config.option.xmlpath:
+    if hasattr(config.option, 'xmlpath') and not config.option.xmlpath:
         config.option.xmlpath = os.path.join(folder, 'junit.xml')
 
 
@@ -301,10 +308,22 @@ def pytest_runtest_makereport(item):
     return result
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    """A test module that cannot be collected is an error in the report."""
+    result = yield
+    if result.failed:
+        collector.config.stash[REPORT].broken(str(collector.path), result.longreprtext)
+    return result
+
+
 def pytest_sessionfinish(session):
     """Write the report, with a picture of the cluster drawn from live state
-    (playbooks/graph.yml) when the nodes answer."""
+    (playbooks/graph.yml) when the nodes answer; a run that collects nothing
+    to run (--collect-only, a -k that matches nothing) keeps the last one."""
     config = session.config
+    if config.option.collectonly or not getattr(session, 'items', None):
+        return
     started = time.monotonic()
     folder = config.podnet_report_folder
     pod_count = config.stash[REPORT].pod_count
@@ -327,11 +346,13 @@ def draw_cluster(inventory, folder):
         done = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory),
                                'playbooks/graph.yml', '-e', 'graph_output=' + output],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            return None, 'The cluster was not drawn: playbooks/graph.yml failed:\n' + done.stdout[-1500:]
+        return Path(output + '.svg').read_text(), 'Drawn by playbooks/graph.yml when the run ended.'
     except subprocess.TimeoutExpired:
         return None, 'The cluster was not drawn: playbooks/graph.yml took over 120 s.'
-    if done.returncode != 0:
-        return None, 'The cluster was not drawn: playbooks/graph.yml failed:\n' + done.stdout[-1500:]
-    return Path(output + '.svg').read_text(), 'Drawn by playbooks/graph.yml when the run ended.'
+    except OSError as exc:
+        return None, 'The cluster was not drawn: %s' % exc
 
 
 def pytest_terminal_summary(terminalreporter, config):

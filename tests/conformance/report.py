@@ -128,11 +128,17 @@ class Report:
         check.duration += duration
         if outcome == 'failed':
             check.outcome = 'error' if when != 'call' and check.outcome != 'failed' else 'failed'
-            check.message = message[-MESSAGE_CHARS:]
+            joined = '%s\n\n[%s]\n%s' % (check.message, when, message) if check.message else message
+            check.message = joined[-MESSAGE_CHARS:]
         elif outcome == 'skipped' and check.outcome not in ('failed', 'error'):
             check.outcome, check.message = 'skipped', message
         elif when == 'call' and check.outcome == 'not run':
             check.outcome = 'passed'
+
+    def broken(self, module_path, message):
+        """A test module that could not be collected: one check in error."""
+        check = self.add(module_path, '', module_path + '::(collection)', 'collection', '')
+        check.outcome, check.message = 'error', message[-MESSAGE_CHARS:]
 
     def command(self, host, command, rc, output):
         check = self.current

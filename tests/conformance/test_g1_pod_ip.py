@@ -29,6 +29,7 @@ def test_every_pod_reaches_every_other_pod(pods, report, sample):
     targets = {}
     for source, target in sample.pairs(list(pods.values()), list(pods.values())):
         targets.setdefault(source.key, []).append(target)
+    assert targets, 'no pair of pods to ping (a sample takes pairs across nodes only)'
     missed = {key: pods[key].unreachable([t.ip for t in found]) for key, found in targets.items()}
     if not sample.size:
         keys = sorted(pods)

@@ -117,8 +117,9 @@ def verdicts(model, report, expect):
     """Probe the whole model, draw each truth table in the report (why each
     denied cell is denied, as the policy model says), and return every cell
     that differs from what the documentation allows."""
-    wrong = []
-    for (port, protocol), table in sorted(model.probe().items()):
+    wrong, tables = [], model.probe()
+    assert set(tables) == {(p, q) for p in PORTS for q in PROTOCOLS}, sorted(tables)
+    for (port, protocol), table in sorted(tables.items()):
         want = {s: {d: s == d or expect(s, d, port, protocol) for d in PODS} for s in PODS}
         report.grid('%s/%d' % (protocol, port), PODS, table['allowed'], table.get('why'), want)
         for src in PODS:

@@ -83,6 +83,10 @@ def test_the_nat_decision_is_read_from_the_rules():
                           {'masquerade': None}]])
     assert nat_says(unknown, '10.42.0.2', '203.0.113.10').startswith(
         'cannot be read: ip podnet-nat chain postrouting rule 0')
+    unsure = nat_table([unknown['nftables'][2]['rule']['expr'], rules[0][1]])
+    assert nat_says(unsure, '10.42.0.2', '203.0.113.10').endswith(
+        "the destination sees the node's address (not judged before it: ip podnet-nat chain "
+        "postrouting rule 0 (match on {'meta': {'key': 'mark'}}))")
 
 
 CONNTRACK = [

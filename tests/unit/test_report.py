@@ -43,6 +43,22 @@ def test_a_check_outcome_merges_its_phases():
     assert report.checks['test_g1.py::test_ok'].duration == 1.5
 
 
+def test_a_teardown_failure_after_a_failed_call_keeps_both_tracebacks():
+    report = report_of(('test_g1.py', G1_DOC, 'test_a', ''))
+    report.phase('test_g1.py::test_a', 'call', 'failed', 0.1, 'AssertionError: call')
+    report.phase('test_g1.py::test_a', 'teardown', 'failed', 0.1, 'OSError: teardown')
+    check = report.checks['test_g1.py::test_a']
+    assert check.outcome == 'failed'
+    assert check.message == 'AssertionError: call\n\n[teardown]\nOSError: teardown'
+
+
+def test_a_module_that_cannot_be_collected_is_an_error():
+    report = Report('lab', '/inventories/lab')
+    report.broken('test_g3.py', 'SyntaxError: invalid syntax')
+    [section] = report.ordered_sections()
+    assert section.outcome == 'error' and 'SyntaxError' in render(report)
+
+
 def test_evidence_goes_to_the_running_check_and_is_bounded():
     report = report_of(('test_g1.py', G1_DOC, 'test_a', ''))
     report.command('node1', 'before any check', 0, 'x')
