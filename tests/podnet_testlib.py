@@ -18,6 +18,19 @@ os.environ.setdefault('ANSIBLE_CONFIG', str(ROOT / 'ansible.cfg'))
 DEFAULT_INVENTORY = ROOT / 'inventories' / 'lab'
 
 
+def playbook_argv(inventory, *args):
+    """ansible-playbook of the project's venv on inventory, as a user runs it."""
+    return [str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory), *args]
+
+
+def playbook_env():
+    """The environment a test runs playbooks in: the project's ansible.cfg,
+    no colour codes in what it reads back (make exports ANSIBLE_FORCE_COLOR=1
+    outside CI, which wins over ANSIBLE_NOCOLOR)."""
+    return dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
+                ANSIBLE_FORCE_COLOR='0')
+
+
 def inventory_path(config):
     chosen = (config.getoption('ansible_inventory', default=None)
               or os.environ.get('PODNET_INVENTORY') or DEFAULT_INVENTORY)

@@ -119,12 +119,12 @@ def denial_reasons(observed, model):
     for source in observed.pods:
         for target in observed.pods:
             if observed.cell(source, target) is False:
-                why = denial_reason(observed, model, source, target)
+                why = denial_reason(model, source, target)
                 groups.setdefault(POD_IN_REASON.sub(':', why), []).append('%s->%s' % (source, target))
     return ['X %s: %s' % (why, ' '.join(cells)) for why, cells in sorted(groups.items())]
 
 
-def denial_reason(observed, model, source, target):
+def denial_reason(model, source, target):
     """Why the kernel denied source -> target, in the policy model's words."""
     if model.cell(source, target) is False:
         return model.reason(source, target)
@@ -141,7 +141,7 @@ def cell_reasons(observed, model=None):
             if seen is None:
                 why = verdict(None, observed.reason(source, target))
             elif seen is False and model is not None:
-                why = denial_reason(observed, model, source, target)
+                why = denial_reason(model, source, target)
             else:
                 continue
             found.setdefault(source, {})[target] = why

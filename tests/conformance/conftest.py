@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from conformance.report import Grid, Report, write_index
-from podnet_testlib import ROOT, inventory_nodes, inventory_path, testinfra_host
+from podnet_testlib import (ROOT, inventory_nodes, inventory_path, playbook_argv, playbook_env,
+                            testinfra_host)
 
 REPORTS = ROOT / '.lab' / 'report'
 REPORT = pytest.StashKey[Report]()
@@ -341,11 +342,9 @@ def pytest_sessionfinish(session):
 def draw_cluster(inventory, folder):
     """(SVG text, note) of the cluster now; no SVG and why when it cannot be drawn."""
     output = os.path.join(folder, 'cluster')
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
     try:
-        done = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory),
-                               'playbooks/graph.yml', '-e', 'graph_output=' + output],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(playbook_argv(inventory, 'playbooks/graph.yml', '-e', 'graph_output=' + output),
+                              cwd=ROOT, env=playbook_env(), capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             return None, 'The cluster was not drawn: playbooks/graph.yml failed:\n' + done.stdout[-1500:]
         return Path(output + '.svg').read_text(), 'Drawn by playbooks/graph.yml when the run ended.'

@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 import yaml
-from podnet_testlib import ROOT
+from podnet_testlib import ROOT, playbook_argv, playbook_env
 
 MODEL = 'manifests/netpol-model'
 PODS = ['%s/%s' % (ns, pod) for ns in 'xyz' for pod in 'abc']
@@ -19,9 +19,8 @@ PROTOCOLS = ('TCP', 'UDP')
 
 
 def ansible_playbook(inventory, *args):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
-    done = subprocess.run([str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory),
-                           *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(playbook_argv(inventory, *args), cwd=ROOT, env=playbook_env(),
+                          capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise AssertionError('ansible-playbook %s failed:\n%s' % (' '.join(args), done.stdout[-6000:]))
     return done.stdout

@@ -163,10 +163,7 @@ class Report:
         return sorted(sections, key=lambda s: (not s.ident, _number(s.ident)))
 
     def counts(self):
-        counts = {}
-        for check in self.checks.values():
-            counts[check.outcome] = counts.get(check.outcome, 0) + 1
-        return counts
+        return tally(self.checks.values())
 
     def summary(self):
         return {'name': self.name, 'inventory': str(self.inventory), 'finished': time.time(),
@@ -180,6 +177,14 @@ class Report:
         page.write_text(render(self, picture, picture_note))
         (folder / 'summary.json').write_text(json.dumps(self.summary(), indent=2) + '\n')
         return page
+
+
+def tally(checks):
+    """{outcome: how many checks had it}."""
+    counts = {}
+    for check in checks:
+        counts[check.outcome] = counts.get(check.outcome, 0) + 1
+    return counts
 
 
 def _section(module_doc, module_path):
@@ -256,9 +261,7 @@ def _summary_table(sections, deselected):
     rows = ['<table class="summary" id="guarantees"><tr><th></th><th>what the suite checks</th>'
             '<th></th><th>checks</th></tr>']
     for s in sections:
-        counts = {}
-        for check in s.checks:
-            counts[check.outcome] = counts.get(check.outcome, 0) + 1
+        counts = tally(s.checks)
         if counts.get('not run'):
             counts['not run (%s)' % (deselected or 'deselected')] = counts.pop('not run')
         rows.append('<tr><td><b>%s</b></td><td><a href="#%s">%s</a></td><td>%s</td><td>%s</td></tr>' % (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pytest
 from faults.conftest import TALLY, errors, pod, recap, state_problems, write_manifest
 from integration.conftest import VENV_BIN
-from podnet_testlib import ROOT
+from podnet_testlib import ROOT, playbook_env
 
 pytestmark = pytest.mark.lab
 
@@ -87,9 +87,8 @@ def bulk(cluster, tmp_path_factory):
 
 def start_site(cluster, *manifests):
     """site.yml in a process group of its own, so that it can be killed whole."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
     return subprocess.Popen([str(VENV_BIN / 'ansible-playbook')] + cluster.site_args(*manifests),
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            cwd=ROOT, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
 
 

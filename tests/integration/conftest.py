@@ -5,7 +5,7 @@ import re
 import subprocess
 
 import pytest
-from podnet_testlib import ROOT, inventory_nodes, testinfra_host
+from podnet_testlib import ROOT, inventory_nodes, playbook_argv, playbook_env, testinfra_host
 
 VENV_BIN = ROOT / '.venv' / 'bin'
 RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
@@ -13,9 +13,7 @@ RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+fai
 
 def start_playbook(inventory, *args):
     """Start a project playbook as a user would; return the running process."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_NOCOLOR='1')
-    return subprocess.Popen([str(VENV_BIN / 'ansible-playbook'), '-i', str(inventory), *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen(playbook_argv(inventory, *args), cwd=ROOT, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
