@@ -63,7 +63,8 @@ bench: bootstrap
 	python bench/explain_bench.py
 
 # Minutes, not seconds, and a 20-node lab: not part of make bench.
-bench-scale: bootstrap
+bench-scale:
+	@bin/bootstrap --bench-scale
 	python bench/scale_bench.py 1000
 	python bench/policy_bench.py --pods 1000 --nodes 20 1000
 

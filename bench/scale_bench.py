@@ -10,6 +10,12 @@ user runs the playbooks, each figure against its goal (issue "Scale").
   5. remove every pod (site.yml with no manifests)
   6. lab down (lab.yml lab_state=absent)
 
+Side by side: Mininet starts and stops as many hosts on 20 LinuxBridge
+switches first, in the same run (bench/mininet_bench.py says what each side
+builds); podnet's converge and removal are each held against it (goal:
+0.5x). Without Mininet installed (bin/bootstrap --bench-scale) that pair of
+figures is left out and says why.
+
 Baseline: the same lab's converge with no pods at all, run in the same
 process before step 2: what any converge of these 20 nodes costs (Ansible,
 SSH, one module run per role on each node), so the pods' own share shows.
@@ -29,6 +35,8 @@ import sys
 import time
 from pathlib import Path
 
+import mininet_bench
+
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOK = str(ROOT / '.venv' / 'bin' / 'ansible-playbook')
 INVENTORY = 'inventories/scale'
@@ -36,6 +44,7 @@ NODES = 20
 GOALS = {'lab up': None, 'no pods': None, 'converge': 60.0, 'second converge': 15.0,
          'conformance': None, 'remove all': 20.0, 'lab down': 10.0}
 SAMPLE = 200
+MININET_GOAL = 0.5  # podnet's time over Mininet's, for as many pods as it has hosts
 CHANGED = re.compile(r'changed=(\d+)')
 
 
@@ -117,6 +126,8 @@ def main():
     pods_file.write_text(subprocess.run([sys.executable, str(ROOT / 'bench' / 'gen_pods.py'), str(count)],
                                         capture_output=True, text=True, check=True).stdout)
     figures, notes = {}, {}
+    why_not = mininet_bench.available()
+    mininet = mininet_bench.run(count, NODES) if not why_not else None
     try:
         figures['lab up'], _, notes['lab up'] = playbook('playbooks/lab.yml')
         figures['no pods'], _, notes['no pods'] = playbook('playbooks/site.yml', '-e', manifests(None))
@@ -135,6 +146,19 @@ def main():
     finally:
         figures['lab down'], _, notes['lab down'] = playbook('playbooks/lab.yml', '-e', 'lab_state=absent')
     report(count, figures, notes, pods_memory, per_node, per_pod)
+    side_by_side(figures, mininet, why_not)
+
+
+def side_by_side(figures, mininet, why_not):
+    if not mininet:
+        print('  Mininet side by side: not measured: %s' % why_not)
+        return
+    print('  Mininet, %(hosts)d hosts on %(switches)d LinuxBridge switches, same run: start %(start).1f s, '
+          'stop %(stop).1f s' % mininet)
+    for ours, theirs in (('converge', 'start'), ('remove all', 'stop')):
+        ratio = figures[ours] / mininet[theirs]
+        print('  %-16s %.2fx Mininet\'s %s   goal 0.5x: %s'
+              % (ours, ratio, theirs, 'met' if ratio <= MININET_GOAL else 'NOT met'))
 
 
 def report(count, figures, notes, pods_memory, per_node, per_pod):

@@ -111,28 +111,7 @@ policies:
   type: list
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.errors import PodnetError
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(manifests=dict(type='list', elements='path', required=True),
-                           root=dict(type='path', required=True),
-                           nodes=dict(type='list', elements='dict', required=True),
-                           cluster_cidr=dict(type='str', default='10.42.0.0/16'),
-                           backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
-                           images=dict(type='dict', required=True)),
-        supports_check_mode=True)
-    from ansible.module_utils.podnet import cluster
-    p = module.params
-    try:
-        plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), p['nodes'],
-                             p['cluster_cidr'], p['backend'], p['images'])
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    module.exit_json(changed=False, **plan)
-
-
-if __name__ == '__main__':
-    main()
+# Ansible's own process does the work, through the action plugin of the same
+# name (plugins/action/podnet_cluster.py): the plan is pure Python
+# on the controller. This file holds
+# its documentation, as ansible-core's own action modules do.

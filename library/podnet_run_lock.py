@@ -74,31 +74,7 @@ path:
   sample: /work/podnet/.lab/run-lab.lock
 '''
 
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import runlock
-from ansible.module_utils.podnet.errors import PodnetError
-
-
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(name=dict(type='str', required=True),
-                           lock_dir=dict(type='path', required=True),
-                           timeout=dict(type='int', default=600)),
-        supports_check_mode=True)
-    p = module.params
-    try:
-        path = runlock.lock_path(p['lock_dir'], p['name'])
-        me = runlock.playbook_process(os.getpid())
-        if me is None:
-            raise PodnetError('podnet_run_lock', 'not called from an ansible-playbook run')
-        waited, other = runlock.take(path, me, p['timeout'])
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    module.exit_json(changed=False, path=path, holder=me._asdict(), waited=round(waited, 1),
-                     waited_for=other and other.pid)
-
-
-if __name__ == '__main__':
-    main()
+# Ansible's own process does the work, through the action plugin of the same
+# name (plugins/action/podnet_run_lock.py): the lock is held for the
+# ansible-playbook process that runs it. This file holds
+# its documentation, as ansible-core's own action modules do.

@@ -77,7 +77,7 @@ class Lab:
             'extra': {h: p for h, p in pids.items() if h not in hosts},
             'bridge': self._bridge_problems(root_links),
             'identity': labssh.plan_identity(self.paths.ssh_dir)
-                        + ([] if os.path.isdir(self.paths.control_dir) else ['cp/']),
+                        + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/']),
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
         }
@@ -136,7 +136,7 @@ class Lab:
             return actions
         actions = []
         if current['identity']:
-            actions.append(('identity', self.paths.ssh_dir, 'missing ' + ', '.join(current['identity'])))
+            actions.append(('identity', self.paths.ssh_dir, ', '.join(current['identity'])))
         if current['bridge']:
             actions.append(('bridge', names.mgmt_bridge(self.spec.name), '; '.join(current['bridge'])))
         actions += [('destroy', h, 'not in the inventory') for h in current['extra']]
@@ -155,7 +155,8 @@ class Lab:
         pids.update(current['extra'])
         for verb, target, _ in actions:
             if verb == 'identity':
-                labssh.ensure_identity(self.run, self.paths.ssh_dir)
+                if 'sshd_config' in labssh.ensure_identity(self.run, self.paths.ssh_dir):
+                    self._reload_sshd(current)
                 os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
             elif verb == 'bridge':
                 labnet.ensure_mgmt_bridge(self.spec)
@@ -171,6 +172,16 @@ class Lab:
                 self._remove_files()
         if any(verb == 'create' for verb, _, _ in actions):
             self._wait_for_ssh()
+
+    def _reload_sshd(self, current):
+        """Healthy nodes' sshd take the new configuration; the SSH masters
+        close, so that the next command opens a session under it."""
+        healthy = [n for n in self.spec.nodes if n.kind == 'netns'
+                   and current['hosts'][n.name]['pid'] and not current['hosts'][n.name]['problems']]
+        for node in healthy:
+            LabHost(self.spec.name, node.name, current['hosts'][node.name]['pid']).enter(
+                self.run, labssh.SSHD_RELOAD)
+        self._close_ssh_masters(['%s-' % n.mgmt_ip for n in healthy])
 
     def _recreate(self, host, pids):
         if self.vms.is_vm(host):

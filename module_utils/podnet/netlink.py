@@ -10,13 +10,42 @@ both success. Pod sandboxes are wired and checked with rawnl, without
 pyroute2, where its per-socket cost would count once per pod.
 """
 import errno
+import importlib
+import importlib.util
+import sys
 import traceback
 from contextlib import contextmanager
 
 from ansible.module_utils.podnet import rawnl
 
+
+def _lean_pyroute2():
+    """Register pyroute2 without running its package __init__, which imports
+    every protocol pyroute2 speaks (asyncio event loops, NDB, conntrack,
+    nl80211...): half of its import time, paid on every module run that
+    needs RTNL only. Submodules import as usual; the first other name asked
+    of the package (`from pyroute2 import NDB`) runs the whole __init__."""
+    if 'pyroute2' in sys.modules:
+        return
+    spec = importlib.util.find_spec('pyroute2')
+    if spec is None:
+        raise ImportError('No module named pyroute2')
+    package = importlib.util.module_from_spec(spec)
+
+    def whole_package(name):
+        if importlib.util.find_spec('pyroute2.' + name) is not None:
+            return importlib.import_module('pyroute2.' + name)
+        del package.__getattr__
+        spec.loader.exec_module(package)
+        return getattr(package, name)
+
+    package.__getattr__ = whole_package
+    sys.modules['pyroute2'] = package
+
+
 try:
-    from pyroute2 import IPRoute
+    _lean_pyroute2()
+    from pyroute2.iproute.linux import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None

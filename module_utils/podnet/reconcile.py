@@ -11,6 +11,7 @@ same plan as the change, so they tell the truth.
 """
 import collections
 import json
+import sys
 from contextlib import nullcontext
 
 from ansible.module_utils.podnet.errors import PodnetError
@@ -20,10 +21,13 @@ try:  # a VM's Python may lack PyYAML: the diff falls back to indented JSON
     import yaml
 except ImportError:
     yaml = None
-try:
-    from pyroute2.netlink.exceptions import NetlinkError
-except ImportError:
-    NetlinkError = OSError
+
+
+def kernel_errors():
+    """OSError, and pyroute2's NetlinkError once pyroute2 is loaded: a module
+    that never loads it (podnet_policy) does not pay for importing it."""
+    loaded = sys.modules.get('pyroute2.netlink.exceptions')
+    return (OSError, loaded.NetlinkError) if loaded else (OSError,)
 
 
 # The options every node module takes (documented once, in the podnet doc
@@ -70,7 +74,7 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
             extra = result(current) if result else {}
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
-    except (NetlinkError, OSError) as exc:
+    except kernel_errors() as exc:
         module.fail_json(msg='%s: the kernel refused a change: %s' % (subject, exc), subject=subject)
     module.exit_json(changed=bool(actions), actions=[list(a) for a in actions],
                      diff=diff(subject, before, after, actions), **extra)

@@ -6,6 +6,7 @@ import os
 import re
 
 import pytest
+from ansible.module_utils.podnet import labssh
 from ansible.module_utils.podnet.labhost import running_hosts
 from podnet_testlib import ROOT
 from integration.conftest import playbook, residue
@@ -77,6 +78,29 @@ def test_root_namespace_gets_only_the_mgmt_bridge(multirack):
 def test_second_run_changes_nothing(multirack):
     done = multirack.up()
     assert set(recap_changed(done.stdout).values()) == {0}
+
+
+def test_root_on_a_node_has_a_home_of_its_own_not_the_controllers(multirack):
+    """Regression: nodes ran every command with the controller's HOME, so
+    bash sourced the controller user's ~/.bashrc (here pyenv init, 90 ms a
+    command, and its PATH) on every node."""
+    for host in multirack.hosts.values():
+        assert host.check_output('echo $HOME; stat -c %a $HOME') == '%s\n700' % labssh.NODE_HOME
+
+
+def test_an_older_sshd_configuration_is_replaced_and_taken_up(multirack):
+    config = ROOT / '.lab' / 'ssh' / 'sshd_config'
+    wanted = config.read_text()
+    config.write_text(wanted.replace('SetEnv HOME=%s\n' % labssh.NODE_HOME, ''))
+    try:
+        assert recap_changed(multirack.up('--check').stdout)['node1'] == 1
+        assert config.read_text() != wanted  # --check changed nothing
+        done = multirack.up()
+        assert config.read_text() == wanted
+        assert recap_changed(done.stdout)['node1'] == 1
+        assert multirack.hosts['node1'].check_output('echo $HOME') == labssh.NODE_HOME
+    finally:
+        config.write_text(wanted)
 
 
 def test_node_whose_init_died_is_recreated(multirack):

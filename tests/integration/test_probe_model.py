@@ -61,3 +61,28 @@ def test_a_lost_policy_table_is_a_disagreement_named_cell_by_cell(enforced):
                 'x/deny-ingress, no rule allows), got allowed' % source) in done.stdout
     warned = playbook(enforced.inventory, *PROBE)
     assert warned.returncode == 0 and 'the kernel and the policy model disagree' in warned.stdout + warned.stderr
+
+
+def sampled(done):
+    """The pods a sampled probe says it picked, and its line."""
+    line = next(l for l in done.stdout.splitlines() if 'Probed a sample of' in l)
+    return line.split('): ', 1)[1].split('"')[0].split(), line
+
+
+def test_a_sample_probes_its_pods_among_themselves_and_a_seed_repeats_it(enforced, tmp_path):
+    output = tmp_path / 'probe.json'
+    first = playbook(enforced.inventory, *PROBE, '-e', 'probe_sample=4', '-e', 'probe_expect=model',
+                     '-e', 'probe_output=%s' % output)
+    pods, line = sampled(first)
+    assert len(pods) == 4 and 'of the 9 pods (seed 0)' in line, line
+    matrix = json.loads(output.read_text())[0]['allowed']
+    assert sorted(matrix) == pods and all(sorted(row) == pods for row in matrix.values())
+    assert sampled(playbook(enforced.inventory, *PROBE, '-e', 'probe_sample=4'))[0] == pods
+    other = playbook(enforced.inventory, *PROBE, '-e', 'probe_sample=4', '-e', 'probe_seed=7')
+    assert len(sampled(other)[0]) == 4 and sampled(other)[0] != pods
+
+
+def test_a_sample_that_is_not_a_count_is_refused(enforced):
+    done = playbook(enforced.inventory, *PROBE, '-e', 'probe_sample=0', check=False)
+    assert done.returncode != 0
+    assert "probe_sample must be a number of pods (1 or more), not '0'" in done.stdout

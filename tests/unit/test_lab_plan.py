@@ -1,4 +1,6 @@
 """Lab.plan(): what the provider does for each state of the running lab."""
+import subprocess
+
 import pytest
 from ansible.module_utils.podnet.lab import Lab, LabPaths
 from test_labspec import parse_with
@@ -52,3 +54,20 @@ def test_absent_destroys_running_hosts_and_files(tmp_path, absent):
     assert destroyed == [h for h in lab.hosts if h not in absent]
     assert ('delete_links', 'pnlab-mgmt pnlab-node2', 'lab_state=absent') in actions
     assert actions[-1][0] == 'remove_files'
+
+
+def test_an_sshd_configuration_an_older_podnet_wrote_is_out_of_date(tmp_path):
+    from ansible.module_utils.podnet import labssh
+
+    def run(argv):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+    ssh_dir = str(tmp_path / 'ssh')
+    assert 'missing sshd_config' in labssh.plan_identity(ssh_dir)
+    assert 'sshd_config' in labssh.ensure_identity(run, ssh_dir)
+    assert labssh.plan_identity(ssh_dir) == [] and labssh.ensure_identity(run, ssh_dir) == []
+    config = tmp_path / 'ssh' / 'sshd_config'
+    config.write_text(config.read_text().replace('SetEnv HOME=%s\n' % labssh.NODE_HOME, ''))
+    assert labssh.plan_identity(ssh_dir) == ['sshd_config out of date']
+    assert labssh.ensure_identity(run, ssh_dir) == ['sshd_config']
+    assert 'SetEnv HOME=/run/podnet/home' in config.read_text()

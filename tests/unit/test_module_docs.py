@@ -22,3 +22,31 @@ def test_ansible_doc_renders(module):
     assert doc['doc']['short_description']
     assert doc['examples'].strip() and doc['return']
     assert set(doc['doc']['attributes']) >= {'check_mode', 'diff_mode'}
+
+
+ACTIONS = sorted(p.stem for p in (ROOT / 'plugins' / 'action').glob('podnet_*.py'))
+
+
+@pytest.mark.parametrize('module', ACTIONS)
+def test_an_action_module_documents_the_options_its_plugin_takes(module):
+    """podnet_cluster and podnet_run_lock run as action plugins on the
+    controller; library/ keeps their documentation, which must say what the
+    plugin's argument spec accepts."""
+    import importlib.util
+
+    import podnet_testlib  # noqa: F401  (module_utils importable as in Ansible)
+    spec = importlib.util.spec_from_file_location(module, ROOT / 'plugins' / 'action' / (module + '.py'))
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'))
+    doc_cli = str(Path(sys.executable).parent / 'ansible-doc')
+    done = subprocess.run([doc_cli, '--json', module], capture_output=True, text=True,
+                          cwd=ROOT, env=env, check=True)
+    options = json.loads(done.stdout)[module]['doc']['options']
+    documented = {name: {k: o.get(k) for k in ('type', 'default', 'choices', 'required', 'elements')}
+                  for name, o in options.items()}
+    taken = {name: {k: o.get(k, False if k == 'required' else None)
+                    for k in ('type', 'default', 'choices', 'required', 'elements')}
+             for name, o in plugin.ARGUMENT_SPEC.items()}
+    documented = {n: dict(o, required=bool(o['required'])) for n, o in documented.items()}
+    assert documented == taken
