@@ -17,11 +17,6 @@ from contextlib import nullcontext
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.statefile import node_lock
 
-try:  # a VM's Python may lack PyYAML: the diff falls back to indented JSON
-    import yaml
-except ImportError:
-    yaml = None
-
 
 def kernel_errors():
     """OSError, and pyroute2's NetlinkError once pyroute2 is loaded: a module
@@ -47,7 +42,9 @@ def render(value):
     """A state as users read it in a diff: block YAML, keys sorted."""
     if value in (None, {}, [], ''):
         return ''
-    if yaml is None:
+    try:  # imported only for a diff; a VM's Python may lack PyYAML: indented JSON then
+        import yaml
+    except ImportError:
         return json.dumps(value, indent=2, sort_keys=True) + '\n'
     return yaml.safe_dump(value, default_flow_style=False, sort_keys=True, width=100)
 
@@ -68,7 +65,8 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
         with node_lock(lock_dir, create=not (absent or module.check_mode)) if lock_dir else nullcontext():
             current = read()
             actions = plan(current)
-            before, after = show(current), show(None)
+            # Only --diff shows it: a run without pays neither for it nor for YAML.
+            shown = diff(subject, show(current), show(None), actions) if module._diff else {}
             if actions and not module.check_mode:
                 apply(actions, current)
             extra = result(current) if result else {}
@@ -76,5 +74,4 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
         module.fail_json(msg=str(exc), subject=exc.subject)
     except kernel_errors() as exc:
         module.fail_json(msg='%s: the kernel refused a change: %s' % (subject, exc), subject=subject)
-    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions],
-                     diff=diff(subject, before, after, actions), **extra)
+    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions], diff=shown, **extra)

@@ -40,17 +40,23 @@ PAYLOADS = '/tmp/ansible_podnet_*_payload_*'
 WATCH_PIDFILE = '/run/podnet-fault-watch.pid'  # /run is private to each lab node
 CLEAR_REFUSAL = re.compile(r'(?i)lock|another run|already running|in progress')
 # Waits on node1 until its count of sandboxes passes the point, then kills
-# the node-side module (the interpreter Ansible pipes the module into, the
-# one process with no argument) or only reports, for the controller to kill.
+# the node-side module (the one process running MODULE_RUNNER with no
+# argument: Ansible pipes the module in) or only reports, for the controller
+# to kill.
 WATCH = r"""sh -c 'echo $$ > %(pidfile)s; end=$(($(date +%%s) + 60))
 until [ "$(ls /run/netns | grep -c ^cni-)" %(test)s %(target)d ]; do
   [ $(date +%%s) -ge $end ] && { echo never reached; exit 0; }; sleep 0.02; done
 echo reached
 [ %(kill_module)d = 1 ] || exit 0
 for p in $(ls /proc | grep -x "[0-9]*"); do
-  [ "$(tr "\0" " " < /proc/$p/cmdline 2>/dev/null)" = "%(python)s " ] &&
-    kill -9 $p && echo killed $p
+  case "$(tr "\0" " " < /proc/$p/cmdline 2>/dev/null)" in
+    *%(module_runner)s" ") kill -9 $p && echo killed $p;;
+  esac
 done; true'"""
+
+# What a module's process runs on a lab node (ansible_python_interpreter
+# execs the venv's Python with it, the AnsiballZ wrapper on stdin).
+MODULE_RUNNER = '/roles/lab/files/podnet_module_python.py'
 
 
 @dataclass
@@ -132,7 +138,7 @@ def crash(cluster, point, manifests):
     step = point.after if point.phase == 'create' else -point.after
     script = WATCH % dict(test='-ge' if step > 0 else '-le', target=sandboxes(cluster) + step,
                           kill_module=int(point.kill == 'module'), pidfile=WATCH_PIDFILE,
-                          python=cluster.vars['node1']['ansible_python_interpreter'])
+                          module_runner=MODULE_RUNNER)
     seen = {}
     watcher = threading.Thread(target=lambda: seen.update(out=node1.check_output(script)))
     watcher.start()

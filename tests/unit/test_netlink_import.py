@@ -45,6 +45,7 @@ class Refused(Exception):
 
 class Module:
     check_mode = False
+    _diff = False
 
     def fail_json(self, **result):
         raise SystemExit(result)
