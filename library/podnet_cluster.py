@@ -59,43 +59,56 @@ backend:
   type: str
   sample: vxlan
 nodes:
-  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and pods (as in C(pods), without C(node)).
+  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and the pods placed on it.
   returned: success
   type: dict
+  contains:
+    pods:
+      description: The node's pods, sorted by namespace/name, as podnet_pods receives them.
+      returned: success
+      type: list
+      elements: dict
+      contains:
+        namespace: {description: The pod's namespace., type: str, sample: default}
+        name: {description: The pod's name., type: str, sample: multi-container-pod}
+        hostname:
+          description: The hostname of the pod's UTS namespace, C(spec.hostname) or the name, cut to 63
+            characters without a trailing C(-) or C(.), as the kubelet does.
+          type: str
+          sample: multi-container-pod
+        labels: {description: The pod's labels., type: dict}
+        restart_policy: {description: 'Always, OnFailure or Never.', type: str}
+        containers:
+          description: The containers, in manifest order.
+          type: list
+          elements: dict
+          contains:
+            name: {description: The container's name., type: str}
+            argv: {description: The resolved command line., type: list, elements: str}
+            env: {description: 'Environment variables, expanded.', type: dict}
+            working_dir: {description: 'The working directory, or null.', type: str}
+            ports: {description: 'Container ports: name, containerPort, protocol.', type: list, elements: dict}
+            capabilities:
+              description: The Linux capabilities the container keeps, sorted, without C(CAP_);
+                the container runtime's default set after C(securityContext.capabilities) drop and add,
+                or every capability when C(securityContext.privileged).
+              type: list
+              elements: str
+              sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
+                       NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
 pods:
-  description: Every pod of the cluster, sorted by namespace/name, as the node modules receive it.
+  description:
+    - Every pod of the cluster, sorted by namespace/name, with what podnet_policy
+      needs of it on every node (the rest is in C(nodes)).
   returned: success
   type: list
   elements: dict
   contains:
     namespace: {description: The pod's namespace., type: str, sample: default}
     name: {description: The pod's name., type: str, sample: multi-container-pod}
-    hostname:
-      description: The hostname of the pod's UTS namespace, C(spec.hostname) or the name, cut to 63
-        characters without a trailing C(-) or C(.), as the kubelet does.
-      type: str
-      sample: multi-container-pod
-    labels: {description: The pod's labels., type: dict}
-    restart_policy: {description: 'Always, OnFailure or Never.', type: str}
     node: {description: The node the pod is placed on., type: str, sample: node2}
-    containers:
-      description: The containers, in manifest order.
-      type: list
-      elements: dict
-      contains:
-        name: {description: The container's name., type: str}
-        argv: {description: The resolved command line., type: list, elements: str}
-        env: {description: 'Environment variables, expanded.', type: dict}
-        working_dir: {description: 'The working directory, or null.', type: str}
-        ports: {description: 'Container ports: name, containerPort, protocol.', type: list, elements: dict}
-        capabilities:
-          description: The Linux capabilities the container keeps, sorted, without C(CAP_);
-            the container runtime's default set after C(securityContext.capabilities) drop and add,
-            or every capability when C(securityContext.privileged).
-          type: list
-          elements: str
-          sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
-                   NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
+    labels: {description: The pod's labels., type: dict}
+    ports: {description: 'The ports of its containers: name, containerPort, protocol.', type: list, elements: dict}
 placement:
   description: Node of every pod, by namespace/name.
   returned: success

@@ -117,6 +117,11 @@ pods:
   type: dict
   sample: {default/multi-container-pod: {ip: 10.42.1.14, netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56,
            veth: veth7912056b, mac: "f2:c8:17:b6:5f:e5"}}
+ips:
+  description: The IP of each pod of the node after the call, by namespace/name (what podnet_policy takes as C(running)).
+  returned: always
+  type: dict
+  sample: {default/multi-container-pod: 10.42.1.14}
 actions:
   description: What was done (or would be, in check mode) as verb, pod and reason.
   returned: always
@@ -147,7 +152,8 @@ def main():
                lambda actions, current: node.apply(actions, current, wanted),
                lambda current: node.show(current, wanted), lock_dir=p['state_dir'],
                result=lambda current: {'pods': {k: {f: s.get(f) for f in SHOWN}
-                                                for k, s in current.pods.items()}},
+                                                for k, s in current.pods.items()},
+                                       'ips': {k: s.get('ip') for k, s in current.pods.items()}},
                absent=absent)
 
 

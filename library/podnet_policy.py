@@ -32,14 +32,13 @@ options:
     elements: dict
   pods:
     description:
-      - Every pod of the cluster with C(namespace), C(name), C(labels), C(node)
-        and C(containers) (their C(ports) resolve named ports), as the cluster
-        plan gives them; other keys are ignored, so they are checked here and
-        not as suboptions.
+      - Every pod of the cluster with C(namespace), C(name), C(node), C(labels)
+        and C(ports) (which resolve named ports), as the cluster plan gives them;
+        other keys are ignored, so they are checked here and not as suboptions.
     type: list
     elements: dict
   running:
-    description: Every running pod by namespace/name with at least its C(ip), as the nodes' podnet_pods results give them.
+    description: The IP of every running pod by namespace/name, as the nodes' podnet_pods results give them (C(ips)).
     type: dict
   namespaces:
     description: The labels of every namespace.
@@ -60,7 +59,7 @@ EXAMPLES = r'''
   podnet_policy:
     policies: "{{ podnet_plan.policies }}"
     pods: "{{ podnet_plan.pods }}"
-    running: {x/a: {ip: 10.42.0.2}, x/b: {ip: 10.42.1.2}}
+    running: {x/a: 10.42.0.2, x/b: 10.42.1.2}
     namespaces: "{{ podnet_plan.namespaces }}"
     node: "{{ inventory_hostname }}"
 
@@ -97,7 +96,7 @@ from ansible.module_utils.podnet.errors import PodnetError, SpecError
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
 from ansible.module_utils.podnet.statefile import read_text, write_atomic
 
-POD_KEYS = ('namespace', 'name', 'node', 'containers')
+POD_KEYS = ('namespace', 'name', 'node')
 TABLE = '%s %s' % (netpol_nft.FAMILY, netpol_nft.TABLE)
 
 
@@ -109,10 +108,10 @@ def cluster_pods(pods, running):
         if missing:
             raise SpecError('pods[%d]' % index, 'missing %s' % ', '.join(missing))
         key = '%s/%s' % (pod['namespace'], pod['name'])
-        if (running.get(key) or {}).get('ip'):
+        if running.get(key):
             found.append({'namespace': pod['namespace'], 'name': pod['name'], 'node': pod['node'],
-                          'labels': pod.get('labels') or {}, 'ip': running[key]['ip'],
-                          'ports': [p for c in pod['containers'] for p in c.get('ports') or ()]})
+                          'labels': pod.get('labels') or {}, 'ip': running[key],
+                          'ports': pod.get('ports') or []})
     return found
 
 

@@ -72,7 +72,12 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                                                    'underlay_ifname', 'underlay_mtu', 'pod_cidr',
                                                    'vtep_mac')},
                       'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
-    everyone = [dict(pods[k], node=placement[k]) for k in sorted(pods)]
+    # What every node's policy compiler needs of each pod, and no more: at
+    # 1,000 pods it is sent to every node, and the full pods tripled that task.
+    everyone = [{'namespace': pods[k]['namespace'], 'name': pods[k]['name'], 'node': placement[k],
+                 'labels': pods[k]['labels'],
+                 'ports': [port for c in pods[k]['containers'] for port in c['ports']]}
+                for k in sorted(pods)]
     return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies}
