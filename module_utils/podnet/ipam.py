@@ -29,6 +29,8 @@ class HostLocalIpam:
         self.network = ipaddress.IPv4Network(pod_cidr)
         self.gateway = self.network.network_address + 1
         self.dir = os.path.join(state_dir, IPAM_DIR, str(self.network).replace('/', '_'))
+        self._hosts = self._position = None
+        self._unrecorded = None  # the last address allocate() gave, not yet in LAST
 
     def owners(self):
         """{address: owner id} of every allocated address."""
@@ -36,25 +38,47 @@ class HostLocalIpam:
             return {}
         return self.owners_of(n for n in os.listdir(self.dir) if n != LAST and not n.startswith('.'))
 
-    def _candidates(self):
-        """Usable addresses in allocation order: after the last reserved one."""
-        hosts = [a for a in self.network.hosts() if a != self.gateway]
+    def _usable(self):
+        """The pod CIDR's addresses but the gateway, in order, with their
+        positions: made once, not for every pod (a /24 is 253 objects)."""
+        if self._hosts is None:
+            self._hosts = [str(a) for a in self.network.hosts() if a != self.gateway]
+            self._position = {a: i for i, a in enumerate(self._hosts)}
+        return self._hosts
+
+    def _last(self):
+        if self._unrecorded is not None:
+            return self._unrecorded
         try:
             with open(os.path.join(self.dir, LAST)) as f:
-                last = ipaddress.IPv4Address(f.read().strip())
-            start = hosts.index(last) + 1
-        except (FileNotFoundError, ValueError):
-            start = 0
+                return f.read().strip()
+        except FileNotFoundError:
+            return None
+
+    def _candidates(self):
+        """Usable addresses in allocation order: after the last reserved one."""
+        hosts = self._usable()
+        start = self._position.get(self._last(), -1) + 1
         return hosts[start:] + hosts[:start]
 
-    def allocate(self, owner, taken=()):
+    def allocate(self, owner, taken=(), record=True):
         """Reserve the next free address for owner; return 'a.b.c.d'.
-        taken: addresses pods hold whatever the files say."""
+        taken: addresses pods hold whatever the files say. record=False
+        leaves last_reserved_ip to record_last(), once for many pods: it only
+        steers the round robin, and each write is a file created and renamed."""
         for address in self._candidates():
-            if str(address) not in taken and create_exclusive(self._path(address), self._owner_text(owner)):
-                write_atomic(os.path.join(self.dir, LAST), str(address))
-                return str(address)
+            if address not in taken and create_exclusive(self._path(address), self._owner_text(owner)):
+                self._unrecorded = address
+                if record:
+                    self.record_last()
+                return address
         raise IpamError(str(self.network), 'pod CIDR exhausted: every address is in use')
+
+    def record_last(self):
+        """Write last_reserved_ip for the addresses allocated since."""
+        if self._unrecorded is not None:
+            write_atomic(os.path.join(self.dir, LAST), self._unrecorded)
+            self._unrecorded = None
 
     def reserve(self, address, owner):
         """Record that owner holds address (its file was lost)."""

@@ -281,9 +281,10 @@ class NodePods:
         for start in range(0, len(keys), BATCH):
             batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
             for state in batch:
-                state['ip'] = self.ipam.allocate(state['uid'], taken)
+                state['ip'] = self.ipam.allocate(state['uid'], taken, record=False)
                 taken.add(state['ip'])
                 self._submit_sandbox(spawn, state, wanted[state['key']], bridge)
+            self.ipam.record_last()
             for state in batch:
                 self._sandbox_ready(spawn, state, wanted[state['key']], failed)
             for state in batch:

@@ -1,5 +1,7 @@
 """HostLocalIpam: round-robin allocation, no reuse while a file exists,
 release of unowned addresses, exhaustion, and the files it leaves."""
+from pathlib import Path
+
 import pytest
 from ansible.module_utils.podnet.ipam import HostLocalIpam, IpamError
 
@@ -102,3 +104,15 @@ def test_release_by_owner_keeps_an_address_another_pod_now_holds(tmp_path):
     assert ipam.owners() == {'10.42.0.9': 'uid-b'}
     ipam.release('10.42.0.9', 'uid-b')
     assert ipam.owners() == {}
+
+
+def test_a_batch_records_its_last_address_once_and_keeps_the_round_robin(tmp_path):
+    ipam = HostLocalIpam(str(tmp_path), SMALL)
+    last = Path(ipam.dir) / 'last_reserved_ip'
+    assert [ipam.allocate(p, record=False) for p in 'ab'] == ['10.42.1.2', '10.42.1.3']
+    assert not last.exists()
+    ipam.record_last()
+    assert last.read_text() == '10.42.1.3'
+    ipam.release('10.42.1.2')
+    # A new call (a new module run) reads the file: after .3, not the freed .2.
+    assert HostLocalIpam(str(tmp_path), SMALL).allocate('c') == '10.42.1.4'

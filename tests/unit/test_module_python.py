@@ -78,3 +78,15 @@ def test_without_a_writable_cache_the_module_still_runs(tmp_path):
     home.mkdir()
     (home / '.cache').write_text('a file where the cache folder would go')
     assert run(home, WRAPPER % make_zip(tmp_path / 'm.zip'))[0] == '42'
+
+
+def test_the_launcher_finds_the_venv_however_it_is_called(tmp_path):
+    """Ansible calls it by absolute path; by hand it may be relative."""
+    wrapper = tmp_path / 'w.py'
+    wrapper.write_text('import sys; print(sys.prefix)')
+    for cwd, path in ((ROOT, RUNNER.parent / 'podnet-module-python'),
+                      (ROOT / 'roles', './lab/files/podnet-module-python')):
+        done = subprocess.run([str(path), str(wrapper)], cwd=cwd, capture_output=True, text=True,
+                              env=dict(os.environ, HOME=str(tmp_path)))
+        assert done.returncode == 0, done.stderr
+        assert Path(done.stdout.strip()).resolve() == (ROOT / '.venv').resolve()
