@@ -154,7 +154,7 @@ def side_by_side(figures, mininet, why_not):
         print('  Mininet side by side: not measured: %s' % why_not)
         return
     print('  Mininet, %(hosts)d hosts on %(switches)d LinuxBridge switches, same run: start %(start).1f s, '
-          'stop %(stop).1f s' % mininet)
+          'stop %(stop).1f s (its two ends pinged: %(end_to_end_loss).0f%% loss)' % mininet)
     for ours, theirs in (('converge', 'start'), ('remove all', 'stop')):
         ratio = figures[ours] / mininet[theirs]
         print('  %-16s %.2fx Mininet\'s %s   goal 0.5x: %s'
