@@ -70,6 +70,7 @@ def available():
 
 def run(hosts=1000, switches=20):
     """{'start': s, 'stop': s, 'hosts': n, 'switches': n, 'end_to_end_loss': %} of one run."""
+    subprocess.run(['ip', 'netns', 'delete', NAMESPACE], capture_output=True)  # a killed run's
     subprocess.run(['ip', 'netns', 'add', NAMESPACE], check=True)
     try:
         done = subprocess.run(['ip', 'netns', 'exec', NAMESPACE, 'unshare', '--pid', '--fork',

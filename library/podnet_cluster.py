@@ -59,7 +59,9 @@ backend:
   type: str
   sample: vxlan
 nodes:
-  description: Per node, its pod CIDR, MTU, VTEP MAC, peers and the pods placed on it.
+  description:
+    - By node name, its pod CIDR, MTU, VTEP MAC, peers and the pods placed on it;
+      below, what C(nodes[<name>].pods) holds.
   returned: success
   type: dict
   contains:
@@ -125,6 +127,6 @@ policies:
 '''
 
 # Ansible's own process does the work, through the action plugin of the same
-# name (plugins/action/podnet_cluster.py): the plan is pure Python
-# on the controller. This file holds
+# name (plugins/action/podnet_cluster.py): the plan is made on the
+# controller and touches no node. This file holds
 # its documentation, as ansible-core's own action modules do.

@@ -7,12 +7,12 @@ module: podnet_run_lock
 short_description: Make concurrent playbook runs against one lab wait for each other
 description:
   - Takes the cluster-wide run lock of a lab (or inventory) for the
-    ansible-playbook run it is called from. Run it once, on the controller
-    (C(run_once) and C(delegate_to localhost)), at the start of every play
-    that changes the lab or the cluster.
-  - The holder is the calling ansible-playbook process, found by walking up the
-    module's parent processes in C(/proc) to the outermost one whose command is
-    ansible-playbook. Its pid and start time go into the lock file
+    ansible-playbook run it is called from. It runs in Ansible's own process
+    on the controller (an action plugin); run it once (C(run_once)) at the
+    start of every play that changes the lab or the cluster.
+  - The holder is the calling ansible-playbook process, found by walking up
+    from Ansible's worker process in C(/proc) to the outermost one whose
+    command is ansible-playbook. Its pid and start time go into the lock file
     C(<lock_dir>/run-<name>.lock).
   - The lock is held as long as that process lives. It needs no release; the
     next run takes it once the holder has finished or crashed, and a pid

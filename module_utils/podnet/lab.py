@@ -155,7 +155,7 @@ class Lab:
         pids.update(current['extra'])
         for verb, target, _ in actions:
             if verb == 'identity':
-                if 'sshd_config' in labssh.ensure_identity(self.run, self.paths.ssh_dir):
+                if labssh.RELOAD_ON & set(labssh.ensure_identity(self.run, self.paths.ssh_dir)):
                     self._reload_sshd(current)
                 os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
             elif verb == 'bridge':
@@ -174,14 +174,18 @@ class Lab:
             self._wait_for_ssh()
 
     def _reload_sshd(self, current):
-        """Healthy nodes' sshd take the new configuration; the SSH masters
-        close, so that the next command opens a session under it."""
+        """Healthy nodes' sshd take the new configuration (a node an older
+        init started gets the home it names); the SSH masters close, so that
+        the next command opens a session under it, once sshd listens again."""
         healthy = [n for n in self.spec.nodes if n.kind == 'netns'
                    and current['hosts'][n.name]['pid'] and not current['hosts'][n.name]['problems']]
         for node in healthy:
-            LabHost(self.spec.name, node.name, current['hosts'][node.name]['pid']).enter(
-                self.run, labssh.SSHD_RELOAD)
+            host = LabHost(self.spec.name, node.name, current['hosts'][node.name]['pid'])
+            host.enter(self.run, ['mkdir', '-p', '-m', '700', labssh.NODE_HOME])
+            host.enter(self.run, labssh.SSHD_RELOAD)
         self._close_ssh_masters(['%s-' % n.mgmt_ip for n in healthy])
+        if healthy:
+            self._wait_for_ssh()
 
     def _recreate(self, host, pids):
         if self.vms.is_vm(host):

@@ -96,9 +96,11 @@ def ensure_identity(run, ssh_dir):
     return written
 
 
-# A running node's sshd takes a new configuration on SIGHUP (it re-executes
-# itself); its oldest sshd is the listener, the others serve connections.
+# A running node's sshd takes a new configuration or host key on SIGHUP (it
+# re-executes itself); its oldest sshd is the listener, the others serve
+# connections.
 SSHD_RELOAD = ['pkill', '--signal', 'HUP', '--oldest', '--exact', 'sshd']
+RELOAD_ON = {'sshd_config', HOST_KEY}
 
 
 def sshd_argv(ssh_dir, listen_address):

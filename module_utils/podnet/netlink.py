@@ -36,7 +36,11 @@ def _lean_pyroute2():
         if importlib.util.find_spec('pyroute2.' + name) is not None:
             return importlib.import_module('pyroute2.' + name)
         del package.__getattr__
-        spec.loader.exec_module(package)
+        try:
+            spec.loader.exec_module(package)
+        except BaseException:
+            del sys.modules['pyroute2']  # the next import raises the real error again
+            raise
         return getattr(package, name)
 
     package.__getattr__ = whole_package

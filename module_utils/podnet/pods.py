@@ -280,11 +280,14 @@ class NodePods:
         taken = {s['ip'] for s in records.values()}
         for start in range(0, len(keys), BATCH):
             batch = [self._new_state(k, wanted[k]) for k in keys[start:start + BATCH]]
+            try:
+                for state in batch:
+                    state['ip'] = self.ipam.allocate(state['uid'], taken, record=False)
+                    taken.add(state['ip'])
+            finally:  # recorded before any sandbox exists, also when the CIDR runs out
+                self.ipam.record_last()
             for state in batch:
-                state['ip'] = self.ipam.allocate(state['uid'], taken, record=False)
-                taken.add(state['ip'])
                 self._submit_sandbox(spawn, state, wanted[state['key']], bridge)
-            self.ipam.record_last()
             for state in batch:
                 self._sandbox_ready(spawn, state, wanted[state['key']], failed)
             for state in batch:

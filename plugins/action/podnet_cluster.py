@@ -1,8 +1,8 @@
 """podnet_cluster runs in Ansible's own process on the controller: the plan
-is pure Python over the manifests and the nodes' facts, and as a module it
-paid for a fresh interpreter and its AnsiballZ imports on every run, a
-third of a second of the everyday loop. Its documentation is
-library/podnet_cluster.py."""
+is made there from the manifests and the nodes' facts and touches no node,
+and as a module it paid for a fresh interpreter and its AnsiballZ imports
+on every run, a third of a second of the everyday loop. Its documentation
+is library/podnet_cluster.py."""
 import ansible.module_utils
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
@@ -10,8 +10,6 @@ from ansible.plugins.action import ActionBase
 # podnet's module_utils, importable here as the modules import them.
 ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
                                      if p not in ansible.module_utils.__path__)
-from ansible.module_utils.podnet import cluster  # noqa: E402
-from ansible.module_utils.podnet.errors import PodnetError  # noqa: E402
 
 ARGUMENT_SPEC = dict(manifests=dict(type='list', elements='path', required=True),
                      root=dict(type='path', required=True),
@@ -28,6 +26,10 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        # Here, not at the top: Ansible imports action plugins in its main
+        # process, which every worker is forked from (the plan pulls in pyroute2).
+        from ansible.module_utils.podnet import cluster
+        from ansible.module_utils.podnet.errors import PodnetError
         try:
             plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), p['nodes'],
                                  p['cluster_cidr'], p['backend'], p['images'])

@@ -11,8 +11,6 @@ from ansible.plugins.action import ActionBase
 # podnet's module_utils, importable here as the modules import them.
 ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
                                      if p not in ansible.module_utils.__path__)
-from ansible.module_utils.podnet import runlock  # noqa: E402
-from ansible.module_utils.podnet.errors import PodnetError  # noqa: E402
 
 ARGUMENT_SPEC = dict(name=dict(type='str', required=True),
                      lock_dir=dict(type='path', required=True),
@@ -26,6 +24,10 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        # Here, not at the top: Ansible imports action plugins in its main
+        # process, which every worker is forked from.
+        from ansible.module_utils.podnet import runlock
+        from ansible.module_utils.podnet.errors import PodnetError
         try:
             path = runlock.lock_path(p['lock_dir'], p['name'])
             me = runlock.playbook_process(os.getpid())

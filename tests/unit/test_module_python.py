@@ -41,7 +41,7 @@ def run(home, wrapper, *args):
 
 
 def cache_entry(home, source):
-    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + source).hexdigest()
+    key = hashlib.sha256(importlib.util.MAGIC_NUMBER + b'0' + source).hexdigest()  # no -O
     return home / '.cache' / 'podnet-modules' / key
 
 
@@ -71,6 +71,14 @@ def test_a_wrapper_file_runs_as_the_script_with_its_arguments(tmp_path):
     wrapper.write_text(WRAPPER % make_zip(tmp_path / 'm.zip'))
     lines = run(tmp_path, '', str(wrapper), 'execute')
     assert lines[0] == '42' and lines[2] == "True ['%s', 'execute']" % wrapper
+
+
+def test_an_entry_that_is_not_code_is_compiled_again(tmp_path):
+    """Regression: an entry holding other marshal data broke every module run."""
+    entry = cache_entry(tmp_path, SOURCE)
+    entry.parent.mkdir(parents=True)
+    entry.write_bytes(marshal.dumps(42))
+    assert run(tmp_path, WRAPPER % make_zip(tmp_path / 'm.zip'))[0] == '42'
 
 
 def test_without_a_writable_cache_the_module_still_runs(tmp_path):

@@ -33,13 +33,16 @@ def _relocated(code, filename):
 
 def _cached_compile(compile_source):
     def compile_or_load(pathname, source):
-        key = hashlib.sha256(importlib.util.MAGIC_NUMBER + source).hexdigest()
+        key = hashlib.sha256(importlib.util.MAGIC_NUMBER + b'%d' % sys.flags.optimize
+                             + source).hexdigest()
         path = os.path.join(CACHE, key)
         try:
             with open(path, 'rb') as f:
-                return _relocated(marshal.load(f), pathname)
+                code = marshal.load(f)
+            if isinstance(code, types.CodeType):
+                return _relocated(code, pathname)
         except (OSError, EOFError, ValueError, TypeError):
-            pass
+            pass  # not there, or not code: compiled again and written anew
         code = compile_source(pathname, source)
         try:
             os.makedirs(CACHE, mode=0o700, exist_ok=True)
@@ -54,7 +57,9 @@ def _cached_compile(compile_source):
 
 
 def main():
-    del sys.path[0]  # this script's folder: the module's imports must not find it
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] == here:  # the module's imports must not find this folder
+        del sys.path[0]
     if hasattr(zipimport, '_compile_source'):
         zipimport._compile_source = _cached_compile(zipimport._compile_source)
     if len(sys.argv) > 1:  # a wrapper file (no pipelining): it becomes argv[0]
