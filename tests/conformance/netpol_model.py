@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import tempfile
+import textwrap
 
 import pytest
 import yaml
@@ -26,12 +27,26 @@ def ansible_playbook(inventory, *args):
     return done.stdout
 
 
+# Empties the calling namespace's IPv4 conntrack table (ctnetlink
+# IPCTNL_MSG_CT_DELETE with no tuple), with python3 alone: nodes need no
+# conntrack tool for it.
+FLUSH_CONNTRACK = textwrap.dedent("""
+    import socket, struct
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)  # NETLINK_NETFILTER
+    body = struct.pack('!BBH', socket.AF_INET, 0, 0)  # nfgenmsg
+    sock.send(struct.pack('=IHHII', 16 + len(body), (1 << 8) | 2, 0x5, 1, 0) + body)
+    error, = struct.unpack_from('=i', sock.recv(4096), 16)
+    raise SystemExit(0 if error in (0, -2) else 'conntrack flush: errno %d' % -error)
+""")
+
+
 class Model:
     """The netpol model on the cluster under test, with policies applied on demand."""
 
-    def __init__(self, inventory, folder):
+    def __init__(self, inventory, folder, nodes):
         self.inventory = inventory
         self.folder = folder
+        self.nodes = nodes
         self.ips = {}
 
     def apply(self, policies):
@@ -44,6 +59,15 @@ class Model:
             manifests.append(path)
         ansible_playbook(self.inventory, 'playbooks/site.yml', '-e',
                          json.dumps({'podnet_manifests': manifests}))
+        self.forget_flows()
+
+    def forget_flows(self):
+        """Empty every node's conntrack table, so each case judges new flows
+        only. The policy table accepts tracked flows first, as Kubernetes
+        CNIs do, and a UDP entry lives 30 s: a probe whose source port came
+        back within that time would ride on the previous case's verdict."""
+        for host in self.nodes.values():
+            host.run_expect([0], 'python3 -c %s', FLUSH_CONNTRACK)
 
     def probe(self):
         """{(port, protocol): table} of the whole model, each table as
@@ -72,12 +96,12 @@ ENABLE = 'PODNET_G5'
 
 
 @pytest.fixture(scope='session')
-def model(inventory):
+def model(inventory, nodes):
     if os.environ.get(ENABLE) != '1':
         pytest.skip('G5 replaces the cluster\'s pods with the netpol e2e model: set %s=1 '
                     '(the molecule scenario netpol does)' % ENABLE)
     with tempfile.TemporaryDirectory(prefix='podnet-g5-') as folder:
-        found = Model(inventory, folder)
+        found = Model(inventory, folder, nodes)
         found.apply([])
         yield found
         found.apply([])

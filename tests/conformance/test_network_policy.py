@@ -172,6 +172,29 @@ def test_denied_connections_time_out_rather_than_being_refused(model, nodes):
     assert answer.rc == 28, (answer.rc, answer.stderr)  # curl: operation timed out
 
 
+# One datagram from a fixed source port, so that a second send is the same
+# flow (5-tuple) as the first.
+SEND_UDP = (
+    'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); '
+    's.bind(("", 40999)); s.settimeout(1); s.sendto(b"hostname\\n", (sys.argv[1], 80)); '
+    'print(s.recv(100).decode().strip())')
+
+
+def test_a_flow_allowed_before_a_policy_change_is_judged_anew(model, nodes):
+    """A case's verdicts hold for new flows, not for the previous case's:
+    the policy table lets tracked flows through, and a UDP flow stays
+    tracked 30 s after its last datagram."""
+    model.apply([])
+    host, netns = sandbox_of(nodes, model.ip('x/b'))
+    send = lambda: host.run('ip netns exec %s python3 -c %s %s',  # noqa: E731
+                            netns, SEND_UDP, model.ip('z/c'))
+    first = send()
+    assert first.rc == 0 and first.stdout.strip(), first.stderr
+    model.apply([policy('x', 'deny-all', {'podSelector': {}, 'policyTypes': ['Ingress', 'Egress']})])
+    again = send()
+    assert again.rc != 0 and 'timed out' in again.stderr, (again.stdout, again.stderr)
+
+
 def sandbox_of(nodes, address):
     """(node host, sandbox netns) of the pod holding address."""
     for host in nodes.values():
