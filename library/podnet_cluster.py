@@ -26,10 +26,11 @@ options:
     required: true
   root: {description: The project folder., type: path, required: true}
   nodes:
-    description: Every node with C(name), C(underlay_ip), C(underlay_prefixlen), C(underlay_ifname),
-      C(underlay_mtu), the C(pod_cidr) it has (or null) and C(explicit_pod_cidr) (or null).
-    type: list
-    elements: dict
+    description:
+      - Every node by its inventory name, in inventory order, with the facts C(podnet_node) gathered on it
+        (C(underlay_ip), C(underlay_prefixlen), C(underlay_ifname), C(underlay_mtu), the C(pod_cidr) it has or null).
+      - Fresh nodes get pod CIDRs in this order; a node whose variable C(podnet_pod_cidr) is set gets that one.
+    type: dict
     required: true
   cluster_cidr: {description: The cluster's pod network., type: str, default: 10.42.0.0/16}
   backend: {description: The backend., type: str, choices: [vxlan, host-gw], default: vxlan}
@@ -45,7 +46,7 @@ EXAMPLES = r'''
   podnet_cluster:
     manifests: [manifests/seed]
     root: "{{ podnet_root }}"
-    nodes: "{{ podnet_cluster_nodes }}"
+    nodes: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, ['ansible_facts', 'podnet_node']))) }}"
     images: "{{ podnet_images }}"
   run_once: true
   delegate_to: localhost

@@ -18,6 +18,15 @@ os.environ.setdefault('ANSIBLE_CONFIG', str(ROOT / 'ansible.cfg'))
 DEFAULT_INVENTORY = ROOT / 'inventories' / 'lab'
 
 
+def action_plugin(name):
+    """plugins/action/<name>.py loaded as Ansible loads it (by path)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / 'plugins' / 'action' / (name + '.py'))
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    return plugin
+
+
 def playbook_argv(inventory, *args):
     """ansible-playbook of the project's venv on inventory, as a user runs it."""
     return [str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory), *args]

@@ -13,7 +13,7 @@ ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
 
 ARGUMENT_SPEC = dict(manifests=dict(type='list', elements='path', required=True),
                      root=dict(type='path', required=True),
-                     nodes=dict(type='list', elements='dict', required=True),
+                     nodes=dict(type='dict', required=True),
                      cluster_cidr=dict(type='str', default='10.42.0.0/16'),
                      backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
                      images=dict(type='dict', required=True))
@@ -31,8 +31,16 @@ class ActionModule(ActionBase):
         from ansible.module_utils.podnet import cluster
         from ansible.module_utils.podnet.errors import PodnetError
         try:
-            plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), p['nodes'],
+            plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']),
+                                 described(p['nodes'], task_vars['hostvars']),
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
         return dict(result, changed=False, **plan)
+
+
+def described(facts, hostvars):
+    """The plan's node list: each node's facts with its name and the pod
+    CIDR its inventory variable podnet_pod_cidr asks for."""
+    return [dict(fact, name=name, explicit_pod_cidr=hostvars[name].get('podnet_pod_cidr'))
+            for name, fact in facts.items()]

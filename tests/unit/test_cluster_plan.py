@@ -301,3 +301,14 @@ def test_the_plans_cluster_wide_pods_are_what_the_policy_compiler_needs(tmp_path
          'namespaces': plan['namespaces'], 'node': 'node2'})
     assert isolated['Ingress'] == ['default/web']
     assert any('8080' in str(rule) for rule in rules), rules
+
+
+def test_the_plan_action_names_each_node_and_takes_its_pod_cidr_variable():
+    """The cluster role passes each node's facts by inventory name; the pod
+    CIDR comes from the node's own variable podnet_pod_cidr, if it has one."""
+    from podnet_testlib import action_plugin
+    facts = {name: {'underlay_ip': ip} for name, ip in (('node2', '10.11.1.12'), ('node1', '10.11.1.11'))}
+    hostvars = {'node1': {'podnet_pod_cidr': '10.42.9.0/24'}, 'node2': {}}
+    assert action_plugin('podnet_cluster').described(facts, hostvars) == [
+        {'underlay_ip': '10.11.1.12', 'name': 'node2', 'explicit_pod_cidr': None},
+        {'underlay_ip': '10.11.1.11', 'name': 'node1', 'explicit_pod_cidr': '10.42.9.0/24'}]

@@ -32,12 +32,8 @@ def test_an_action_module_documents_the_options_its_plugin_takes(module):
     """podnet_cluster and podnet_run_lock run as action plugins on the
     controller; library/ keeps their documentation, which must say what the
     plugin's argument spec accepts."""
-    import importlib.util
-
-    import podnet_testlib  # noqa: F401  (module_utils importable as in Ansible)
-    spec = importlib.util.spec_from_file_location(module, ROOT / 'plugins' / 'action' / (module + '.py'))
-    plugin = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plugin)
+    from podnet_testlib import action_plugin
+    plugin = action_plugin(module)
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'))
     doc_cli = str(Path(sys.executable).parent / 'ansible-doc')
     done = subprocess.run([doc_cli, '--json', module], capture_output=True, text=True,
