@@ -46,6 +46,7 @@ GOALS = {'lab up': None, 'no pods': None, 'converge': 60.0, 'second converge': 1
 SAMPLE = 200
 MININET_GOAL = 0.5  # podnet's time over Mininet's, for as many pods as it has hosts
 CHANGED = re.compile(r'changed=(\d+)')
+MODULE_SERVER = 'podnet_module_server.py'
 
 
 def playbook(*args):
@@ -91,16 +92,18 @@ def pss(pid):
 
 
 def memory_per_role(lab, pods):
-    """(per node, per pod) bytes of PSS: a node's init and sshd (the
-    processes of its PID namespace), a pod's pause and sleeping container."""
+    """(per node, per pod, per module server) bytes of PSS: a node's init
+    and sshd (the other processes of its PID namespace), a pod's pause and
+    sleeping container, a node's module server."""
     found = list(processes())
     node_ns = {ns for _, argv, ns in found
                if any(a.endswith('podnet-lab-init') for a in argv) and lab in argv and 'fabric' not in argv
                and 'outside' not in argv}
-    nodes = sum(pss(pid) for pid, _, ns in found if ns in node_ns)
+    servers = [pid for pid, argv, ns in found if ns in node_ns and any(a.endswith(MODULE_SERVER) for a in argv)]
+    nodes = sum(pss(pid) for pid, _, ns in found if ns in node_ns and pid not in servers)
     pod_procs = sum(pss(pid) for pid, argv, _ in found
                     if argv[0] == '/pause' or argv[:2] == ['sleep', 'infinity'])
-    return nodes / max(len(node_ns), 1), pod_procs / pods
+    return nodes / max(len(node_ns), 1), pod_procs / pods, sum(map(pss, servers)) / max(len(servers), 1)
 
 
 def manifests(path):
@@ -137,7 +140,7 @@ def main():
         before = used_memory()
         figures['converge'], _, notes['converge'] = playbook('playbooks/site.yml', '-e', manifests(pods_file))
         pods_memory = used_memory() - before
-        per_node, per_pod = memory_per_role('scale', count)
+        per_node, per_pod, per_server = memory_per_role('scale', count)
         figures['second converge'], changed, notes['second converge'] = playbook(
             'playbooks/site.yml', '-e', manifests(pods_file))
         if changed:
@@ -148,7 +151,7 @@ def main():
         figures['remove all'], _, notes['remove all'] = playbook('playbooks/site.yml', '-e', manifests(None))
     finally:
         figures['lab down'], _, notes['lab down'] = playbook('playbooks/lab.yml', '-e', 'lab_state=absent')
-    report(count, figures, notes, pods_memory, per_node, per_pod)
+    report(count, figures, notes, pods_memory, (per_node, per_pod, per_server))
     side_by_side(figures, mininet, why_not)
 
 
@@ -164,7 +167,7 @@ def side_by_side(figures, mininet, why_not):
               % (ours, ratio, theirs, 'met' if ratio <= MININET_GOAL else 'NOT met'))
 
 
-def report(count, figures, notes, pods_memory, per_node, per_pod):
+def report(count, figures, notes, pods_memory, per_role):
     print('%d pods and the seed pods on %d nodes (%s), one run' % (count, NODES, INVENTORY))
     for name, seconds in figures.items():
         goal = GOALS[name]
@@ -176,8 +179,10 @@ def report(count, figures, notes, pods_memory, per_node, per_pod):
             print('  %16s   %s' % ('', line.strip()))
     print('  memory of the pods: %.0f MiB in all, %.2f MiB per pod (used memory, pods up less lab up; '
           'goal: the cluster under 4 GiB)' % (pods_memory / 2**20, pods_memory / 2**20 / count))
-    print('  PSS per idle pod (pause + sleep): %.2f MiB; per node (its init and sshd): %.2f MiB'
-          % (per_pod / 2**20, per_node / 2**20))
+    per_node, per_pod, per_server = per_role
+    print('  PSS per idle pod (pause + sleep): %.2f MiB; per node (its init and sshd): %.2f MiB; '
+          'per node\'s module server (gone after 5 idle minutes): %.2f MiB'
+          % (per_pod / 2**20, per_node / 2**20, per_server / 2**20))
 
 
 if __name__ == '__main__':

@@ -35,7 +35,7 @@ def make_zip(path):
 
 def run(home, wrapper, *args):
     done = subprocess.run([sys.executable, str(RUNNER), *args], input=wrapper, text=True,
-                          capture_output=True, env=dict(os.environ, HOME=str(home)))
+                          capture_output=True, env=dict(os.environ, HOME=str(home), PODNET_MODULE_SERVER='0'))
     assert done.returncode == 0, done.stderr
     return done.stdout.split('\n')
 

@@ -10,18 +10,32 @@ node's own home (not visible to pods), and loaded from there next time; a
 code object carries the path of the zip it runs from. Nothing else changes:
 the same wrapper runs the same module code.
 
+A pipelined run (the wrapper on stdin) goes to the node's module server
+(podnet_module_server.py) when one listens, and starts one otherwise: the
+server has imported what modules import and forks a child per run.
+PODNET_MODULE_SERVER=0 in the node's environment runs every module here.
+
 usage (through podnet-module-python, the lab's ansible_python_interpreter):
   .venv/bin/python podnet_module_python.py [AnsiballZ_module.py]   (else the wrapper on stdin)
 """
-import hashlib
-import importlib.util
 import marshal
 import os
+import signal
+import socket
+import struct
 import sys
+import time
 import types
 import zipimport
 
 CACHE = os.path.join(os.path.expanduser('~'), '.cache', 'podnet-modules')
+# The module server: its socket and files in the node's private /run.
+SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'podnet_module_server.py')
+SERVER_DIR = os.environ.get('PODNET_MODULE_SERVER_DIR', '/run/podnet/module-server')
+SOCKET = 'socket'
+ERROR = 'error'  # why the last server failed to start
+IDLE_SECONDS = 300  # a server with no request for this long exits
+RELAYED = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 
 
 def _relocated(code, filename):
@@ -32,6 +46,9 @@ def _relocated(code, filename):
 
 
 def _cached_compile(compile_source):
+    import hashlib
+    import importlib.util
+
     def compile_or_load(pathname, source):
         key = hashlib.sha256(importlib.util.MAGIC_NUMBER + b'%d' % sys.flags.optimize
                              + source).hexdigest()
@@ -56,12 +73,24 @@ def _cached_compile(compile_source):
     return compile_or_load
 
 
+def cache_compiled_code():
+    if hasattr(zipimport, '_compile_source'):
+        zipimport._compile_source = _cached_compile(zipimport._compile_source)
+
+
+def run_wrapper(wrapper, name):
+    """Run an AnsiballZ wrapper as the script `name` (its file, or <stdin>)."""
+    main_module = types.ModuleType('__main__')
+    if name != '<stdin>':
+        main_module.__file__ = name
+    sys.modules['__main__'] = main_module
+    exec(compile(wrapper, name, 'exec'), main_module.__dict__)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and sys.path[0] == here:  # the module's imports must not find this folder
         del sys.path[0]
-    if hasattr(zipimport, '_compile_source'):
-        zipimport._compile_source = _cached_compile(zipimport._compile_source)
     if len(sys.argv) > 1:  # a wrapper file (no pipelining): it becomes argv[0]
         sys.argv = sys.argv[1:]
         with open(sys.argv[0], 'rb') as f:
@@ -70,11 +99,104 @@ def main():
     else:
         sys.argv = ['']
         wrapper, name = sys.stdin.buffer.read(), '<stdin>'
-    main_module = types.ModuleType('__main__')
-    if name != '<stdin>':
-        main_module.__file__ = name
-    sys.modules['__main__'] = main_module
-    exec(compile(wrapper, name, 'exec'), main_module.__dict__)
+        if os.environ.get('PODNET_MODULE_SERVER', '1') != '0':
+            status = run_served(wrapper)
+            if status is not None:
+                sys.exit(status)
+    cache_compiled_code()
+    run_wrapper(wrapper, name)
+
+
+def run_served(wrapper):
+    """The exit status of the wrapper run by this node's server, or None
+    when no server ran it (none listens: one is started for the next run;
+    or it declined): then nothing of the module ran and the caller runs it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.path.join(SERVER_DIR, SOCKET))
+    except OSError:
+        sock.close()
+        _start(wrapper)
+        return None
+    with sock:
+        return _request(sock, wrapper)
+
+
+def _request(sock, wrapper):
+    header = marshal.dumps({'argv': sys.argv, 'cwd': _cwd(), 'umask': _umask(),
+                            'env': dict(os.environ)})
+    try:
+        socket.send_fds(sock, [struct.pack('!II', len(header), len(wrapper))], [0, 1, 2])
+        sock.sendall(header + wrapper)
+        started = recv_exact(sock, 5)
+    except OSError:
+        return None
+    if started[:1] != b'P' or len(started) != 5:
+        return None  # declined, or gone before it forked: nothing ran
+    child = int.from_bytes(started[1:], 'big')
+    for signum in RELAYED:
+        signal.signal(signum, lambda number, _frame: _kill(child, number))
+    ended = recv_exact(sock, 5)
+    if ended[:1] == b'X' and len(ended) == 5:
+        return int.from_bytes(ended[1:], 'big', signed=True)
+    sys.stderr.write('podnet module server: module process %d ended without an exit status '
+                     '(killed)\n' % child)
+    return 1
+
+
+def _start(wrapper):
+    """Start a server for the next runs, seeded with this run's zip; quietly
+    nothing when the node has no place for it, or the last server to start
+    failed (see SERVER_DIR/error) less than IDLE_SECONDS ago."""
+    try:
+        if time.time() - os.stat(os.path.join(SERVER_DIR, ERROR)).st_mtime < IDLE_SECONDS:
+            return
+    except OSError:
+        pass
+    if not os.path.isdir(os.path.dirname(SERVER_DIR)):
+        return  # /run/podnet is a lab node's (its init makes it): elsewhere, no server
+    try:
+        os.makedirs(SERVER_DIR, mode=0o700, exist_ok=True)
+        seed = os.path.join(SERVER_DIR, 'seed-%d' % os.getpid())
+        with open(os.open(seed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
+            f.write(wrapper)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.posix_spawn(sys.executable, [sys.executable, SERVER, seed],
+                       dict(os.environ), setsid=True,
+                       file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)])
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _kill(pid, signum):
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass
+
+
+def _cwd():
+    try:
+        return os.getcwd()
+    except OSError:
+        return '/'
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def recv_exact(sock, size):
+    data = b''
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 if __name__ == '__main__':
