@@ -17,6 +17,7 @@ INVENTORY = Path(__file__).resolve().parent / 'reset_inventory'
 SANDBOX, VETH = re.compile(r'cni-[0-9a-f-]{36}'), re.compile(r'veth[0-9a-f]{8}')
 LISTENER = ' [listener]'  # sshd's listener title ends with a count of connections in progress
 UDEV_WORKER = '(udev-worker)'
+MODULE_SERVER = '/roles/lab/files/podnet_module_server.py '
 
 
 @pytest.fixture(scope='module', params=[
@@ -28,16 +29,17 @@ def lab(request):
 
 def processes(host):
     """Command lines on the node, without the SSH sessions (this one too),
-    a VM's kernel threads (children of kthreadd) and systemd-udevd's idle
+    a VM's kernel threads (children of kthreadd), systemd-udevd's idle
     workers (its pool for kernel events, such as the reset's link removals;
-    they exit by themselves)."""
+    they exit by themselves) and a lab node's module server (how the lab
+    runs modules, the reset's own too; it exits by itself when idle)."""
     out = host.check_output("sh -c 'ps -o sid= -p $$; ps -eo sid=,ppid=,pid=,args='").splitlines()
     own = out[0].strip()
     rows = [line.split(None, 3) for line in out[1:]]
     kthreadd = {pid for _, _, pid, args in rows if args == '[kthreadd]'}
     return sorted(args.split(LISTENER)[0] for sid, ppid, pid, args in rows
                   if sid != own and not args.startswith('sshd: root@') and args != UDEV_WORKER
-                  and not kthreadd & {pid, ppid})
+                  and MODULE_SERVER not in args and not kthreadd & {pid, ppid})
 
 
 def snapshot(host):

@@ -5,6 +5,7 @@ code they carry, and the server retires when that code changes."""
 import base64
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,20 +16,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LAUNCHER = ROOT / 'roles' / 'lab' / 'files' / 'podnet_module_python.py'
-# Stands for an AnsiballZ wrapper: writes its zip as *_payload.zip, puts it
-# first on sys.path and imports from it, as Ansible's does.
+FILES = ROOT / 'roles' / 'lab' / 'files'
+# Stands for an AnsiballZ wrapper of a podnet module: writes its zip as
+# *_payload.zip, puts it first on sys.path and imports from it, as
+# Ansible's does.
 WRAPPER = """import os, sys, tempfile
-preloaded = 'ansible.module_utils.thing' in sys.modules
+preloaded = 'ansible.module_utils.podnet.thing' in sys.modules
 folder = tempfile.mkdtemp(dir=os.environ['PAYLOADS'])
 payload = os.path.join(folder, 'ansible_x_payload.zip')
 with open(payload, 'wb') as f:
     f.write(__import__('base64').b64decode(ZIP))
 sys.path.insert(0, payload)
-from ansible.module_utils import thing
+from ansible.module_utils.podnet import thing
 print(thing.VALUE, preloaded, os.getppid(), os.getcwd(), os.environ.get('MARK'), sys.argv)
 sys.stderr.write('to stderr\\n')
 %s
+module_fqn='ansible.legacy.podnet_%s'
 zip_data='%s'
 """
 
@@ -38,22 +41,28 @@ def module_zip(value):
     with zipfile.ZipFile(buffer, 'w') as z:
         z.writestr('ansible/__init__.py', '')
         z.writestr('ansible/module_utils/__init__.py', '')
-        z.writestr('ansible/module_utils/thing.py', 'VALUE = %r\n' % value)
+        z.writestr('ansible/module_utils/podnet/__init__.py', '')
+        z.writestr('ansible/module_utils/podnet/thing.py', 'VALUE = %r\n' % value)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def wrapper(value, tail=''):
+def wrapper(value, tail='', module='test'):
     data = module_zip(value)
-    return (WRAPPER % (tail, data)).replace('ZIP)', repr(data) + ')', 1)
+    return (WRAPPER % (tail, module, data)).replace('ZIP)', repr(data) + ')', 1)
 
 
 @pytest.fixture
 def node(tmp_path):
-    """A folder standing for a node's /run/podnet, and the servers started in it, stopped after."""
+    """A copy of the launcher and server, a folder standing for a node's
+    /run/podnet, and the servers started in it, stopped after."""
+    scripts = tmp_path / 'files'
+    scripts.mkdir()
+    for name in ('podnet_module_python.py', 'podnet_module_server.py'):
+        shutil.copy(FILES / name, scripts / name)
     run = tmp_path / 'run' / 'podnet'
     run.mkdir(parents=True)
     env = dict(os.environ, HOME=str(tmp_path), PODNET_MODULE_SERVER_DIR=str(run / 'module-server'),
-               MARK='set', PAYLOADS=str(tmp_path))
+               MARK='set', PAYLOADS=str(tmp_path), LAUNCHER=str(scripts / 'podnet_module_python.py'))
     yield env, run / 'module-server'
     for pid in servers(run):
         os.kill(pid, signal.SIGTERM)
@@ -61,6 +70,7 @@ def node(tmp_path):
     while servers(run) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not servers(run)
+    assert sorted(os.listdir(run / 'module-server')) in ([], ['error'])  # no zip or socket left
 
 
 def processes():
@@ -84,18 +94,23 @@ def children(parent):
 
 
 def launch(env, text, cwd='/'):
-    return subprocess.run([sys.executable, str(LAUNCHER)], input=text, text=True, capture_output=True,
+    return subprocess.run([sys.executable, env['LAUNCHER']], input=text, text=True, capture_output=True,
                           env=env, cwd=cwd, timeout=30)
 
 
-def wait_for_server(folder):
-    deadline = time.monotonic() + 10
-    while not (folder / 'socket').exists():
-        assert time.monotonic() < deadline, 'no server started'
-        time.sleep(0.02)
+def start_server(env, folder, value='one'):
+    launch(env, wrapper(value))
+    return serving(folder)
+
+
+def serving(folder):
+    """The server a first run started, once it listens."""
+    wait_for(lambda: (folder / 'socket').exists() and len(servers(folder.parent)) == 1, 'no server started')
+    return servers(folder.parent)[0]
 
 
 def fields(done):
+    assert done.returncode == 0, done.stderr
     value, preloaded, ppid, cwd, mark, argv = done.stdout.split(' ', 5)
     return value, preloaded == 'True', int(ppid), cwd, mark, argv.strip()
 
@@ -103,77 +118,122 @@ def fields(done):
 def test_the_first_run_starts_a_server_and_the_next_runs_are_forked_from_it(node, tmp_path):
     env, folder = node
     first = launch(env, wrapper('one'))
-    assert first.returncode == 0, first.stderr
-    value, preloaded, _, _, _, _ = fields(first)
-    assert (value, preloaded) == ('one', False)
-    wait_for_server(folder)
-    [server] = servers(folder.parent)
+    assert fields(first)[:2] == ('one', False)
+    server = serving(folder)
     second = launch(env, wrapper('one'), cwd=tmp_path)
-    assert second.returncode == 0, second.stderr
     # What the launcher would have run by itself: same output, its folder,
     # environment and arguments; but in a child of the server, which had
-    # the module_utils imported already.
+    # podnet's module_utils imported already.
     assert fields(second) == ('one', True, server, str(tmp_path), 'set', "['']")
     assert second.stderr == 'to stderr\n'
     assert oct(folder.stat().st_mode & 0o777) == '0o700'
 
 
-def test_the_exit_status_and_an_uncaught_error_come_back_as_they_would(node):
+def test_the_exit_status_an_error_and_a_killing_signal_come_back_as_they_would(node):
     env, folder = node
-    launch(env, wrapper('one'))
-    wait_for_server(folder)
+    start_server(env, folder)
     assert launch(env, wrapper('one', 'sys.exit(3)')).returncode == 3
     failed = launch(env, wrapper('one', 'raise ValueError("boom")'))
     assert failed.returncode == 1 and 'ValueError: boom' in failed.stderr
+    killed = launch(env, wrapper('one', 'import signal; os.kill(os.getpid(), signal.SIGKILL)'))
+    assert killed.returncode == -signal.SIGKILL
+
+
+def test_the_module_has_the_files_it_would_have_open_and_no_more(node):
+    env, folder = node
+    listing = 'print(sorted(os.listdir("/proc/self/fd")))'
+    alone = launch(dict(env, PODNET_MODULE_SERVER='0'), wrapper('one', listing))
+    start_server(env, folder)
+    served = launch(env, wrapper('one', listing))
+    assert fields(served)[1] and served.stdout.splitlines()[-1] == alone.stdout.splitlines()[-1]
 
 
 def test_new_code_is_run_as_sent_and_the_server_retires_for_one_with_it(node):
     env, folder = node
-    launch(env, wrapper('one'))
-    wait_for_server(folder)
-    [old] = servers(folder.parent)
+    old = start_server(env, folder)
     changed = launch(env, wrapper('two'))
     assert fields(changed)[:2] == ('two', False)  # run by the launcher, not the old server
-    deadline = time.monotonic() + 10
-    while old in servers(folder.parent):
-        assert time.monotonic() < deadline, 'the server with the old code did not retire'
-        time.sleep(0.05)
-    launch(env, wrapper('two'))
-    wait_for_server(folder)
+    wait_gone(old, folder)
+    start_server(env, folder, 'two')
     assert fields(launch(env, wrapper('two')))[:2] == ('two', True)
+
+
+def test_a_changed_launcher_retires_the_server(node):
+    env, folder = node
+    old = start_server(env, folder)
+    launcher = Path(env['LAUNCHER'])
+    launcher.write_text(launcher.read_text() + '\n# changed\n')
+    assert fields(launch(env, wrapper('one')))[:2] == ('one', False)
+    wait_gone(old, folder)
+
+
+def test_a_run_with_another_start_up_environment_runs_by_itself(node):
+    env, folder = node
+    start_server(env, folder)
+    done = launch(dict(env, TZ='Asia/Tokyo'), wrapper('one', 'import time; print(time.strftime("%Z"))'))
+    assert fields(done)[1] is False and done.stdout.splitlines()[-1] == 'JST'
+
+
+def test_modules_other_than_podnets_run_by_themselves(node):
+    env, folder = node
+    start_server(env, folder)
+    assert fields(launch(env, wrapper('one', module='x').replace('legacy.podnet_x', 'modules.ping')))[1] is False
+
+
+def wait_gone(pid, folder):
+    deadline = time.monotonic() + 10
+    while pid in servers(folder.parent):
+        assert time.monotonic() < deadline, 'the server did not retire'
+        time.sleep(0.05)
 
 
 def test_a_signal_to_the_launcher_reaches_the_module(node, tmp_path):
     env, folder = node
-    launch(env, wrapper('one'))
-    wait_for_server(folder)
+    server = start_server(env, folder)
     flag = tmp_path / 'started'
-    tail = ('open(%r, "w").close()\nimport time\ntime.sleep(30)' % str(flag))
-    for how in (signal.SIGTERM, signal.SIGKILL):  # relayed; hung up (the launcher is gone)
-        flag.unlink(missing_ok=True)
-        launcher = subprocess.Popen([sys.executable, str(LAUNCHER)], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        launcher.stdin.write(wrapper('one', tail))
-        launcher.stdin.close()
-        deadline = time.monotonic() + 10
-        while not flag.exists():
-            assert time.monotonic() < deadline, 'the module did not start'
-            time.sleep(0.02)
-        module = children(servers(folder.parent)[0])
-        assert len(module) == 1
-        launcher.send_signal(how)
-        launcher.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while Path('/proc/%d' % module[0]).exists():
-            assert time.monotonic() < deadline, 'the module outlived its launcher (%s)' % how
-            time.sleep(0.02)
+    tail = """import signal, time
+def stopped(number, frame):
+    open(%r, 'a').write('got %%d\\n' %% number)
+    sys.exit(7)
+signal.signal(signal.SIGTERM, stopped)
+open(%r, 'w').close()
+time.sleep(30)""" % (str(tmp_path / 'signals'), str(flag))
+    launcher = subprocess.Popen([sys.executable, env['LAUNCHER']], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, text=True)
+    launcher.stdin.write(wrapper('one', tail))
+    launcher.stdin.close()
+    wait_for(flag.exists, 'the module did not start')
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=10) == 7
+    assert (tmp_path / 'signals').read_text() == 'got %d\n' % signal.SIGTERM
+
+
+def test_a_module_whose_launcher_is_killed_is_hung_up(node, tmp_path):
+    env, folder = node
+    server = start_server(env, folder)
+    flag = tmp_path / 'started'
+    launcher = subprocess.Popen([sys.executable, env['LAUNCHER']], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, text=True)
+    launcher.stdin.write(wrapper('one', 'open(%r, "w").close()\nimport time\ntime.sleep(30)' % str(flag)))
+    launcher.stdin.close()
+    wait_for(flag.exists, 'the module did not start')
+    [module] = children(server)
+    launcher.kill()
+    launcher.wait(timeout=10)
+    wait_for(lambda: not Path('/proc/%d' % module).exists(), 'the module outlived its launcher')
+
+
+def wait_for(condition, why):
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.02)
 
 
 def test_without_a_node_run_folder_no_server_starts(tmp_path):
     """The controller (no /run/podnet) runs everything itself and makes nothing."""
-    env = dict(os.environ, HOME=str(tmp_path), PAYLOADS=str(tmp_path),
+    env = dict(os.environ, HOME=str(tmp_path), PAYLOADS=str(tmp_path), LAUNCHER=str(FILES / 'podnet_module_python.py'),
                PODNET_MODULE_SERVER_DIR=str(tmp_path / 'none' / 'module-server'))
     for _ in range(2):
-        done = launch(env, wrapper('one'))
-        assert fields(done)[:2] == ('one', False)
+        assert fields(launch(env, wrapper('one')))[:2] == ('one', False)
     assert not (tmp_path / 'none').exists()

@@ -36,6 +36,9 @@ SOCKET = 'socket'
 ERROR = 'error'  # why the last server failed to start
 IDLE_SECONDS = 300  # a server with no request for this long exits
 RELAYED = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
+STARTED_SECONDS = 30  # for a server to take a request (it may be importing a new zip's code)
+# The server runs podnet's modules only: code this project tests with it.
+SERVED_MODULES = b"\nmodule_fqn='ansible.legacy.podnet_"
 
 
 def _relocated(code, filename):
@@ -99,7 +102,7 @@ def main():
     else:
         sys.argv = ['']
         wrapper, name = sys.stdin.buffer.read(), '<stdin>'
-        if os.environ.get('PODNET_MODULE_SERVER', '1') != '0':
+        if os.environ.get('PODNET_MODULE_SERVER', '1') != '0' and served_module(wrapper):
             status = run_served(wrapper)
             if status is not None:
                 sys.exit(status)
@@ -110,7 +113,8 @@ def main():
 def run_served(wrapper):
     """The exit status of the wrapper run by this node's server, or None
     when no server ran it (none listens: one is started for the next run;
-    or it declined): then nothing of the module ran and the caller runs it."""
+    or it declined): then nothing of the module ran and the caller runs it.
+    A module killed by a signal kills this process with the same signal."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(os.path.join(SERVER_DIR, SOCKET))
@@ -122,10 +126,37 @@ def run_served(wrapper):
         return _request(sock, wrapper)
 
 
+def served_module(wrapper):
+    """Whether the server may run this wrapper's module: podnet's own only."""
+    return SERVED_MODULES in wrapper
+
+
+def fingerprint():
+    """What the server's code outside module zips is: this Python, these two
+    scripts, the packages installed in the venv (pyroute2)."""
+    paths = [sys.executable, os.path.abspath(__file__), SERVER]
+    paths += [p for p in sys.path if p.endswith('site-packages')]
+    found = []
+    for path in paths:
+        try:
+            info = os.stat(path)
+            found.append((path, info.st_mtime_ns, info.st_size))
+        except OSError:
+            found.append((path, None, None))
+    return found
+
+
+def startup_environment(env):
+    """What Python takes from the environment when it starts: a server
+    started with other values would run modules differently."""
+    return sorted((k, v) for k, v in env.items() if k.startswith(('PYTHON', 'LC_')) or k in ('LANG', 'TZ'))
+
+
 def _request(sock, wrapper):
-    header = marshal.dumps({'argv': sys.argv, 'cwd': _cwd(), 'umask': _umask(),
-                            'env': dict(os.environ)})
+    header = marshal.dumps({'argv': sys.argv, 'cwd': _cwd(), 'umask': _umask(), 'env': dict(os.environ),
+                            'fingerprint': fingerprint()})
     try:
+        sock.settimeout(STARTED_SECONDS)
         socket.send_fds(sock, [struct.pack('!II', len(header), len(wrapper))], [0, 1, 2])
         sock.sendall(header + wrapper)
         started = recv_exact(sock, 5)
@@ -133,15 +164,31 @@ def _request(sock, wrapper):
         return None
     if started[:1] != b'P' or len(started) != 5:
         return None  # declined, or gone before it forked: nothing ran
-    child = int.from_bytes(started[1:], 'big')
+    try:
+        child = os.pidfd_open(int.from_bytes(started[1:], 'big'))
+    except OSError:
+        child = None  # it has ended already
     for signum in RELAYED:
-        signal.signal(signum, lambda number, _frame: _kill(child, number))
+        signal.signal(signum, lambda number, _frame: _relay(child, number))
+    sock.settimeout(None)  # a module runs as long as it needs
     ended = recv_exact(sock, 5)
-    if ended[:1] == b'X' and len(ended) == 5:
+    if len(ended) == 5 and ended[:1] == b'X':
         return int.from_bytes(ended[1:], 'big', signed=True)
-    sys.stderr.write('podnet module server: module process %d ended without an exit status '
-                     '(killed)\n' % child)
+    if len(ended) == 5 and ended[:1] == b'K':
+        signum = int.from_bytes(ended[1:], 'big')
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # ended as its module was
+    sys.stderr.write('podnet module server: the module process ended without an exit status\n')
     return 1
+
+
+def _relay(pidfd, signum):
+    if pidfd is not None:
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except OSError:
+            pass
 
 
 def _start(wrapper):
@@ -155,32 +202,30 @@ def _start(wrapper):
         pass
     if not os.path.isdir(os.path.dirname(SERVER_DIR)):
         return  # /run/podnet is a lab node's (its init makes it): elsewhere, no server
+    seed = os.path.join(SERVER_DIR, 'seed-%d' % os.getpid())
     try:
         os.makedirs(SERVER_DIR, mode=0o700, exist_ok=True)
-        seed = os.path.join(SERVER_DIR, 'seed-%d' % os.getpid())
         with open(os.open(seed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
             f.write(wrapper)
         devnull = os.open(os.devnull, os.O_RDWR)
-        os.posix_spawn(sys.executable, [sys.executable, SERVER, seed],
-                       dict(os.environ), setsid=True,
-                       file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)])
-        os.close(devnull)
+        try:
+            os.posix_spawn(sys.executable, [sys.executable, SERVER, seed], dict(os.environ), setsid=True,
+                           file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)])
+        finally:
+            os.close(devnull)
     except OSError:
-        pass
-
-
-def _kill(pid, signum):
-    try:
-        os.kill(pid, signum)
-    except OSError:
-        pass
+        try:
+            os.unlink(seed)
+        except OSError:
+            pass
 
 
 def _cwd():
+    """The working folder, or where the wrapper would go without one."""
     try:
         return os.getcwd()
     except OSError:
-        return '/'
+        return os.path.expanduser('~')
 
 
 def _umask():
