@@ -66,6 +66,20 @@ def test_a_bad_manifest_fails_before_any_change(lab, tmp_path):
     assert {n: h.check_output('ip netns list') for n, h in lab.hosts.items()} == before
 
 
+def test_a_variable_that_does_not_fit_a_role_fails_before_any_change(lab):
+    """site.yml checks every role's variables on every node at once (the
+    roles' own argument specs), before any node task."""
+    converge(lab)
+    before = {n: h.check_output('ip -o link') for n, h in lab.hosts.items()}
+    done = playbook(lab.inventory, 'playbooks/site.yml', '-e', 'podnet_backend=gre', check=False)
+    assert done.returncode != 0
+    for node in lab.hosts:
+        assert '%s: role backend: value of podnet_backend must be one of: vxlan, host-gw, got: gre' % node \
+            in done.stdout
+    assert 'TASK [node : ' not in done.stdout
+    assert {n: h.check_output('ip -o link') for n, h in lab.hosts.items()} == before
+
+
 def test_a_finished_never_restart_container_stays_finished(lab, tmp_path):
     oneshot = tmp_path / 'oneshot.yaml'
     oneshot.write_text(json.dumps(dict(EXTRA, metadata={'name': 'oneshot', 'namespace': 'default'},
