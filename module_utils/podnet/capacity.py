@@ -1,5 +1,6 @@
 """Whether the planned pods fit, checked on the controller before any node
-changes: each node's pod CIDR, and the memory of each machine.
+changes: each node's pod CIDR, and the memory and neighbour table of each
+machine.
 
 Nodes on one kernel (the embedded lab's namespaces, told apart by nothing
 but their name) share its memory: they are grouped by the kernel's boot id.
@@ -15,15 +16,28 @@ from ansible.module_utils.podnet.errors import SpecError
 POD_MEMORY = 1 << 20
 MEMINFO = '/proc/meminfo'
 BOOT_ID = '/proc/sys/kernel/random/boot_id'
+# The kernel's ARP table is one for all network namespaces; past gc_thresh3
+# entries it creates no more ("neighbor table overflow") and packets to an
+# address it cannot resolve are dropped. A pod holds two entries (its
+# gateway in its sandbox, itself on cni0), more while it talks to pods of
+# its node; a node a few (fabric, mgmt). Half the table is left for that.
+NEIGH_MAX = '/proc/sys/net/ipv4/neigh/default/gc_thresh3'
+NEIGH_PER_POD, NEIGH_PER_NODE, NEIGH_HEADROOM = 2, 4, 2
 
 
 def read_machine():
-    """{kernel, memory_available} of the machine this runs on."""
+    """{kernel, memory_available, neighbours_max} of the machine this runs on."""
     with open(MEMINFO) as f:
         fields = dict(line.split(':', 1) for line in f)
     with open(BOOT_ID) as f:
         kernel = f.read().strip()
-    return {'kernel': kernel, 'memory_available': int(fields['MemAvailable'].split()[0]) * 1024}
+    try:
+        with open(NEIGH_MAX) as f:
+            neighbours = int(f.read())
+    except (OSError, ValueError):
+        neighbours = None  # not shown in this namespace: not checked
+    return {'kernel': kernel, 'memory_available': int(fields['MemAvailable'].split()[0]) * 1024,
+            'neighbours_max': neighbours}
 
 
 def check_pod_cidrs(placement, cidrs):
@@ -36,15 +50,47 @@ def check_pod_cidrs(placement, cidrs):
                             % (cidr, room, count))
 
 
+def with_this_machine(nodes, machine):
+    """nodes, those on the kernel this runs on (the controller, for the
+    embedded lab) given what a node's namespace cannot show of it: the
+    neighbour table's size is only shown in the machine's first namespace."""
+    return [dict(n, neighbours_max=machine['neighbours_max'])
+            if n.get('kernel') == machine['kernel'] and n.get('neighbours_max') is None else n
+            for n in nodes]
+
+
+def machines(nodes, fact):
+    """The nodes that report fact, grouped by the kernel they run on."""
+    found = {}
+    for node in nodes:
+        if node.get(fact) is not None:
+            found.setdefault(node.get('kernel') or node['name'], []).append(node)
+    return found.values()
+
+
+def check_neighbours(placement, nodes):
+    """All the pods of one kernel's nodes must fit its neighbour table,
+    which every network namespace on it shares (the embedded lab's nodes)."""
+    for members in machines(nodes, 'neighbours_max'):
+        names = [n['name'] for n in members]
+        pods = sum(1 for node in placement.values() if node in names)
+        need = NEIGH_PER_POD * pods + NEIGH_PER_NODE * len(names)
+        limit = min(n['neighbours_max'] for n in members)
+        if need * NEIGH_HEADROOM > limit:
+            raise SpecError('%s: neighbour table' % ', '.join(names), (
+                '%d pods and %d nodes on one kernel need about %d ARP entries, twice that room, and '
+                'its table holds %d (net.ipv4.neigh.default.gc_thresh3, shared by every namespace): '
+                'raise it on that machine (sysctl -w net.ipv4.neigh.default.gc_thresh2=%d '
+                'net.ipv4.neigh.default.gc_thresh3=%d; bin/bootstrap --bench-scale does) or run '
+                'fewer pods') % (pods, len(names), need, limit, need * NEIGH_HEADROOM,
+                                 2 * need * NEIGH_HEADROOM))
+
+
 def check_memory(placement, nodes, running):
     """The pods about to start on each machine must fit the memory it has
     available now (pods already running are in that figure). nodes: [{name,
     kernel, memory_available}]; running: {pod key: node}."""
-    machines = {}
-    for node in nodes:
-        if node.get('memory_available') is not None:
-            machines.setdefault(node.get('kernel') or node['name'], []).append(node)
-    for members in machines.values():
+    for members in machines(nodes, 'memory_available'):
         names = [n['name'] for n in members]
         new = sum(1 for key, node in placement.items() if node in names and running.get(key) != node)
         available = min(n['memory_available'] for n in members)

@@ -60,6 +60,7 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                for n in nodes}
     capacity.check_pod_cidrs(placement, cidrs)
     capacity.check_memory(placement, nodes, running)
+    capacity.check_neighbours(placement, nodes)
     plan = {}
     for name, node in records.items():
         peers = [{k: p[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}

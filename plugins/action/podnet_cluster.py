@@ -28,11 +28,12 @@ class ActionModule(ActionBase):
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         # Here, not at the top: Ansible imports action plugins in its main
         # process, which every worker is forked from (the plan pulls in pyroute2).
-        from ansible.module_utils.podnet import cluster
+        from ansible.module_utils.podnet import capacity, cluster
         from ansible.module_utils.podnet.errors import PodnetError
         try:
-            plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']),
-                                 described(p['nodes'], task_vars['hostvars']),
+            nodes = capacity.with_this_machine(described(p['nodes'], task_vars['hostvars']),
+                                               capacity.read_machine())
+            plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), nodes,
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)

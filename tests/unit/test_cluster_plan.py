@@ -200,6 +200,31 @@ def test_more_pods_than_one_machine_has_memory_for_are_refused(tmp_path):
         build(pods_file(tmp_path, 400), nodes=vms)
 
 
+def test_more_pods_than_one_kernel_has_neighbour_entries_for_are_refused(tmp_path):
+    """Regression: 1,000 lab pods overflowed the kernel's ARP table, shared by
+    every namespace (gc_thresh3 1024), and pings and connects at scale were
+    lost ("neighbor table overflow"). Pods running count as well as new ones."""
+    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=1024,
+                pods=['default/p%d' % j for j in range(100 * i - 100, 100 * i)]) for i in (1, 2)]
+    with pytest.raises(SpecError, match=r'^node1, node2: neighbour table: 260 pods and 2 nodes on one '
+                                        r'kernel need about 528 ARP entries, twice that room, and its '
+                                        r'table holds 1024 \(net.ipv4.neigh.default.gc_thresh3'):
+        build(pods_file(tmp_path, 260), nodes=lab)
+    assert len(build(pods_file(tmp_path, 260), nodes=[dict(n, neighbours_max=4096) for n in lab])['placement']) == 260
+    vms = [dict(n, kernel='k%d' % i) for i, n in enumerate(lab)]
+    assert len(build(pods_file(tmp_path, 260), nodes=vms)['placement']) == 260
+
+
+def test_the_controller_tells_the_neighbour_table_of_lab_nodes_on_its_own_kernel():
+    """A lab node's namespace does not show gc_thresh3; the controller, on the same kernel, does."""
+    from ansible.module_utils.podnet import capacity
+    here = {'kernel': 'k1', 'memory_available': 1, 'neighbours_max': 4096}
+    nodes = [node('node1', '10.11.1.11', kernel='k1', neighbours_max=None),
+             node('vm1', '10.11.1.12', kernel='k2', neighbours_max=None),
+             node('vm2', '10.11.1.13', kernel='k3', neighbours_max=512)]
+    assert [n['neighbours_max'] for n in capacity.with_this_machine(nodes, here)] == [4096, None, 512]
+
+
 def test_pods_already_running_are_in_the_available_memory(tmp_path):
     running = ['default/p%d' % i for i in range(150)]
     lab = [node('node1', '10.11.1.11', kernel='k1', memory_available=10 << 20, pods=running)]
