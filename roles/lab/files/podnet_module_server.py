@@ -255,10 +255,11 @@ class Server:
             os.close(pidfd)
 
     def hang_up(self, conn):
-        """The launcher closed its end while its child runs: hang up the child."""
-        self.hung_up.add(conn)
+        """The launcher closed its end while its child runs: hang up the child
+        (unless the child was reported in this same round)."""
         for pidfd, child_conn in self.children.items():
             if child_conn is conn:
+                self.hung_up.add(conn)
                 try:
                     signal.pidfd_send_signal(pidfd, signal.SIGHUP)
                 except OSError:
