@@ -205,8 +205,7 @@ def _start(wrapper):
     seed = os.path.join(SERVER_DIR, 'seed-%d' % os.getpid())
     try:
         os.makedirs(SERVER_DIR, mode=0o700, exist_ok=True)
-        with open(os.open(seed, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
-            f.write(wrapper)
+        write_private(seed, wrapper)
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
             os.posix_spawn(sys.executable, [sys.executable, SERVER, seed], dict(os.environ), setsid=True,
@@ -214,10 +213,20 @@ def _start(wrapper):
         finally:
             os.close(devnull)
     except OSError:
-        try:
-            os.unlink(seed)
-        except OSError:
-            pass
+        remove_quietly(seed)
+
+
+def write_private(path, data):
+    """A file only root reads (the server's folder holds module code)."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
+        f.write(data)
+
+
+def remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _cwd():

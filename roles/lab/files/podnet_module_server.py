@@ -47,7 +47,7 @@ import zipfile
 import zipimport
 
 from podnet_module_python import (ERROR, IDLE_SECONDS, SERVER_DIR, SOCKET, fingerprint, recv_exact,
-                                  run_wrapper, startup_environment)
+                                  remove_quietly, run_wrapper, startup_environment, write_private)
 
 CHECK_SECONDS = 5  # how often an idle server checks that its socket is still its own
 REQUEST_SECONDS = 10  # a launcher sends its whole request at once
@@ -122,15 +122,15 @@ class Server:
         self.children, self.hung_up = {}, set()
         self.retired = False
 
-    def learn(self, payload):
-        """Preload what this zip brings that the server has not tried yet."""
-        files = entries(payload)
+    def learn(self, payload, files=None):
+        """Preload what this zip (its entries(), if known) brings that the
+        server has not tried yet."""
+        files = files or entries(payload)
         wanted = {n for n in files if n in PRELOADED or n.startswith(PRELOADED_FOLDER) and n.endswith('.py')}
         if not wanted - self.tried:
             return
         archive = os.path.join(SERVER_DIR, 'zip-%d-%d' % (os.getpid(), len(self.archives)))
-        with open(os.open(archive, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'wb') as f:
-            f.write(payload)
+        write_private(archive, payload)
         self.archives.append(archive)
         finder = ZipFinder(archive)
         sys.meta_path.insert(0, finder)
@@ -146,7 +146,8 @@ class Server:
         for module in list(sys.modules.values()):
             where = getattr(module, '__file__', None) or ''
             if where.startswith(archive + os.sep):
-                self.known.setdefault(os.path.relpath(where, archive), files[os.path.relpath(where, archive)])
+                name = os.path.relpath(where, archive)
+                self.known.setdefault(name, files[name])
         gc.freeze()  # the preloaded objects stay shared with every child, untouched by its collector
 
     def listen(self):
@@ -199,7 +200,7 @@ class Server:
             return
         header, fds, wrapper = request
         try:
-            payload, missing = self.judge(header, wrapper)
+            payload, files, missing = self.judge(header, wrapper)
             if payload is None:
                 conn.sendall(b'R')
                 conn.close()
@@ -216,27 +217,27 @@ class Server:
             for fd in fds:
                 os.close(fd)
         try:
-            self.learn(payload)
+            self.learn(payload, files)
         except OSError:
             pass  # nothing learned: later runs import those modules themselves
 
     def judge(self, header, wrapper):
-        """(zip, preloaded modules it lacks) when the server may run this
-        request, else (None, None); retires when the code changed."""
+        """(zip, its entries(), preloaded modules it lacks) when the server
+        may run this request, else Nones; retires when the code changed."""
         payload = zip_of(wrapper)
         if header.get('fingerprint') != self.fingerprint:
             self.retire()
-            return None, None
+            return None, None, None
         if payload is None or startup_environment(header['env']) != self.environment:
-            return None, None
+            return None, None, None
         try:
             files = entries(payload)
         except zipfile.BadZipFile:
-            return None, None
+            return None, None, None
         if any(files.get(name, crc_size) != crc_size for name, crc_size in self.known.items()):
             self.retire()
-            return None, None
-        return payload, [module_name(name) for name in self.known if name not in files]
+            return None, None, None
+        return payload, files, [module_name(name) for name in self.known if name not in files]
 
     def report(self, pidfd):
         """A child ended: its exit status (X) or the signal that ended it (K) to its launcher."""
@@ -314,10 +315,7 @@ class Server:
         if not self.retired:
             self.retire()
         for leftover in self.archives + ['%s.%d' % (self.path, os.getpid())]:
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
+            remove_quietly(leftover)
 
 
 def _trusted(conn):
