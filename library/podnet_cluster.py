@@ -125,6 +125,13 @@ policies:
   description: The NetworkPolicy objects, as given.
   returned: success
   type: list
+policy_cluster:
+  description:
+    - C(policies), C(pods) and C(namespaces) above as one JSON text, as the policy role passes them to
+      podnet_policy on every node, as its C(cluster) option. Ansible templates a string for each
+      node at a fraction of the cost of a structure of 1,000 pods.
+  returned: success
+  type: str
 '''
 
 # Ansible's own process does the work, through the action plugin of the same

@@ -37,7 +37,16 @@ class ActionModule(ActionBase):
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
-        return dict(result, changed=False, **plan)
+        return dict(result, changed=False, policy_cluster=policy_cluster(plan), **plan)
+
+
+def policy_cluster(plan):
+    """What every node's policy table is compiled from, as one JSON text: a
+    worker templates a string for each node at a fraction of the cost of a
+    structure holding 1,000 pods (about 50 ms a node)."""
+    import json
+    return json.dumps({key: plan[key] for key in ('policies', 'pods', 'namespaces')},
+                      sort_keys=True, separators=(',', ':'))
 
 
 def described(facts, hostvars):

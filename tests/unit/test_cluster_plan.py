@@ -1,5 +1,7 @@
 """cluster.build(): MTU per backend, placement, peers, commands from the
 image catalog (and its `paths`), pod CIDRs kept, host-gw across racks refused."""
+import json
+
 import pytest
 from ansible.module_utils.podnet import caps, cluster, names
 from ansible.module_utils.podnet.errors import SpecError
@@ -322,10 +324,38 @@ def test_the_plans_cluster_wide_pods_are_what_the_policy_compiler_needs(tmp_path
                              'ports': [{'name': 'http', 'containerPort': 8080, 'protocol': 'TCP'}]}]
     policy = library('podnet_policy')
     chains, rules, isolated, _ = policy.compile_for(
-        {'policies': plan['policies'], 'pods': plan['pods'], 'running': {'default/web': '10.42.1.2'},
-         'namespaces': plan['namespaces'], 'node': 'node2'})
+        {'cluster': {'policies': plan['policies'], 'pods': plan['pods'], 'namespaces': plan['namespaces']},
+         'running': {'default/web': '10.42.1.2'}, 'node': 'node2'})
     assert isolated['Ingress'] == ['default/web']
     assert any('8080' in str(rule) for rule in rules), rules
+
+
+def test_the_policy_role_s_json_text_compiles_as_the_plan_s_structures(tmp_path):
+    """The role hands every node the plan's policy_cluster and the running
+    IPs as JSON text (a string templates per node at a fraction of a
+    structure's cost, issue "Scale"): the same table, the same record."""
+    from podnet_testlib import action_plugin
+    from test_reset_plan import library
+    plan = build(write(tmp_path, NAMED_PORT))
+    policy, running = library('podnet_policy'), {'default/web': '10.42.1.2'}
+    as_structures = policy.compile_for({'cluster': {k: plan[k] for k in ('policies', 'pods', 'namespaces')},
+                                        'running': running, 'node': 'node2'})
+    as_text = policy.compile_for({'cluster': action_plugin('podnet_cluster').policy_cluster(plan),
+                                  'running': json.dumps(running), 'node': 'node2'})
+    assert as_text == as_structures and as_text[2]['Ingress'] == ['default/web']
+
+
+@pytest.mark.parametrize('cluster, running, message', [
+    ('{"policies": [', '{}', 'cluster: invalid JSON text'),
+    ('[]', '{}', 'cluster: must be a dict or its JSON text, got list'),
+    ('{"policies": [], "pods": []}', '{}', 'cluster: missing namespaces'),
+    ('{"policies": [], "pods": [], "namespaces": {}}', 'x', 'running: invalid JSON text')])
+def test_policy_input_that_is_not_the_plan_s_is_refused_naming_the_option(cluster, running, message):
+    from test_reset_plan import library
+    policy = library('podnet_policy')
+    with pytest.raises(SpecError) as refused:
+        policy.compile_for({'cluster': cluster, 'running': running, 'node': 'node1'})
+    assert str(refused.value).startswith(message)
 
 
 def test_the_plan_action_names_each_node_and_takes_its_pod_cidr_variable():
