@@ -18,6 +18,11 @@ from ansible.module_utils.podnet.errors import SpecError
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 MARKS = {True: '.', False: 'X', None: '?'}
 NOT_PROBED = 'not probed'
+# What a probe met when the target pod's own stack answered that nothing
+# listens (a TCP reset, an ICMP port unreachable). podnet drops the packets
+# a policy denies and never rejects them, so the network let this one through.
+REFUSED = 'refused'
+REFUSED_WHY = 'refused: the pod was reached, nothing listens on the port'
 POD_IN_REASON = re.compile(r' of [^ :;]+:')  # `ingress of x/a:` -> `ingress:`
 
 
@@ -110,6 +115,18 @@ def table(matrices, model=None):
     return lines
 
 
+def reached(matrices):
+    """The matrices as the network decided them, to hold against the policy
+    model: a refused cell is allowed (the e2e truth table, like upstream,
+    counts it denied)."""
+    seen = []
+    for matrix in matrices:
+        allowed = {s: {t: True if matrix.reason(s, t) == REFUSED else cell for t, cell in row.items()}
+                   for s, row in matrix.allowed.items()}
+        seen.append(Matrix(matrix.port, matrix.protocol, matrix.pods, matrix.ips, allowed, matrix.reasons))
+    return seen
+
+
 def denial_reasons(observed, model):
     """`X <why>: <cells>` for the denied cells of observed, grouped by the
     model's reason with the pod left out (`ingress: isolated by x/deny, no
@@ -119,15 +136,17 @@ def denial_reasons(observed, model):
     for source in observed.pods:
         for target in observed.pods:
             if observed.cell(source, target) is False:
-                why = denial_reason(model, source, target)
+                why = denial_reason(observed, model, source, target)
                 groups.setdefault(POD_IN_REASON.sub(':', why), []).append('%s->%s' % (source, target))
     return ['X %s: %s' % (why, ' '.join(cells)) for why, cells in sorted(groups.items())]
 
 
-def denial_reason(model, source, target):
+def denial_reason(observed, model, source, target):
     """Why the kernel denied source -> target, in the policy model's words."""
     if model.cell(source, target) is False:
         return model.reason(source, target)
+    if observed.reason(source, target) == REFUSED:
+        return REFUSED_WHY
     return 'the policy model allows it (see the differences)'
 
 
@@ -141,7 +160,7 @@ def cell_reasons(observed, model=None):
             if seen is None:
                 why = verdict(None, observed.reason(source, target))
             elif seen is False and model is not None:
-                why = denial_reason(model, source, target)
+                why = denial_reason(observed, model, source, target)
             else:
                 continue
             found.setdefault(source, {})[target] = why

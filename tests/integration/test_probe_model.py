@@ -51,6 +51,18 @@ def test_denials_carry_their_reason_and_the_model_holds(enforced):
     assert 'disagree' not in done.stdout
 
 
+def test_a_closed_port_is_reached_not_a_disagreement(enforced):
+    """Port 82, on which no pod listens: where the policies allow, the pod
+    answers with a reset, which the model holds as allowed (podnet drops
+    and never rejects); where they deny, the probe times out as the model
+    says. It used to fail with 'the kernel and the policy model disagree'."""
+    done = playbook(enforced.inventory, 'playbooks/probe.yml', '-e', 'probe_ports=82',
+                    '-e', 'probe_protocols=TCP', '-e', 'probe_expect=model')
+    assert 'X refused: the pod was reached, nothing listens on the port: ' in done.stdout
+    assert 'X ingress: isolated by x/deny-ingress, no rule allows: x/a->x/b' in done.stdout
+    assert 'disagree' not in done.stdout
+
+
 def test_a_lost_policy_table_is_a_disagreement_named_cell_by_cell(enforced):
     x_a_node(enforced).check_output('nft delete table ip podnet-policy')
     done = playbook(enforced.inventory, *PROBE, '-e', 'probe_expect=model', check=False)

@@ -296,3 +296,19 @@ def test_a_pod_the_record_does_not_hold_is_not_judged():
     observed = probe.build(full(), dict(PODS, **{'z/new': '10.42.0.9'}))
     model, = probe.model_matrices(observed, record())
     assert model.cell('z/new', 'x/a') is None and model.reason('z/new', 'x/a') == 'not in the policy record'
+
+
+def test_a_refused_cell_reached_the_pod_and_agrees_with_a_model_that_allows_it():
+    """A closed port answers with a reset (or ICMP port unreachable): the
+    packet got through, since podnet drops and never rejects. The model
+    allows x/a -> y/a, so no disagreement; the table still marks it X, as
+    the e2e tests do, and says why. A refusal where the model denies is a
+    packet that got through a policy: that one disagrees."""
+    cells = [dict(c, allowed=False, reason=probe.REFUSED) if (c['from'], c['to']) in {('x/a', 'y/a'), ('y/a', 'x/a')}
+             else c for c in full(**{'y_a>x_b': False, 'x_a>x_b': False, 'x_b>x_a': False})]
+    observed = probe.build(cells, PODS)
+    model = probe.model_matrices(observed, record(DENY_X))
+    assert probe.compare(model, probe.reached(observed)) == [
+        'TCP/80 y/a -> x/a: expected denied (ingress of x/a: isolated by x/deny, no rule allows), got allowed']
+    assert 'X %s: x/a->y/a' % probe.REFUSED_WHY in probe.table(observed, model)
+    assert observed[0].cell('x/a', 'y/a') is False  # the truth table is the e2e tests'
