@@ -90,7 +90,7 @@ def test_libyaml_and_pure_python_read_the_same_manifests_and_limits(tmp_path, mo
     read, refused = {}, {}
     for loader in {manifest_files.SAFE_LOADER, manifest_files.yaml.SafeLoader}:
         monkeypatch.setattr(manifest_files, 'SAFE_LOADER', loader)
-        read[loader] = list(manifest_files.documents([ROOT / 'manifests' / 'seed', ROOT / 'manifests' / 'netpol-model']))
+        read[loader] = list(manifest_files.documents([ROOT / 'manifests' / name for name in ('seed', 'netpol-model')]))
         refused[loader] = refusal([tmp_path / 'deep.yaml'])
     objects = next(iter(read.values()))
     assert len(objects) > 5 and all(found == objects for found in read.values())
