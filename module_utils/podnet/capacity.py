@@ -10,6 +10,7 @@ pods, bench/scale_bench.py) and rounded up; what a container's program
 allocates on top is its own and cannot be known here.
 """
 import ipaddress
+import os
 
 from ansible.module_utils.podnet.errors import SpecError
 
@@ -40,6 +41,26 @@ def read_machine():
             'neighbours_max': neighbours}
 
 
+def lab_processes(proc='/proc'):
+    """{kernel_pods, kernel_lab_hosts}: the pods (their pause processes) and
+    the lab hosts (their podnet-lab-init: nodes, fabric, outside host) of
+    every lab this process sees. From the controller, in the machine's first
+    PID namespace, that is every embedded lab on its kernel: they all share
+    its neighbour table."""
+    from ansible.module_utils.podnet.labhost import INIT_NAME
+    from ansible.module_utils.podnet.spawner import PAUSE_ARGV0
+    pods = hosts = 0
+    for pid in os.listdir(proc):
+        try:
+            with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
+                argv = f.read().split(b'\0')
+        except (OSError, ValueError):
+            continue  # not a process, or gone
+        pods += argv[0] == PAUSE_ARGV0.encode()
+        hosts += INIT_NAME.encode() in map(os.path.basename, argv[:2])  # run by its interpreter
+    return {'kernel_pods': pods, 'kernel_lab_hosts': hosts}
+
+
 def check_pod_cidrs(placement, cidrs):
     """A node's pods must fit its pod CIDR (less network, gateway, broadcast)."""
     for node, cidr in cidrs.items():
@@ -53,10 +74,11 @@ def check_pod_cidrs(placement, cidrs):
 def with_this_machine(nodes, machine):
     """nodes, those on the kernel this runs on (the controller, for the
     embedded lab) given what a node's namespace cannot show of it: the
-    neighbour table's size is only shown in the machine's first namespace."""
-    return [dict(n, neighbours_max=machine['neighbours_max'])
-            if n.get('kernel') == machine['kernel'] and n.get('neighbours_max') is None else n
-            for n in nodes]
+    neighbour table's size is only shown in the machine's first namespace,
+    and the other labs' pods and hosts (lab_processes()) only from there."""
+    seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts') if k in machine}
+    return [dict(n, neighbours_max=n.get('neighbours_max') or machine['neighbours_max'], **seen)
+            if n.get('kernel') == machine['kernel'] else n for n in nodes]
 
 
 def machines(nodes, fact):
@@ -74,16 +96,31 @@ def check_neighbours(placement, nodes):
     for members in machines(nodes, 'neighbours_max'):
         names = [n['name'] for n in members]
         pods = sum(1 for node in placement.values() if node in names)
-        need = NEIGH_PER_POD * pods + NEIGH_PER_NODE * len(names)
+        other_pods, other_hosts = others_on_kernel(members)
+        need = NEIGH_PER_POD * (pods + other_pods) + NEIGH_PER_NODE * (len(names) + other_hosts)
         limit = min(n['neighbours_max'] for n in members)
         if need * NEIGH_HEADROOM > limit:
+            others = ' (and %d other pods and %d other lab hosts there)' % (other_pods, other_hosts) \
+                if other_pods or other_hosts else ''
             raise SpecError('%s: neighbour table' % ', '.join(names), (
-                '%d pods and %d nodes on one kernel need about %d ARP entries, twice that room, and '
+                '%d pods and %d nodes on one kernel%s need about %d ARP entries, twice that room, and '
                 'its table holds %d (net.ipv4.neigh.default.gc_thresh3, shared by every namespace): '
                 'raise it on that machine (sysctl -w net.ipv4.neigh.default.gc_thresh2=%d '
                 'net.ipv4.neigh.default.gc_thresh3=%d; bin/bootstrap --bench-scale does) or run '
-                'fewer pods') % (pods, len(names), need, limit, need * NEIGH_HEADROOM,
+                'fewer pods') % (pods, len(names), others, need, limit, need * NEIGH_HEADROOM,
                                  2 * need * NEIGH_HEADROOM))
+
+
+def others_on_kernel(members):
+    """(pods, hosts) on the members' kernel that are not theirs (other labs',
+    and their own lab's fabric and outside host): what the controller saw
+    there, less the members' running pods and themselves."""
+    seen = [n for n in members if 'kernel_pods' in n]
+    if not seen:
+        return 0, 0
+    running = sum(len(n.get('pods') or ()) for n in members)
+    return (max(0, seen[0]['kernel_pods'] - running),
+            max(0, seen[0]['kernel_lab_hosts'] - len(members)))
 
 
 def check_memory(placement, nodes, running):

@@ -32,7 +32,7 @@ class ActionModule(ActionBase):
         from ansible.module_utils.podnet.errors import PodnetError
         try:
             nodes = capacity.with_this_machine(described(p['nodes'], task_vars['hostvars']),
-                                               capacity.read_machine())
+                                               dict(capacity.read_machine(), **capacity.lab_processes()))
             plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), nodes,
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:

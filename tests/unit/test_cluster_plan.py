@@ -227,6 +227,35 @@ def test_the_controller_tells_the_neighbour_table_of_lab_nodes_on_its_own_kernel
     assert [n['neighbours_max'] for n in capacity.with_this_machine(nodes, here)] == [4096, None, 512]
 
 
+def test_other_labs_on_the_kernel_count_against_its_neighbour_table(tmp_path):
+    """Two embedded labs on one machine share its ARP table: 200 pods fit a
+    2,048-entry table alone, not next to another lab's 400 pods (the
+    controller sees them: pause processes, lab hosts' inits), and not
+    counting this lab's own running pods twice."""
+    from ansible.module_utils.podnet import capacity
+    here = {'kernel': 'k1', 'memory_available': 1 << 40, 'neighbours_max': 2048}
+    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None,
+                pods=['default/p%d' % j for j in range(100 * i - 100, 100 * i)]) for i in (1, 2)]
+    alone = capacity.with_this_machine(lab, dict(here, kernel_pods=200, kernel_lab_hosts=4))
+    assert len(build(pods_file(tmp_path, 200), nodes=alone)['placement']) == 200
+    crowded = capacity.with_this_machine(lab, dict(here, kernel_pods=600, kernel_lab_hosts=9))
+    with pytest.raises(SpecError, match=r'^node1, node2: neighbour table: 200 pods and 2 nodes on one kernel '
+                                        r'\(and 400 other pods and 7 other lab hosts there\) need about 1236 ARP'):
+        build(pods_file(tmp_path, 200), nodes=crowded)
+
+
+def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
+    from ansible.module_utils.podnet import capacity
+    argvs = {'1': [b'/pause'], '2': [b'/pause'], '3': [b'/usr/bin/python3.13', b'/x/podnet-lab-init', b'lab', b'node1'],
+             '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat']}
+    for pid, argv in argvs.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / 'cmdline').write_bytes(b'\0'.join(argv) + b'\0')
+    (tmp_path / '7').mkdir()  # gone before its cmdline was read
+    (tmp_path / 'self').write_text('')
+    assert capacity.lab_processes(str(tmp_path)) == {'kernel_pods': 2, 'kernel_lab_hosts': 2}
+
+
 def test_pods_already_running_are_in_the_available_memory(tmp_path):
     running = ['default/p%d' % i for i in range(150)]
     lab = [node('node1', '10.11.1.11', kernel='k1', memory_available=10 << 20, pods=running)]
