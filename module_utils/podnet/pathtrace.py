@@ -195,7 +195,7 @@ def probe(source_pod, flow, timeout):
     attempt, = prober.plan([source_pod], [{'key': flow.dst, 'ip': flow.dst}], [flow.port],
                            [flow.protocol])
     result, = prober.run([attempt], timeout, 1)
-    delivered = result['allowed'] is True or result['reason'] == 'refused'
+    delivered = result['allowed'] is True or result['reason'] == prober.REFUSED  # reached, nothing listened
     return {'outcome': result['reason'], 'delivered': delivered,
             'seen_source': seen_source(*flow) if delivered else None}
 

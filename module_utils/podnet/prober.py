@@ -20,11 +20,11 @@ import threading
 from dataclasses import dataclass
 
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
+from ansible.module_utils.podnet.probe import PROTOCOLS, REFUSED
 
 NETNS_DIR = '/run/netns'
 CLONE_NEWNET = 0x40000000
 IPPROTO_SCTP = getattr(socket, 'IPPROTO_SCTP', 132)
-PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 UDP_REQUEST = b'hostname\n'
 UDP_SENDS = 2  # a second datagram halfway through the timeout, should the first be lost
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -153,7 +153,7 @@ def _describe(exc):
     if isinstance(exc, socket.timeout):
         return 'timeout'
     if isinstance(exc, ConnectionRefusedError):
-        return 'refused'
+        return REFUSED
     return (exc.strerror or str(exc)).lower()
 
 
