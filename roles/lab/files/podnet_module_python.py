@@ -11,8 +11,10 @@ code object carries the path of the zip it runs from. Nothing else changes:
 the same wrapper runs the same module code.
 
 A pipelined run (the wrapper on stdin) goes to the node's module server
-(podnet_module_server.py) when one listens, and starts one otherwise: the
-server has imported what modules import and forks a child per run.
+(podnet_module_server.py): the server has imported what modules import and
+forks a child per run. When none listens, the run starts one and waits for
+it to listen (it makes the imports the run would have made itself), up to
+START_WAIT_SECONDS, then runs here.
 PODNET_MODULE_SERVER=0 in the node's environment runs every module here.
 
 usage (through podnet-module-python, the lab's ansible_python_interpreter):
@@ -20,6 +22,7 @@ usage (through podnet-module-python, the lab's ansible_python_interpreter):
 """
 import marshal
 import os
+import select
 import signal
 import socket
 import struct
@@ -37,6 +40,8 @@ ERROR = 'error'  # why the last server failed to start
 IDLE_SECONDS = 300  # a server with no request for this long exits
 RELAYED = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 STARTED_SECONDS = 30  # for a server to take a request (it may be importing a new zip's code)
+START_WAIT_SECONDS = 10  # for a new server to listen; after that this run goes on by itself
+LISTENING = b'L'  # what a new server writes to its stdout, a pipe to its launcher, once it listens
 # The server runs podnet's modules only: code this project tests with it.
 SERVED_MODULES = b"\nmodule_fqn='ansible.legacy.podnet_"
 
@@ -112,18 +117,36 @@ def main():
 
 def run_served(wrapper):
     """The exit status of the wrapper run by this node's server, or None
-    when no server ran it (none listens: one is started for the next run;
-    or it declined): then nothing of the module ran and the caller runs it.
+    when no server ran it (none listens and none could be started, or it
+    declined): then nothing of the module ran and the caller runs it.
     A module killed by a signal kills this process with the same signal."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(os.path.join(SERVER_DIR, SOCKET))
-    except OSError:
-        sock.close()
-        _start(wrapper)
+    sock = _connect()
+    if sock is None and _listening(_start(wrapper)):
+        sock = _connect()
+    if sock is None:
         return None
     with sock:
         return _request(sock, wrapper)
+
+
+def _connect():
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(os.path.join(SERVER_DIR, SOCKET))
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
+def _listening(started):
+    """Whether the server started with this pipe's write end as its stdout
+    says it listens within START_WAIT_SECONDS (end of file: it failed)."""
+    if started is None:
+        return False
+    with open(started, 'rb', buffering=0) as pipe:
+        readable, _, _ = select.select([pipe], [], [], START_WAIT_SECONDS)
+        return bool(readable) and pipe.read(len(LISTENING)) == LISTENING
 
 
 def served_module(wrapper):
@@ -192,28 +215,37 @@ def _relay(pidfd, signum):
 
 
 def _start(wrapper):
-    """Start a server for the next runs, seeded with this run's zip; quietly
-    nothing when the node has no place for it, or the last server to start
-    failed (see SERVER_DIR/error) less than IDLE_SECONDS ago."""
+    """Start a server, seeded with this run's zip: the read end of a pipe
+    that is its stdout, or None when the node has no place for one, or the
+    last server to start failed (see SERVER_DIR/error) less than
+    IDLE_SECONDS ago."""
     try:
         if time.time() - os.stat(os.path.join(SERVER_DIR, ERROR)).st_mtime < IDLE_SECONDS:
-            return
+            return None
     except OSError:
         pass
     if not os.path.isdir(os.path.dirname(SERVER_DIR)):
-        return  # /run/podnet is a lab node's (its init makes it): elsewhere, no server
+        return None  # /run/podnet is a lab node's (its init makes it): elsewhere, no server
     seed = os.path.join(SERVER_DIR, 'seed-%d' % os.getpid())
     try:
         os.makedirs(SERVER_DIR, mode=0o700, exist_ok=True)
         write_private(seed, wrapper)
         devnull = os.open(os.devnull, os.O_RDWR)
+        told, tell = os.pipe()
         try:
             os.posix_spawn(sys.executable, [sys.executable, SERVER, seed], dict(os.environ), setsid=True,
-                           file_actions=[(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)])
+                           file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, tell, 1),
+                                         (os.POSIX_SPAWN_DUP2, devnull, 2)])
+        except OSError:
+            os.close(told)
+            raise
         finally:
             os.close(devnull)
+            os.close(tell)
+        return told
     except OSError:
         remove_quietly(seed)
+        return None
 
 
 def write_private(path, data):

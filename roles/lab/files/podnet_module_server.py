@@ -5,7 +5,7 @@ A module run on a node spent 0.2 s of CPU, and most of it was the same
 every time: starting Python, executing Ansible's module library (basic is
 60 ms), pyroute2 (50 ms), podnet's module_utils. At 20 nodes that was most
 of a converge. The first run of a podnet module on a node starts the
-server with its zip; the next runs hand it their AnsiballZ wrapper,
+server with its zip and, once it listens, is its first request; the runs hand it their AnsiballZ wrapper,
 standard streams, arguments, environment, working folder and umask, and it
 forks a child that runs the wrapper as the launcher would have. The server
 reports the child's exit status (or the signal that killed it) to the
@@ -46,7 +46,7 @@ import traceback
 import zipfile
 import zipimport
 
-from podnet_module_python import (ERROR, IDLE_SECONDS, SERVER_DIR, SOCKET, fingerprint, recv_exact,
+from podnet_module_python import (ERROR, IDLE_SECONDS, LISTENING, SERVER_DIR, SOCKET, fingerprint, recv_exact,
                                   remove_quietly, run_wrapper, startup_environment, write_private)
 
 CHECK_SECONDS = 5  # how often an idle server checks that its socket is still its own
@@ -359,6 +359,16 @@ def _stop(signum, _frame):
     sys.exit(128 + signum)
 
 
+def tell_launcher():
+    """The launcher that started this server waits on its stdout, a pipe,
+    for word that it listens; then stdout is /dev/null, as stdin is."""
+    try:
+        os.write(1, LISTENING)
+    except OSError:
+        pass  # that launcher is gone: it ran its module itself
+    os.dup2(0, 1)
+
+
 def serve(seed):
     with open(seed, 'rb') as f:
         payload = zip_of(f.read())
@@ -371,6 +381,7 @@ def serve(seed):
         for module in WRAPPER_IMPORTS:
             importlib.import_module(module)
         server.listen()
+        tell_launcher()
         for signum in STOPPING:  # stopped, it still removes its socket and zips
             signal.signal(signum, _stop)
         server.loop()
