@@ -230,17 +230,19 @@ def _start(wrapper):
     try:
         os.makedirs(SERVER_DIR, mode=0o700, exist_ok=True)
         write_private(seed, wrapper)
-        devnull = os.open(os.devnull, os.O_RDWR)
         told, tell = os.pipe()
         try:
-            os.posix_spawn(sys.executable, [sys.executable, SERVER, seed], dict(os.environ), setsid=True,
-                           file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, tell, 1),
-                                         (os.POSIX_SPAWN_DUP2, devnull, 2)])
+            devnull = os.open(os.devnull, os.O_RDWR)
+            try:
+                os.posix_spawn(sys.executable, [sys.executable, SERVER, seed], dict(os.environ), setsid=True,
+                               file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, tell, 1),
+                                             (os.POSIX_SPAWN_DUP2, devnull, 2)])
+            finally:
+                os.close(devnull)
         except OSError:
             os.close(told)
             raise
         finally:
-            os.close(devnull)
             os.close(tell)
         return told
     except OSError:

@@ -5,8 +5,9 @@ A module run on a node spent 0.2 s of CPU, and most of it was the same
 every time: starting Python, executing Ansible's module library (basic is
 60 ms), pyroute2 (50 ms), podnet's module_utils. At 20 nodes that was most
 of a converge. The first run of a podnet module on a node starts the
-server with its zip and, once it listens, is its first request; the runs hand it their AnsiballZ wrapper,
-standard streams, arguments, environment, working folder and umask, and it
+server with its zip and, once it listens, is its first request. Each run
+hands it its AnsiballZ wrapper, standard streams, arguments,
+environment, working folder and umask, and it
 forks a child that runs the wrapper as the launcher would have. The server
 reports the child's exit status (or the signal that killed it) to the
 launcher, which relays the signals it gets to the child; a child whose
