@@ -115,12 +115,11 @@ def others_on_kernel(members):
     """(pods, hosts) on the members' kernel that are not theirs (other labs',
     and their own lab's fabric and outside host): what the controller saw
     there, less the members' running pods and themselves."""
-    seen = [n for n in members if 'kernel_pods' in n]
-    if not seen:
+    seen = members[0]  # with_this_machine() gives every node on the kernel the same figures
+    if 'kernel_pods' not in seen:
         return 0, 0
     running = sum(len(n.get('pods') or ()) for n in members)
-    return (max(0, seen[0]['kernel_pods'] - running),
-            max(0, seen[0]['kernel_lab_hosts'] - len(members)))
+    return max(0, seen['kernel_pods'] - running), max(0, seen['kernel_lab_hosts'] - len(members))
 
 
 def check_memory(placement, nodes, running):

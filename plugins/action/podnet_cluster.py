@@ -3,6 +3,8 @@ is made there from the manifests and the nodes' facts and touches no node,
 and as a module it paid for a fresh interpreter and its AnsiballZ imports
 on every run, a third of a second of the everyday loop. Its documentation
 is library/podnet_cluster.py."""
+import json
+
 import ansible.module_utils
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
@@ -44,7 +46,6 @@ def policy_cluster(plan):
     """What every node's policy table is compiled from, as one JSON text: a
     worker templates a string for each node at a fraction of the cost of a
     structure holding 1,000 pods (about 50 ms a node)."""
-    import json
     return json.dumps({key: plan[key] for key in ('policies', 'pods', 'namespaces')},
                       sort_keys=True, separators=(',', ':'))
 

@@ -6,9 +6,9 @@ every time: starting Python, executing Ansible's module library (basic is
 60 ms), pyroute2 (50 ms), podnet's module_utils. At 20 nodes that was most
 of a converge. The first run of a podnet module on a node starts the
 server with its zip and, once it listens, is its first request. Each run
-hands it its AnsiballZ wrapper, standard streams, arguments,
-environment, working folder and umask, and it
-forks a child that runs the wrapper as the launcher would have. The server
+hands it its AnsiballZ wrapper, standard streams, arguments, environment,
+working folder and umask, and it forks a child that runs the wrapper as
+the launcher would have. The server
 reports the child's exit status (or the signal that killed it) to the
 launcher, which relays the signals it gets to the child; a child whose
 launcher goes away (its SSH session hung up) gets SIGHUP.
@@ -366,7 +366,7 @@ def tell_launcher():
     try:
         os.write(1, LISTENING)
     except OSError:
-        pass  # that launcher is gone: it ran its module itself
+        pass  # that launcher is gone (stopped, or done waiting and running its module itself)
     os.dup2(0, 1)
 
 
