@@ -66,6 +66,10 @@ nodes:
   returned: success
   type: dict
   contains:
+    pods_json:
+      description: The same pods as JSON text, which the pods role passes to podnet_pods.
+      returned: success
+      type: str
     pods:
       description: The node's pods, sorted by namespace/name, as podnet_pods receives them.
       returned: success

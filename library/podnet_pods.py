@@ -43,8 +43,10 @@ options:
   pods:
     description:
       - Every pod wanted on this node, as the cluster plan gives them; required with O(state=present).
-    type: list
-    elements: dict
+      - A list, or the same as JSON text, which is how the pods role passes it (the plan's
+        C(nodes[<node>].pods_json)). Ansible templates a string for each node at a fraction of the
+        cost of a list of pods. Either way each pod is checked against the suboptions below.
+    type: raw
     suboptions:
       namespace: {description: The pod's namespace., type: str, required: true}
       name: {description: The pod's name., type: str, required: true}
@@ -105,6 +107,12 @@ EXAMPLES = r'''
           - {name: curl, argv: [sleep, 365d]}
           - {name: httpbin, argv: [gunicorn, -b, "0.0.0.0:80", "httpbin:app"]}
 
+- name: Run the pods the cluster plan placed on this node, as the pods role does.
+  podnet_pods:
+    pod_cidr: "{{ podnet_plan.nodes[inventory_hostname].pod_cidr }}"
+    mtu: "{{ podnet_plan.nodes[inventory_hostname].mtu }}"
+    pods: "{{ podnet_plan.nodes[inventory_hostname].pods_json }}"
+
 - name: Remove every pod of this node (a cluster reset).
   podnet_pods:
     state: absent
@@ -131,8 +139,10 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.netlink import require_pyroute2
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, from_text, run_module
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
@@ -144,7 +154,10 @@ def main():
     from ansible.module_utils.podnet.pods import NodePods, container_view
     p = module.params
     absent = p['state'] == 'absent'
-    wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in p['pods'] or ()}
+    try:
+        wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
+    except SpecError as exc:
+        module.fail_json(msg=str(exc), subject=exc.subject)
     node = NodePods(p['state_dir'], None if absent else p['pod_cidr'], p['mtu'],
                     module.run_command, container_view(p['view']))
     run_module(module, 'pods of this node', node.read_remains if absent else node.read_current,
@@ -173,8 +186,20 @@ POD = dict(namespace=dict(type='str', required=True),
            containers=dict(type='list', elements='dict', required=True, options=CONTAINER))
 
 
+def pods_of(value):
+    """The pods option, a list or its JSON text, checked and defaulted
+    against POD as AnsibleModule checks a list option."""
+    if value is None:
+        return []
+    checked = ArgumentSpecValidator({'pods': dict(type='list', elements='dict', options=POD)}).validate(
+        {'pods': from_text('pods', value, list)})
+    if checked.error_messages:
+        raise SpecError('pods', '; '.join(checked.error_messages))
+    return checked.validated_parameters['pods']
+
+
 def argument_spec():
-    return dict(pods=dict(type='list', elements='dict', options=POD),
+    return dict(pods=dict(type='raw'),
                 pod_cidr=dict(type='str'),
                 mtu=dict(type='int'),
                 view=dict(type='list', elements='path', default=[]), **NODE_STATE_OPTIONS)

@@ -88,13 +88,12 @@ isolated:
   sample: {Ingress: [x/a], Egress: []}
 '''
 
-import json
 import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import netpol, netpol_nft, nft, policy_source
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
+from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
 from ansible.module_utils.podnet.statefile import read_text, write_atomic
 
 POD_KEYS = ('namespace', 'name', 'node')
@@ -130,20 +129,8 @@ def show(current, wanted):
     return {TABLE: nft.describe(*table) if table else None}
 
 
-def as_dict(option, value):
-    """An option given as a dict or as its JSON text."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError as exc:
-            raise SpecError(option, 'invalid JSON text: %s' % exc) from None
-    if not isinstance(value, dict):
-        raise SpecError(option, 'must be a dict or its JSON text, got %s' % type(value).__name__)
-    return value
-
-
 def cluster_of(value):
-    cluster = as_dict('cluster', value)
+    cluster = from_text('cluster', value, dict)
     missing = [k for k in CLUSTER_KEYS if k not in cluster]
     if missing:
         raise SpecError('cluster', 'missing %s' % ', '.join(missing))
@@ -155,7 +142,7 @@ def compile_for(p):
     what it was compiled from, as the node records it."""
     cluster = cluster_of(p['cluster'])
     policies = [netpol.parse_policy(raw) for raw in cluster['policies']]
-    everyone = cluster_pods(cluster['pods'], as_dict('running', p['running']))
+    everyone = cluster_pods(cluster['pods'], from_text('running', p['running'], dict))
     local = [pod for pod in everyone if pod['node'] == p['node']]
     chains, rules = netpol_nft.compile_node(local, everyone, cluster['namespaces'], policies, [])
     isolated = {d: sorted('%s/%s' % (pod['namespace'], pod['name']) for pod in local

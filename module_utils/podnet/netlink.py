@@ -103,11 +103,13 @@ def ensure_bridge(ipr, name, mtu):
 
 
 def add_veth(ipr, name, peer_name, peer_pid, mtu, peer_mac=None):
-    """A veth pair: `name` here, `peer_name` in the netns of process peer_pid."""
-    peer = {'ifname': peer_name, 'net_ns_pid': peer_pid, 'mtu': mtu}
+    """A veth pair: `name` here, `peer_name` in the netns of process peer_pid
+    (one queue each end: see rawnl.one_queue)."""
+    queues = {'num_tx_queues': 1, 'num_rx_queues': 1}
+    peer = dict(queues, ifname=peer_name, net_ns_pid=peer_pid, mtu=mtu)
     if peer_mac:
         peer['address'] = peer_mac
-    ipr.link('add', ifname=name, kind='veth', mtu=mtu, peer=peer)
+    ipr.link('add', ifname=name, kind='veth', mtu=mtu, peer=peer, **queues)
     return link_index(ipr, name)
 
 

@@ -14,7 +14,7 @@ import json
 import sys
 from contextlib import nullcontext
 
-from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.errors import PodnetError, SpecError
 from ansible.module_utils.podnet.statefile import node_lock
 
 
@@ -29,6 +29,20 @@ def kernel_errors():
 # fragment under plugins/doc_fragments).
 NODE_STATE_OPTIONS = dict(state=dict(type='str', choices=['present', 'absent'], default='present'),
                           state_dir=dict(type='path', default='/var/lib/podnet'))
+
+
+def from_text(option, value, kind):
+    """An option given as a structure (kind: dict or list) or as its JSON
+    text. The roles pass large inputs as text: Ansible templates a string for
+    each node at a fraction of the cost of a structure of hundreds of pods."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise SpecError(option, 'invalid JSON text: %s' % exc) from None
+    if not isinstance(value, kind):
+        raise SpecError(option, 'must be a %s or its JSON text, got %s' % (kind.__name__, type(value).__name__))
+    return value
 
 
 class Action(collections.namedtuple('Action', 'verb target reason')):

@@ -35,7 +35,7 @@ try:
         IFF_UP, IFLA_ADDRESS, IFLA_IFNAME, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINKINFO, IFLA_MASTER,
         IFLA_MTU, IFLA_NET_NS_FD, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, NLA_F_NESTED, NLM_F_CREATE,
         NLM_F_EXCL, RTA_GATEWAY, RTA_OIF, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, VETH_INFO_PEER,
-        Rtnl, _attr, _ifinfo)
+        Rtnl, _attr, _ifinfo, one_queue)
 except ImportError:  # run as the spawner process: rawnl's source precedes this one
     pass
 
@@ -81,7 +81,7 @@ LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we as
 def _wire_pod_side(req, home_net):
     """From inside the new namespace: eth0 (index 2) with its host peer moved
     home, lo and eth0 up, the pod address and the default route."""
-    mtu = _attr(IFLA_MTU, struct.pack('=I', req['mtu']))
+    mtu = _attr(IFLA_MTU, struct.pack('=I', req['mtu'])) + one_queue()
     peer = (_ifinfo() + _attr(IFLA_IFNAME, req['veth'].encode() + b'\0') + mtu
             + _attr(IFLA_NET_NS_FD, struct.pack('=I', home_net)))
     info = (_attr(IFLA_INFO_KIND, b'veth')

@@ -39,7 +39,7 @@ class ActionModule(ActionBase):
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
-        return dict(result, changed=False, policy_cluster=policy_cluster(plan), **plan)
+        return dict(result, changed=False, policy_cluster=policy_cluster(plan), **with_pods_json(plan))
 
 
 def policy_cluster(plan):
@@ -48,6 +48,14 @@ def policy_cluster(plan):
     structure holding 1,000 pods (about 50 ms a node)."""
     return json.dumps({key: plan[key] for key in ('policies', 'pods', 'namespaces')},
                       sort_keys=True, separators=(',', ':'))
+
+
+def with_pods_json(plan):
+    """The plan with each node's pods also as JSON text (pods_json), which
+    the pods role passes: for the same reason as policy_cluster."""
+    nodes = {name: dict(node, pods_json=json.dumps(node['pods'], sort_keys=True, separators=(',', ':')))
+             for name, node in plan['nodes'].items()}
+    return dict(plan, nodes=nodes)
 
 
 def described(facts, hostvars):

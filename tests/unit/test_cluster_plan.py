@@ -387,6 +387,34 @@ def test_policy_input_that_is_not_the_plan_s_is_refused_naming_the_option(cluste
     assert str(refused.value).startswith(message)
 
 
+def test_the_pods_role_s_json_text_is_the_plan_s_pods_checked_as_a_list(tmp_path):
+    """The pods role hands each node the plan's pods_json (issue "Scale"):
+    podnet_pods reads from it the pods the plan placed there, with the
+    defaults and checks its argument spec gives a list."""
+    from podnet_testlib import action_plugin
+    from test_reset_plan import library
+    plan = action_plugin('podnet_cluster').with_pods_json(build(write(tmp_path, NAMED_PORT)))
+    pods = library('podnet_pods')
+    for node in plan['nodes'].values():
+        assert pods.pods_of(node['pods_json']) == pods.pods_of(node['pods'])
+        assert [p['name'] for p in pods.pods_of(node['pods_json'])] == [p['name'] for p in node['pods']]
+    placed = pods.pods_of(plan['nodes']['node2']['pods_json'])
+    assert placed and all(p['restart_policy'] == 'Always' for p in placed)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('[{"namespace": "default"', 'pods: invalid JSON text'),
+    ('{"namespace": "default"}', 'pods: must be a list or its JSON text, got dict'),
+    ('[{"namespace": "default", "name": "web"}]', 'pods: missing required arguments: containers'),
+    ('[{"namespace": "default", "name": "web", "containers": [], "restart_policy": "Sometimes"}]',
+     'pods: value of restart_policy must be one of')])
+def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_option(text, message):
+    from test_reset_plan import library
+    with pytest.raises(SpecError) as refused:
+        library('podnet_pods').pods_of(text)
+    assert str(refused.value).startswith(message)
+
+
 def test_the_plan_action_names_each_node_and_takes_its_pod_cidr_variable():
     """The cluster role passes each node's facts by inventory name; the pod
     CIDR comes from the node's own variable podnet_pod_cidr, if it has one."""

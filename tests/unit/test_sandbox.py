@@ -20,12 +20,13 @@ import json, os, subprocess, sys
 sys.path.insert(0, %(tests)r)
 import podnet_testlib
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
-from ansible.module_utils.podnet.netlink import rtnl, ensure_bridge
+from ansible.module_utils.podnet.netlink import add_veth, rtnl, ensure_bridge
 from ansible.module_utils.podnet.sandbox import Spawner
 with rtnl() as ipr:
     bridge = ensure_bridge(ipr, 'cni0', 1450)
     ipr.addr('add', index=bridge, address='10.42.7.1', prefixlen=24)
     ipr.link('set', index=bridge, state='up')
+    add_veth(ipr, 'vlab0', 'vlab1', os.getpid(), 1500)
 spawn = Spawner()
 pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0',
                       veth='veth0badcafe', mac='02:00:00:00:00:07', cidr='10.42.7.9/24', mtu=1450,
@@ -40,6 +41,7 @@ print(json.dumps({
     'pod': run('ip', '-n', 'cni-test', '-d', 'addr'),
     'route': run('ip', '-n', 'cni-test', 'route'),
     'host': run('ip', '-d', 'link', 'show', 'veth0badcafe'),
+    'lab_veth': run('ip', '-d', 'link', 'show', 'vlab0') + run('ip', '-d', 'link', 'show', 'vlab1'),
     'ping': subprocess.run(['ip', 'netns', 'exec', 'cni-test', 'ping', '-c1', '-W2', '10.42.7.1'],
                            capture_output=True).returncode}))
 '''
@@ -77,6 +79,15 @@ def test_the_host_side_is_up_on_cni0_and_the_gateway_answers(sandbox):
     assert 'master cni0' in sandbox['host'] and 'state UP' in sandbox['host']
     assert 'mtu 1450' in sandbox['host']
     assert sandbox['ping'] == 0
+
+
+def test_every_veth_end_has_one_queue(sandbox):
+    # A queue per CPU would cost the kernel an expedited RCU grace period per
+    # pod to cut the device back to the one queue a veth uses.
+    eth0 = sandbox['pod'].split('2: eth0@if', 1)[1]
+    for end in (eth0, sandbox['host'], sandbox['lab_veth']):
+        assert 'numtxqueues 1 numrxqueues 1 ' in end
+    assert sandbox['lab_veth'].count('numtxqueues 1 numrxqueues 1 ') == 2
 
 
 def test_read_inside_sees_what_ip_shows(tmp_path):
