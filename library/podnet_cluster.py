@@ -62,19 +62,18 @@ backend:
 nodes:
   description:
     - By node name, its pod CIDR, MTU, VTEP MAC, peers and the pods placed on it;
-      below, what C(nodes[<name>].pods) holds.
+      below, what C(nodes[<name>].pods_json) holds.
   returned: success
   type: dict
   contains:
     pods_json:
-      description: The same pods as JSON text, which the pods role passes to podnet_pods.
+      description:
+        - The node's pods, sorted by namespace/name, as podnet_pods receives them, as one JSON
+          text (C(from_json) reads it); below, what each pod holds.
+        - Text, not a list, because Ansible walks every value a task registers and every argument
+          it templates, for each node; at 1,000 pods a structure cost it about 50 ms a node.
       returned: success
       type: str
-    pods:
-      description: The node's pods, sorted by namespace/name, as podnet_pods receives them.
-      returned: success
-      type: list
-      elements: dict
       contains:
         namespace: {description: The pod's namespace., type: str, sample: default}
         name: {description: The pod's name., type: str, sample: multi-container-pod}
@@ -103,19 +102,6 @@ nodes:
               elements: str
               sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
                        NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
-pods:
-  description:
-    - Every pod of the cluster, sorted by namespace/name, with what podnet_policy
-      needs of it on every node (the rest is in C(nodes)).
-  returned: success
-  type: list
-  elements: dict
-  contains:
-    namespace: {description: The pod's namespace., type: str, sample: default}
-    name: {description: The pod's name., type: str, sample: multi-container-pod}
-    node: {description: The node the pod is placed on., type: str, sample: node2}
-    labels: {description: The pod's labels., type: dict}
-    ports: {description: 'The ports of its containers: name, containerPort, protocol.', type: list, elements: dict}
 placement:
   description: Node of every pod, by namespace/name.
   returned: success
@@ -125,15 +111,13 @@ namespaces:
   description: Labels of every namespace.
   returned: success
   type: dict
-policies:
-  description: The NetworkPolicy objects, as given.
-  returned: success
-  type: list
 policy_cluster:
   description:
-    - C(policies), C(pods) and C(namespaces) above as one JSON text, as the policy role passes them to
-      podnet_policy on every node, as its C(cluster) option. Ansible templates a string for each
-      node at a fraction of the cost of a structure of 1,000 pods.
+    - What every node's policy table is compiled from, as one JSON text, as the policy role passes
+      it to podnet_policy on every node (its C(cluster) option); C(from_json) reads it.
+    - C(policies), the NetworkPolicy objects as given; C(pods), every pod of the cluster sorted by
+      namespace/name with what podnet_policy needs of it (C(namespace), C(name), C(node), C(labels)
+      and C(ports), its containers' ports); C(namespaces), as above.
   returned: success
   type: str
 '''

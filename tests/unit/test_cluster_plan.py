@@ -369,7 +369,7 @@ def test_the_policy_role_s_json_text_compiles_as_the_plan_s_structures(tmp_path)
     policy, running = library('podnet_policy'), {'default/web': '10.42.1.2'}
     as_structures = policy.compile_for({'cluster': {k: plan[k] for k in ('policies', 'pods', 'namespaces')},
                                         'running': running, 'node': 'node2'})
-    as_text = policy.compile_for({'cluster': action_plugin('podnet_cluster').policy_cluster(plan),
+    as_text = policy.compile_for({'cluster': action_plugin('podnet_cluster').registered(plan)['policy_cluster'],
                                   'running': json.dumps(running), 'node': 'node2'})
     assert as_text == as_structures and as_text[2]['Ingress'] == ['default/web']
 
@@ -388,18 +388,31 @@ def test_policy_input_that_is_not_the_plan_s_is_refused_naming_the_option(cluste
 
 
 def test_the_pods_role_s_json_text_is_the_plan_s_pods_checked_as_a_list(tmp_path):
-    """The pods role hands each node the plan's pods_json (issue "Scale"):
-    podnet_pods reads from it the pods the plan placed there, with the
-    defaults and checks its argument spec gives a list."""
+    """The pods role hands each node the registered plan's pods_json (issue
+    "Scale"): podnet_pods reads from it the pods the plan placed there, with
+    the defaults and checks its argument spec gives a list."""
     from podnet_testlib import action_plugin
     from test_reset_plan import library
-    plan = action_plugin('podnet_cluster').with_pods_json(build(write(tmp_path, NAMED_PORT)))
-    pods = library('podnet_pods')
-    for node in plan['nodes'].values():
-        assert pods.pods_of(node['pods_json']) == pods.pods_of(node['pods'])
-        assert [p['name'] for p in pods.pods_of(node['pods_json'])] == [p['name'] for p in node['pods']]
-    placed = pods.pods_of(plan['nodes']['node2']['pods_json'])
-    assert placed and all(p['restart_policy'] == 'Always' for p in placed)
+    plan = build(write(tmp_path, NAMED_PORT))
+    kept, pods = action_plugin('podnet_cluster').registered(plan), library('podnet_pods')
+    for name, node in plan['nodes'].items():
+        assert pods.pods_of(kept['nodes'][name]['pods_json']) == pods.pods_of(node['pods'])
+    placed = pods.pods_of(kept['nodes']['node2']['pods_json'])
+    assert [p['name'] for p in placed] == ['web'] and placed[0]['restart_policy'] == 'Always'
+
+
+def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
+    """Ansible walks every value a task registers: the plan's pods and
+    policies are kept once, as JSON text, and everything else as planned."""
+    from podnet_testlib import action_plugin
+    plan = build(write(tmp_path, NAMED_PORT))
+    kept = action_plugin('podnet_cluster').registered(plan)
+    assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster'}
+    for name, node in plan['nodes'].items():
+        assert kept['nodes'][name] == dict({k: v for k, v in node.items() if k != 'pods'},
+                                           pods_json=kept['nodes'][name]['pods_json'])
+    assert json.loads(kept['policy_cluster']) == {k: plan[k] for k in ('policies', 'pods', 'namespaces')}
+    assert kept['placement'] == plan['placement'] and kept['backend'] == plan['backend']
 
 
 @pytest.mark.parametrize('text, message', [
