@@ -8,6 +8,8 @@ Every run writes its report (conformance/report.py) and JUnit XML to
 .lab/report/<molecule scenario or inventory>/, or to --podnet-report DIR:
 each command a check runs on a node is kept there as its evidence.
 """
+import concurrent.futures
+import functools
 import json
 import os
 import random
@@ -46,13 +48,18 @@ class PodUnderTest:
     def __repr__(self):
         return '<pod %s on %s %s>' % (self.key, self.node, self.ip)
 
+    @property
+    def inside(self):
+        """The prefix that runs a command in the pod's network namespace."""
+        return 'ip netns exec %s ' % self.netns
+
     def run(self, command, *args):
         """Run in the pod's network namespace (as `ip netns exec` does)."""
-        return self.host.run('ip netns exec %s ' % self.netns + command, *args)
+        return self.host.run(self.inside + command, *args)
 
     def unreachable(self, addresses, options=''):
         """Addresses this pod's pings (with ping options) do not reach."""
-        return unreachable(self.host, addresses, 'ip netns exec %s ' % self.netns, options)
+        return unreachable(self.host, addresses, self.inside, options)
 
     def run_in(self, container, command, *args):
         """Run inside one container: all of its namespaces."""
@@ -100,19 +107,62 @@ class Sample:
 
 def unreachable(host, addresses, prefix='', options=''):
     """Of addresses, those pings from host (optionally inside a netns via
-    prefix) do not reach: all pinged at once in one SSH round trip, then the
-    ones lost pinged once more. Hundreds of pings at once overflow a small
-    machine's per-CPU backlog (net.core.netdev_max_backlog, which is the
-    host's, not the lab's, to set) and a few are dropped; a second try gets
-    those through, while a broken path fails both."""
-    lost = _pinged_in_vain(host, addresses, prefix, options)
-    return _pinged_in_vain(host, lost, prefix, options) if lost else []
+    prefix) do not reach."""
+    return unreachable_each(host, {prefix: addresses}, options)[prefix]
 
 
-def _pinged_in_vain(host, addresses, prefix, options):
-    loop = ('for a in %s; do (%sping -c1 -W2 -q %s "$a" >/dev/null 2>&1 || echo "$a") & done; wait'
-            % (' '.join(addresses), prefix, options))
-    return host.check_output("sh -c '%s'" % loop).split()
+def unreachable_from(pods, targets, options=''):
+    """{pod key: the addresses it does not reach} for targets {pod key:
+    [addresses]}: the pods of one node ping at once, in one SSH round trip
+    per node (at scale, one per pod cost most of the suite's time)."""
+    by_node = {}
+    for key in targets:
+        by_node.setdefault(pods[key].node, []).append(pods[key])
+    found = at_once({node: functools.partial(unreachable_each, on_node[0].host,
+                                             {pod.inside: targets[pod.key] for pod in on_node}, options)
+                     for node, on_node in by_node.items()})
+    return {pod.key: found[node][pod.inside] for node, on_node in by_node.items() for pod in on_node}
+
+
+def at_once(calls):
+    """{key: result} of {key: call}, the calls in threads at the same time:
+    each is an SSH round trip to a node of its own, which mostly waits."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(calls), 1)) as pool:
+        running = {key: pool.submit(call) for key, call in calls.items()}
+        return {key: future.result() for key, future in running.items()}
+
+
+def unreachable_each(host, targets, options=''):
+    """{prefix: the addresses pings from host through that prefix do not
+    reach} for targets {prefix: [addresses]}: all pinged at once in one SSH
+    round trip, then the ones lost pinged once more. Hundreds of pings at
+    once overflow a small machine's per-CPU backlog
+    (net.core.netdev_max_backlog, which is the host's, not the lab's, to
+    set) and a few are dropped; a second try gets those through, while a
+    broken path fails both."""
+    lost = _pinged_in_vain(host, targets, options)
+    if any(lost.values()):
+        lost = _pinged_in_vain(host, lost, options)
+    return {prefix: lost.get(prefix, []) for prefix in targets}
+
+
+def _pinged_in_vain(host, targets, options):
+    """{prefix: the addresses that got no answer} of targets {prefix:
+    [addresses]}. Each prefix (`ip netns exec <pod>`, which costs a mount
+    of /sys) runs once, with a shell that pings its addresses at once and
+    then says it ran: a prefix that fails (a pod gone) loses them all."""
+    prefixes = [p for p, addresses in targets.items() if addresses]
+    script = ''.join('(%ssh -c "for a in %s; do (ping -c1 -W2 -q %s \\$a >/dev/null 2>&1 || echo %d:\\$a) & '
+                     'done; wait; echo %d:ran") & ' % (prefix, ' '.join(targets[prefix]), options, i, i)
+                     for i, prefix in enumerate(prefixes))
+    lost, ran = {}, set()
+    for line in host.check_output("sh -c '%swait'" % script).split():
+        index, address = line.split(':')
+        if address == 'ran':
+            ran.add(prefixes[int(index)])
+        else:
+            lost.setdefault(prefixes[int(index)], []).append(address)
+    return dict(lost, **{prefix: list(targets[prefix]) for prefix in prefixes if prefix not in ran})
 
 
 def read_pods(name, host):

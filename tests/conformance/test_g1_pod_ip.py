@@ -1,8 +1,9 @@
 """G1: every pod has its own IP from its node's pod CIDR (cluster CIDR
 10.42.0.0/16 split into /24 per node), reachable from every pod and node."""
+import functools
 import ipaddress
 
-from conformance.conftest import unreachable
+from conformance.conftest import at_once, unreachable, unreachable_from
 
 CLUSTER = ipaddress.IPv4Network('10.42.0.0/16')
 
@@ -30,7 +31,7 @@ def test_every_pod_reaches_every_other_pod(pods, report, sample):
     for source, target in sample.pairs(list(pods.values()), list(pods.values())):
         targets.setdefault(source.key, []).append(target)
     assert targets, 'no pair of pods to ping (a sample takes pairs across nodes only)'
-    missed = {key: pods[key].unreachable([t.ip for t in found]) for key, found in targets.items()}
+    missed = unreachable_from(pods, {key: [t.ip for t in found] for key, found in targets.items()})
     if not sample.size:
         keys = sorted(pods)
         report.grid('ping from pod (row) to pod (column)', keys,
@@ -40,5 +41,6 @@ def test_every_pod_reaches_every_other_pod(pods, report, sample):
 
 
 def test_every_node_reaches_every_pod(nodes, pods, sample):
-    for name, host in nodes.items():
-        assert unreachable(host, [p.ip for p in sample.pods(pods)]) == [], name
+    ips = [p.ip for p in sample.pods(pods)]
+    missed = at_once({name: functools.partial(unreachable, host, ips) for name, host in nodes.items()})
+    assert ips and {name: lost for name, lost in missed.items() if lost} == {}

@@ -1,4 +1,5 @@
 """G4: nodes (agents on them) reach every pod, and pods reach nodes."""
+from conformance.conftest import unreachable_from
 
 
 def test_every_node_talks_http_to_every_server_pod(nodes, servers):
@@ -16,5 +17,5 @@ def test_a_local_agent_keeps_its_address_towards_pods(nodes, servers, pod_cidrs)
 
 
 def test_every_pod_reaches_every_node(pods, underlay, sample):
-    for pod in sample.pods(pods):
-        assert pod.unreachable(list(underlay.values())) == [], pod
+    missed = unreachable_from(pods, {pod.key: list(underlay.values()) for pod in sample.pods(pods)})
+    assert missed and {key: lost for key, lost in missed.items() if lost} == {}
