@@ -1,18 +1,29 @@
-"""conformance.conftest.unreachable: pings lost in a burst (a small
-machine's per-CPU backlog overflows at hundreds at once) are tried again;
-an address that answers neither is unreachable."""
-from conformance.conftest import unreachable
+"""conformance.conftest's pings: lost in a burst (a small machine's per-CPU
+backlog overflows at hundreds at once) they are tried again; an address
+that answers neither is unreachable; a pod's namespace that cannot be
+entered loses all its pings; the pods of a node ping in one round trip."""
+import re
+from types import SimpleNamespace
+
+from conformance.conftest import unreachable, unreachable_each, unreachable_from
+
+GROUP = re.compile(r'\((.*?)sh -c "for a in ([^;]*); do .*? done; wait; echo (\d+):ran"\)')
 
 
 class Host:
-    """Answers each ping loop with the addresses the next round loses."""
+    """Runs each ping script as its shell would, losing in each round the
+    addresses given; a prefix naming a gone namespace prints nothing."""
 
-    def __init__(self, *rounds):
-        self.rounds, self.loops = list(rounds), []
+    def __init__(self, *rounds, gone=()):
+        self.rounds, self.loops, self.gone = list(rounds), [], gone
 
     def check_output(self, command):
         self.loops.append(command)
-        return '\n'.join(self.rounds.pop(0))
+        lost, said = self.rounds.pop(0), []
+        for prefix, addresses, index in GROUP.findall(command):
+            if not any(name in prefix for name in self.gone):
+                said += ['%s:%s' % (index, a) for a in addresses.split() if a in lost] + ['%s:ran' % index]
+        return '\n'.join(said)
 
 
 def test_a_ping_lost_in_the_burst_is_tried_again():
@@ -25,9 +36,27 @@ def test_an_address_lost_twice_is_unreachable():
     host = Host(['10.42.1.5', '10.42.2.7'], ['10.42.2.7'])
     assert unreachable(host, ['10.42.1.5', '10.42.2.7'], 'ip netns exec cni-1 ', '-M do -s 1422') \
         == ['10.42.2.7']
-    assert 'ip netns exec cni-1 ping -c1 -W2 -q -M do -s 1422 "$a"' in host.loops[1]
+    assert 'ip netns exec cni-1 sh -c "for a in 10.42.1.5 10.42.2.7;' in host.loops[0]
+    assert 'ping -c1 -W2 -q -M do -s 1422 \\$a' in host.loops[1]
 
 
 def test_nothing_lost_is_one_round():
     host = Host([])
     assert unreachable(host, ['10.42.1.5']) == [] and len(host.loops) == 1
+
+
+def test_a_namespace_that_cannot_be_entered_loses_all_its_pings():
+    host = Host([], [], gone=['cni-gone'])
+    assert unreachable_each(host, {'ip netns exec cni-gone ': ['10.42.1.5', '10.42.2.7'], '': ['10.42.3.9']}) \
+        == {'ip netns exec cni-gone ': ['10.42.1.5', '10.42.2.7'], '': []}
+
+
+def test_the_pods_of_a_node_ping_in_one_round_trip():
+    hosts = {'node1': Host(['10.42.2.7']), 'node2': Host([])}
+    pods = {key: SimpleNamespace(key=key, node=node, host=hosts[node], inside='ip netns exec cni-%s ' % key)
+            for key, node in (('a', 'node1'), ('b', 'node1'), ('c', 'node2'))}
+    hosts['node1'].rounds.append(['10.42.2.7'])
+    assert unreachable_from(pods, {'a': ['10.42.2.7'], 'b': ['10.42.3.9'], 'c': ['10.42.1.5']}) \
+        == {'a': ['10.42.2.7'], 'b': [], 'c': []}
+    assert len(hosts['node1'].loops) == 2 and len(hosts['node2'].loops) == 1
+    assert 'cni-a' in hosts['node1'].loops[0] and 'cni-b' in hosts['node1'].loops[0]
