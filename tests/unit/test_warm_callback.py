@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # ansible-playbook, with an audit hook that every forked worker inherits:
@@ -35,12 +37,17 @@ PLAYBOOK = '''
 ''' % i for i in range(4))
 
 
-def test_workers_inherit_the_filters_loaded_once(tmp_path):
+@pytest.mark.parametrize('enabled', [None, 'podnet_timing'])
+def test_workers_inherit_the_filters_loaded_once(tmp_path, enabled):
+    """Also when the user enables callbacks of their own (the scale bench
+    enables podnet_timing): podnet_warm needs no enabling."""
     (tmp_path / 'play.yml').write_text(PLAYBOOK)
     notes = tmp_path / 'ldconfig'
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='0',
                ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
     env.pop('ANSIBLE_CALLBACKS_ENABLED', None)
+    if enabled:
+        env['ANSIBLE_CALLBACKS_ENABLED'] = enabled
     done = subprocess.run([sys.executable, '-c', WRAPPER, str(notes), '-i', 'localhost,',
                            str(tmp_path / 'play.yml')], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
