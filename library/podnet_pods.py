@@ -44,8 +44,8 @@ options:
     description:
       - Every pod wanted on this node, as the cluster plan gives them; required with O(state=present).
       - A list, or the same as JSON text, which is how the pods role passes it (the plan's
-        C(nodes[<node>].pods_json)). Ansible templates a string for each node at a fraction of the
-        cost of a list of pods. Either way each pod is checked against the suboptions below.
+        C(nodes[<node>].pods_json) says why). Either way each pod is checked against the
+        suboptions below, and a fault names the pod.
     type: raw
     suboptions:
       namespace: {description: The pod's namespace., type: str, required: true}
@@ -140,6 +140,7 @@ actions:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.netlink import require_pyroute2
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, from_text, run_module
@@ -187,15 +188,23 @@ POD = dict(namespace=dict(type='str', required=True),
 
 
 def pods_of(value):
-    """The pods option, a list or its JSON text, checked and defaulted
-    against POD as AnsibleModule checks a list option."""
-    if value is None:
-        return []
-    checked = ArgumentSpecValidator({'pods': dict(type='list', elements='dict', options=POD)}).validate(
-        {'pods': from_text('pods', value, list)})
+    """The pods option, a list or its JSON text, each pod checked and
+    defaulted against POD as AnsibleModule checks a list option."""
+    return [_checked(index, pod) for index, pod in enumerate(from_text('pods', value or [], list))]
+
+
+def _checked(index, pod):
+    """One pod; a fault names it by index and, if it can, namespace/name."""
+    subject = 'pods[%d]' % index
+    if not isinstance(pod, dict):
+        raise SpecError(subject, 'must be a dict, got %s' % type(pod).__name__)
+    if pod.get('namespace') and pod.get('name'):
+        subject += ' (%s/%s)' % (pod['namespace'], pod['name'])
+    checked = ArgumentSpecValidator(POD).validate(pod)
     if checked.error_messages:
-        raise SpecError('pods', '; '.join(checked.error_messages))
-    return checked.validated_parameters['pods']
+        raise SpecError(subject, '; '.join(('unsupported parameter %s' if isinstance(e, UnsupportedError) else '%s')
+                                           % e for e in checked.errors.errors))
+    return checked.validated_parameters
 
 
 def argument_spec():

@@ -32,8 +32,8 @@ options:
         C(policies) holds the NetworkPolicy objects as in manifests; C(pods) every pod with
         C(namespace), C(name), C(node), C(labels) and C(ports) (which resolve named ports);
         C(namespaces) the labels of every namespace.
-      - A dict, or the same as JSON text, which is how the policy role passes it. Ansible templates a
-        string for each node at a fraction of the cost of a structure of 1,000 pods.
+      - A dict, or the same as JSON text, which is how the policy role passes it (podnet_cluster's
+        C(nodes[<node>].pods_json) says why).
     type: raw
   running:
     description:

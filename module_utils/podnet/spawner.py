@@ -81,15 +81,15 @@ LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we as
 def _wire_pod_side(req, home_net):
     """From inside the new namespace: eth0 (index 2) with its host peer moved
     home, lo and eth0 up, the pod address and the default route."""
-    mtu = _attr(IFLA_MTU, struct.pack('=I', req['mtu'])) + one_queue()
-    peer = (_ifinfo() + _attr(IFLA_IFNAME, req['veth'].encode() + b'\0') + mtu
+    link_attrs = _attr(IFLA_MTU, struct.pack('=I', req['mtu'])) + one_queue()
+    peer = (_ifinfo() + _attr(IFLA_IFNAME, req['veth'].encode() + b'\0') + link_attrs
             + _attr(IFLA_NET_NS_FD, struct.pack('=I', home_net)))
     info = (_attr(IFLA_INFO_KIND, b'veth')
             + _attr(IFLA_INFO_DATA | NLA_F_NESTED, _attr(VETH_INFO_PEER | NLA_F_NESTED, peer)))
     address, prefixlen = req['cidr'].split('/')
     nl = Rtnl()
     try:
-        nl.request(RTM_NEWLINK, _ifinfo(ETH0) + _attr(IFLA_IFNAME, b'eth0\0') + mtu
+        nl.request(RTM_NEWLINK, _ifinfo(ETH0) + _attr(IFLA_IFNAME, b'eth0\0') + link_attrs
                    + _attr(IFLA_ADDRESS, bytes.fromhex(req['mac'].replace(':', '')))
                    + _attr(IFLA_LINKINFO | NLA_F_NESTED, info), NLM_F_CREATE | NLM_F_EXCL)
         nl.set_link(LOOPBACK)

@@ -57,10 +57,6 @@ class PodUnderTest:
         """Run in the pod's network namespace (as `ip netns exec` does)."""
         return self.host.run(self.inside + command, *args)
 
-    def unreachable(self, addresses, options=''):
-        """Addresses this pod's pings (with ping options) do not reach."""
-        return unreachable(self.host, addresses, self.inside, options)
-
     def run_in(self, container, command, *args):
         """Run inside one container: all of its namespaces."""
         return self.host.run('nsenter -t %s -n -u -i -p -m ' % self.containers[container] + command,
@@ -113,56 +109,71 @@ def unreachable(host, addresses, prefix='', options=''):
 
 def unreachable_from(pods, targets, options=''):
     """{pod key: the addresses it does not reach} for targets {pod key:
-    [addresses]}: the pods of one node ping at once, in one SSH round trip
-    per node (at scale, one per pod cost most of the suite's time)."""
-    by_node = {}
-    for key in targets:
-        by_node.setdefault(pods[key].node, []).append(pods[key])
+    [addresses]}: the pods of one node ping together, in SSH round trips of
+    at most PINGS_AT_ONCE pings, several nodes at the same time (at scale,
+    a round trip per pod cost most of the suite's time)."""
+    by_node = on_each_node(pods[key] for key in targets)
     found = at_once({node: functools.partial(unreachable_each, on_node[0].host,
                                              {pod.inside: targets[pod.key] for pod in on_node}, options)
                      for node, on_node in by_node.items()})
     return {pod.key: found[node][pod.inside] for node, on_node in by_node.items() for pod in on_node}
 
 
+def on_each_node(pods):
+    """{node: [its pods]}."""
+    by_node = {}
+    for pod in pods:
+        by_node.setdefault(pod.node, []).append(pod)
+    return by_node
+
+
+NODES_AT_ONCE = 8  # threads, each waiting for an SSH round trip to a node of its own
+PINGS_AT_ONCE = 256  # pings of one round trip: the machine runs NODES_AT_ONCE times as many
+
+
 def at_once(calls):
-    """{key: result} of {key: call}, the calls in threads at the same time:
+    """{key: result} of {key: call}, up to NODES_AT_ONCE calls at a time:
     each is an SSH round trip to a node of its own, which mostly waits."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(calls), 1)) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=NODES_AT_ONCE) as pool:
         running = {key: pool.submit(call) for key, call in calls.items()}
         return {key: future.result() for key, future in running.items()}
 
 
 def unreachable_each(host, targets, options=''):
     """{prefix: the addresses pings from host through that prefix do not
-    reach} for targets {prefix: [addresses]}: all pinged at once in one SSH
-    round trip, then the ones lost pinged once more. Hundreds of pings at
-    once overflow a small machine's per-CPU backlog
-    (net.core.netdev_max_backlog, which is the host's, not the lab's, to
-    set) and a few are dropped; a second try gets those through, while a
-    broken path fails both."""
-    lost = _pinged_in_vain(host, targets, options)
-    if any(lost.values()):
-        lost = _pinged_in_vain(host, lost, options)
-    return {prefix: lost.get(prefix, []) for prefix in targets}
+    reach} for targets {prefix: [addresses]}, PINGS_AT_ONCE pings a round
+    trip; the ones lost are pinged once more. Hundreds of pings at once
+    overflow a small machine's per-CPU backlog (net.core.netdev_max_backlog,
+    which is the host's, not the lab's, to set) and a few are dropped; a
+    second try gets those through, while a broken path fails both."""
+    pings = [(prefix, address) for prefix, addresses in targets.items() for address in addresses]
+    lost = []
+    for start in range(0, len(pings), PINGS_AT_ONCE):
+        lost += _pinged_in_vain(host, pings[start:start + PINGS_AT_ONCE], options)
+    lost = _pinged_in_vain(host, lost, options) if lost else []
+    return {prefix: [address for p, address in lost if p == prefix] for prefix in targets}
 
 
-def _pinged_in_vain(host, targets, options):
-    """{prefix: the addresses that got no answer} of targets {prefix:
-    [addresses]}. Each prefix (`ip netns exec <pod>`, which costs a mount
-    of /sys) runs once, with a shell that pings its addresses at once and
-    then says it ran: a prefix that fails (a pod gone) loses them all."""
-    prefixes = [p for p, addresses in targets.items() if addresses]
+def _pinged_in_vain(host, pings, options):
+    """Of pings [(prefix, address)], those that got no answer. Each prefix
+    (`ip netns exec <pod>`, which costs a mount of /sys) runs once, with a
+    shell that pings its addresses at once and then says it ran: a prefix
+    that fails (a pod gone) loses them all."""
+    targets = {}
+    for prefix, address in pings:
+        targets.setdefault(prefix, []).append(address)
+    prefixes = list(targets)
     script = ''.join('(%ssh -c "for a in %s; do (ping -c1 -W2 -q %s \\$a >/dev/null 2>&1 || echo %d:\\$a) & '
                      'done; wait; echo %d:ran") & ' % (prefix, ' '.join(targets[prefix]), options, i, i)
                      for i, prefix in enumerate(prefixes))
-    lost, ran = {}, set()
+    lost, ran = [], set()
     for line in host.check_output("sh -c '%swait'" % script).split():
         index, address = line.split(':')
         if address == 'ran':
             ran.add(prefixes[int(index)])
         else:
-            lost.setdefault(prefixes[int(index)], []).append(address)
-    return dict(lost, **{prefix: list(targets[prefix]) for prefix in prefixes if prefix not in ran})
+            lost.append((prefixes[int(index)], address))
+    return lost + [(prefix, address) for prefix in prefixes if prefix not in ran for address in targets[prefix]]
 
 
 def read_pods(name, host):

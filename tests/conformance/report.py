@@ -9,6 +9,7 @@ says what the suite checks in the suite's own words."""
 import html
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -100,6 +101,7 @@ class Report:
         self.deselected = ''  # why checks were not run, e.g. `-k not network_policy`
         self.scope = 'every pod and every pair'  # or the sample the checks visited
         self.pod_count = 0  # of the cluster, once a check has read its pods
+        self._commands_lock = threading.Lock()
 
     # -- fed by the suite's hooks -------------------------------------------
 
@@ -144,12 +146,13 @@ class Report:
         check = self.current
         if check is None:
             return
-        if len(check.commands) >= COMMANDS_KEPT:
-            check.commands_dropped += 1
-            return
         if len(output) > OUTPUT_CHARS:
             output = output[:OUTPUT_CHARS] + '\n[%d more characters]' % (len(output) - OUTPUT_CHARS)
-        check.commands.append(Command(host, command, rc, output))
+        with self._commands_lock:  # a check may run commands on several nodes at once
+            if len(check.commands) >= COMMANDS_KEPT:
+                check.commands_dropped += 1
+                return
+            check.commands.append(Command(host, command, rc, output))
 
     def grid(self, grid):
         if self.current is not None:

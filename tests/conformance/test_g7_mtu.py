@@ -3,15 +3,14 @@
 import functools
 
 import pytest
-from conformance.conftest import at_once, unreachable_from
+from conformance.conftest import at_once, on_each_node, unreachable_from
 
 VXLAN_OVERHEAD = 50
 IP_ICMP_HEADERS = 28
 
 
-def link_mtu(host, ifname, netns=None):
-    prefix = 'ip netns exec %s ' % netns if netns else ''
-    return int(host.check_output(prefix + 'cat /sys/class/net/%s/mtu' % ifname))
+def link_mtu(host, ifname):
+    return int(host.check_output('cat /sys/class/net/%s/mtu' % ifname))
 
 
 @pytest.fixture(scope='module')
@@ -59,7 +58,7 @@ def test_full_size_df_packets_cross_nodes_and_one_byte_more_does_not(pods, pod_m
         by_mtu.setdefault(pod_mtu[pods[key].node], {})[key] = ips
     for mtu, targets in by_mtu.items():
         lost = unreachable_from(pods, targets, '-M do -s %d' % (mtu - IP_ICMP_HEADERS))
-        assert {key: ips for key, ips in lost.items() if ips} == {}  # full-size packets lost
+        assert {key: ips for key, ips in lost.items() if ips} == {}, 'full-size packets lost'
     by_node = on_each_node(pods[key] for key in remotes)
     refused = at_once({node: functools.partial(one_byte_more, on_node, pod_mtu[node] - IP_ICMP_HEADERS + 1,
                                                remotes) for node, on_node in by_node.items()})
@@ -67,13 +66,6 @@ def test_full_size_df_packets_cross_nodes_and_one_byte_more_does_not(pods, pod_m
         assert set(refused[node]) == {pod.key for pod in on_node}, refused[node]
         for key, (rc, said) in refused[node].items():
             assert rc != 0 and 'mtu=%d' % pod_mtu[node] in said, (key, rc, said)
-
-
-def on_each_node(pods):
-    by_node = {}
-    for pod in pods:
-        by_node.setdefault(pod.node, []).append(pod)
-    return by_node
 
 
 def one_byte_more(sources, size, remotes):
@@ -84,7 +76,7 @@ def one_byte_more(sources, size, remotes):
     write, so lines of pings ending together do not mix)."""
     script = ''.join('(out=$(%sping -c1 -W0.2 -M do -s %d %s 2>&1); rc=$?; echo "@@ %s $rc" $out) & '
                      % (s.inside, size, remotes[s.key][0], s.key) for s in sources)
-    out = sources[0].host.run("sh -c '%swait'" % script).stdout
+    out = sources[0].host.run("sh -c 'set -f; %swait'" % script).stdout  # $out: words, never globs
     found = {}
     for line in out.splitlines():
         if line.startswith('@@ '):

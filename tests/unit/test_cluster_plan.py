@@ -418,10 +418,14 @@ def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
 @pytest.mark.parametrize('text, message', [
     ('[{"namespace": "default"', 'pods: invalid JSON text'),
     ('{"namespace": "default"}', 'pods: must be a list or its JSON text, got dict'),
-    ('[{"namespace": "default", "name": "web"}]', 'pods: missing required arguments: containers'),
-    ('[{"namespace": "default", "name": "web", "containers": [], "restart_policy": "Sometimes"}]',
-     'pods: value of restart_policy must be one of')])
-def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_option(text, message):
+    ('["web"]', 'pods[0]: must be a dict, got str'),
+    ('[{"namespace": "default", "name": "web"}]', 'pods[0] (default/web): missing required arguments: containers'),
+    ('[{"namespace": "default", "name": "web", "containers": []}, '
+     '{"namespace": "default", "name": "db", "containers": [], "restart_policy": "Sometimes"}]',
+     'pods[1] (default/db): value of restart_policy must be one of'),
+    ('[{"namespace": "default", "name": "web", "containers": [], "bogus": 1}]',
+     'pods[0] (default/web): unsupported parameter bogus.')])
+def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_pod(text, message):
     from test_reset_plan import library
     with pytest.raises(SpecError) as refused:
         library('podnet_pods').pods_of(text)

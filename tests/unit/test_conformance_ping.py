@@ -2,10 +2,12 @@
 backlog overflows at hundreds at once) they are tried again; an address
 that answers neither is unreachable; a pod's namespace that cannot be
 entered loses all its pings; the pods of a node ping in one round trip."""
+import os
 import re
+import subprocess
 from types import SimpleNamespace
 
-from conformance.conftest import unreachable, unreachable_each, unreachable_from
+from conformance.conftest import PINGS_AT_ONCE, unreachable, unreachable_each, unreachable_from
 
 GROUP = re.compile(r'\((.*?)sh -c "for a in ([^;]*); do .*? done; wait; echo (\d+):ran"\)')
 
@@ -60,3 +62,29 @@ def test_the_pods_of_a_node_ping_in_one_round_trip():
         == {'a': ['10.42.2.7'], 'b': [], 'c': []}
     assert len(hosts['node1'].loops) == 2 and len(hosts['node2'].loops) == 1
     assert 'cni-a' in hosts['node1'].loops[0] and 'cni-b' in hosts['node1'].loops[0]
+
+
+def test_many_pings_go_in_round_trips_of_a_bounded_size():
+    addresses = ['10.42.%d.%d' % (i // 200, i % 200) for i in range(PINGS_AT_ONCE + 44)]
+    host = Host([], [])
+    assert unreachable(host, addresses) == []
+    assert [sum(len(found.split()) for _, found, _ in GROUP.findall(loop)) for loop in host.loops] \
+        == [PINGS_AT_ONCE, 44]
+
+
+def test_the_pings_run_as_a_shell_runs_them(tmp_path):
+    """The script through a real sh, with a stand-in ping that only
+    10.42.1.x answers: its quoting holds, and `false` stands for a
+    namespace that cannot be entered."""
+    ping = tmp_path / 'ping'
+    ping.write_text('#!/bin/sh\nfor a; do :; done\ncase "$a" in 10.42.1.*) exit 0;; *) exit 1;; esac\n')
+    ping.chmod(0o755)
+    env = dict(os.environ, PATH='%s:%s' % (tmp_path, os.environ['PATH']))
+
+    class Local:
+        def check_output(self, command):
+            return subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
+                                  check=True).stdout
+    found = unreachable_each(Local(), {'': ['10.42.1.5', '10.42.2.7'], 'env ': ['10.42.1.6', '10.42.3.9'],
+                                       'false ': ['10.42.1.7']}, '-M do -s 1422')
+    assert found == {'': ['10.42.2.7'], 'env ': ['10.42.3.9'], 'false ': ['10.42.1.7']}

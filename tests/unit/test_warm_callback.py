@@ -37,20 +37,30 @@ PLAYBOOK = '''
 ''' % i for i in range(4))
 
 
-@pytest.mark.parametrize('enabled', [None, 'podnet_timing'])
-def test_workers_inherit_the_filters_loaded_once(tmp_path, enabled):
-    """Also when the user enables callbacks of their own (the scale bench
-    enables podnet_timing): podnet_warm needs no enabling."""
+def ldconfig_runs(tmp_path, **env_changes):
+    """Who ran `ldconfig` in a run of four tasks: 'main' or 'worker' each time."""
     (tmp_path / 'play.yml').write_text(PLAYBOOK)
     notes = tmp_path / 'ldconfig'
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / 'ansible.cfg'), ANSIBLE_LOCALHOST_WARNING='0',
                ANSIBLE_INVENTORY_UNPARSED_WARNING='0')
     env.pop('ANSIBLE_CALLBACKS_ENABLED', None)
-    if enabled:
-        env['ANSIBLE_CALLBACKS_ENABLED'] = enabled
+    env.update(env_changes)
     done = subprocess.run([sys.executable, '-c', WRAPPER, str(notes), '-i', 'localhost,',
                            str(tmp_path / 'play.yml')], capture_output=True, text=True, env=env, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count('"msg": "') == 4
-    started = notes.read_text().split() if notes.exists() else []
-    assert 'worker' not in started, started
+    return notes.read_text().split() if notes.exists() else []
+
+
+@pytest.mark.parametrize('enabled', [None, 'podnet_timing'])
+def test_workers_inherit_the_filters_loaded_once(tmp_path, enabled):
+    """Also when the user enables callbacks of their own (the scale bench
+    enables podnet_timing): podnet_warm needs no enabling."""
+    changes = {'ANSIBLE_CALLBACKS_ENABLED': enabled} if enabled else {}
+    assert set(ldconfig_runs(tmp_path, **changes)) == {'main'}
+
+
+def test_without_it_every_worker_loads_them(tmp_path):
+    """The control: what the check above would see without podnet_warm."""
+    (tmp_path / 'no-callbacks').mkdir()
+    assert ldconfig_runs(tmp_path, ANSIBLE_CALLBACK_PLUGINS=str(tmp_path / 'no-callbacks')).count('worker') == 4
