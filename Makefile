@@ -18,7 +18,7 @@ help:
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
-	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal"
+	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
 
 bootstrap:
 	@bin/bootstrap
@@ -65,7 +65,7 @@ bench: bootstrap
 # Minutes, not seconds, and a 20-node lab: not part of make bench.
 bench-scale:
 	@bin/bootstrap --bench-scale
-	python bench/scale_bench.py 1000
+	python bench/scale_bench.py 1000 $(if $(CORES),--cores $(CORES))
 	python bench/policy_bench.py --pods 1000 --nodes 20 1000
 
 # Log in to a lab node with the lab's own key and host key (CMD= runs a

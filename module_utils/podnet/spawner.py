@@ -78,7 +78,7 @@ def start_time(pid):
 LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we ask for
 
 
-def _wire_pod_side(req, home_net):
+def wire_pod_side(req, home_net):
     """From inside the new namespace: eth0 (index 2) with its host peer moved
     home, lo and eth0 up, the pod address and the default route."""
     link_attrs = _attr(IFLA_MTU, struct.pack('=I', req['mtu'])) + one_queue()
@@ -126,7 +126,7 @@ def spawn_sandbox(req, home, home_rtnl):
             _check(libc.sethostname(name, len(name)), 'sethostname')
             _mount('/proc/self/ns/net', req['netns'], None, MS_BIND)
             if req.get('veth'):
-                _wire_pod_side(req, home[CLONE_NEWNET])
+                wire_pod_side(req, home[CLONE_NEWNET])
             pid = _spawn_pause()
         finally:
             for flag, own in home.items():
