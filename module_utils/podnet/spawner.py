@@ -4,9 +4,9 @@ Forking costs time in proportion to the forking process's memory; an Ansible
 module with pyroute2 loaded forks five times slower than a bare interpreter.
 So a module that starts pods runs this file once per call (standard library
 only, `python -S`), sends it one JSON request per line and reads one JSON
-reply per line. A container is a double fork: the child enters the sandbox
-and new namespaces, the grandchild becomes PID 1 of a new PID namespace,
-mounts its /proc and execs.
+reply per line. A container is one fork: the spawner enters the sandbox's
+namespaces, forks the container (PID 1 of a new PID namespace), and goes
+home; the container mounts its /proc and execs.
 
 Requests:
   {"op": "sandbox", "netns": PATH, "hostname": NAME}
@@ -129,8 +129,7 @@ def spawn_sandbox(req, home, home_rtnl):
                 wire_pod_side(req, home[CLONE_NEWNET])
             pid = _spawn_pause()
         finally:
-            for flag, own in home.items():
-                _check(libc.setns(own, flag), 'setns back')
+            _go_home(home)
         if req.get('veth'):
             home_rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', req['bridge'])))
         return pid
@@ -157,14 +156,22 @@ def _spawn_pause():
             os.close(fd)
 
 
-def _enter_container(req):
+def _enter_sandbox(req):
+    """The spawner joins the sandbox's network, UTS and IPC namespaces and
+    asks for a new PID namespace for its next child."""
     _setns(req['netns'], CLONE_NEWNET)
     _setns('/proc/%d/ns/uts' % req['pause'], CLONE_NEWUTS)
     _setns('/proc/%d/ns/ipc' % req['pause'], CLONE_NEWIPC)
-    _check(libc.unshare(CLONE_NEWPID | CLONE_NEWNS), 'unshare')
+    _check(libc.unshare(CLONE_NEWPID), 'unshare')
+
+
+def _go_home(home):
+    for flag, own in home.items():
+        _check(libc.setns(own, flag), 'setns back')
 
 
 def _exec_container(req):
+    _check(libc.unshare(CLONE_NEWNS), 'unshare')
     os.setsid()
     _mount(None, '/', None, MS_REC | MS_PRIVATE)
     null = os.open('/dev/null', os.O_RDONLY)
@@ -299,42 +306,40 @@ def _keep_capabilities(keep):
     _check(libc.capset(header, ctypes.create_string_buffer(struct.pack('=6I', *words), 24)), 'capset')
 
 
-def spawn_container(req):
-    """Double fork; return the grandchild's host pid or raise with why not.
-    (The grandchild mounts /proc of its new PID namespace: Python runs there.)"""
-    enter, execute = _enter_container, _exec_container
-    pid_r, pid_w = os.pipe()
+def spawn_container(req, home):
+    """One fork: the spawner enters the sandbox (_enter_sandbox), forks the
+    container, PID 1 of its new PID namespace, and goes home; the child
+    takes a mount namespace and a root of its own, mounts its /proc and
+    execs. (A child that entered the sandbox itself would need a fork more,
+    for PID 1: half a millisecond a container.) Returns the container's host
+    pid, or raises with why it did not exec. home: {clone flag: fd of the
+    spawner's namespace}."""
     err_r, err_w = os.pipe()  # close-on-exec: EOF without data = exec done
-    child = os.fork()
-    if child == 0:
-        _child(enter, execute, req, pid_w, err_w)
-    os.close(pid_w)
-    os.close(err_w)
-    os.waitpid(child, 0)
-    with os.fdopen(pid_r) as f:
-        grandchild = f.read()
+    try:
+        _enter_sandbox(req)
+        pid = os.fork()
+        if pid == 0:
+            _container(req, err_w)
+    except BaseException:
+        os.close(err_r)
+        raise
+    finally:
+        _go_home(home)
+        os.close(err_w)
     with os.fdopen(err_r) as f:
         error = f.read()
     if error:
+        os.waitpid(pid, 0)
         raise RuntimeError(error.strip())
-    return int(grandchild)
+    return pid
 
 
-def _child(enter, execute, req, pid_w, err_w):
+def _container(req, err_w):
     try:
-        enter(req)
-        grandchild = os.fork()
-        if grandchild == 0:
-            try:
-                execute(req)
-            except BaseException as exc:  # report any failure, then die
-                os.write(err_w, ('%s: %s' % (req['argv'][0], exc)).encode())
-            os._exit(127)
-        os.write(pid_w, str(grandchild).encode())
-        os._exit(0)
-    except BaseException as exc:
-        os.write(err_w, str(exc).encode())
-        os._exit(1)
+        _exec_container(req)
+    except BaseException as exc:  # report any failure, then die
+        os.write(err_w, ('%s: %s' % (req['argv'][0], exc)).encode())
+    os._exit(127)
 
 
 def _start_or_gone(pid):
@@ -354,7 +359,7 @@ def main():
         req = json.loads(line)
         try:
             pid = (spawn_sandbox(req, home, home_rtnl) if req['op'] == 'sandbox'
-                   else spawn_container(req))
+                   else spawn_container(req, home))
             reply = {'pid': pid, 'start': _start_or_gone(pid)}
         except (OSError, RuntimeError, ValueError) as exc:
             reply = {'error': str(exc)}

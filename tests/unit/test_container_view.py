@@ -46,6 +46,8 @@ for _ in range(3):
     ensure_netns_dir()
 mounts = [l for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'
           and l.split()[0] not in hidden]
+namespaces = lambda pid: {ns: os.readlink('/proc/%%d/ns/%%s' %% (pid, ns))
+                          for ns in ('net', 'uts', 'ipc', 'mnt', 'pid', 'pid_for_children')}
 spawn = Spawner()
 pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0')
 results = {'netns_mounts': len(mounts)}
@@ -60,6 +62,21 @@ for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFA
             break
         time.sleep(0.05)
     results[name] = open(log).read()
+    results[name + '_spawner_ns'] = namespaces(spawn._proc.pid)  # the spawner after this container
+container = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
+                          argv=['sleep', '60'], env={'PATH': '/usr/bin:/bin'}, log='/run/sleep.log',
+                          caps=[], view=[])
+results['container_ns'] = namespaces(container.pid)
+results['container_nspid'] = [l.split()[1:] for l in open('/proc/%%d/status' %% container.pid)
+                              if l.startswith('NSpid')][0]
+results['sandbox_ns'] = namespaces(pause.pid)
+try:
+    spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
+                  argv=['/no/such/program'], env={}, log='/run/none.log', caps=[], view=[])
+except Exception as exc:
+    results['failed'] = str(exc)
+results['failed_spawner_ns'] = namespaces(spawn._proc.pid)
+results['own_ns'] = namespaces(os.getpid())
 spawn.close()
 print(json.dumps(results))
 '''
@@ -144,3 +161,20 @@ def test_a_device_node_a_container_makes_opens_nothing(seen):
 
 def test_dev_shm_is_a_shared_scratch_folder(seen):
     assert 'shm-1777' in seen['default']
+
+
+def test_a_container_is_pid_1_of_its_own_pid_and_mount_namespaces_in_the_sandbox(seen):
+    container, sandbox = seen['container_ns'], seen['sandbox_ns']
+    assert seen['container_nspid'][-1] == '1'
+    assert [container[ns] for ns in ('net', 'uts', 'ipc')] == [sandbox[ns] for ns in ('net', 'uts', 'ipc')]
+    assert container['pid'] not in (sandbox['pid'], seen['own_ns']['pid'])
+    assert container['mnt'] != seen['own_ns']['mnt']
+
+
+def test_the_spawner_is_back_in_its_own_namespaces_after_each_container(seen):
+    """The spawner enters a sandbox to fork each container (one fork, not
+    two): it must come home, also when the container fails to start, or the
+    next pod would be made inside the last one."""
+    assert 'no/such/program' in seen['failed']
+    for after in ('default_spawner_ns', 'privileged_spawner_ns', 'failed_spawner_ns'):
+        assert seen[after] == seen['own_ns'], after
