@@ -65,7 +65,7 @@ options:
         required: true
         suboptions:
           name: {description: The container's name., type: str, required: true}
-          argv: {description: The command line it runs., type: list, elements: str, required: true}
+          argv: {description: The command line it runs; not empty., type: list, elements: str, required: true}
           env: {description: Its environment., type: dict, default: {}}
           working_dir: {description: Its working folder (C(/) when not given)., type: str}
           ports: {description: Its container ports, as the plan gives them., type: list, elements: raw, default: []}
@@ -204,6 +204,10 @@ def _checked(index, pod):
     if checked.error_messages:
         raise SpecError(subject, '; '.join(('unsupported parameter %s' if isinstance(e, UnsupportedError) else '%s')
                                            % e for e in checked.errors.errors))
+    for number, container in enumerate(checked.validated_parameters['containers']):
+        if not container['argv']:
+            raise SpecError(subject, 'containers[%d] (%s): argv is empty: a container needs a program to run'
+                            % (number, container['name']))
     return checked.validated_parameters
 
 

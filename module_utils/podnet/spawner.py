@@ -142,15 +142,21 @@ def spawn_sandbox(req, home, home_rtnl):
         raise
 
 
+# Python ignores these, and an ignored signal stays ignored across exec; a
+# container runtime starts pause and containers with every signal at its
+# default (`yes | head -1` ends yes by SIGPIPE).
+PYTHON_IGNORES = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
 def _spawn_pause():
     """/bin/cat as /pause, reading a pipe whose write end it holds itself."""
     hold_r, hold_w = os.pipe()
     null = os.open('/dev/null', os.O_WRONLY)
     os.set_inheritable(hold_w, True)
     try:
-        return os.posix_spawn(PAUSE_PROGRAM, [PAUSE_ARGV0], {}, setsid=True, file_actions=[
-            (os.POSIX_SPAWN_DUP2, hold_r, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-            (os.POSIX_SPAWN_DUP2, null, 2)])
+        return os.posix_spawn(PAUSE_PROGRAM, [PAUSE_ARGV0], {}, setsid=True, setsigdef=PYTHON_IGNORES,
+                              file_actions=[(os.POSIX_SPAWN_DUP2, hold_r, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                            (os.POSIX_SPAWN_DUP2, null, 2)])
     finally:
         for fd in (hold_r, hold_w, null):
             os.close(fd)
@@ -182,6 +188,8 @@ def _exec_container(req):
     os.dup2(log, 2)
     os.chdir(req.get('cwd') or '/')
     _keep_capabilities(req['caps'])
+    for signum in PYTHON_IGNORES:
+        signal.signal(signum, signal.SIG_DFL)
     os.execvpe(req['argv'][0], req['argv'], req['env'])
 
 
@@ -335,11 +343,15 @@ def spawn_container(req, home):
 
 
 def _container(req, err_w):
+    """The forked container: it execs, or reports why not and exits. It
+    never returns: a fork of the spawner that did would serve requests."""
     try:
         _exec_container(req)
-    except BaseException as exc:  # report any failure, then die
-        os.write(err_w, ('%s: %s' % (req['argv'][0], exc)).encode())
-    os._exit(127)
+    except BaseException as exc:
+        program = (req.get('argv') or ['(no program)'])[0]
+        os.write(err_w, ('%s: %s' % (program, exc)).encode('utf-8', 'backslashreplace'))
+    finally:
+        os._exit(127)
 
 
 def _start_or_gone(pid):
@@ -361,8 +373,8 @@ def main():
             pid = (spawn_sandbox(req, home, home_rtnl) if req['op'] == 'sandbox'
                    else spawn_container(req, home))
             reply = {'pid': pid, 'start': _start_or_gone(pid)}
-        except (OSError, RuntimeError, ValueError) as exc:
-            reply = {'error': str(exc)}
+        except Exception as exc:  # noqa: BLE001  (one request fails, the spawner serves the next)
+            reply = {'error': str(exc) or type(exc).__name__}
         sys.stdout.write(json.dumps(reply) + '\n')
         sys.stdout.flush()
 

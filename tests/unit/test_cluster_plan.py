@@ -424,7 +424,9 @@ def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
      '{"namespace": "default", "name": "db", "containers": [], "restart_policy": "Sometimes"}]',
      'pods[1] (default/db): value of restart_policy must be one of'),
     ('[{"namespace": "default", "name": "web", "containers": [], "bogus": 1}]',
-     'pods[0] (default/web): unsupported parameter bogus.')])
+     'pods[0] (default/web): unsupported parameter bogus.'),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": []}]}]',
+     'pods[0] (default/web): containers[0] (c): argv is empty')])
 def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_pod(text, message):
     from test_reset_plan import library
     with pytest.raises(SpecError) as refused:

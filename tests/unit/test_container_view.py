@@ -24,7 +24,7 @@ PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat 
          'echo 1 > /proc/sys/net/ipv4/ip_forward || echo proc-sys-read-only;'
          '[ -e /proc/sysrq-trigger ] || echo no-sysrq; cat /proc/sysrq-trigger && echo sysrq-masked;'
          'mknod /dev/podnet-null c 1 3 && echo x > /dev/podnet-null && echo device-opened;'
-         'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; echo done')
+         'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; grep SigIgn /proc/self/status; echo done')
 
 SCRIPT = r'''
 import json, os, subprocess, sys, time
@@ -70,12 +70,25 @@ results['container_ns'] = namespaces(container.pid)
 results['container_nspid'] = [l.split()[1:] for l in open('/proc/%%d/status' %% container.pid)
                               if l.startswith('NSpid')][0]
 results['sandbox_ns'] = namespaces(pause.pid)
-try:
-    spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
-                  argv=['/no/such/program'], env={}, log='/run/none.log', caps=[], view=[])
-except Exception as exc:
-    results['failed'] = str(exc)
-results['failed_spawner_ns'] = namespaces(spawn._proc.pid)
+gone = subprocess.Popen(['true'])
+gone.wait()  # a pause that died: the spawner joins the pod's network, then cannot join its UTS
+for name, pause_pid, argv, log in (('failed', pause.pid, ['/no/such/program'], '/run/none.log'),
+                                   ('no_argv', pause.pid, [], '/run/none.log'),
+                                   ('no_argv_no_log', pause.pid, [], '/no/such/folder/log'),
+                                   ('pause_gone', gone.pid, ['sleep', '60'], '/run/none.log')):
+    try:
+        spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause_pid,
+                      argv=argv, env={}, log=log, caps=[], view=[])
+        results[name] = 'started'
+    except Exception as exc:
+        results[name] = str(exc)
+    results[name + '_spawner_ns'] = namespaces(spawn._proc.pid)
+after = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
+                      argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[])
+results['after_started'] = os.readlink('/proc/%%d/exe' %% after.pid)
+results['spawner_children'] = sorted(
+    open('/proc/%%d/comm' %% int(pid)).read().strip()
+    for pid in open('/proc/%%d/task/%%d/children' %% (spawn._proc.pid, spawn._proc.pid)).read().split())
 results['own_ns'] = namespaces(os.getpid())
 spawn.close()
 print(json.dumps(results))
@@ -173,8 +186,27 @@ def test_a_container_is_pid_1_of_its_own_pid_and_mount_namespaces_in_the_sandbox
 
 def test_the_spawner_is_back_in_its_own_namespaces_after_each_container(seen):
     """The spawner enters a sandbox to fork each container (one fork, not
-    two): it must come home, also when the container fails to start, or the
-    next pod would be made inside the last one."""
+    two): it must come home, also when the container fails to start or the
+    sandbox cannot be entered, or the next pod would be made inside the last."""
     assert 'no/such/program' in seen['failed']
-    for after in ('default_spawner_ns', 'privileged_spawner_ns', 'failed_spawner_ns'):
-        assert seen[after] == seen['own_ns'], after
+    assert 'ns/uts' in seen['pause_gone']  # joined the pod's network, then failed
+    for case in ('default', 'privileged', 'failed', 'no_argv', 'no_argv_no_log', 'pause_gone'):
+        assert seen[case + '_spawner_ns'] == seen['own_ns'], case
+
+
+def test_a_container_that_fails_before_exec_is_reported_and_the_spawner_serves_on(seen):
+    """Regression: when reporting its own failure raised (no argv), the
+    forked container went on as a second spawner: it answered the next
+    requests itself, or the spawner reported a container started that never
+    ran its program."""
+    assert '(no program): ' in seen['no_argv']
+    assert '(no program): ' in seen['no_argv_no_log']
+    assert seen['after_started'].endswith('/sleep')
+    assert not [c for c in seen['spawner_children'] if c.startswith('python')]  # no second spawner
+
+
+def test_a_container_starts_with_no_signal_ignored(seen):
+    """Regression: Python ignores SIGPIPE and SIGXFSZ, and exec keeps an
+    ignored signal ignored: `yes | head -1` in a pod never ended by SIGPIPE."""
+    ignored = [l for l in seen['default'].splitlines() if l.startswith('SigIgn')][0]
+    assert int(ignored.split()[1], 16) & 0x7fffffff == 0  # 1-31: 32 and 33 are glibc's own

@@ -36,6 +36,7 @@ run = lambda *argv: subprocess.run(argv, capture_output=True, text=True).stdout
 print(json.dumps({
     'cmdline': open('/proc/%%d/cmdline' %% pause.pid).read(),
     'nspid': [l.split()[1:] for l in open('/proc/%%d/status' %% pause.pid) if l.startswith('NSpid')][0],
+    'sigign': [l.split()[1] for l in open('/proc/%%d/status' %% pause.pid) if l.startswith('SigIgn')][0],
     'identify': run('ip', 'netns', 'identify', str(pause.pid)).strip(),
     'hostname': run('nsenter', '-t', str(pause.pid), '-u', 'hostname').strip(),
     'pod': run('ip', '-n', 'cni-test', '-d', 'addr'),
@@ -60,6 +61,12 @@ def sandbox():
 def test_pause_is_pid_1_of_its_own_pid_namespace(sandbox):
     assert sandbox['cmdline'].rstrip('\0') == '/pause'
     assert sandbox['nspid'][-1] == '1' and len(sandbox['nspid']) == 2
+
+
+def test_pause_starts_with_no_signal_ignored(sandbox):
+    """As a container runtime starts it; the spawner's Python ignores
+    SIGPIPE and SIGXFSZ (32 and 33 are glibc's own)."""
+    assert int(sandbox['sigign'], 16) & 0x7fffffff == 0
 
 
 def test_the_sandbox_is_a_named_netns_with_the_pod_hostname(sandbox):
