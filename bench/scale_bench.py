@@ -140,7 +140,7 @@ def use_cores(wanted):
     """Pin this process, and so everything it starts, to wanted of its CPUs;
     the number it runs on."""
     allowed = sorted(os.sched_getaffinity(0))
-    if wanted:
+    if wanted is not None:
         if not 1 <= wanted <= len(allowed):
             sys.exit('--cores: %d asked, %d may be used' % (wanted, len(allowed)))
         os.sched_setaffinity(0, allowed[:wanted])
