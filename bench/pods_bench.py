@@ -83,7 +83,7 @@ def floors(count):
         spawner._check(spawner.libc.unshare(spawner.CLONE_NEWNET), 'unshare')
         spawner._mount('/proc/self/ns/net', req['netns'], None, spawner.MS_BIND)
         spawner.wire_pod_side(req, home[spawner.CLONE_NEWNET])
-        spawner._check(spawner.libc.setns(home[spawner.CLONE_NEWNET], spawner.CLONE_NEWNET), 'setns back')
+        spawner._go_home({spawner.CLONE_NEWNET: home[spawner.CLONE_NEWNET]})
         rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', bridge)))
 
     took = []

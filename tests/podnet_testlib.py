@@ -27,6 +27,13 @@ def action_plugin(name):
     return plugin
 
 
+def ignores_no_signal(sig_ign):
+    """True when a SigIgn mask of /proc/<pid>/status (hex) ignores none of
+    signals 1-31, as a container runtime starts a process (32 and 33 are
+    glibc's own)."""
+    return int(sig_ign, 16) & 0x7fffffff == 0
+
+
 def playbook_argv(inventory, *args):
     """ansible-playbook of the project's venv on inventory, as a user runs it."""
     return [str(ROOT / '.venv' / 'bin' / 'ansible-playbook'), '-i', str(inventory), *args]
