@@ -53,14 +53,15 @@ ansible_facts:
   description:
     - C(podnet_node) with the node's hostname and underlay, its pod CIDR and pods, and its
       machine's kernel (its boot id, which lab nodes share), its available memory in bytes and how
-      many entries its neighbour table holds (gc_thresh3, which lab nodes share too).
+      many entries its neighbour table holds (gc_thresh3, which lab nodes share too), and its PID
+      namespace (by which the controller tells a lab node's pods from other labs').
   returned: when O(state=present)
   type: dict
   sample: {podnet_node: {hostname: node1, underlay_ip: 10.11.1.11, underlay_ifname: eth0,
                          underlay_prefixlen: 24, underlay_mtu: 1500, pod_cidr: 10.42.0.0/24,
                          pods: [default/multi-container-pod],
                          kernel: 4b1c0e2a-8f0d-4c3e-9a57-2f1d7c5e6b10, memory_available: 22548578304,
-                         neighbours_max: 1024}}
+                         neighbours_max: 1024, pid_namespace: 'pid:[4026532301]'}}
 changed_sysctls:
   description: The parameters that were (or would be) changed, with their new values.
   returned: when O(state=present)

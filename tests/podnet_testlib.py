@@ -6,6 +6,7 @@ not template variables; podnet's inventories template their connection
 settings from the project folder. So hosts are built here through Ansible's
 inventory and templating API, which works for the lab and real VMs alike.
 """
+import contextlib
 import os
 from pathlib import Path
 
@@ -32,6 +33,35 @@ def ignores_no_signal(sig_ign):
     signals 1-31, as a container runtime starts a process (32 and 33 are
     glibc's own)."""
     return int(sig_ign, 16) & 0x7fffffff == 0
+
+
+@contextlib.contextmanager
+def kernel_at_least(settings, why, root='/proc/sys'):
+    """The kernel's settings ({sysctl name: value}) raised to at least these
+    values while the block runs, and put back after, in reverse order: a test
+    that needs more than a fresh kernel's defaults sets it up itself and
+    leaves the machine as it found it, so that no machine's history makes it
+    pass. Fails naming the setting, the value and why, when it cannot."""
+    import pytest
+    before = []
+    try:
+        for name, value in settings.items():
+            path = os.path.join(root, *name.split('.'))
+            try:
+                with open(path) as f:
+                    old = int(f.read())
+                if old < value:
+                    with open(path, 'w') as f:
+                        f.write(str(value))
+                    before.append((path, old))
+            except OSError as exc:
+                pytest.fail('%s: %s must be at least %d, and it could not be set (%s): sysctl -w %s=%d'
+                            % (why, name, value, exc, name, value))
+        yield
+    finally:
+        for path, old in reversed(before):
+            with open(path, 'w') as f:
+                f.write(str(old))
 
 
 def playbook_argv(inventory, *args):

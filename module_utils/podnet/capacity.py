@@ -27,7 +27,8 @@ NEIGH_PER_POD, NEIGH_PER_NODE, NEIGH_HEADROOM = 2, 4, 2
 
 
 def read_machine():
-    """{kernel, memory_available, neighbours_max} of the machine this runs on."""
+    """{kernel, memory_available, neighbours_max, pid_namespace} of the
+    machine (and PID namespace: a lab node's own) this runs on."""
     with open(MEMINFO) as f:
         fields = dict(line.split(':', 1) for line in f)
     with open(BOOT_ID) as f:
@@ -38,27 +39,38 @@ def read_machine():
     except (OSError, ValueError):
         neighbours = None  # not shown in this namespace: not checked
     return {'kernel': kernel, 'memory_available': int(fields['MemAvailable'].split()[0]) * 1024,
-            'neighbours_max': neighbours}
+            'neighbours_max': neighbours, 'pid_namespace': os.readlink('/proc/self/ns/pid')}
 
 
 def lab_processes(proc='/proc'):
-    """{kernel_pods, kernel_lab_hosts}: the pods (their pause processes) and
-    the lab hosts (their podnet-lab-init: nodes, fabric, outside host) of
-    every lab this process sees. From the controller, in the machine's first
-    PID namespace, that is every embedded lab on its kernel: they all share
-    its neighbour table."""
+    """{kernel_pods, kernel_lab_hosts, kernel_pods_by_node}: the pods (their
+    pause processes) and the lab hosts (their podnet-lab-init: nodes, fabric,
+    outside host) of every lab this process sees, and the pods under each
+    node, keyed by the node's PID namespace (a pause process is PID 1 of its
+    pod's own; its parent, the node's spawner or init, is in the node's).
+    From the controller, in the machine's first PID namespace, that is every
+    embedded lab on its kernel: they all share its neighbour table."""
     from ansible.module_utils.podnet.labhost import INIT_NAME
     from ansible.module_utils.podnet.spawner import PAUSE_ARGV0
-    pods = hosts = 0
+    pods, hosts, by_node = 0, 0, {}
     for pid in os.listdir(proc):
         try:
             with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
                 argv = f.read().split(b'\0')
+            node = _parent_pid_namespace(proc, pid) if argv[0] == PAUSE_ARGV0.encode() else None
         except (OSError, ValueError):
             continue  # not a process, or gone
-        pods += argv[0] == PAUSE_ARGV0.encode()
+        if node:
+            pods += 1
+            by_node[node] = by_node.get(node, 0) + 1
         hosts += INIT_NAME.encode() in map(os.path.basename, argv[:2])  # run by its interpreter
-    return {'kernel_pods': pods, 'kernel_lab_hosts': hosts}
+    return {'kernel_pods': pods, 'kernel_lab_hosts': hosts, 'kernel_pods_by_node': by_node}
+
+
+def _parent_pid_namespace(proc, pid):
+    with open(os.path.join(proc, pid, 'stat')) as f:
+        parent = f.read().rsplit(')', 1)[1].split()[1]  # the name may hold spaces and ')'
+    return os.readlink(os.path.join(proc, parent, 'ns', 'pid'))
 
 
 def check_pod_cidrs(placement, cidrs):
@@ -76,7 +88,7 @@ def with_this_machine(nodes, machine):
     embedded lab) given what a node's namespace cannot show of it: the
     neighbour table's size is only shown in the machine's first namespace,
     and the other labs' pods and hosts (lab_processes()) only from there."""
-    seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts') if k in machine}
+    seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts', 'kernel_pods_by_node') if k in machine}
     return [dict(n, neighbours_max=n.get('neighbours_max') or machine['neighbours_max'], **seen)
             if n.get('kernel') == machine['kernel'] else n for n in nodes]
 
@@ -114,11 +126,16 @@ def check_neighbours(placement, nodes):
 def others_on_kernel(members):
     """(pods, hosts) on the members' kernel that are not theirs (other labs',
     and their own lab's fabric and outside host): what the controller saw
-    there, less the members' running pods and themselves."""
+    there, less the pods running under the members and the members
+    themselves. The pods are counted from the process table, not from the
+    nodes' records: a run that was killed, or one running beside this one,
+    leaves pods no record names yet, and they are this cluster's own (the
+    run adopts or removes them), not another lab's."""
     seen = members[0]  # with_this_machine() gives every node on the kernel the same figures
     if 'kernel_pods' not in seen:
         return 0, 0
-    running = sum(len(n.get('pods') or ()) for n in members)
+    by_node = seen.get('kernel_pods_by_node') or {}
+    running = sum(by_node.get(n.get('pid_namespace'), 0) for n in members)
     return max(0, seen['kernel_pods'] - running), max(0, seen['kernel_lab_hosts'] - len(members))
 
 

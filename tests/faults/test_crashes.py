@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pytest
 from faults.conftest import TALLY, errors, pod, recap, state_problems, write_manifest
 from integration.conftest import VENV_BIN
-from podnet_testlib import ROOT, playbook_env
+from podnet_testlib import ROOT, kernel_at_least, playbook_env
 
 pytestmark = pytest.mark.lab
 
@@ -72,6 +72,18 @@ class CrashPoint:
 
 POINTS = [CrashPoint('create', 'module', 30), CrashPoint('delete', 'module', 100),
           CrashPoint('create', 'playbook', 150), CrashPoint('delete', 'playbook', 30)]
+
+
+# 245 pods on one kernel, with the labs of the rest of the run beside them,
+# and twice their ARP entries of room (capacity.check_neighbours): more than
+# a fresh kernel's table of 1,024 holds.
+NEIGHBOUR_TABLE = {'net.ipv4.neigh.default.gc_thresh3': 4096, 'net.ipv4.neigh.default.gc_thresh2': 2048}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def neighbour_table():
+    with kernel_at_least(NEIGHBOUR_TABLE, 'the crash tests (%d pods on one lab)' % (BULK + len(SEED_PODS))):
+        yield
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -166,8 +178,9 @@ def crash(cluster, point, manifests):
         kill_run(run)
         # Regression: each killed run left its folder in root's home (72 MB over a day).
         assert temp and not any(os.path.exists(t) for t in temp), temp
-    finish(run)
-    return seen.get('out', 'the watcher was stopped: the run ended before the point')
+    rc, output = finish(run)
+    return seen.get('out', 'the watcher was stopped: the run ended (rc=%d) before the point:\n%s'
+                    % (rc, errors(output)))
 
 
 @pytest.mark.parametrize('point', POINTS, ids=str)

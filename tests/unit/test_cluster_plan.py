@@ -1,6 +1,7 @@
 """cluster.build(): MTU per backend, placement, peers, commands from the
 image catalog (and its `paths`), pod CIDRs kept, host-gw across racks refused."""
 import json
+import os
 
 import pytest
 from ansible.module_utils.podnet import caps, cluster, names
@@ -234,26 +235,58 @@ def test_other_labs_on_the_kernel_count_against_its_neighbour_table(tmp_path):
     counting this lab's own running pods twice."""
     from ansible.module_utils.podnet import capacity
     here = {'kernel': 'k1', 'memory_available': 1 << 40, 'neighbours_max': 2048}
-    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None,
+    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None, pid_namespace='pid:[%d]' % i,
                 pods=['default/p%d' % j for j in range(100 * i - 100, 100 * i)]) for i in (1, 2)]
-    alone = capacity.with_this_machine(lab, dict(here, kernel_pods=200, kernel_lab_hosts=4))
+    ours = {'pid:[1]': 100, 'pid:[2]': 100}
+    alone = capacity.with_this_machine(lab, dict(here, kernel_pods=200, kernel_lab_hosts=4, kernel_pods_by_node=ours))
     assert len(build(pods_file(tmp_path, 200), nodes=alone)['placement']) == 200
-    crowded = capacity.with_this_machine(lab, dict(here, kernel_pods=600, kernel_lab_hosts=9))
+    crowded = capacity.with_this_machine(lab, dict(here, kernel_pods=600, kernel_lab_hosts=9,
+                                                   kernel_pods_by_node=dict(ours, **{'pid:[9]': 400})))
     with pytest.raises(SpecError, match=r'^node1, node2: neighbour table: 200 pods and 2 nodes on one kernel '
                                         r'\(and 400 other pods and 7 other lab hosts there\) need about 1236 ARP'):
         build(pods_file(tmp_path, 200), nodes=crowded)
 
 
+def test_pods_no_record_names_yet_are_the_cluster_s_own_not_another_lab_s(tmp_path):
+    """Regression (issue 20): a run killed mid-way leaves pods on its node
+    that no record names (the next run adopts or removes them), and a run
+    beside this one starts pods before it records them. They were counted
+    as another lab's, and the next run refused a lab that fitted (245 pods
+    on a 1,024-entry table: '26 other pods and 2 other lab hosts')."""
+    from ansible.module_utils.podnet import capacity
+    here = {'kernel': 'k1', 'memory_available': 1 << 40, 'neighbours_max': 1024}
+    lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None, pid_namespace='pid:[%d]' % i,
+                pods=[]) for i in (1, 2, 3)]
+    leaked = capacity.with_this_machine(lab, dict(here, kernel_pods=26, kernel_lab_hosts=5,
+                                                  kernel_pods_by_node={'pid:[1]': 26}))
+    assert len(build(pods_file(tmp_path, 245), nodes=leaked)['placement']) == 245
+
+
 def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
+    """Each pause process is counted under its parent's PID namespace: the
+    node that started it (its spawner, or its init once that is gone)."""
     from ansible.module_utils.podnet import capacity
     argvs = {'1': [b'/pause'], '2': [b'/pause'], '3': [b'/usr/bin/python3.13', b'/x/podnet-lab-init', b'lab', b'node1'],
-             '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat']}
+             '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat'],
+             '8': [b'/pause']}
+    parents = {'1': '3', '2': '5', '8': '4'}
     for pid, argv in argvs.items():
-        (tmp_path / pid).mkdir()
+        (tmp_path / pid / 'ns').mkdir(parents=True)
         (tmp_path / pid / 'cmdline').write_bytes(b'\0'.join(argv) + b'\0')
+        (tmp_path / pid / 'stat').write_text('%s (a) b) S %s 0 0\n' % (pid, parents.get(pid, '0')))
+        os.symlink('pid:[%s]' % {'3': 100, '5': 100, '4': 200}.get(pid, 300), tmp_path / pid / 'ns' / 'pid')
     (tmp_path / '7').mkdir()  # gone before its cmdline was read
+    (tmp_path / '9').mkdir()  # a pause whose parent is gone before it was read
+    (tmp_path / '9' / 'cmdline').write_bytes(b'/pause\0')
+    (tmp_path / '9' / 'stat').write_text('9 (cat) S 99 0 0\n')
     (tmp_path / 'self').write_text('')
-    assert capacity.lab_processes(str(tmp_path)) == {'kernel_pods': 2, 'kernel_lab_hosts': 2}
+    assert capacity.lab_processes(str(tmp_path)) == {
+        'kernel_pods': 3, 'kernel_lab_hosts': 2, 'kernel_pods_by_node': {'pid:[100]': 2, 'pid:[200]': 1}}
+
+
+def test_a_node_tells_its_pid_namespace():
+    from ansible.module_utils.podnet import capacity
+    assert capacity.read_machine()['pid_namespace'] == os.readlink('/proc/self/ns/pid')
 
 
 def test_pods_already_running_are_in_the_available_memory(tmp_path):
