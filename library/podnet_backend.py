@@ -11,7 +11,11 @@ description:
     a permanent neighbour and an onlink route per remote node.
   - C(host-gw) keeps a route per remote pod CIDR via that node's underlay
     address, and refuses nodes that are not on one L2 segment.
-  - Switching backends removes the other backend's device and routes. Routes
+  - With C(vxlan), the nftables table C(inet podnet-vxlan) lets only the peers' underlay
+    addresses reach UDP 8472, over the underlay, and drops a pod's datagram to UDP 8472
+    unless it goes to a pod (VXLAN would otherwise carry a pod's forged frame past
+    isolation and NetworkPolicy).
+  - Switching backends removes the other backend's device, routes and table. Routes
     podnet owns carry protocol 200 and are the only ones it touches.
 options:
   backend:
@@ -40,7 +44,7 @@ options:
       pod_cidr: {description: Its pod CIDR., type: str, required: true}
       vtep_mac: {description: MAC address of its C(flannel.1)., type: str, required: true}
   state:
-    description: C(absent) removes the backend's device and routes.
+    description: C(absent) removes the backend's device, routes and table.
 extends_documentation_fragment: [podnet]
 author: podnet developers
 '''
@@ -97,8 +101,8 @@ def main():
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     run_module(module, 'podnet_backend %s' % ('absent' if absent else p['backend']),
-               backend.read_state, lambda current: backend.plan(current, wanted),
-               lambda actions, _: backend.apply(actions, wanted, p['node']),
+               lambda: backend.read_state(module.run_command), lambda current: backend.plan(current, wanted),
+               lambda actions, _: backend.apply(actions, wanted, p['node'], module.run_command),
                lambda current: backend.show(current or wanted), lock_dir=p['state_dir'],
                absent=absent)
 

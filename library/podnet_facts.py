@@ -82,7 +82,7 @@ def main():
     with rtnl() as ipr:
         links = links_by_name(ipr)
         routes = route_facts(ipr, {l['index']: n for n, l in links.items()})
-    kernel = backend.read_state()
+    kernel = backend.read_state(module.run_command)
     kind = 'vxlan' if kernel['vtep'] else ('host-gw' if kernel['routes'] else None)
     try:
         underlay = underlay_facts()
@@ -92,7 +92,7 @@ def main():
              'underlay': underlay, 'vtep': kernel['vtep'],
              'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
              'pods': {key: pod_facts(record, links)
-                      for key, record in read_pod_records(state_dir).items()},
+                      for key, record in read_pod_records(state_dir)[0].items()},
              'policy_source': policy_source.load(state_dir)}
     module.exit_json(changed=False, ansible_facts={'podnet': facts})
 

@@ -85,6 +85,15 @@ controller_addresses:
   type: list
   elements: str
   sample: [172.30.1.1]
+foreign_drops:
+  description:
+    - The pod flows of this node (between two of its pods, from and to a pod of another node) that
+      a table podnet does not own would drop, with the rule, as playbooks/explain.yml names it.
+      Each is also a warning; podnet never changes such a table.
+  returned: always
+  type: list
+  elements: str
+  sample: ["pod 10.42.0.2 to pod 10.42.1.2: dropped by inet evil chain drops rule 0: ip daddr 10.42.1.0/24 drop"]
 '''
 
 import ipaddress
@@ -144,11 +153,15 @@ def main():
             return {}
         return network.show(current or network.wanted(seen))
 
+    def result(current):
+        foreign = network.foreign_drops(current)
+        for warning in foreign:
+            module.warn('a table podnet does not own would drop pod traffic: %s' % warning)
+        return dict(gateway=network.gateway, mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
+                    controller_addresses=network.controllers(current), foreign_drops=foreign)
+
     run_module(module, 'podnet_network', read, lambda current: network.plan(current, p['state']),
-               network.apply, show, lock_dir=p['state_dir'], absent=p['state'] == 'absent',
-               result=lambda current: dict(gateway=network.gateway,
-                                           mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
-                                           controller_addresses=network.controllers(current)))
+               network.apply, show, lock_dir=p['state_dir'], absent=p['state'] == 'absent', result=result)
 
 
 if __name__ == '__main__':

@@ -85,7 +85,7 @@ from ansible.module_utils.podnet.nodestate import (
     clear_state, own_entries, read_pod_cidr, read_pod_records)
 from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
-from ansible.module_utils.podnet.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.statefile import read_text, remove_any, write_atomic
 
 
 def read(params):
@@ -101,7 +101,7 @@ def read(params):
     except LookupError as exc:
         raise SpecError('underlay_ip', str(exc))
     facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
-                 pods=sorted(read_pod_records(params['state_dir'])), **capacity.read_machine())
+                 pods=sorted(read_pod_records(params['state_dir'])[0]), **capacity.read_machine())
     return {'sysctls': values, 'persist_file': read_text(params['persist_file']), 'facts': facts}
 
 
@@ -126,7 +126,7 @@ def plan_absent(params, current):
 
 def apply_absent(params, actions, current):
     if any(a.verb == 'remove_file' for a in actions):
-        os.unlink(params['persist_file'])
+        remove_any(params['persist_file'])
     if any(a.verb == 'remove_state' for a in actions):
         clear_state(params['state_dir'], keep_dir=current['mount_point'])
 

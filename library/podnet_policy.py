@@ -88,13 +88,12 @@ isolated:
   sample: {Ingress: [x/a], Egress: []}
 '''
 
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import netpol, netpol_nft, nft, policy_source
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
-from ansible.module_utils.podnet.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.statefile import read_text, remove_any, write_atomic
 
 POD_KEYS = ('namespace', 'name', 'node')
 CLUSTER_KEYS = ('policies', 'pods', 'namespaces')
@@ -156,7 +155,9 @@ def plan_source(current, wanted, path):
         return []
     if wanted is None:
         return [Action('forget_source', path, 'state absent')]
-    return [Action('record_source', path, 'missing' if current is None else 'the policies or pods changed')]
+    why = 'missing' if current is None else current if current.startswith('<unreadable') \
+        else 'the policies or pods changed'
+    return [Action('record_source', path, why)]
 
 
 def apply(run, actions, absent, table_commands, source, path):
@@ -165,7 +166,7 @@ def apply(run, actions, absent, table_commands, source, path):
     if any(a.verb == 'record_source' for a in actions):
         write_atomic(path, source)
     if any(a.verb == 'forget_source' for a in actions):
-        os.unlink(path)
+        remove_any(path)
 
 
 def main():

@@ -8,6 +8,12 @@ and an onlink route to its pod CIDR via that address.
 host-gw: a route per remote pod CIDR via that node's underlay address; the
 nodes must share one L2 segment.
 
+VXLAN carries whole frames past every check of the pod network: the source
+guard, isolation and NetworkPolicy see only the outer datagram. So with
+vxlan a table of the backend's own (`inet podnet-vxlan`, see guard_ruleset)
+lets only the peers' VTEPs reach the port. host-gw has no such port: its
+packets are ordinary IP, which those checks see.
+
 Both are read and planned as one normalised dict, so switching backends
 is a plan like any other: the other backend's objects are removed.
 """
@@ -15,7 +21,9 @@ import errno
 import ipaddress
 import socket
 
+from ansible.module_utils.podnet import nft
 from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.netpol_nft import canonical
 from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.netlink import (
     NetlinkError, delete_link, link_index, links_by_name, rtnl)
@@ -25,6 +33,8 @@ VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
 RTPROT_PODNET = 200  # marks the routes podnet owns
 RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
+GUARD = 'inet podnet-vxlan'
+POD_BRIDGE = 'cni0'  # network.BRIDGE: where the node's pods come in
 
 
 def network_address(cidr):
@@ -42,14 +52,51 @@ def check_host_gw(node, peers):
 
 
 # state absent: neither backend's device nor any route podnet owns.
-NOTHING = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}}
+NOTHING = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}, 'guard': None}
+
+
+DROP = {'drop': None}
+
+
+def _iifname(op, name):
+    return {'match': {'op': op, 'left': {'meta': {'key': 'iifname'}}, 'right': name}}
+
+
+def guard_ruleset(node, peers):
+    """(chains, rules) of the table that keeps VXLAN to the peers' VTEPs.
+
+    A pod needs no capability to send a VXLAN datagram: a plain UDP socket
+    to a node's port 8472 had the node decapsulate it and deliver the inner
+    packet, with any source the pod wrote, past the source guard, isolation
+    and NetworkPolicy (issue 21). So:
+    - input: the port answers only datagrams that come in on the underlay
+      from a peer's underlay address (a pod on this node, or one whose
+      datagram crossed flannel.1 to this node's pod addresses, is dropped);
+    - forward: a pod's datagram to UDP 8472 leaves its node only toward a
+      pod. To another node's underlay it would leave masqueraded to this
+      node's underlay address, a peer's, which the other node must accept;
+      so it is dropped here, where it still comes from cni0."""
+    vxlan = nft.match('udp', 'dport', '==', VXLAN_PORT)
+    pod_cidrs = [ipaddress.IPv4Network(n['pod_cidr']) for n in [node] + list(peers)]
+    to_pods = canonical([(int(n.network_address), int(n.broadcast_address)) for n in pod_cidrs], True)
+    forward = [[_iifname('==', POD_BRIDGE), vxlan, nft.match('ip', 'daddr', '!=', to_pods), DROP]]
+    local = [[vxlan, DROP]]
+    if peers:
+        vteps = canonical([(int(a), int(a)) for a in
+                           (ipaddress.IPv4Address(p['underlay_ip']) for p in peers)], True)
+        local = [[vxlan, _iifname('!=', node['underlay_ifname']), DROP],
+                 [vxlan, nft.match('ip', 'saddr', '!=', vteps), DROP]]
+    # nft lists rules chain by chain: written the same way, they read back equal.
+    chains = [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
+              for hook in ('forward', 'input')]
+    return chains, [('forward', r) for r in forward] + [('input', r) for r in local]
 
 
 def wanted_state(backend, node, peers):
     """The normalised state of this node for the backend."""
     if backend == 'host-gw':
         check_host_gw(node, peers)
-        return {'vtep': None, 'fdb': {}, 'neigh': {},
+        return {'vtep': None, 'fdb': {}, 'neigh': {}, 'guard': None,
                 'routes': {p['pod_cidr']: (p['underlay_ip'], node['underlay_ifname'], False)
                            for p in peers}}
     return {
@@ -59,15 +106,20 @@ def wanted_state(backend, node, peers):
         'fdb': {p['vtep_mac']: p['underlay_ip'] for p in peers},
         'neigh': {network_address(p['pod_cidr']): p['vtep_mac'] for p in peers},
         'routes': {p['pod_cidr']: (network_address(p['pod_cidr']), VTEP, True) for p in peers},
+        'guard': guard_ruleset(node, peers),
     }
 
 
-def read_state():
+def read_state(run):
+    """The backend's objects as the kernel holds them; run: a command runner
+    (AnsibleModule.run_command) for nft."""
+    guard = nft.read_table(run, *GUARD.split())
     with rtnl() as ipr:
         links = links_by_name(ipr)
         by_index = {l['index']: n for n, l in links.items()}
         vtep = links.get(VTEP)
-        state = {'vtep': _vtep(ipr, vtep) if vtep else None, 'fdb': {}, 'neigh': {}, 'routes': {}}
+        state = {'vtep': _vtep(ipr, vtep) if vtep else None, 'fdb': {}, 'neigh': {}, 'routes': {},
+                 'guard': guard}
         for route in ipr.get_routes(family=socket.AF_INET, table=254, proto=RTPROT_PODNET):
             dst = '%s/%d' % (route.get('RTA_DST'), route['dst_len'])
             state['routes'][dst] = (route.get('RTA_GATEWAY'), by_index.get(route.get('RTA_OIF')),
@@ -114,7 +166,9 @@ def plan(current, wanted):
                            if k not in have else '%s, want %s' % (_show(kind, have[k]),
                                                                   _show(kind, want[k])))
                     for k in sorted(want) if have.get(k) != want[k]]
-    return actions
+    if wanted['guard'] is None:
+        return actions + nft.plan_delete(GUARD, current['guard'])
+    return actions + nft.plan_table(GUARD, current['guard'], *wanted['guard'])
 
 
 def _differs(have, want):
@@ -132,15 +186,22 @@ def _show(kind, value):
 
 def show(state):
     """The state as the diff shows it: entries as `ip route`, `bridge fdb`
-    and `ip neigh` print them."""
-    return dict(state, **{kind: {k: _show(kind, v) for k, v in sorted(state[kind].items())}
-                          for kind in ('fdb', 'neigh', 'routes')})
+    and `ip neigh` print them, the guard as `nft list table` does."""
+    return dict(state, guard=nft.describe(*state['guard']) if state['guard'] else None,
+                **{kind: {k: _show(kind, v) for k, v in sorted(state[kind].items())}
+                   for kind in ('fdb', 'neigh', 'routes')})
 
 
-def apply(actions, wanted, node):
+def apply(actions, wanted, node, run):
+    for verb, target, _ in actions:
+        if verb == 'set_table':
+            nft.apply(run, nft.table_commands(*target.split(), *wanted['guard']), target)
+        elif verb == 'delete_table':
+            nft.apply(run, nft.delete_commands(*target.split()), target)
     with rtnl() as ipr:
         for verb, target, _ in actions:
-            _APPLY[verb](ipr, target, wanted, node)
+            if verb not in nft.TABLE_VERBS:
+                _APPLY[verb](ipr, target, wanted, node)
 
 
 def _create_vtep(ipr, _, wanted, node):

@@ -15,7 +15,7 @@ import os
 
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.nodestate import IPAM_DIR
-from ansible.module_utils.podnet.statefile import create_exclusive, write_atomic
+from ansible.module_utils.podnet.statefile import create_exclusive, read_checked, remove_any, write_atomic
 
 LAST = 'last_reserved_ip'
 
@@ -49,11 +49,7 @@ class HostLocalIpam:
     def _last(self):
         if self._unrecorded is not None:
             return self._unrecorded
-        try:
-            with open(os.path.join(self.dir, LAST)) as f:
-                return f.read().strip()
-        except FileNotFoundError:
-            return None
+        return read_checked(os.path.join(self.dir, LAST), str.strip)[0]
 
     def _candidates(self):
         """Usable addresses in allocation order: after the last reserved one."""
@@ -88,19 +84,20 @@ class HostLocalIpam:
         """Free address; with owner, only if the file still names it."""
         if owner is not None and self.owners_of([address]).get(address) != owner:
             return
-        try:
-            os.unlink(self._path(address))
-        except FileNotFoundError:
-            pass
+        remove_any(self._path(address))
 
     def owners_of(self, addresses):
+        """{address: owner id}; for a file that holds none (garbage, a
+        folder), a text naming the file and why, which no pod's id equals:
+        the pods planner then releases or reserves it again."""
         found = {}
         for address in addresses:
-            try:
-                with open(self._path(address)) as f:
-                    found[address] = f.read().split('\n')[0]
-            except FileNotFoundError:
-                pass
+            path = self._path(address)
+            owner, problem = read_checked(path, lambda text: text.split('\n')[0])
+            if problem:
+                found[address] = 'unreadable %s (%s)' % (path, problem)
+            elif owner is not None:
+                found[address] = owner
         return found
 
     def _path(self, address):

@@ -8,10 +8,10 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ansible.module_utils.podnet import names
 from ansible.module_utils.podnet.errors import SpecError
 
 LAB_NAME = re.compile(r'^[a-z][a-z0-9]{0,5}$')
-HOSTNAME = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def _parse_lab(raw):
 
 def _parse_node(raw, lab):
     name = str(raw.get('name', ''))
-    if not HOSTNAME.match(name):
+    if not names.HOSTNAME.match(name):
         raise SpecError(name or 'node', 'inventory name %r is not a valid hostname' % name)
     rack = str(raw.get('rack') or next(iter(lab.racks)))
     if rack not in lab.racks:

@@ -6,8 +6,14 @@ objects. Linux limits interface names to 15 bytes: a readable name is used
 when it fits, else a stable hash of it.
 """
 import hashlib
+import re
 
 IFNAMSIZ = 15
+# A node's inventory name: a DNS label (RFC 1123), as a hostname and a
+# Kubernetes node name must be. Lab and VM providers, and every playbook
+# that changes nodes, check it before anything changes: the name goes into
+# paths, the nodes' hostnames and the VTEP MACs derived from it.
+HOSTNAME = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
 
 
 def fit_ifname(prefix, name):

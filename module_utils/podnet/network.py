@@ -6,13 +6,14 @@ Shape: read_current() -> plan(current) -> apply(actions, current).
 """
 import collections
 import ipaddress
+import json
 import os
 
-from ansible.module_utils.podnet import nft
+from ansible.module_utils.podnet import nft, nfteval
 from ansible.module_utils.podnet.netpol_nft import canonical
-from ansible.module_utils.podnet.nodestate import POD_CIDR_FILE, read_pod_cidr
+from ansible.module_utils.podnet.nodestate import POD_CIDR_FILE, read_pod_cidr_checked
 from ansible.module_utils.podnet.reconcile import Action
-from ansible.module_utils.podnet.statefile import write_atomic
+from ansible.module_utils.podnet.statefile import remove_any, write_atomic
 from ansible.module_utils.podnet.netlink import (
     addresses_by_link, ensure_address, ensure_bridge, links_by_name, rtnl, delete_link)
 
@@ -81,6 +82,38 @@ def isolation_ruleset(cluster_cidr, mgmt, controllers):
     return chains, rules
 
 
+def pod_flows(pod_cidr, cluster_cidr):
+    """[(description, packet)] of the flows every node's pods make: between
+    two of its pods, in from and out to a pod of another node (TCP 80, as
+    the path explainer judges a packet)."""
+    own = ipaddress.IPv4Network(pod_cidr)
+    other = next(n for n in ipaddress.IPv4Network(cluster_cidr).subnets(new_prefix=own.prefixlen) if n != own)
+    pod, neighbour, remote = (str(own.network_address + 2), str(own.network_address + 3),
+                              str(other.network_address + 2))
+    tcp = dict(protocol='tcp', dport=80)
+    return [('pod %s to pod %s' % (pod, neighbour), dict(tcp, src=pod, dst=neighbour, iif=BRIDGE, oif=BRIDGE)),
+            ('pod %s to pod %s' % (pod, remote), dict(tcp, src=pod, dst=remote, iif=BRIDGE, oif='flannel.1')),
+            ('pod %s to pod %s' % (remote, pod), dict(tcp, src=remote, dst=pod, iif='flannel.1', oif=BRIDGE))]
+
+
+def _podnets(item):
+    """Whether a `nft -j list ruleset` item belongs to a table podnet owns."""
+    (kind, body), = item.items()
+    name = body.get('name') if kind == 'table' else body.get('table')
+    return isinstance(name, str) and name.startswith('podnet-')
+
+
+def _rule_text(ruleset, where):
+    """The rule `family table chain NAME rule N` names, as nft lists it."""
+    words = where.split()
+    if words[-2] != 'rule':
+        return 'the chain\'s policy'
+    family, table, chain, index = words[0], words[1], words[3], int(words[-1])
+    rules = [i['rule']['expr'] for i in ruleset['nftables'] if 'rule' in i
+             and (i['rule']['family'], i['rule']['table'], i['rule']['chain']) == (family, table, chain)]
+    return nft.describe([], [(chain, rules[index])])[chain][0]
+
+
 def ssh_client_address(environ):
     """The controller's address as the node sees it: the client of the SSH
     session the module runs in (SSH_CONNECTION, else SSH_CLIENT); None when
@@ -102,6 +135,13 @@ def find_mgmt(addresses, mgmt_address, underlay_ip):
                 return None
             return Mgmt(ifname, sorted(c for c in cidrs if ':' not in c))
     return None
+
+
+def _recorded_pod_cidr(state_dir):
+    """The pod CIDR file's CIDR, None, or what is wrong with it (which
+    differs from any CIDR, so a run writes it again and a reset removes it)."""
+    cidr, problem = read_pod_cidr_checked(state_dir)
+    return '<unreadable: %s>' % problem if problem else cidr
 
 
 def _reason(have, want):
@@ -129,9 +169,33 @@ class NodeNetwork:
         return {'bridge': {'mtu': link.get('IFLA_MTU'), 'addresses': addresses[BRIDGE],
                            'up': link['flags'] & 1 == 1} if link else None,
                 'tables': {table_name(t): nft.read_table(self.run, *t) for t in (NAT, ISOLATION)},
-                'pod_cidr': read_pod_cidr(self.spec.state_dir),
+                'pod_cidr': _recorded_pod_cidr(self.spec.state_dir),
                 'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
-                'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs)}
+                'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs),
+                'ruleset': self._ruleset() if self.spec.pod_cidr else None}
+
+    def _ruleset(self):
+        rc, out, err = self.run(['nft', '-j', 'list', 'ruleset'])
+        if rc != 0:
+            raise nft.NftError('ruleset', err.strip())
+        return json.loads(out)
+
+    def foreign_drops(self, current):
+        """['<flow>: dropped by <family table chain rule N>: <rule>'] for the
+        pod flows of this node that a table podnet does not own would drop,
+        as the path explainer names them: podnet never changes such a table,
+        it says so (issue 21: a foreign `inet evil` table dropping the pod
+        CIDR went unseen by --check and site.yml)."""
+        if not current.get('ruleset'):
+            return []
+        items = current['ruleset'].get('nftables', [])
+        theirs = {'nftables': [i for i in items if not _podnets(i)]}
+        found = []
+        for flow, packet in pod_flows(self.spec.pod_cidr, self.spec.cluster_cidr):
+            dropped_by, _ = nfteval.judge(theirs, packet)
+            if dropped_by:
+                found.append('%s: dropped by %s: %s' % (flow, dropped_by, _rule_text(theirs, dropped_by)))
+        return found
 
     def controllers(self, current):
         """The controller addresses to cut off; never one of the node's own
@@ -206,4 +270,4 @@ class NodeNetwork:
         nft.apply(self.run, nft.delete_commands(*name.split()), name)
 
     def _forget_pod_cidr(self, path, _):
-        os.unlink(path)
+        remove_any(path)

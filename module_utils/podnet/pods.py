@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet import caps, names, nft, srcguard
 from ansible.module_utils.podnet.errors import PodnetError
@@ -30,13 +30,13 @@ from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.sandbox import (
     Process, SandboxError, Spawner, kill_holders, list_netns, netns_inode, netns_path,
     read_inside, remove_netns)
-from ansible.module_utils.podnet.statefile import write_atomic
+from ansible.module_utils.podnet.statefile import remove_any, write_atomic
 
 BATCH = 32  # sandboxes in flight in the spawner's pipe
 HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # apply() runs the actions phase by phase: what frees comes before what takes.
-PHASES = (('delete', 'recreate'), ('forget_netns',), ('release',), ('forget_ipam', 'remove_folder'),
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns',), ('release',), ('forget_ipam', 'remove_folder'),
           ('reserve',), ('create', 'recreate'), ('restart', 'set_mtu', 'relabel'),
           ('guard', 'delete_table'))
 TRANSIENT = ('problems', 'dead', 'mtu_now', 'key')  # read from the kernel, never saved
@@ -71,6 +71,9 @@ class NodeState:
     ipam: dict        # address -> owner uid
     stale_ipam: list  # folders of earlier pod CIDRs (state absent: every state folder of pods)
     guard: object     # the source guard table as nft shows it, or None
+    unreadable: dict = field(default_factory=dict)  # path -> why: records no run can trust
+    foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's veth
+    sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
 
 
 class NodePods:
@@ -91,7 +94,7 @@ class NodePods:
         return os.path.join(self.pods_dir, key.replace('/', '_') + '.json')
 
     def read_current(self):
-        records = read_pod_records(self.state_dir)
+        records, unreadable = read_pod_records(self.state_dir)
         with rtnl() as ipr:
             links = links_by_name(ipr)
         bridge = links[BRIDGE]['index'] if BRIDGE in links else None
@@ -99,19 +102,20 @@ class NodePods:
             record['key'] = key
             self._check(record, links, bridge)
         self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
-                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE))
+                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
+                                 foreign_ports(links, bridge, records), sole_bridge(links))
         return self.current
 
     def read_remains(self):
         """For state absent: the records (unchecked), sandboxes, the guard
         and the state folders of pods (records and logs, IPAM)."""
-        records = read_pod_records(self.state_dir)
+        records, unreadable = read_pod_records(self.state_dir)
         for key, record in records.items():
             record.update(key=key, problems=[], dead=[], mtu_now=None)
         folders = [d for d in (self.pods_dir, os.path.join(self.state_dir, IPAM_DIR))
                    if os.path.isdir(d)]
         self.current = NodeState(records, list_netns(), {}, folders,
-                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE))
+                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable)
         return self.current
 
     def _check(self, state, links, bridge):
@@ -163,6 +167,9 @@ class NodePods:
         records = current.pods
         actions = [Action('delete', k, 'not wanted on this node') for k in sorted(records)
                    if k not in wanted]
+        actions += [Action('forget_record', path, 'unreadable (%s): its pod is made again' % why)
+                    for path, why in sorted(current.unreadable.items())]
+        actions += [Action('unbridge', port, 'on %s, and no pod\'s veth' % BRIDGE) for port in current.foreign_ports]
         kept = {}
         for key, pod in sorted(wanted.items()):
             state = records.get(key)
@@ -210,8 +217,10 @@ class NodePods:
                     state['ip'], holder[state['ip']])))
                 continue
             holder[state['ip']] = key
-            if owners.get(state['ip']) != state['uid']:
-                found.append(Action('reserve', key, 'IPAM lost address %s' % state['ip']))
+            owner = owners.get(state['ip'])
+            if owner != state['uid']:
+                found.append(Action('reserve', key, 'IPAM lost address %s' % state['ip'] if owner is None
+                                    else 'IPAM file of %s: %s' % (state['ip'], owner)))
         return found
 
     def _sweep(self, current):
@@ -226,7 +235,7 @@ class NodePods:
     def _guard_action(self, current, kept, actions):
         if any(a.verb in ('create', 'recreate', 'delete') for a in actions):
             return [Action('guard', srcguard.TABLE, 'pods changed')]
-        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values())):
+        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values(), current.sole_bridge)):
             return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]
         return []
 
@@ -261,6 +270,7 @@ class NodePods:
             for proc in list(state['containers'].values()) + [state['pause']]:
                 if proc:
                     Process.from_dict(proc).kill()
+        kill_holders([state['netns'] for state in states])  # what no record names, or names wrong
         with rtnl() as ipr:
             delete_links(ipr, [state['veth'] for state in states])
         for key, state in zip(keys, states):
@@ -374,8 +384,17 @@ class NodePods:
     def _forget_netns(self, netns, records, wanted, spawn):
         """A sandbox no record owns (a create cut short): stop its processes;
         its veth goes with the namespace, its address with a release."""
-        kill_holders(netns)
+        kill_holders([netns])
         remove_netns(netns)
+
+    def _forget_record(self, path, records, wanted, spawn):
+        remove_any(path)
+
+    def _unbridge(self, port, records, wanted, spawn):
+        with rtnl() as ipr:
+            index = link_index(ipr, port)
+            if index is not None:
+                ipr.link('set', index=index, master=0)
 
     def _forget_ipam(self, folder, records, wanted, spawn):
         shutil.rmtree(folder, ignore_errors=True)
@@ -386,7 +405,7 @@ class NodePods:
         self.ipam.release(address)
 
     def _guard(self, _, records, wanted, spawn):
-        chains, rules = srcguard.ruleset(records.values())
+        chains, rules = srcguard.ruleset(records.values(), self.current.sole_bridge)
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
 
@@ -398,6 +417,7 @@ class NodePods:
         for proc in list(state['containers'].values()) + [state['pause']]:
             if proc:
                 Process.from_dict(proc).kill()
+        kill_holders([state['netns']])
         with rtnl() as ipr:
             delete_link(ipr, state['veth'])
         remove_netns(state['netns'])
@@ -434,6 +454,19 @@ class NodePods:
         if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
             return ()
         return record['dead']
+
+
+def foreign_ports(links, bridge, records):
+    """Ports of the pod bridge that no pod record names: a hand-made link,
+    or the veth of a sandbox no record owns (swept with it)."""
+    veths = {r['veth'] for r in records.values()}
+    return sorted(name for name, link in links.items()
+                  if bridge is not None and link.get('IFLA_MASTER') == bridge and name not in veths)
+
+
+def sole_bridge(links):
+    return not any(link.get(('IFLA_LINKINFO', 'IFLA_INFO_KIND')) == 'bridge'
+                   for name, link in links.items() if name != BRIDGE)
 
 
 def _view(commands, dead, problems, labels):

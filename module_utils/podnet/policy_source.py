@@ -23,6 +23,13 @@ def dumps(policies, pods, namespaces):
 
 
 def load(state_dir):
-    """The record as a dict, or None when the node enforces no policy table."""
-    text = statefile.read_text(path(state_dir))
-    return None if text is None else json.loads(text)
+    """The record as a dict, or None when the node enforces no policy table
+    or its record cannot be read (podnet_policy then writes it again)."""
+    return statefile.read_checked(path(state_dir), _record)[0]
+
+
+def _record(text):
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        raise ValueError('not a JSON object')
+    return record

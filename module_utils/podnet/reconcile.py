@@ -11,11 +11,12 @@ same plan as the change, so they tell the truth.
 """
 import collections
 import json
+import os
 import sys
 from contextlib import nullcontext
 
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.statefile import node_lock
+from ansible.module_utils.podnet.statefile import LOCK_FILE, node_lock
 
 
 def kernel_errors():
@@ -76,14 +77,18 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
     absent (state absent) and check mode lock the node only if a lock file
     is there: neither may leave one on a node that had none."""
     try:
-        with node_lock(lock_dir, create=not (absent or module.check_mode)) if lock_dir else nullcontext():
+        with node_lock(lock_dir, create=not (absent or module.check_mode)) if lock_dir else nullcontext() as lock:
             current = read()
             actions = plan(current)
+            healed = [Action('replace_lock', os.path.join(lock_dir, LOCK_FILE), lock)] if lock else []
             # Only --diff shows it: a run without pays neither for it nor for YAML.
             shown = diff(subject, show(current), show(None), actions) if module._diff else {}
             if actions and not module.check_mode:
                 apply(actions, current)
             extra = result(current) if result else {}
+            actions = healed + actions  # the lock was replaced before the run, as node_lock says
+            if shown:
+                shown['prepared'] = ''.join('%s\n' % (a,) for a in healed) + shown['prepared']
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     except kernel_errors() as exc:

@@ -127,16 +127,26 @@ def is_mount_point(path):
     return bool(covering) and covering[-1] == path
 
 
-def kill_holders(netns):
-    """SIGKILL every process inside the network namespace bound at netns."""
-    try:
-        inode = os.stat(netns_path(netns)).st_ino
-    except FileNotFoundError:
+def kill_holders(netnses):
+    """SIGKILL every process inside the network namespaces bound at these
+    names, found by the namespace's inode: not only the processes a record
+    names (a record can be wrong, and a pod's process can fork), one pass
+    over /proc for them all."""
+    inodes = set()
+    for netns in netnses:
+        try:
+            st = os.stat(netns_path(netns))
+            inodes.add((st.st_dev, st.st_ino))
+        except FileNotFoundError:
+            continue
+    if not inodes:
         return
     for entry in os.listdir('/proc'):
         try:
-            if entry.isdigit() and os.stat('/proc/%s/ns/net' % entry).st_ino == inode:
-                os.kill(int(entry), signal.SIGKILL)
+            if entry.isdigit():
+                st = os.stat('/proc/%s/ns/net' % entry)
+                if (st.st_dev, st.st_ino) in inodes:
+                    os.kill(int(entry), signal.SIGKILL)
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
 

@@ -4,8 +4,16 @@ One bridge-family table on the node checks every frame a pod's veth hands
 to cni0, before routing and before NetworkPolicy see it: a pod that changes
 its address (it may keep NET_ADMIN) or forges ARP is dropped at its port.
 A verdict map jumps from the port to the pod's own chain, so the cost per
-frame does not grow with the number of pods; a veth port with no pod chain
-is dropped whole, and so is anything but IPv4 and ARP (pods have no IPv6).
+frame does not grow with the number of pods; a port with no pod chain is
+dropped whole, and so is anything but IPv4 and ARP (pods have no IPv6).
+
+"A port with no pod chain": the bridge family's hooks see the ports of
+every bridge on the node, and this kernel cannot tell which bridge a frame
+came in on (`meta ibrname` needs nft_meta_bridge, which it lacks). So on a
+node whose only bridge is cni0 every other port is dropped, a foreign port
+put on cni0 included (the pods module also takes it off); on a node with
+bridges of its own (a VM running other software), only ports named veth*,
+so that their traffic is left alone.
 """
 FAMILY, TABLE = 'bridge', 'podnet-guard'
 VETHS = 'veth*'
@@ -23,8 +31,9 @@ def _field(protocol, field):
     return {'payload': {'protocol': protocol, 'field': field}}
 
 
-def ruleset(pods):
-    """(chains, rules) for pods given as [{'veth', 'mac', 'ip'}]."""
+def ruleset(pods, sole_bridge=True):
+    """(chains, rules) for pods given as [{'veth', 'mac', 'ip'}]; sole_bridge:
+    cni0 is the node's only bridge."""
     pods = sorted(pods, key=lambda p: p['veth'])
     chains = [{'name': 'ports', 'type': 'filter', 'hook': 'prerouting', 'prio': -300,
                'policy': 'accept'}]
@@ -32,7 +41,7 @@ def ruleset(pods):
     if pods:
         jumps = [[p['veth'], {'jump': {'target': p['veth']}}] for p in pods]
         rules.append(('ports', [{'vmap': {'key': _iifname(), 'data': {'set': jumps}}}]))
-    rules.append(('ports', [_cmp(_iifname(), '==', VETHS), {'drop': None}]))
+    rules.append(('ports', [{'drop': None}] if sole_bridge else [_cmp(_iifname(), '==', VETHS), {'drop': None}]))
     for pod in pods:
         chains.append({'name': pod['veth']})
         rules += [(pod['veth'], [_cmp(_field('ether', 'saddr'), '!=', pod['mac']), {'drop': None}]),

@@ -18,6 +18,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from ansible.module_utils.podnet import names
 from ansible.module_utils.podnet.errors import SpecError
 
 FW_CFG_PREFIX = 'opt/podnet/'
@@ -43,14 +44,13 @@ class VmConfig:
 
 
 MAC = re.compile(r'^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')
-HOSTNAME = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
 
 
 def validate(config):
     """SpecError naming the VM and field of the first bad value."""
     def bad(field, why):
         raise SpecError('%s: %s' % (config.hostname, field), why)
-    if not HOSTNAME.match(config.hostname):
+    if not names.HOSTNAME.match(config.hostname):
         bad('hostname', 'not a DNS label: %r' % config.hostname)
     for field in ('underlay_mac', 'mgmt_mac'):
         if not MAC.match(getattr(config, field)):

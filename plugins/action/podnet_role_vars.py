@@ -6,10 +6,17 @@ and host (each costs a worker fork per host: 0.4 s a role at 20 nodes). Its
 documentation is library/podnet_role_vars.py."""
 import os
 
+import ansible.module_utils
 import yaml
 from ansible import constants as C
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
+
+# podnet's module_utils (names), importable here as the modules import them.
+ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
+                                     if p not in ansible.module_utils.__path__)
+
+from ansible.module_utils.podnet import names  # noqa: E402  (once the path above has it)
 
 ARGUMENT_SPEC = dict(roles=dict(type='list', elements='str', required=True),
                      entry_point=dict(type='str', default='main'))
@@ -29,13 +36,23 @@ class ActionModule(ActionBase):
         except LookupError as exc:
             return dict(result, failed=True, msg=str(exc))
         hostvars = task_vars['hostvars']
-        errors = [error for host in task_vars['ansible_play_hosts']
-                  for role, options in specs.items()
-                  for error in check(host, role, options, hostvars[host])]
+        errors = [bad_name(host) for host in task_vars['ansible_play_hosts'] if bad_name(host)]
+        errors += [error for host in task_vars['ansible_play_hosts']
+                   for role, options in specs.items()
+                   for error in check(host, role, options, hostvars[host])]
         if errors:
             return dict(result, failed=True, argument_errors=errors,
-                        msg='Variables that do not fit the roles\' argument specs:\n' + '\n'.join(errors))
+                        msg='Names and variables that do not fit the roles\' argument specs:\n'
+                        + '\n'.join(errors))
         return dict(result, changed=False, checked=sorted(specs))
+
+
+def bad_name(host):
+    """Why an inventory name cannot name a node, or None: the lab's rule
+    (names.HOSTNAME), checked here for every playbook that changes nodes."""
+    if names.HOSTNAME.match(host):
+        return None
+    return '%s: inventory name: not a DNS label (a-z, 0-9 and -, at most 63, as a hostname)' % host
 
 
 def role_options(role, entry_point, folders):

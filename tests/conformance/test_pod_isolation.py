@@ -2,7 +2,9 @@
 keeps the container runtime's default capabilities, sees the node's system
 folders read-only and neither the node's state nor the lab's keys, and a pod
 that takes another pod's address gets nothing through (G3: the receiver
-sees the sender's own pod IP, so no pod can pose as another)."""
+sees the sender's own pod IP, so no pod can pose as another), nor does one
+that wraps a forged packet in VXLAN for a node to unwrap."""
+import ipaddress
 import shlex
 
 import pytest
@@ -37,6 +39,29 @@ try:
 except OSError:
     print('nothing')
 '''
+
+
+# A VXLAN datagram (VNI 1) around an Ethernet frame for a node's flannel.1
+# MAC, holding an IPv4/UDP packet with a forged source: what a pod can send
+# with a plain UDP socket, no capability needed.
+INJECT = r'''
+import socket, struct, sys
+vtep_mac, source, victim, port = sys.argv[1:5]
+payload = b'injected'
+udp = struct.pack('!HHHH', 40000, int(port), 8 + len(payload), 0) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
+                 socket.inet_aton(source), socket.inet_aton(victim))
+total = sum(struct.unpack('!10H', ip))
+total = (total & 0xffff) + (total >> 16)
+ip = ip[:10] + struct.pack('!H', ~((total & 0xffff) + (total >> 16)) & 0xffff) + ip[12:]
+frame = bytes.fromhex(vtep_mac.replace(':', '')) + bytes.fromhex('02aabbccddee') + b'\x08\x00' + ip + udp
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for target in sys.argv[5:]:
+    for _ in range(3):
+        s.sendto(struct.pack('!II', 0x08000000, 1 << 8) + frame, (target, 8472))
+'''
+FORGED_SOURCE = '203.0.113.10'  # the outside host, which no pod is
+VXLAN_LISTEN_PORT = 39999
 
 
 def seed_containers(pods):
@@ -107,3 +132,62 @@ def _trio(pods, servers, same_node):
             if victims:
                 return sender, victims[0], server
     return None
+
+
+def test_a_pod_cannot_inject_vxlan_into_any_node(pods, nodes, underlay, pod_cidrs):
+    """Regression (issue 21): a pod sent a VXLAN datagram to a node's port
+    8472 (its underlay address, its cni0 or flannel.1 address; its own node's
+    too) and the node unwrapped it, delivering the inner packet with any
+    source, past the source guard, isolation and NetworkPolicy. Each node
+    with a pod gets such a packet for that pod from a pod on another node,
+    on every address above, and from a pod of its own; nothing arrives."""
+    vteps = {n: h.run('cat /sys/class/net/flannel.1/address').stdout.strip() for n, h in nodes.items()}
+    if not any(vteps.values()):
+        pytest.skip('no node has flannel.1 (host-gw): there is no VXLAN port to inject into')
+    by_node = {}
+    for pod in pods.values():
+        by_node.setdefault(pod.node, []).append(pod)
+    heard = {}
+    for node, victims in sorted(by_node.items()):
+        senders = [p for p in pods.values() if p.node != node][:1] + victims[1:2]
+        if not vteps.get(node) or not senders:
+            continue
+        victim = victims[0]
+        _listen(victim, VXLAN_LISTEN_PORT, 6)
+        heard[victim.key] = victim
+        for sender in senders:
+            targets = _node_addresses(node, underlay, pod_cidrs, own=sender.node == node)
+            sender.run('python3 -c %s %s %s %s %d %s' % (
+                shlex.quote(INJECT), vteps[node], FORGED_SOURCE, victim.ip, VXLAN_LISTEN_PORT,
+                ' '.join(targets)))
+    assert heard, 'no node has a pod to inject into and a pod to inject from'
+    got = {key: _heard(victim, VXLAN_LISTEN_PORT) for key, victim in heard.items()}
+    assert {k: v for k, v in got.items() if v != 'nothing'} == {}
+
+
+def _node_addresses(node, underlay, pod_cidrs, own):
+    """A node's underlay address, its cni0 address and (seen from another
+    node, where a route leads to it) its flannel.1 address."""
+    net = ipaddress.IPv4Network(pod_cidrs[node])
+    found = [underlay[node], str(net.network_address + 1)]
+    return found if own else found + [str(net.network_address)]
+
+
+def _listen(pod, port, seconds):
+    """Start a UDP listener in the pod for seconds; _heard() tells what came."""
+    listen = 'timeout %d python3 -c %s %d %d </dev/null >%s 2>&1 &' % (
+        seconds + 1, shlex.quote(LISTEN), port, seconds, _heard_file(pod, port))
+    pod.run('sh -c %s' % shlex.quote(listen))
+
+
+def _heard(pod, port):
+    """What the listener printed ('nothing', or 'got' and the datagram),
+    once it has (it ends at its first datagram or its timeout)."""
+    path = _heard_file(pod, port)
+    return pod.host.check_output(
+        "sh -c 'for i in $(seq 60); do [ -s %s ] && break; sleep 0.2; done; cat %s; rm -f %s'"
+        % (path, path, path)).strip()
+
+
+def _heard_file(pod, port):
+    return '/tmp/podnet-listen-%s-%d' % (pod.netns, port)

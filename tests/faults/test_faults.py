@@ -26,6 +26,7 @@ from conformance import test_g4_nodes_and_pods as g4
 from conformance import test_g6_masquerade as g6
 from conformance import test_g7_mtu as g7
 from conformance import test_node_base as node_base
+from conformance import test_pod_isolation as isolation
 from conformance.conftest import GridRecorder, Sample
 from faults.conftest import (POD_MTU, STATE_DIR, changed_output, errors, fresh_cluster,
                              node_problems, pod, recap, server, verdict, write_manifest)
@@ -101,6 +102,15 @@ def across_nodes(other):
     return probe
 
 
+def vxlan_closed(c, f):
+    """No pod gets a forged packet unwrapped by f.node: not the fault's pod
+    on that node, nor one from another node."""
+    pods = dict(victim(c, f), **peers(c, f.node, 'node1'))
+    isolation.test_a_pod_cannot_inject_vxlan_into_any_node(
+        pods, {n: c.hosts[n] for n in (f.node, 'node1')}, {n: c.underlay(n) for n in (f.node, 'node1')},
+        pod_cidrs(c))
+
+
 def forwards(c, f):
     node_base.test_every_node_forwards_inside_its_own_namespace({f.node: c.hosts[f.node]})
 
@@ -143,6 +153,8 @@ FAULTS = [
           [r'flannel\.1']),
     Fault('nodes', 'delete FDB and neighbour entries', 'node2', FDB_AND_NEIGH,
           across_nodes('node3'), ['fdb', 'neigh', r'10\.13\.1\.13']),
+    Fault('nodes', 'delete the vxlan guard', 'node2', 'nft delete table inet podnet-vxlan', vxlan_closed,
+          ['podnet-vxlan'], 'f-vxlan'),
     Fault('nodes', 'flush nft ruleset', 'node3', 'nft flush ruleset', masqueraded,
           ['podnet-nat|masquerade']),
     Fault('nodes', 'wrong MTU on cni0', 'node3', 'ip link set cni0 mtu %d' % WRONG_MTU,

@@ -1,7 +1,13 @@
-"""backend.wanted_state() for vxlan and host-gw, the host-gw L2 check, and
-plan() between the normalised states, including switching backends."""
+"""backend.wanted_state() for vxlan and host-gw, the host-gw L2 check, the
+vxlan guard table, and plan() between the normalised states, including
+switching backends."""
+import json
+import os
+import shutil
+import subprocess
+
 import pytest
-from ansible.module_utils.podnet import backend, reconcile
+from ansible.module_utils.podnet import backend, nft, reconcile
 from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.reconcile import Action
 
@@ -42,7 +48,7 @@ def test_vxlan_has_fdb_neigh_and_onlink_route_per_peer():
 
 
 def test_host_gw_routes_via_peer_underlay_and_has_no_vtep():
-    assert host_gw() == {'vtep': None, 'fdb': {}, 'neigh': {},
+    assert host_gw() == {'vtep': None, 'fdb': {}, 'neigh': {}, 'guard': None,
                          'routes': {'10.42.1.0/24': ('10.11.1.12', 'eth0', False),
                                     '10.42.2.0/24': ('10.11.1.13', 'eth0', False)}}
 
@@ -67,19 +73,20 @@ def test_nothing_to_do_when_current_is_wanted():
 
 
 def test_fresh_node_gets_vtep_first_then_entries():
-    empty = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}}
-    actions = steps(backend.plan(empty, vxlan()))
+    actions = steps(backend.plan(backend.NOTHING, vxlan()))
     assert actions[0] == ('create_vtep', 'flannel.1')
     assert sorted(actions[1:]) == sorted(
         [('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
          ('set_neigh', '10.42.1.0'), ('set_neigh', '10.42.2.0'),
-         ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')])
+         ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24'),
+         ('set_table', 'inet podnet-vxlan')])
 
 
 def test_vxlan_to_host_gw_deletes_the_vtep_and_not_what_goes_with_it():
     assert steps(backend.plan(vxlan(), host_gw())) == [
         ('delete_vtep', 'flannel.1'),
-        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')]
+        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24'),
+        ('delete_table', 'inet podnet-vxlan')]
 
 
 def test_host_gw_to_vxlan_creates_the_vtep_and_replaces_the_routes():
@@ -88,7 +95,8 @@ def test_host_gw_to_vxlan_creates_the_vtep_and_replaces_the_routes():
         ('create_vtep', 'flannel.1'),
         ('set_fdb', '02:00:00:00:00:02'), ('set_fdb', '02:00:00:00:00:03'),
         ('set_neigh', '10.42.1.0'), ('set_neigh', '10.42.2.0'),
-        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24')]
+        ('set_routes', '10.42.1.0/24'), ('set_routes', '10.42.2.0/24'),
+        ('set_table', 'inet podnet-vxlan')]
 
 
 def test_host_gw_route_of_a_peer_gone_with_the_switch_is_deleted():
@@ -109,7 +117,7 @@ def test_a_changed_vtep_is_recreated_with_all_its_entries():
 def test_a_removed_peer_deletes_its_entries_only():
     assert steps(backend.plan(vxlan(), vxlan([NODE2]))) == [
         ('del_fdb', '02:00:00:00:00:03'), ('del_neigh', '10.42.2.0'),
-        ('del_routes', '10.42.2.0/24')]
+        ('del_routes', '10.42.2.0/24'), ('set_table', 'inet podnet-vxlan')]
 
 
 def test_a_removed_host_gw_peer_deletes_its_route_only():
@@ -118,13 +126,14 @@ def test_a_removed_host_gw_peer_deletes_its_route_only():
 
 def test_a_moved_peer_resets_its_fdb_entry():
     moved = dict(NODE3, underlay_ip='10.11.1.99')
-    assert steps(backend.plan(vxlan(), vxlan([NODE2, moved]))) == [('set_fdb', '02:00:00:00:00:03')]
+    assert steps(backend.plan(vxlan(), vxlan([NODE2, moved]))) == [
+        ('set_fdb', '02:00:00:00:00:03'), ('set_table', 'inet podnet-vxlan')]
 
 
 def test_an_added_peer_sets_its_entries_only():
     assert steps(backend.plan(vxlan([NODE2]), vxlan())) == [
         ('set_fdb', '02:00:00:00:00:03'), ('set_neigh', '10.42.2.0'),
-        ('set_routes', '10.42.2.0/24')]
+        ('set_routes', '10.42.2.0/24'), ('set_table', 'inet podnet-vxlan')]
 
 
 def test_every_action_says_why():
@@ -133,7 +142,8 @@ def test_every_action_says_why():
         Action('set_routes', '10.42.1.0/24', 'missing, want via 10.11.1.12 dev eth0')]
     moved = dict(NODE3, underlay_ip='10.11.1.99')
     assert backend.plan(vxlan(), vxlan([NODE2, moved])) == [
-        Action('set_fdb', '02:00:00:00:00:03', 'dst 10.11.1.13, want dst 10.11.1.99')]
+        Action('set_fdb', '02:00:00:00:00:03', 'dst 10.11.1.13, want dst 10.11.1.99'),
+        Action('set_table', 'inet podnet-vxlan', 'rules differ from the wanted ones')]
     current = dict(vxlan(), vtep=dict(vxlan()['vtep'], mtu=1400))
     assert backend.plan(current, vxlan())[0] == Action('delete_vtep', 'flannel.1',
                                                        'mtu 1400, want 1450')
@@ -144,3 +154,50 @@ def test_the_diff_shows_entries_as_ip_and_bridge_print_them():
     assert "10.42.1.0/24: via 10.42.1.0 dev flannel.1 onlink" in shown
     assert '02:00:00:00:00:02: dst 10.11.1.12' in shown
     assert '10.42.1.0: lladdr 02:00:00:00:00:02' in shown
+
+
+# -- the vxlan guard: VXLAN only from the peers' VTEPs, never from a pod --------
+def test_the_vxlan_port_answers_only_peers_over_the_underlay():
+    """Regression (issue 21): a pod's plain UDP datagram to a node's port
+    8472 was decapsulated, its inner packet delivered with any source, past
+    the source guard, isolation and NetworkPolicy."""
+    assert nft.describe(*vxlan()['guard']) == {
+        'forward': ['type filter hook forward priority -10; policy accept',
+                    'iifname "cni0" udp dport 8472 ip daddr != 10.42.0.0-10.42.2.255 drop'],
+        'input': ['type filter hook input priority -10; policy accept',
+                  'udp dport 8472 iifname != "eth0" drop',
+                  'udp dport 8472 ip saddr != { 10.11.1.12, 10.11.1.13 } drop']}
+
+
+def test_a_node_without_peers_answers_no_vxlan():
+    assert nft.describe(*vxlan([])['guard'])['input'][1:] == ['udp dport 8472 drop']
+
+
+def test_a_missing_or_changed_guard_is_restored_and_host_gw_has_none():
+    assert steps(backend.plan(dict(vxlan(), guard=None), vxlan())) == [('set_table', 'inet podnet-vxlan')]
+    loose = dict(vxlan(), guard=(vxlan()['guard'][0], vxlan()['guard'][1][:1]))
+    assert backend.plan(loose, vxlan()) == [Action('set_table', 'inet podnet-vxlan', '1 rules, want 3')]
+    assert steps(backend.plan(dict(host_gw(), guard=vxlan()['guard']), host_gw())) == [
+        ('delete_table', 'inet podnet-vxlan')]
+    assert steps(backend.plan(vxlan(), backend.NOTHING))[-1] == ('delete_table', 'inet podnet-vxlan')
+
+
+def test_the_diff_shows_the_guard_as_nft_lists_it():
+    shown = backend.show(vxlan())
+    assert 'udp dport 8472 ip saddr != { 10.11.1.12, 10.11.1.13 } drop' in shown['guard']['input']
+    assert backend.show(host_gw())['guard'] is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which('unshare') or not shutil.which('nft'),
+                    reason='loading nft tables into a namespace needs root, unshare and nft')
+@pytest.mark.parametrize('peers', [PEERS, [NODE2], []], ids=['two peers', 'one peer', 'no peer'])
+def test_the_guard_reads_back_unchanged(peers):
+    chains, rules = vxlan(peers)['guard']
+    family, table = backend.GUARD.split()
+    listing = subprocess.run(
+        ['unshare', '--net', 'sh', '-c', 'nft -j -f - && nft -j list table %s %s' % (family, table)],
+        input=json.dumps(nft.table_commands(family, table, chains, rules)),
+        capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    current = nft.read_table(lambda argv, data=None: (0, listing.stdout, ''), family, table)
+    assert backend.plan(dict(vxlan(peers), guard=current), vxlan(peers)) == []

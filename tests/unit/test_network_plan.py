@@ -190,3 +190,26 @@ def test_isolation_table_reads_back_unchanged(mgmt):
 
 def test_nat_and_isolation_are_podnets_own_tables():
     assert NAT == ('ip', 'podnet-nat') and ISOLATION == ('inet', 'podnet-isolation')
+
+
+# -- foreign tables that would drop pod traffic are named, never changed ----------
+def foreign(family, table, chain, hook, expr):
+    return [{'table': {'family': family, 'name': table, 'handle': 1}},
+            {'chain': {'family': family, 'table': table, 'name': chain, 'handle': 1, 'type': 'filter',
+                       'hook': hook, 'prio': -10, 'policy': 'accept'}},
+            {'rule': {'family': family, 'table': table, 'chain': chain, 'handle': 2, 'expr': expr}}]
+
+
+def test_a_foreign_table_that_drops_pod_traffic_is_named_with_its_rule(tmp_path):
+    """Regression (issue 21): a table `inet evil` whose forward chain (priority
+    -10) dropped `ip daddr 10.42.1.0/24` went unseen by --check and site.yml,
+    though explain.yml named it. podnet's own tables are not judged here."""
+    net = node_network(tmp_path)
+    evil = foreign('inet', 'evil', 'fwd', 'forward', [nft.match('ip', 'daddr', '==', nft.prefix(POD_CIDR)),
+                                                       {'drop': None}])
+    own = foreign('inet', 'podnet-isolation', 'forward', 'forward', [{'drop': None}])
+    assert net.foreign_drops({'ruleset': {'nftables': own}}) == []
+    assert net.foreign_drops({'ruleset': {'nftables': evil + own}}) == [
+        'pod 10.42.1.2 to pod 10.42.1.3: dropped by inet evil chain fwd rule 0: ip daddr 10.42.1.0/24 drop',
+        'pod 10.42.0.2 to pod 10.42.1.2: dropped by inet evil chain fwd rule 0: ip daddr 10.42.1.0/24 drop']
+    assert net.foreign_drops({'ruleset': None}) == []

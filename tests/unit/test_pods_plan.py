@@ -203,3 +203,28 @@ def test_a_wrong_mtu_on_either_end_of_the_veth_is_seen():
     assert mtu_seen(1400, 1450, 1450) == 1400
     assert mtu_seen(1450, 1400, 1450) == 1400
     assert mtu_seen(1450, 1450, 1450) == 1450
+
+
+def test_the_guard_drops_every_port_without_a_pod_where_cni0_is_the_only_bridge():
+    """Regression (issue 21): the catch-all matched only iifname "veth*", so
+    frames from a foreign port on cni0 ('rogue0') were not checked at all.
+    With bridges of the node's own, their ports are left alone."""
+    from ansible.module_utils.podnet import pods
+    records = [state(pod('web'))]
+    assert nft.describe(*srcguard.ruleset(records))['ports'][-1] == 'drop'
+    assert nft.describe(*srcguard.ruleset(records, sole_bridge=False))['ports'][-1] == 'iifname "veth*" drop'
+    bridge, veth = Link(kind='bridge'), Link(kind='veth')
+    assert pods.sole_bridge({'cni0': bridge, 'eth0': Link(), 'veth0': veth}) is True
+    assert pods.sole_bridge({'cni0': bridge, 'docker0': bridge}) is False
+
+
+class Link(dict):
+    """A link message as pyroute2 gives it: get() takes a path of NLA names."""
+
+    def __init__(self, kind=None):
+        super().__init__(IFLA_LINKINFO={'IFLA_INFO_KIND': kind} if kind else None)
+
+    def get(self, key, default=None):
+        if isinstance(key, tuple):
+            return (dict.get(self, key[0]) or {}).get(key[1], default)
+        return dict.get(self, key, default)

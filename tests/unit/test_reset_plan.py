@@ -2,6 +2,7 @@
 cluster plan: pods, backend, policy and network tables, the state
 directory; a reset takes the node lock only where a run left one."""
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -43,12 +44,14 @@ def test_pods_absent_on_a_reset_node_does_nothing(tmp_path):
 
 def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
     (tmp_path / 'pods').mkdir()
-    (tmp_path / 'pods' / 'default_web.json').write_text(
-        '{"namespace": "default", "name": "web", "netns": "cni-x", "ip": "10.42.1.2"}')
+    record = {k: v for k, v in state(pod('web')).items() if k not in ('problems', 'dead', 'mtu_now')}
+    (tmp_path / 'pods' / 'default_web.json').write_text(json.dumps(record))
+    (tmp_path / 'pods' / 'default_bad.json').write_text('{garbage')
     node = NodePods(str(tmp_path), None, None, run=lambda argv: (1, '', 'does not exist'))
     current = node.read_remains()
     assert list(current.pods) == ['default/web'] and current.pods['default/web']['problems'] == []
     assert current.stale_ipam == [str(tmp_path / 'pods')] and current.guard is None
+    assert list(current.unreadable) == [str(tmp_path / 'pods' / 'default_bad.json')]
 
 
 def test_pods_absent_removes_its_folders_after_the_pods_and_the_guard_last():
@@ -62,7 +65,7 @@ def test_backend_absent_removes_the_vtep_and_every_owned_route():
     current = {'vtep': {'vni': 1}, 'fdb': {'02:00:00:00:00:02': '10.11.1.12'},
                'neigh': {'10.42.1.0': '02:00:00:00:00:02'},
                'routes': {'10.42.1.0/24': ('10.42.1.0', 'flannel.1', True),
-                          '10.42.2.0/24': ('10.11.1.13', 'eth0', False)}}
+                          '10.42.2.0/24': ('10.11.1.13', 'eth0', False)}, 'guard': None}
     assert steps(backend.plan(current, backend.NOTHING)) == [
         ('delete_vtep', 'flannel.1'), ('del_routes', '10.42.2.0/24')]
     assert backend.plan(backend.NOTHING, backend.NOTHING) == []

@@ -48,3 +48,26 @@ def test_a_playbook_checks_every_role_it_imports_at_the_entry_point_it_imports(p
     assert [r['name'] for r in imported] == check['roles']
     assert {r.get('tasks_from', 'main') for r in imported} == {check.get('entry_point', 'main')} == {entry_point}
     assert all(r['rolespec_validate'] is False for r in imported)
+
+
+@pytest.mark.parametrize('name', ['../../evil', 'a/b', 'Node1', '-node', 'n' * 64])
+def test_an_inventory_name_that_is_no_hostname_is_refused(name):
+    assert plugin.bad_name(name) == ('%s: inventory name: not a DNS label (a-z, 0-9 and -, at most 63, '
+                                     'as a hostname)' % name)
+    assert plugin.bad_name('node-1') is None
+
+
+@pytest.mark.parametrize('playbook', ['site.yml', 'reset.yml'])
+def test_a_playbook_refuses_a_bad_inventory_name_before_any_node_task(tmp_path, playbook):
+    """Regression (issue 21): lab.yml refused '../../evil' and 'a/b', site.yml
+    took them, and recreated flannel.1 with new MACs on every node."""
+    import subprocess
+    from podnet_testlib import playbook_argv, playbook_env
+    inventory = tmp_path / 'hosts.yml'
+    inventory.write_text('nodes:\n  hosts:\n    "a/b": {ansible_host: 127.0.0.254}\n'
+                         '    node1: {ansible_host: 127.0.0.253}\n')
+    done = subprocess.run(playbook_argv(inventory, 'playbooks/' + playbook), cwd=ROOT, env=playbook_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'a/b: inventory name: not a DNS label' in done.stdout
+    assert 'UNREACHABLE' not in done.stdout and 'node1: inventory name' not in done.stdout

@@ -119,3 +119,39 @@ print(json.dumps(read_inside('cni-t')))
     assert seen['addresses'] == ['10.42.7.9/24'] and seen['gateways'] == ['10.42.7.1']
     assert seen['mtu'] == 1450 and seen['mac'] == '02:00:00:00:00:09' and seen['up']
     assert isinstance(seen['peer'], int)
+
+
+HOLDERS = r'''
+import json, os, subprocess, sys, time
+sys.path.insert(0, %(tests)r)
+import podnet_testlib
+subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
+from ansible.module_utils.podnet.sandbox import kill_holders
+for name in ('cni-a', 'cni-b', 'cni-c'):
+    subprocess.run(['ip', 'netns', 'add', name], check=True)
+start = lambda *argv: subprocess.Popen(list(argv))
+inside = [start('ip', 'netns', 'exec', 'cni-a', 'sleep', '100'),
+          start('ip', 'netns', 'exec', 'cni-a', 'sh', '-c', 'sleep 100 & wait'),
+          start('ip', 'netns', 'exec', 'cni-b', 'sleep', '100')]
+spared = [start('ip', 'netns', 'exec', 'cni-c', 'sleep', '100'), start('sleep', '100')]
+time.sleep(0.5)
+kill_holders(['cni-a', 'cni-b', 'cni-gone'])
+time.sleep(0.2)
+print(json.dumps({'inside': [p.poll() for p in inside], 'spared': [p.poll() for p in spared]}))
+for p in spared:
+    p.kill()
+'''
+
+
+def test_every_process_in_a_sandbox_is_killed_by_its_namespace_not_its_record():
+    """Regression (issue 21): a record whose pause and container PIDs were
+    wrong (3: sshd, 1: the node's init) had its pod recreated, and the old
+    pause and netexec kept running, untracked, past reset.yml. A sandbox's
+    processes are now found by its namespace, and only they are killed."""
+    done = subprocess.run(
+        ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
+         sys.executable, '-c', HOLDERS % {'tests': str(ROOT / 'tests')}],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found == {'inside': [-9, -9, -9], 'spared': [None, None]}
