@@ -93,7 +93,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet import netpol, netpol_nft, nft, policy_source
 from ansible.module_utils.podnet.errors import PodnetError, SpecError
 from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
-from ansible.module_utils.podnet.statefile import read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.statefile import is_unreadable, read_text, remove_any, write_atomic
 
 POD_KEYS = ('namespace', 'name', 'node')
 CLUSTER_KEYS = ('policies', 'pods', 'namespaces')
@@ -155,7 +155,7 @@ def plan_source(current, wanted, path):
         return []
     if wanted is None:
         return [Action('forget_source', path, 'state absent')]
-    why = 'missing' if current is None else current if current.startswith('<unreadable') \
+    why = 'missing' if current is None else current if is_unreadable(current) \
         else 'the policies or pods changed'
     return [Action('record_source', path, why)]
 

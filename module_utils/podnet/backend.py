@@ -24,6 +24,7 @@ import socket
 from ansible.module_utils.podnet import nft
 from ansible.module_utils.podnet.errors import SpecError
 from ansible.module_utils.podnet.netpol_nft import canonical
+from ansible.module_utils.podnet.network import BRIDGE
 from ansible.module_utils.podnet.reconcile import Action
 from ansible.module_utils.podnet.netlink import (
     NetlinkError, delete_link, link_index, links_by_name, rtnl)
@@ -34,7 +35,6 @@ RTPROT_PODNET = 200  # marks the routes podnet owns
 RTNH_F_ONLINK = 4
 NUD_PERMANENT = 0x80
 GUARD = 'inet podnet-vxlan'
-POD_BRIDGE = 'cni0'  # network.BRIDGE: where the node's pods come in
 
 
 def network_address(cidr):
@@ -55,13 +55,6 @@ def check_host_gw(node, peers):
 NOTHING = {'vtep': None, 'fdb': {}, 'neigh': {}, 'routes': {}, 'guard': None}
 
 
-DROP = {'drop': None}
-
-
-def _iifname(op, name):
-    return {'match': {'op': op, 'left': {'meta': {'key': 'iifname'}}, 'right': name}}
-
-
 def guard_ruleset(node, peers):
     """(chains, rules) of the table that keeps VXLAN to the peers' VTEPs.
 
@@ -79,13 +72,14 @@ def guard_ruleset(node, peers):
     vxlan = nft.match('udp', 'dport', '==', VXLAN_PORT)
     pod_cidrs = [ipaddress.IPv4Network(n['pod_cidr']) for n in [node] + list(peers)]
     to_pods = canonical([(int(n.network_address), int(n.broadcast_address)) for n in pod_cidrs], True)
-    forward = [[_iifname('==', POD_BRIDGE), vxlan, nft.match('ip', 'daddr', '!=', to_pods), DROP]]
-    local = [[vxlan, DROP]]
+    forward = [[nft.meta_match('iifname', '==', BRIDGE), vxlan, nft.match('ip', 'daddr', '!=', to_pods),
+                nft.DROP]]
+    local = [[vxlan, nft.DROP]]
     if peers:
         vteps = canonical([(int(a), int(a)) for a in
                            (ipaddress.IPv4Address(p['underlay_ip']) for p in peers)], True)
-        local = [[vxlan, _iifname('!=', node['underlay_ifname']), DROP],
-                 [vxlan, nft.match('ip', 'saddr', '!=', vteps), DROP]]
+        local = [[vxlan, nft.meta_match('iifname', '!=', node['underlay_ifname']), nft.DROP],
+                 [vxlan, nft.match('ip', 'saddr', '!=', vteps), nft.DROP]]
     # nft lists rules chain by chain: written the same way, they read back equal.
     chains = [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
               for hook in ('forward', 'input')]

@@ -68,9 +68,11 @@ def lab_processes(proc='/proc'):
 
 
 def _parent_pid_namespace(proc, pid):
-    with open(os.path.join(proc, pid, 'stat')) as f:
-        parent = f.read().rsplit(')', 1)[1].split()[1]  # the name may hold spaces and ')'
-    return os.readlink(os.path.join(proc, parent, 'ns', 'pid'))
+    from ansible.module_utils.podnet.runlock import read_stat
+    found = read_stat(int(pid), proc)
+    if found is None:
+        raise FileNotFoundError(pid)  # gone
+    return os.readlink(os.path.join(proc, str(found[0]), 'ns', 'pid'))
 
 
 def check_pod_cidrs(placement, cidrs):
@@ -88,7 +90,8 @@ def with_this_machine(nodes, machine):
     embedded lab) given what a node's namespace cannot show of it: the
     neighbour table's size is only shown in the machine's first namespace,
     and the other labs' pods and hosts (lab_processes()) only from there."""
-    seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts', 'kernel_pods_by_node') if k in machine}
+    seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts', 'kernel_pods_by_node')
+            if k in machine}
     return [dict(n, neighbours_max=n.get('neighbours_max') or machine['neighbours_max'], **seen)
             if n.get('kernel') == machine['kernel'] else n for n in nodes]
 

@@ -6,21 +6,19 @@ Shape: read_current() -> plan(current) -> apply(actions, current).
 """
 import collections
 import ipaddress
-import json
 import os
 
 from ansible.module_utils.podnet import nft, nfteval
 from ansible.module_utils.podnet.netpol_nft import canonical
 from ansible.module_utils.podnet.nodestate import POD_CIDR_FILE, read_pod_cidr_checked
 from ansible.module_utils.podnet.reconcile import Action
-from ansible.module_utils.podnet.statefile import remove_any, write_atomic
+from ansible.module_utils.podnet.statefile import remove_any, unreadable, write_atomic
 from ansible.module_utils.podnet.netlink import (
     addresses_by_link, ensure_address, ensure_bridge, links_by_name, rtnl, delete_link)
 
 BRIDGE = 'cni0'
 NAT = ('ip', 'podnet-nat')
 ISOLATION = ('inet', 'podnet-isolation')
-DROP = {'drop': None}
 
 # What the node's own network looks like from the module: the management
 # interface (None when it is the underlay too, or not found) and its
@@ -45,10 +43,6 @@ def nat_ruleset(pod_cidr, cluster_cidr):
     return chains, rules
 
 
-def _meta(key, value):
-    return {'match': {'op': '==', 'left': {'meta': {'key': key}}, 'right': value}}
-
-
 def _to(networks):
     """Match on destination: networks given as IPv4 addresses or CIDRs,
     written as `nft -j list` prints them back."""
@@ -67,14 +61,15 @@ def isolation_ruleset(cluster_cidr, mgmt, controllers):
     from_pods = nft.match('ip', 'saddr', '==', nft.prefix(cluster_cidr))
     forward, local = [], []
     if mgmt:
-        forward += [[_meta('iifname', BRIDGE), _meta('oifname', mgmt.ifname), DROP],
-                    [from_pods, _meta('oifname', mgmt.ifname), DROP],
-                    [from_pods, _to(mgmt.addresses), DROP]]
-        local.append([from_pods, _to(a.split('/')[0] for a in mgmt.addresses), DROP])
+        to_mgmt = nft.meta_match('oifname', '==', mgmt.ifname)
+        forward += [[nft.meta_match('iifname', '==', BRIDGE), to_mgmt, nft.DROP],
+                    [from_pods, to_mgmt, nft.DROP],
+                    [from_pods, _to(mgmt.addresses), nft.DROP]]
+        local.append([from_pods, _to(a.split('/')[0] for a in mgmt.addresses), nft.DROP])
     # Pods have no IPv6 route off their node, so an IPv6 controller needs no rule.
     controllers = [c for c in controllers if ipaddress.ip_address(c).version == 4]
     if controllers:
-        forward.append([from_pods, _to(controllers), DROP])
+        forward.append([from_pods, _to(controllers), nft.DROP])
     # nft lists rules chain by chain: written the same way, they read back equal.
     chains = [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
               for hook in ('forward', 'input')]
@@ -91,7 +86,8 @@ def pod_flows(pod_cidr, cluster_cidr):
     pod, neighbour, remote = (str(own.network_address + 2), str(own.network_address + 3),
                               str(other.network_address + 2))
     tcp = dict(protocol='tcp', dport=80)
-    return [('pod %s to pod %s' % (pod, neighbour), dict(tcp, src=pod, dst=neighbour, iif=BRIDGE, oif=BRIDGE)),
+    return [('pod %s to pod %s' % (pod, neighbour),
+             dict(tcp, src=pod, dst=neighbour, iif=BRIDGE, oif=BRIDGE)),
             ('pod %s to pod %s' % (pod, remote), dict(tcp, src=pod, dst=remote, iif=BRIDGE, oif='flannel.1')),
             ('pod %s to pod %s' % (remote, pod), dict(tcp, src=remote, dst=pod, iif='flannel.1', oif=BRIDGE))]
 
@@ -141,7 +137,7 @@ def _recorded_pod_cidr(state_dir):
     """The pod CIDR file's CIDR, None, or what is wrong with it (which
     differs from any CIDR, so a run writes it again and a reset removes it)."""
     cidr, problem = read_pod_cidr_checked(state_dir)
-    return '<unreadable: %s>' % problem if problem else cidr
+    return unreadable(problem) if problem else cidr
 
 
 def _reason(have, want):
@@ -172,13 +168,15 @@ class NodeNetwork:
                 'pod_cidr': _recorded_pod_cidr(self.spec.state_dir),
                 'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
                 'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs),
-                'ruleset': self._ruleset() if self.spec.pod_cidr else None}
+                'ruleset': self._foreign_tables() if self.spec.pod_cidr else None}
 
-    def _ruleset(self):
-        rc, out, err = self.run(['nft', '-j', 'list', 'ruleset'])
-        if rc != 0:
-            raise nft.NftError('ruleset', err.strip())
-        return json.loads(out)
+    def _foreign_tables(self):
+        """The tables podnet does not own, as `nft -j list ruleset` gives
+        them: the names first, then only those tables (usually none), not
+        the whole ruleset with podnet's policy table, large at scale."""
+        tables = [i['table'] for i in nft.list_items(self.run, 'tables') if 'table' in i and not _podnets(i)]
+        return {'nftables': [item for t in tables  # a table gone since it was listed has no items
+                             for item in nft.list_items(self.run, 'table', t['family'], t['name']) or []]}
 
     def foreign_drops(self, current):
         """['<flow>: dropped by <family table chain rule N>: <rule>'] for the

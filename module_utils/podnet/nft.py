@@ -16,15 +16,23 @@ class NftError(PodnetError):
     """nft refused a command."""
 
 
-def read_table(run, family, name):
-    """(chains, rules) of the table as the kernel holds it, handles dropped;
-    None when there is no such table."""
-    rc, out, err = run(['nft', '-j', 'list', 'table', family, name])
+def list_items(run, *what):
+    """The items `nft -j list WHAT...` prints; None when it names a table
+    that does not exist."""
+    rc, out, err = run(['nft', '-j', 'list'] + list(what))
     if rc != 0:
         if 'No such file or directory' in err or 'does not exist' in err:
             return None
-        raise NftError('%s %s' % (family, name), err.strip())
-    items = json.loads(out)['nftables']
+        raise NftError(' '.join(what[1:]) or what[0], err.strip())
+    return json.loads(out)['nftables']
+
+
+def read_table(run, family, name):
+    """(chains, rules) of the table as the kernel holds it, handles dropped;
+    None when there is no such table."""
+    items = list_items(run, 'table', family, name)
+    if items is None:
+        return None
     chains = [{k: v for k, v in i['chain'].items() if k not in ('family', 'table', 'handle')}
               for i in items if 'chain' in i]
     rules = [(i['rule']['chain'], i['rule']['expr']) for i in items if 'rule' in i]
@@ -113,6 +121,14 @@ def prefix(cidr):
 def match(protocol, field, op, right):
     return {'match': {'op': op, 'left': {'payload': {'protocol': protocol, 'field': field}},
                       'right': right}}
+
+
+def meta_match(key, op, right):
+    """A match on packet metadata (iifname, oifname...), as nft prints it."""
+    return {'match': {'op': op, 'left': {'meta': {'key': key}}, 'right': right}}
+
+
+DROP = {'drop': None}
 
 
 # -- the table as people read it (diffs) -----------------------------------------

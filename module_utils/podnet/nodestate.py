@@ -66,7 +66,7 @@ def _record(text):
         raise ValueError('missing or of the wrong type: %s' % ', '.join(wrong))
     ipaddress.IPv4Address(record['ip'])
     for process in [record['pause']] + list(record['containers'].values()):
-        if not isinstance(process, dict) or not all(isinstance(process.get(k), int) for k in ('pid', 'start')):
+        if not (isinstance(process, dict) and all(isinstance(process.get(k), int) for k in ('pid', 'start'))):
             raise ValueError('a process is not {pid, start}')
     return record
 

@@ -36,9 +36,9 @@ BATCH = 32  # sandboxes in flight in the spawner's pipe
 HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # apply() runs the actions phase by phase: what frees comes before what takes.
-PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns',), ('release',), ('forget_ipam', 'remove_folder'),
-          ('reserve',), ('create', 'recreate'), ('restart', 'set_mtu', 'relabel'),
-          ('guard', 'delete_table'))
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns',), ('release',),
+          ('forget_ipam', 'remove_folder'), ('reserve',), ('create', 'recreate'),
+          ('restart', 'set_mtu', 'relabel'), ('guard', 'delete_table'))
 TRANSIENT = ('problems', 'dead', 'mtu_now', 'key')  # read from the kernel, never saved
 
 
@@ -169,7 +169,8 @@ class NodePods:
                    if k not in wanted]
         actions += [Action('forget_record', path, 'unreadable (%s): its pod is made again' % why)
                     for path, why in sorted(current.unreadable.items())]
-        actions += [Action('unbridge', port, 'on %s, and no pod\'s veth' % BRIDGE) for port in current.foreign_ports]
+        actions += [Action('unbridge', port, 'on %s, and no pod\'s veth' % BRIDGE)
+                    for port in current.foreign_ports]
         kept = {}
         for key, pod in sorted(wanted.items()):
             state = records.get(key)
@@ -459,9 +460,11 @@ class NodePods:
 def foreign_ports(links, bridge, records):
     """Ports of the pod bridge that no pod record names: a hand-made link,
     or the veth of a sandbox no record owns (swept with it)."""
+    if bridge is None:
+        return []
     veths = {r['veth'] for r in records.values()}
     return sorted(name for name, link in links.items()
-                  if bridge is not None and link.get('IFLA_MASTER') == bridge and name not in veths)
+                  if link.get('IFLA_MASTER') == bridge and name not in veths)
 
 
 def sole_bridge(links):

@@ -33,10 +33,10 @@ def read_cmdline(pid):
         return []
 
 
-def read_stat(pid):
+def read_stat(pid, proc='/proc'):
     """(parent pid, start time) of a process, or None when it is gone."""
     try:
-        with open('/proc/%d/stat' % pid) as f:
+        with open('%s/%d/stat' % (proc, pid)) as f:
             text = f.read()
     except (FileNotFoundError, ProcessLookupError):
         return None

@@ -41,7 +41,8 @@ def ruleset(pods, sole_bridge=True):
     if pods:
         jumps = [[p['veth'], {'jump': {'target': p['veth']}}] for p in pods]
         rules.append(('ports', [{'vmap': {'key': _iifname(), 'data': {'set': jumps}}}]))
-    rules.append(('ports', [{'drop': None}] if sole_bridge else [_cmp(_iifname(), '==', VETHS), {'drop': None}]))
+    unknown = [] if sole_bridge else [_cmp(_iifname(), '==', VETHS)]
+    rules.append(('ports', unknown + [{'drop': None}]))
     for pod in pods:
         chains.append({'name': pod['veth']})
         rules += [(pod['veth'], [_cmp(_field('ether', 'saddr'), '!=', pod['mac']), {'drop': None}]),

@@ -20,6 +20,7 @@ from ansible.module_utils.podnet.errors import PodnetError
 LOCK_FILE = 'lock'
 LOCK_WAIT = 300  # seconds a run waits for another run on the same node
 EMPTY = 'empty'
+UNREADABLE = '<unreadable: '
 
 
 class LockError(PodnetError):
@@ -36,7 +37,17 @@ def read_text(path):
     text, problem = read_checked(path)
     if problem == EMPTY:
         return ''
-    return '<unreadable: %s>' % problem if problem else text
+    return unreadable(problem) if problem else text
+
+
+def unreadable(problem):
+    """What a state file that cannot be read stands for in a plan's current
+    state: text saying why, which equals nothing podnet writes."""
+    return UNREADABLE + problem + '>'
+
+
+def is_unreadable(value):
+    return isinstance(value, str) and value.startswith(UNREADABLE)
 
 
 def read_checked(path, parse=None):

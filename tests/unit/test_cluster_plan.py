@@ -273,12 +273,12 @@ def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     for pid, argv in argvs.items():
         (tmp_path / pid / 'ns').mkdir(parents=True)
         (tmp_path / pid / 'cmdline').write_bytes(b'\0'.join(argv) + b'\0')
-        (tmp_path / pid / 'stat').write_text('%s (a) b) S %s 0 0\n' % (pid, parents.get(pid, '0')))
+        (tmp_path / pid / 'stat').write_text('%s (a) b) S %s%s\n' % (pid, parents.get(pid, '0'), ' 0' * 20))
         os.symlink('pid:[%s]' % {'3': 100, '5': 100, '4': 200}.get(pid, 300), tmp_path / pid / 'ns' / 'pid')
     (tmp_path / '7').mkdir()  # gone before its cmdline was read
     (tmp_path / '9').mkdir()  # a pause whose parent is gone before it was read
     (tmp_path / '9' / 'cmdline').write_bytes(b'/pause\0')
-    (tmp_path / '9' / 'stat').write_text('9 (cat) S 99 0 0\n')
+    (tmp_path / '9' / 'stat').write_text('9 (cat) S 99%s\n' % (' 0' * 20))
     (tmp_path / 'self').write_text('')
     assert capacity.lab_processes(str(tmp_path)) == {
         'kernel_pods': 3, 'kernel_lab_hosts': 2, 'kernel_pods_by_node': {'pid:[100]': 2, 'pid:[200]': 1}}
