@@ -10,6 +10,10 @@ from host-local style IPAM, lo up, default route. Both run on a bridge of
 their own in a throwaway node: new network, mount and PID namespaces (with
 a private /run), so nothing outlives the benchmark.
 
+With a container, podnet runs three times over, interleaved with the same
+without cgroups and without seccomp, and each counts its best run: what a
+piece costs is the difference (the isolation of issue 21 in figures).
+
 Two floors, in the same run, from one running process (no exec, no IPAM,
 no records on disk, no pipe): no pod setup, by podnet or anyone, takes less.
   the network objects alone: what the reference makes for a pod (a network
@@ -37,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CNI_BIN = '/usr/lib/cni'
 INNER = 'PODNET_BENCH_INNER'
 SETUP_GOAL = 0.1  # podnet's pod setup over the reference's (issue "Scale")
+REPEAT = 3  # runs of each variant with a container; the best counts (noise only adds)
+SETTLE = 1.0  # seconds between runs: the kernel frees the last run's namespaces in the background
 
 
 def cni_reference(count, state):
@@ -95,7 +101,9 @@ def floors(count):
     return took
 
 
-def podnet_pods(count, state, containers):
+def podnet_pods(count, state, containers, cgroups=True, seccomp='RuntimeDefault'):
+    """cgroups False: no pod or container cgroups; seccomp Unconfined: no
+    filter (what each costs, measured by leaving it out)."""
     sys.path.insert(0, str(ROOT / 'tests'))
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
     from ansible.module_utils.podnet.network import NetworkSpec, NodeNetwork
@@ -107,9 +115,10 @@ def podnet_pods(count, state, containers):
         return done.returncode, done.stdout, done.stderr
     spec = NetworkSpec(state, '10.42.1.0/24', '10.42.0.0/16', 1450, None, None, [])
     NodeNetwork(run, spec).apply([Action('set_bridge', 'cni0', 'bench')], None)
-    node = NodePods(state, '10.42.1.0/24', 1450, run)
+    node = NodePods(state, '10.42.1.0/24', 1450, run, hierarchies=None if cgroups else {})
+    container = {'name': 'c', 'argv': ['sleep', '3600'], 'seccomp': seccomp}
     wanted = {'bench/p%d' % i: {'namespace': 'bench', 'name': 'p%d' % i, 'labels': {},
-                                'containers': [{'name': 'c', 'argv': ['sleep', '3600']}] * containers}
+                                'containers': [container] * containers}
               for i in range(count)}
     figures = {}
     current = node.read_current()
@@ -132,7 +141,15 @@ def inner(count):
     subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
     with tempfile.TemporaryDirectory(prefix='podnet-bench-') as state:
         sandbox_only = podnet_pods(count, os.path.join(state, 'a'), containers=0)
-        with_container = podnet_pods(count, os.path.join(state, 'b'), containers=1)
+        variants = {'full': {}, 'no_cgroups': {'cgroups': False}, 'no_seccomp': {'seccomp': 'Unconfined'}}
+        runs = {name: [] for name in variants}
+        for repeat in range(REPEAT):  # interleaved, so a busy moment of the machine hits each alike
+            for name, options in variants.items():
+                time.sleep(SETTLE)
+                runs[name].append(podnet_pods(count, os.path.join(state, '%s%d' % (name, repeat)),
+                                              containers=1, **options))
+        with_container, no_cgroups, no_seccomp = (min(runs[n], key=lambda f: f['setup']) for n in variants)
+        spread = {n: ' '.join('%.1f' % (1000 * f['setup'] / count) for f in runs[n]) for n in variants}
         reference = cni_reference(count, state)
         floor, spawner_alone = floors(count)  # last: what they leave goes with the throwaway node
     per_pod = lambda seconds: 1000 * seconds / count  # noqa: E731
@@ -145,22 +162,51 @@ def inner(count):
           % (per_pod(floor), floor, floor / reference))
     print('  floor: + the pause process and its namespaces %5.1f ms/pod  (%.2f s)  ratio %.2f'
           % (per_pod(spawner_alone), spawner_alone, spawner_alone / reference))
-    print('  podnet, same + one container per pod          %7.1f ms/pod  (%.2f s)  ratio %.2f'
-          % (per_pod(with_container['setup']), with_container['setup'], with_container['setup'] / reference))
+    print('  podnet, same + one container per pod, best of %d %4.1f ms/pod  (%.2f s)  ratio %.2f'
+          % (REPEAT, per_pod(with_container['setup']), with_container['setup'], with_container['setup'] / reference))
+    for piece, without in (('cgroups (pod, pause, container; limits; join)', no_cgroups),
+                           ('seccomp (RuntimeDefault, installed per container)', no_seccomp)):
+        print('    of which %-48s %5.1f ms/pod  (same without it: %.1f ms/pod)'
+              % (piece, per_pod(with_container['setup'] - without['setup']), per_pod(without['setup'])))
+    print('    every run, ms/pod: ' + '; '.join('%s %s' % item for item in spread.items()))
     print('  re-check of %d unchanged pods                 %7.3f s  (goal < 0.2 s)' % (count, with_container['recheck']))
     print('  podnet teardown, one call                      %7.1f ms/pod  (goal: at most setup, %.1f ms/pod: %s)'
           % (per_pod(with_container['teardown']), per_pod(with_container['setup']),
              'met' if with_container['teardown'] <= with_container['setup'] else 'NOT met'))
 
 
+def own_cgroups(entries):
+    """In the throwaway node: its cgroup as the root of each hierarchy, as a
+    lab node has it (cgroups.node_cgroups), so pods' cgroups go below it."""
+    subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/sys/fs/cgroup'], check=True)
+    for entry in entries:
+        os.makedirs(entry['mount'], exist_ok=True)
+        options = ['-o', entry['options']] if entry['options'] else []
+        subprocess.run(['mount', '-t', entry['type']] + options + ['cgroup', entry['mount']], check=True)
+
+
 def main():
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     if os.environ.get(INNER):
+        own_cgroups(json.loads(os.environ[INNER]))
         return inner(count)
-    # A throwaway node: its namespaces, and every process in them, end with it.
-    return subprocess.run(['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc',
-                           '--propagation', 'private', sys.executable, __file__, str(count)],
-                          env=dict(os.environ, **{INNER: '1'})).returncode
+    sys.path.insert(0, str(ROOT / 'tests'))
+    import podnet_testlib  # noqa: F401  (makes module_utils importable)
+    from ansible.module_utils.podnet import cgroups
+    hierarchies = cgroups.read_hierarchies()
+    entries = cgroups.node_cgroups('bench', str(os.getpid()), hierarchies)
+    for entry in entries:
+        cgroups.prepare_node(entry)
+    # A throwaway node: its namespaces, and every process in them, end with
+    # it; its cgroups (joined before the cgroup namespace is made) after it.
+    argv = ['unshare', '--net', '--mount', '--pid', '--cgroup', '--fork', '--mount-proc',
+            '--propagation', 'private', sys.executable, __file__, str(count)]
+    join = 'for f in "$@"; do echo $$ > "$f"; done; exec %s' % ' '.join(argv)
+    try:
+        return subprocess.run(['sh', '-c', join, 'sh'] + [e['dir'] + '/cgroup.procs' for e in entries],
+                              env=dict(os.environ, **{INNER: json.dumps(entries)})).returncode
+    finally:
+        cgroups.remove_lab('bench', hierarchies)
 
 
 if __name__ == '__main__':

@@ -153,7 +153,7 @@ def main():
             return {}
         return network.show(current or network.wanted(seen))
 
-    def result(current):
+    def result(current, _actions):
         foreign = network.foreign_drops(current)
         for warning in foreign:
             module.warn('a table podnet does not own would drop pod traffic: %s' % warning)

@@ -177,7 +177,7 @@ def main():
     run_module(module, 'podnet_node', lambda: read(p), lambda current: plan(p, current),
                lambda actions, _: apply(p, actions), lambda current: show(p, current),
                lock_dir=p['state_dir'],
-               result=lambda current: dict(
+               result=lambda current, _: dict(
                    ansible_facts={'podnet_node': current['facts']},
                    changed_sysctls=sysctl.plan(current['sysctls'], p['sysctls'])))
 

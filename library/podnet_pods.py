@@ -25,13 +25,27 @@ description:
     veth on C(cni0), the containers). A pod found broken is recreated; its
     reason is in RV(actions) and in the diff.
   - Pods are untrusted. A container sees the node's system folders and the
-    paths in O(view), read-only, with its own C(/proc), C(/sys), C(/dev) and
-    writable C(/tmp), C(/var/tmp), C(/run) and C(/dev/shm); the node's state,
-    the lab's keys and root's home are not there. It keeps only the
-    capabilities of its C(capabilities) list (the container runtime default
-    set when not given). A bridge-family nftables table C(podnet-guard) drops
-    whatever a pod sends from another MAC or IPv4 address than its own, and
-    anything but IPv4 and ARP.
+    paths in O(view), read-only, with its own C(/proc), C(/sys), C(/dev), a
+    C(/dev/shm) of 64 MiB, and writable C(/tmp), C(/var/tmp) and C(/run) on
+    the node's disk, in C(<state_dir>/pods/<namespace>_<name>/<container>/),
+    which goes with the pod (and is emptied when the container restarts);
+    the node's state, the lab's keys and root's home are not there. It keeps
+    only the capabilities of its C(capabilities) list (the container runtime
+    default set when not given), under the RuntimeDefault seccomp profile
+    (Docker's default, which refuses new namespaces, mounts, module loading,
+    the keyring and more) unless its C(seccomp) is C(Unconfined). A bridge-family
+    nftables table C(podnet-guard) drops whatever a pod sends from another
+    MAC or IPv4 address than its own, and anything but IPv4 and ARP.
+  - Each pod has a cgroup, as kubelet lays them out (C(kubepods/pod<uid>) for a
+    Guaranteed pod, C(kubepods/burstable/pod<uid>), C(kubepods/besteffort/pod<uid>)),
+    with one cgroup per container below it and one for the pause process
+    (C(_pause)); cgroup v1 and v2 controllers are both used, wherever the node
+    has C(memory), C(cpu) and C(pids). The pod holds at most O(pids_limit)
+    processes (zombies included); a container's memory and CPU limits are set on
+    its cgroup, and their sums on the pod's when every container has one. A
+    container the kernel's OOM killer ends is restarted by the restart policy;
+    the action says C(OOMKilled). Removing a pod kills whatever still runs in its
+    cgroups or its network namespace, then removes the cgroups.
   - O(state=absent) removes every pod the node has a record of, with its
     processes, sandbox and veth, any other C(cni-*) sandbox, the pods' records,
     logs and IPAM folders, and the C(podnet-guard) table. It needs none of
@@ -58,6 +72,11 @@ options:
         choices: [Always, OnFailure, Never]
         default: Always
       node: {description: The node it is planned on., type: str}
+      qos:
+        description: Its QoS class, which places its cgroup, as kubelet does.
+        type: str
+        choices: [Guaranteed, Burstable, BestEffort]
+        default: BestEffort
       containers:
         description: Its containers, each with its resolved command line.
         type: list
@@ -74,12 +93,29 @@ options:
             description: Capability names it keeps (the container runtime default set when not given).
             type: list
             elements: str
+          resources:
+            description:
+              - Its limits and requests, as the cluster plan gives them (bytes and millicores; absent or null for none).
+              - Keys C(memory_limit), C(cpu_limit), C(memory_request), C(cpu_request).
+            type: dict
+            default: {}
+          seccomp:
+            description: Its seccomp profile.
+            type: str
+            choices: [RuntimeDefault, Unconfined]
+            default: RuntimeDefault
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
   mtu:
     description: MTU of the pods' interfaces (underlay MTU less the backend's overhead). Required with O(state=present).
     type: int
+  pids_limit:
+    description:
+      - Processes a pod may hold at once (the C(pids.max) of its cgroup), as kubelet's
+        C(podPidsLimit). A fork bomb in one pod stops there; the node and other pods go on.
+    type: int
+    default: 1024
   state:
     description: C(absent) removes every pod of the node and what pods left on it.
   view:
@@ -125,6 +161,14 @@ pods:
   type: dict
   sample: {default/multi-container-pod: {ip: 10.42.1.14, netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56,
            veth: veth7912056b, mac: "f2:c8:17:b6:5f:e5"}}
+pending:
+  description:
+    - In check mode, the pods that would get a new address (created or recreated), which
+      podnet_policy takes as C(pending) to say which other nodes' tables follow them; a real run has none.
+  returned: always
+  type: list
+  elements: str
+  sample: [default/web]
 ips:
   description: The IP of each pod of the node after the call, by namespace/name (what podnet_policy takes as C(running)).
   returned: always
@@ -152,6 +196,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
+    from ansible.module_utils.podnet.cgroups import CONTROLLERS
     from ansible.module_utils.podnet.pods import NodePods, container_view
     p = module.params
     absent = p['state'] == 'absent'
@@ -160,13 +205,19 @@ def main():
     except SpecError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     node = NodePods(p['state_dir'], None if absent else p['pod_cidr'], p['mtu'],
-                    module.run_command, container_view(p['view']))
+                    module.run_command, container_view(p['view']), p['pids_limit'])
+    lacking = [c for c in CONTROLLERS if c not in node.hierarchies]
+    if lacking and not absent:
+        module.warn('this node has no %s cgroup controller: its pods run without those limits'
+                    % ', '.join(lacking))
     run_module(module, 'pods of this node', node.read_remains if absent else node.read_current,
                node.plan_absent if absent else lambda current: node.plan(current, wanted),
                lambda actions, current: node.apply(actions, current, wanted),
                lambda current: node.show(current, wanted), lock_dir=p['state_dir'],
-               result=lambda current: {'pods': {k: {f: s.get(f) for f in SHOWN}
-                                                for k, s in current.pods.items()},
+               result=lambda current, actions: {
+                   'pods': {k: {f: s.get(f) for f in SHOWN} for k, s in current.pods.items()},
+                   'pending': sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
+                   if module.check_mode else [],
                                        'ips': {k: s.get('ip') for k, s in current.pods.items()}},
                absent=absent)
 
@@ -177,13 +228,16 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  working_dir=dict(type='str'),
                  ports=dict(type='list', elements='raw', default=[]),
                  image=dict(type='str'),
-                 capabilities=dict(type='list', elements='str'))
+                 capabilities=dict(type='list', elements='str'),
+                 resources=dict(type='dict', default={}),
+                 seccomp=dict(type='str', choices=['RuntimeDefault', 'Unconfined'], default='RuntimeDefault'))
 POD = dict(namespace=dict(type='str', required=True),
            name=dict(type='str', required=True),
            hostname=dict(type='str'),
            labels=dict(type='dict', default={}),
            restart_policy=dict(type='str', choices=['Always', 'OnFailure', 'Never'], default='Always'),
            node=dict(type='str'),
+           qos=dict(type='str', choices=['Guaranteed', 'Burstable', 'BestEffort'], default='BestEffort'),
            containers=dict(type='list', elements='dict', required=True, options=CONTAINER))
 
 
@@ -215,7 +269,8 @@ def argument_spec():
     return dict(pods=dict(type='raw'),
                 pod_cidr=dict(type='str'),
                 mtu=dict(type='int'),
-                view=dict(type='list', elements='path', default=[]), **NODE_STATE_OPTIONS)
+                view=dict(type='list', elements='path', default=[]),
+                pids_limit=dict(type='int', default=1024), **NODE_STATE_OPTIONS)
 
 
 if __name__ == '__main__':

@@ -40,6 +40,14 @@ options:
       - The IP of every running pod by namespace/name, as the nodes' podnet_pods results give them
         (C(ips)); a dict, or the same as JSON text.
     type: raw
+  pending:
+    description:
+      - Pods that get a new address in this run, which check mode cannot know yet (the nodes'
+        podnet_pods results give them as C(pending)). In check mode, a table that refers to any of
+        them is reported as changing, naming them; a real run has none.
+    type: list
+    elements: str
+    default: []
   node:
     description: This node's inventory name.
     type: str
@@ -115,6 +123,23 @@ def cluster_pods(pods, running):
     return found
 
 
+NEW_ADDRESS = '0.0.0.0'  # what check mode puts for an address the real run allocates
+
+
+def following(p, chains, rules):
+    """In check mode: [Action] when this node's table refers to a pod that
+    gets a new address (created or recreated on any node), so the real run
+    changes the table here too, though no rule can say to what yet."""
+    pending = sorted(set(p['pending']))
+    if not pending:
+        return []
+    running = dict(from_text('running', p['running'], dict), **{key: NEW_ADDRESS for key in pending})
+    if compile_for(dict(p, running=running))[:2] == (chains, rules):
+        return []
+    return [Action('follow', TABLE, '%s get%s a new address in the real run: this table follows' % (
+        ', '.join(pending), 's' if len(pending) == 1 else ''))]
+
+
 def plan(current, wanted):
     """The table to current as wanted (chains, rules); None: no table."""
     if wanted is None:
@@ -172,12 +197,14 @@ def apply(run, actions, absent, table_commands, source, path):
 def main():
     module = AnsibleModule(
         argument_spec=dict(cluster=dict(type='raw'), running=dict(type='raw'),
+                           pending=dict(type='list', elements='str', default=[]),
                            node=dict(type='str'), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('cluster', 'running', 'node'))],
         supports_check_mode=True)
     absent = module.params['state'] == 'absent'
     try:
         chains, rules, isolated, source = ([], [], {}, None) if absent else compile_for(module.params)
+        follows = [] if absent or not module.check_mode else following(module.params, chains, rules)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     run = module.run_command
@@ -186,12 +213,13 @@ def main():
     path = policy_source.path(module.params['state_dir'])
     run_module(module, 'podnet_policy',
                lambda: {'table': nft.read_table(run, family, name), 'source': read_text(path)},
-               lambda current: plan(current['table'], wanted) + plan_source(current['source'], source, path),
+               lambda current: (plan(current['table'], wanted) + plan_source(current['source'], source, path)
+                                + (follows if current['table'] else [])),
                lambda actions, _: apply(run, actions, absent, lambda: nft.delete_commands(family, name)
                                         if absent else nft.table_commands(family, name, chains, rules),
                                         source, path),
                lambda current: show(current, wanted), lock_dir=module.params['state_dir'],
-               result=lambda _: dict(rules=len(rules), isolated=isolated), absent=absent)
+               result=lambda *_: dict(rules=len(rules), isolated=isolated), absent=absent)
 
 if __name__ == '__main__':
     main()

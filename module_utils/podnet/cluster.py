@@ -2,11 +2,13 @@
 
 From the manifests, the inventory's nodes and the image catalog it derives
 everything the node modules need: each node's pod CIDR, MTU and VTEP MAC,
-the pods placed on it with their resolved command lines, and its peers.
+the pods placed on it with their resolved command lines, resources, seccomp
+profiles and QoS classes, and its peers.
 Every refusal (bad manifest, unknown image, unknown nodeName, overlapping
 CIDRs, host-gw across routed racks, pods beyond a pod CIDR or the memory
 of a machine) happens here, for all nodes at once.
 """
+import dataclasses
 import os
 
 from ansible.module_utils.podnet import backend, capacity, images, manifests, names, podcidr
@@ -20,10 +22,14 @@ def resolve_paths(paths, root):
 
 
 def _container(container, argv):
+    """What the node needs to run one container. resources: memory in bytes
+    and cpu in millicores ({memory,cpu}_{limit,request}, None where unset);
+    seccomp: RuntimeDefault or Unconfined."""
     return {'name': container.name, 'argv': argv, 'env': dict(container.env),
             'working_dir': container.working_dir, 'capabilities': container.capabilities,
             'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
-                      for p in container.ports]}
+                      for p in container.ports],
+            'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp}
 
 
 def _local_paths(catalog):
@@ -40,7 +46,7 @@ def _pod(pod, catalog, paths):
         containers.append(_container(c, list(local) + argv[1:] if local else argv))
     return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
             'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
-            'containers': containers}
+            'qos': pod.qos_class, 'containers': containers}
 
 
 def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):

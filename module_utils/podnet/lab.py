@@ -9,7 +9,7 @@ import ipaddress
 import os
 import shutil
 
-from ansible.module_utils.podnet import labnet, labssh, names
+from ansible.module_utils.podnet import cgroups, labnet, labssh, names
 from ansible.module_utils.podnet.errors import LabError
 from ansible.module_utils.podnet.labhost import (
     LabHost, init_program_of, processes_by_pid_namespace, running_hosts, wait_for_tcp)
@@ -62,6 +62,7 @@ class Lab:
         self.run = run
         self.hosts = [labnet.FABRIC, labnet.OUTSIDE] + [n.name for n in spec.nodes]
         self.vms = LabVms(spec, paths, cluster_cidr)
+        self.hierarchies = cgroups.read_hierarchies()
 
     # -- reading -----------------------------------------------------------
     def read_current(self):
@@ -80,6 +81,7 @@ class Lab:
                         + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/']),
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
+            'cgroups': cgroups.lab_folders(self.spec.name, self.hierarchies),
         }
 
     def _refuse_foreign(self, pids):
@@ -120,6 +122,9 @@ class Lab:
                 problems.append('no management port %s' % port)
             if 'sshd' not in procs.get(os.readlink('/proc/%d/ns/pid' % pid), []):
                 problems.append('sshd not running')
+            problems += ['no cgroup %s of its own' % e['dir']
+                         for e in cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
+                         if not os.path.isdir(e['dir'])]
         return {'pid': pid, 'problems': problems}
 
     # -- planning ----------------------------------------------------------
@@ -131,6 +136,8 @@ class Lab:
             actions += [('destroy', h, 'lab_state=absent') for h in current['extra']]
             if current['root_links']:
                 actions.append(('delete_links', ' '.join(current['root_links']), 'lab_state=absent'))
+            if current['cgroups']:
+                actions.append(('remove_cgroups', ' '.join(current['cgroups']), 'lab_state=absent'))
             if os.path.exists(self.paths.run_dir):
                 actions.append(('remove_files', self.paths.run_dir, 'lab_state=absent'))
             return actions
@@ -164,10 +171,13 @@ class Lab:
                 self.vms.destroy(target)
             elif verb == 'destroy':
                 LabHost(self.spec.name, target, pids.pop(target, None)).destroy()
+                cgroups.remove_lab_host(self.spec.name, target, self.hierarchies)
             elif verb == 'create':
                 pids[target] = self._recreate(target, pids)
             elif verb == 'delete_links':
                 labnet.delete_root_links(target.split())
+            elif verb == 'remove_cgroups':
+                cgroups.remove_lab(self.spec.name, self.hierarchies)
             elif verb == 'remove_files':
                 self._remove_files()
         if any(verb == 'create' for verb, _, _ in actions):
@@ -206,10 +216,19 @@ class Lab:
         else:
             node = next(n for n in self.spec.nodes if n.name == host)
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
-                            (self.paths.node_state(host), self.paths.state_target))
+                            (self.paths.node_state(host), self.paths.state_target),
+                            cgroups=self._node_cgroups(host))
             labnet.plumb_node(self.spec, node, lab_host, fabric)
             lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip))
         return lab_host.pid
+
+    def _node_cgroups(self, host):
+        """The node's cgroup folders, new: a crashed node's are removed."""
+        cgroups.remove_lab_host(self.spec.name, host, self.hierarchies)
+        entries = cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
+        for entry in entries:
+            cgroups.prepare_node(entry)
+        return entries
 
     def _wait_for_ssh(self):
         silent = wait_for_tcp([str(n.mgmt_ip) for n in self.spec.nodes if n.kind == 'netns'], 22,

@@ -4,8 +4,11 @@ Each pod has a record in <state_dir>/pods/<namespace>_<name>.json (its
 sandbox, address, veth, processes and the hash of its spec). The kernel is
 checked against it as a CNI CHECK would: the pause process in its sandbox,
 eth0's address, default route, MTU and veth peer, the veth on cni0, the
-containers. A broken pod is recreated, a container that died is restarted,
-and pods no longer wanted are removed with everything they had.
+containers, the pod's cgroups. A broken pod is recreated, a container that
+died is restarted (in a fresh cgroup and writable folders, as a runtime
+starts a new container), and pods no longer wanted are removed with
+everything they had: whatever still runs in their network namespace or
+their cgroups is killed, not only the processes the record names.
 
 IPAM is reconciled against the records: an address a running pod holds is
 reserved again if its file is gone, addresses of pods that are gone are
@@ -19,7 +22,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 
-from ansible.module_utils.podnet import caps, names, nft, srcguard
+from ansible.module_utils.podnet import caps, cgroups, names, nft, spawner, srcguard
 from ansible.module_utils.podnet.errors import PodnetError
 from ansible.module_utils.podnet.ipam import HostLocalIpam
 from ansible.module_utils.podnet.network import BRIDGE
@@ -36,10 +39,11 @@ BATCH = 32  # sandboxes in flight in the spawner's pipe
 HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # apply() runs the actions phase by phase: what frees comes before what takes.
-PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns',), ('release',),
-          ('forget_ipam', 'remove_folder'), ('reserve',), ('create', 'recreate'),
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns', 'forget_cgroup'),
+          ('release',),
+          ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
           ('restart', 'set_mtu', 'relabel'), ('guard', 'delete_table'))
-TRANSIENT = ('problems', 'dead', 'mtu_now', 'key')  # read from the kernel, never saved
+TRANSIENT = ('problems', 'dead', 'oom', 'mtu_now', 'key')  # read from the kernel, never saved
 
 
 def spec_hash(pod):
@@ -74,13 +78,18 @@ class NodeState:
     unreadable: dict = field(default_factory=dict)  # path -> why: records no run can trust
     foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's veth
     sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
+    cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, every one on the node
 
 
 class NodePods:
     """pod_cidr None: state absent, which removes every pod without checking it."""
 
-    def __init__(self, state_dir, pod_cidr, mtu, run, view=()):
+    def __init__(self, state_dir, pod_cidr, mtu, run, view=(), pids_limit=cgroups.DEFAULT_PIDS_LIMIT,
+                 hierarchies=None):
+        """hierarchies: cgroups.read_hierarchies() unless given ({}: none)."""
         self.state_dir = state_dir
+        self.pids_limit = pids_limit
+        self.hierarchies = cgroups.read_hierarchies() if hierarchies is None else hierarchies
         self.pods_dir = os.path.join(state_dir, PODS_DIR)
         self.ipam = HostLocalIpam(state_dir, pod_cidr) if pod_cidr else None
         self.prefixlen = pod_cidr and ipaddress.IPv4Network(pod_cidr).prefixlen
@@ -103,7 +112,8 @@ class NodePods:
             self._check(record, links, bridge)
         self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
-                                 foreign_ports(links, bridge, records), sole_bridge(links))
+                                 foreign_ports(links, bridge, records), sole_bridge(links),
+                                 cgroups.pod_folders(self.hierarchies))
         return self.current
 
     def read_remains(self):
@@ -111,11 +121,12 @@ class NodePods:
         and the state folders of pods (records and logs, IPAM)."""
         records, unreadable = read_pod_records(self.state_dir)
         for key, record in records.items():
-            record.update(key=key, problems=[], dead=[], mtu_now=None)
+            record.update(key=key, problems=[], dead=[], oom=[], mtu_now=None)
         folders = [d for d in (self.pods_dir, os.path.join(self.state_dir, IPAM_DIR))
                    if os.path.isdir(d)]
         self.current = NodeState(records, list_netns(), {}, folders,
-                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable)
+                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
+                                 cgroups=cgroups.pod_folders(self.hierarchies))
         return self.current
 
     def _check(self, state, links, bridge):
@@ -123,6 +134,7 @@ class NodePods:
         state['problems'] = self._sandbox_problems(state, veth, bridge)
         state['dead'] = sorted(c for c, p in state['containers'].items()
                                if not Process.from_dict(p).alive())
+        state['oom'] = [c for c in state['dead'] if self._cgroups(state).oom_kills(c)]
         state['mtu_now'] = veth.get('IFLA_MTU') if veth else None
         if not state['problems']:
             inside = read_inside(state['netns'])
@@ -142,6 +154,9 @@ class NodePods:
             return ['%s not on %s' % (state['veth'], BRIDGE)]
         if ipaddress.IPv4Address(state['ip']) not in self.ipam.network:
             return ['address %s is outside the pod CIDR %s' % (state['ip'], self.ipam.network)]
+        if self.hierarchies and not self._cgroups(state).exists():
+            return ['its cgroup %s is gone' % state['cgroup'] if state.get('cgroup')
+                    else 'no cgroup of its own (an older podnet made it)']
         return []
 
     def _inside_problems(self, state, inside, veth):
@@ -192,8 +207,10 @@ class NodePods:
     def plan_absent(self, current):
         """Every pod, sandbox, state folder of pods and the guard, removed."""
         actions = [Action('delete', k, 'state absent') for k in sorted(current.pods)]
-        actions += [a for a in self._sweep(current) if a.verb == 'forget_netns']
+        actions += [a for a in self._sweep(current) if a.verb in ('forget_netns', 'forget_cgroup')]
         actions += [Action('remove_folder', folder, 'state absent') for folder in current.stale_ipam]
+        if cgroups.kubepods_folders(self.hierarchies):
+            actions.append(Action('remove_cgroups', cgroups.KUBEPODS, 'state absent'))
         return actions + nft.plan_delete(srcguard.TABLE, current.guard)
 
     def _repairs(self, key, pod, state):
@@ -201,7 +218,8 @@ class NodePods:
         # The exit status of a container is its node init's to reap, not
         # ours to see: OnFailure restarts like Always; Never leaves it down.
         if state['dead'] and pod.get('restart_policy', 'Always') != 'Never':
-            found.append(Action('restart', key, 'container %s exited' % ', '.join(state['dead'])))
+            found.append(Action('restart', key, 'container %s' % ', '.join(
+                c + (' exited (OOMKilled)' if c in state.get('oom', ()) else ' exited') for c in state['dead'])))
         if state['mtu_now'] != self.mtu:
             found.append(Action('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))
         if state.get('labels') != pod.get('labels', {}):
@@ -228,7 +246,10 @@ class NodePods:
         """What no record owns: sandboxes and addresses left by a run cut short."""
         known = {s['netns'] for s in current.pods.values()}
         held = {(s['ip'], s['uid']) for s in current.pods.values()}
+        uids = {s['uid'] for s in current.pods.values()}
         return ([Action('forget_netns', n, 'no pod owns it') for n in current.sandboxes if n not in known]
+                + [Action('forget_cgroup', path, 'no pod owns it: what runs there is killed')
+                   for uid, path in sorted(current.cgroups.items()) if uid not in uids]
                 + [Action('release', address, 'no pod of %s holds it' % owner)
                    for address, owner in sorted(current.ipam.items()) if (address, owner) not in held]
                 + [Action('forget_ipam', folder, 'an earlier pod CIDR') for folder in current.stale_ipam])
@@ -276,6 +297,7 @@ class NodePods:
             delete_links(ipr, [state['veth'] for state in states])
         for key, state in zip(keys, states):
             remove_netns(state['netns'])
+            self._cgroups(state).remove()
             if state['ip'] and self.ipam:  # state absent removes IPAM whole
                 self.ipam.release(state['ip'], state['uid'])
             self._forget(key)
@@ -314,15 +336,29 @@ class NodePods:
     def _new_state(self, key, pod):
         uid = str(uuid.uuid4())
         return {'key': key, 'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
-                'netns': 'cni-' + uid, 'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
+                'netns': 'cni-' + uid, 'cgroup': cgroups.pod_path(pod.get('qos', 'BestEffort'), uid),
+                'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
                 'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
                 'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
                 'commands': {c['name']: c['argv'] for c in pod['containers']},
                 'containers': {}, 'pause': None, 'ip': None}
 
+    def _cgroups(self, state):
+        return cgroups.PodCgroups(self.hierarchies, state.get('cgroup') or '')
+
+    def _make_cgroups(self, state, pod, containers, sandbox=False):
+        """The pod's cgroups with its limits, and fresh ones for these
+        containers (and the sandbox's pause)."""
+        leaves = {c['name']: cgroups.container_limits(c.get('resources')) for c in containers}
+        if sandbox:
+            leaves[cgroups.SANDBOX] = cgroups.Limits()
+        self._cgroups(state).create(cgroups.pod_limits(pod['containers'], self.pids_limit), leaves)
+
     def _submit_sandbox(self, spawn, state, pod, bridge):
         """The spawner makes the sandbox and wires it: eth0 with the pod's
-        address and default route inside, veth<hex> on cni0 outside."""
+        address and default route inside, veth<hex> on cni0 outside. The
+        pod's cgroups are made here, with its limits."""
+        self._make_cgroups(state, pod, pod['containers'], sandbox=True)
         spawn.submit(state['key'], op='sandbox', netns=netns_path(state['netns']),
                      hostname=hostname(pod), veth=state['veth'], mac=state['mac'],
                      cidr='%s/%d' % (state['ip'], self.prefixlen), mtu=self.mtu,
@@ -332,6 +368,7 @@ class NodePods:
     def _sandbox_ready(self, spawn, state, pod, failed):
         try:
             state['pause'] = spawn.collect().as_dict()
+            spawner.join_cgroups(self._cgroups(state).dirs(cgroups.SANDBOX), state['pause']['pid'])
             os.makedirs(self._log_dir(state['key']), exist_ok=True)
         except (PodnetError, OSError) as exc:
             failed.append((state['key'], str(exc)))
@@ -355,7 +392,14 @@ class NodePods:
                      netns=netns_path(state['netns']), pause=state['pause']['pid'],
                      argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
                      caps=container_caps(container), view=self.view,
-                     log=os.path.join(self._log_dir(state['key']), container['name'] + '.log'))
+                     log=os.path.join(self._log_dir(state['key']), container['name'] + '.log'),
+                     scratch=self._scratch(state['key'], container['name']),
+                     cgroups=self._cgroups(state).dirs(container['name']),
+                     seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault')
+
+    def _scratch(self, key, container):
+        """A container's writable folders (/tmp, /var/tmp, /run), in its pod's."""
+        return os.path.join(self._log_dir(key), container)
 
     def _restart(self, key, records, wanted, spawn):
         state = records[key]
@@ -363,6 +407,8 @@ class NodePods:
         try:
             for container in pod['containers']:
                 if container['name'] in state['dead']:
+                    shutil.rmtree(self._scratch(key, container['name']), ignore_errors=True)
+                    self._make_cgroups(state, pod, [container])
                     self._submit_container(spawn, pod, state, container)
                     state['containers'][container['name']] = spawn.collect().as_dict()
         finally:  # the containers that did start are recorded, so never started twice
@@ -387,6 +433,13 @@ class NodePods:
         its veth goes with the namespace, its address with a release."""
         kill_holders([netns])
         remove_netns(netns)
+
+    def _forget_cgroup(self, path, records, wanted, spawn):
+        cgroups.PodCgroups(self.hierarchies, path).remove()
+
+    def _remove_cgroups(self, _, records, wanted, spawn):
+        for folder in cgroups.kubepods_folders(self.hierarchies):
+            cgroups.remove_tree(folder)
 
     def _forget_record(self, path, records, wanted, spawn):
         remove_any(path)
@@ -422,6 +475,7 @@ class NodePods:
         with rtnl() as ipr:
             delete_link(ipr, state['veth'])
         remove_netns(state['netns'])
+        self._cgroups(state).remove()
         if state['ip']:
             self.ipam.release(state['ip'], state['uid'])
         shutil.rmtree(self._log_dir(state['key']), ignore_errors=True)

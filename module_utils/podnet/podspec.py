@@ -2,20 +2,30 @@
 
 Every field of a Pod is one of three kinds, stated in the tables below:
 read (podnet honours it), ignored (it changes nothing in podnet, such as
-resources or probes, and is accepted so manifests from a cluster run
+probes or SELinux options, and is accepted so manifests from a cluster run
 unchanged), or not supported (initContainers, volumes, hostPort...): those
 are accepted only with their Kubernetes default, so a pod never runs
 differently from what its manifest asks without a refusal naming the field.
 Any other field is refused as unknown.
+
+Among what is read: each container's cpu and memory (resources.py, as the
+API server defaults them) and its seccomp profile, RuntimeDefault unless
+the manifest asks for Unconfined or the container is privileged.
 """
 import re
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet import caps, k8s
 from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.resources import ContainerResources, parse_resources, qos_class
 
 RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
 DNS_POLICIES = ('ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None')
+SECCOMP_TYPES = ('RuntimeDefault', 'Unconfined', 'Localhost')
+# The profile of a container whose manifest names none. Kubelet's own
+# default is Unconfined, but podnet runs untrusted pods, so it filters them
+# as a kubelet with --seccomp-default (SeccompDefault) does.
+DEFAULT_SECCOMP = 'RuntimeDefault'
 ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
 
 # (read, ignored, {not supported: accepted default}) per part of a Pod.
@@ -30,23 +40,27 @@ SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'se
          'topologySpreadConstraints': [], 'runtimeClassName': None,
          'activeDeadlineSeconds': None, 'schedulingGates': [], 'resourceClaims': [],
          'os': {'name': 'linux'}})
-CONTAINER = (('name', 'image', 'command', 'args', 'env', 'ports', 'workingDir', 'securityContext'),
-             ('imagePullPolicy', 'resources', 'resizePolicy', 'terminationMessagePath',
+CONTAINER = (('name', 'image', 'command', 'args', 'env', 'ports', 'workingDir', 'securityContext',
+              'resources'),
+             ('imagePullPolicy', 'resizePolicy', 'terminationMessagePath',
               'terminationMessagePolicy', 'livenessProbe', 'readinessProbe', 'startupProbe',
               'stdin', 'stdinOnce', 'tty'),
              {'volumeMounts': [], 'volumeDevices': [], 'envFrom': [], 'lifecycle': None,
               'restartPolicy': None})
 PORT = (('containerPort', 'protocol', 'name'), (), {'hostPort': None, 'hostIP': None})
 ENV = (('name', 'value'), (), {'valueFrom': None})
-# Processes run as root with the capabilities of caps.keeps(): identity and
-# filesystem settings podnet cannot apply are refused, filters it does not
-# apply (seccomp, SELinux, AppArmor) are ignored.
+# Processes run as root with the capabilities of caps.keeps() under the
+# seccomp profile seccompProfile asks for (pod-wide, or per container):
+# identity and filesystem settings podnet cannot apply are refused, filters
+# it does not apply (SELinux, AppArmor) are ignored.
 IDENTITY = {'runAsUser': 0, 'runAsGroup': 0, 'runAsNonRoot': False}
-FILTERS = ('seccompProfile', 'seLinuxOptions', 'appArmorProfile', 'windowsOptions')
-POD_SECURITY = ((), FILTERS + ('fsGroupChangePolicy', 'supplementalGroupsPolicy',
-                               'seLinuxChangePolicy'),
+FILTERS = ('seLinuxOptions', 'appArmorProfile', 'windowsOptions')
+POD_SECURITY = (('seccompProfile',), FILTERS + ('fsGroupChangePolicy', 'supplementalGroupsPolicy',
+                                                'seLinuxChangePolicy'),
                 dict(IDENTITY, supplementalGroups=[], fsGroup=None, sysctls=[]))
-CONTAINER_SECURITY = (('capabilities', 'privileged'), FILTERS + ('allowPrivilegeEscalation',),
+SECCOMP = (('type', 'localhostProfile'),)
+CONTAINER_SECURITY = (('capabilities', 'privileged', 'seccompProfile'),
+                      FILTERS + ('allowPrivilegeEscalation',),
                       dict(IDENTITY, readOnlyRootFilesystem=False, procMount='Default'))
 
 
@@ -69,11 +83,20 @@ class Container:
     privileged: bool = False
     cap_add: tuple = ()  # canonical names (caps.canonical), ALL allowed
     cap_drop: tuple = ()
+    seccomp_profile: str = DEFAULT_SECCOMP  # the container's, else the pod's, else the default
+    resources: ContainerResources = ContainerResources()  # cpu and memory, defaulted
 
     @property
     def capabilities(self):
         """Sorted names of the capabilities the container keeps."""
         return caps.keeps(self.privileged, self.cap_add, self.cap_drop)
+
+    @property
+    def seccomp(self):
+        """The profile it runs under, RuntimeDefault or Unconfined: a
+        privileged container is Unconfined whatever it asks, as on
+        Kubernetes (the runtime applies no seccomp to it)."""
+        return 'Unconfined' if self.privileged else self.seccomp_profile
 
 
 @dataclass(frozen=True)
@@ -99,6 +122,11 @@ class Pod:
     @property
     def subject(self):
         return '%s: Pod %s' % (self.source, self.key) if self.source else 'Pod %s' % self.key
+
+    @property
+    def qos_class(self):
+        """Guaranteed, Burstable or BestEffort, as the kubelet classes it."""
+        return qos_class(c.resources for c in self.containers)
 
 
 def _env(raw, where, subject):
@@ -135,8 +163,39 @@ def _capability_names(raw, at, subject):
     return tuple(names)
 
 
-def _security(raw, at, subject):
-    """{privileged, cap_add, cap_drop} of a container's securityContext."""
+def _seccomp(raw, at, subject):
+    """The type a seccompProfile names, None when it is not given. podnet
+    has no profiles of its own on the nodes: Localhost is refused."""
+    if raw is None:
+        return None
+    raw = k8s.fields(raw, at, subject, *SECCOMP)
+    kind = raw.get('type')
+    if kind is None:
+        raise SpecError(subject, '%s.type: required (RuntimeDefault or Unconfined)' % at)
+    if kind not in SECCOMP_TYPES:
+        raise SpecError(subject, '%s.type: %r must be one of %s'
+                        % (at, kind, ', '.join(SECCOMP_TYPES)))
+    if kind == 'Localhost':
+        raise SpecError(subject, '%s.type: Localhost is not supported by podnet, which has no '
+                        'profiles on its nodes (RuntimeDefault or Unconfined)' % at)
+    if raw.get('localhostProfile') is not None:
+        raise SpecError(subject, '%s.localhostProfile: can only be set when type is Localhost'
+                        % at)
+    return kind
+
+
+def _pod_seccomp(spec, subject):
+    """The profile of the pod's containers that name none: the pod's
+    securityContext.seccompProfile, else DEFAULT_SECCOMP."""
+    at = 'spec.securityContext'
+    security = k8s.fields(spec.get('securityContext'), at, subject, *POD_SECURITY)
+    return _seccomp(security.get('seccompProfile'), at + '.seccompProfile',
+                    subject) or DEFAULT_SECCOMP
+
+
+def _security(raw, at, subject, pod_seccomp):
+    """{privileged, cap_add, cap_drop, seccomp_profile} of a container's
+    securityContext; pod_seccomp is the profile when it names none."""
     raw = k8s.fields(raw, at, subject, *CONTAINER_SECURITY)
     privileged = raw.get('privileged')
     if privileged is not None and not isinstance(privileged, bool):
@@ -147,10 +206,12 @@ def _security(raw, at, subject):
             'cap_add': _capability_names(capabilities.get('add'), at + '.capabilities.add',
                                          subject),
             'cap_drop': _capability_names(capabilities.get('drop'), at + '.capabilities.drop',
-                                          subject)}
+                                          subject),
+            'seccomp_profile': _seccomp(raw.get('seccompProfile'), at + '.seccompProfile',
+                                        subject) or pod_seccomp}
 
 
-def _container(raw, where, subject):
+def _container(raw, where, subject, pod_seccomp):
     raw = k8s.fields(raw, where, subject, *CONTAINER)
     image = raw.get('image')
     if not isinstance(image, str) or not image.strip() or image != image.strip():
@@ -166,7 +227,8 @@ def _container(raw, where, subject):
         args=k8s.items(raw.get('args'), where + '.args', subject, str),
         env=_env(raw, where, subject), working_dir=working_dir or None,
         ports=[_port(p, '%s.ports[%d]' % (where, i), subject) for i, p in enumerate(ports)],
-        **_security(raw.get('securityContext'), where + '.securityContext', subject))
+        resources=parse_resources(raw.get('resources'), where + '.resources', subject),
+        **_security(raw.get('securityContext'), where + '.securityContext', subject, pod_seccomp))
 
 
 def _check_unique(subject, named):
@@ -182,7 +244,9 @@ def _containers(spec, subject):
     raw = spec.get('containers')
     if not isinstance(raw, list) or not raw:
         raise SpecError(subject, 'spec.containers: required, at least one container')
-    containers = [_container(c, 'spec.containers[%d]' % i, subject) for i, c in enumerate(raw)]
+    pod_seccomp = _pod_seccomp(spec, subject)
+    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod_seccomp)
+                  for i, c in enumerate(raw)]
     _check_unique(subject, [('spec.containers[%d].name' % i, c.name)
                             for i, c in enumerate(containers)])
     _check_unique(subject, [('spec.containers[%d].ports[%d].name' % (i, j), p.name)
@@ -203,11 +267,10 @@ def _choice(spec, key, choices, subject):
 
 
 def _check_spec(spec, subject):
-    """The parts of a spec podnet validates but does not keep: there is no
-    cluster DNS (dnsPolicy) and processes run as root (securityContext)."""
+    """The part of a spec podnet validates but does not keep: there is no
+    cluster DNS (dnsPolicy)."""
     if _choice(spec, 'dnsPolicy', DNS_POLICIES, subject) == 'None' and not spec.get('dnsConfig'):
         raise SpecError(subject, 'spec.dnsConfig: required when dnsPolicy is None')
-    k8s.fields(spec.get('securityContext'), 'spec.securityContext', subject, *POD_SECURITY)
 
 
 def parse_pod(raw, subject, source=''):

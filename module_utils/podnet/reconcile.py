@@ -73,7 +73,8 @@ def diff(subject, before, after, actions):
 def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=None,
                absent=False):
     """Reconcile and exit. show(current) and show(None) give the diff's
-    before and after; result(current) adds module-specific return values.
+    before and after; result(current, actions) adds module-specific return
+    values.
     absent (state absent) and check mode lock the node only if a lock file
     is there: neither may leave one on a node that had none."""
     try:
@@ -85,7 +86,7 @@ def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=N
             shown = diff(subject, show(current), show(None), actions) if module._diff else {}
             if actions and not module.check_mode:
                 apply(actions, current)
-            extra = result(current) if result else {}
+            extra = result(current, actions) if result else {}
             actions = healed + actions  # the lock was replaced before the run, as node_lock says
             if shown:
                 shown['prepared'] = ''.join('%s\n' % (a,) for a in healed) + shown['prepared']

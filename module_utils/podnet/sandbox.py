@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 
-from ansible.module_utils.podnet import rawnl, spawner
+from ansible.module_utils.podnet import rawnl, seccomp, spawner
 from ansible.module_utils.podnet.errors import PodnetError
 
 NETNS_DIR = '/run/netns'
@@ -48,7 +48,8 @@ class Spawner:
         if self._proc is None:
             ensure_netns_dir()
             self._proc = subprocess.Popen(
-                [sys.executable, '-S', '-c', inspect.getsource(rawnl) + inspect.getsource(spawner)],
+                [sys.executable, '-S', '-c',
+                 ''.join(inspect.getsource(m) for m in (rawnl, seccomp, spawner))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._proc.stdin.write(json.dumps(req) + '\n')
         self._proc.stdin.flush()

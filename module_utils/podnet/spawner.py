@@ -14,16 +14,22 @@ Requests:
       bound to PATH (as `ip netns add` does); the pause process holds them:
       /bin/cat as `/pause`, blocked forever on a pipe it holds both ends of.
       No fork: the spawner enters the new namespaces, posix_spawns, returns.
+      (The module puts pause in its cgroup: the spawner is the busier.)
   {"op": "container", "netns": PATH, "pause": PID, "argv": [...], "env": {...},
-   "cwd": DIR, "log": FILE, "caps": [NUMBER...], "view": [PATH...]}
-      joins the sandbox's network (PATH) and the pause process's UTS and IPC
-      namespaces, gets new PID and mount namespaces and a root of its own
-      (system folders and `view`, read-only), keeps only `caps`, execs argv.
+   "cwd": DIR, "log": FILE, "caps": [NUMBER...], "view": [PATH...],
+   "scratch": DIR, "cgroups": [DIR...], "seccomp": BOOL}
+      joins the cgroups, the sandbox's network (PATH) and the pause
+      process's UTS and IPC namespaces, gets new PID and mount namespaces
+      and a root of its own (system folders and `view`, read-only; /tmp,
+      /var/tmp and /run writable, on disk in `scratch`), keeps only `caps`,
+      with seccomp: under the RuntimeDefault profile (seccomp.py), execs argv.
 Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
 """
+import collections
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -36,7 +42,8 @@ try:
         IFLA_MTU, IFLA_NET_NS_FD, IFA_ADDRESS, IFA_BROADCAST, IFA_LOCAL, NLA_F_NESTED, NLM_F_CREATE,
         NLM_F_EXCL, RTA_GATEWAY, RTA_OIF, RTM_NEWADDR, RTM_NEWLINK, RTM_NEWROUTE, VETH_INFO_PEER,
         Rtnl, _attr, _ifinfo, one_queue)
-except ImportError:  # run as the spawner process: rawnl's source precedes this one
+    from ansible.module_utils.podnet.seccomp import install_seccomp, seccomp_program
+except ImportError:  # run as the spawner process: rawnl's and seccomp's sources precede this one
     pass
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -176,13 +183,22 @@ def _go_home(home):
         _check(libc.setns(own, flag), 'setns back')
 
 
-def _exec_container(req):
+def join_cgroups(folders, pid=0):
+    """Move pid (0: the caller) into each cgroup folder."""
+    for folder in folders:
+        with open(folder + '/cgroup.procs', 'w') as f:
+            f.write(str(pid))
+
+
+def _exec_container(req, program):
+    """program: the seccomp filter to load last, or None (Unconfined)."""
+    join_cgroups(req.get('cgroups') or ())
     _check(libc.unshare(CLONE_NEWNS), 'unshare')
     os.setsid()
     _mount(None, '/', None, MS_REC | MS_PRIVATE)
     null = os.open('/dev/null', os.O_RDONLY)
     log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)  # before the view hides it
-    _enter_view(req.get('view') or ())
+    _enter_view(req.get('view') or (), req['scratch'])
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -190,20 +206,27 @@ def _exec_container(req):
     _keep_capabilities(req['caps'])
     for signum in PYTHON_IGNORES:
         signal.signal(signum, signal.SIG_DFL)
+    if program:  # while CAP_SYS_ADMIN is still effective: exec drops it
+        install_seccomp(program)
     os.execvpe(req['argv'][0], req['argv'], req['env'])
 
 
 # -- the container's view of the filesystem ---------------------------------
 # Pods share the node's programs, not its state: a new root on a tmpfs holds
 # read-only binds of the system folders and of the paths the module exposes
-# (the pods' Python and tools), fresh /proc, /sys, /dev and writable tmpfs
-# scratch folders. Everything else (the lab's keys in .lab/, the node's
+# (the pods' Python and tools), fresh /proc, /sys, /dev and writable scratch
+# folders. The scratch folders are on the node's disk, in the pod's own
+# folder that goes with the pod, as a runtime's writable layer is: a tmpfs
+# would let a pod fill the machine's memory (each may grow to half of it).
+# /dev/shm is the one memory-backed folder, of 64 MiB as runtimes make it.
+# Everything else (the lab's keys in .lab/, the node's
 # state, other pods' logs, root's home) is simply not there. The old root
 # goes, and with it every sandbox's /run/netns binding, which would
 # otherwise keep deleted pods' namespaces alive.
 SYSTEM_VIEW = ('/usr', '/etc', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32')
 MASKED = ('/etc/ssh', '/etc/shadow', '/etc/gshadow', '/etc/sudoers', '/etc/sudoers.d')
-SCRATCH = ('/tmp', '/var/tmp', '/run')
+SCRATCH = {'/tmp': 0o1777, '/var/tmp': 0o1777, '/run': 0o755}
+SHM_SIZE = '64m'  # Docker's and containerd's /dev/shm
 DEVICES = ('null', 'zero', 'full', 'random', 'urandom', 'tty')
 # /proc as container runtimes leave it: the kernel's knobs read-only (a pod
 # is root of the machine's user namespace: a writable core_pattern or
@@ -216,12 +239,16 @@ MS_RDONLY, MS_REMOUNT = 0x1, 0x20
 SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
 
 
-def _enter_view(view):
+def _enter_view(view, scratch):
     _mount('tmpfs', NEW_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m')
     # Scratch first: a view path may lie under /tmp (a clone of the project).
-    for path in SCRATCH:
+    for path, mode in SCRATCH.items():
+        source = os.path.join(scratch, path.strip('/').replace('/', '-'))
+        os.makedirs(source, exist_ok=True)
+        os.chmod(source, mode)
         os.makedirs(NEW_ROOT + path, exist_ok=True)
-        _mount('tmpfs', NEW_ROOT + path, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
+        _mount(source, NEW_ROOT + path, None, MS_BIND)
+        _mount(None, NEW_ROOT + path, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
     for path in SYSTEM_VIEW + tuple(view):
         _expose(path)
     for path in MASKED:
@@ -287,7 +314,7 @@ def _devices():
                          ('stdout', '/proc/self/fd/1'), ('stderr', '/proc/self/fd/2')):
         os.symlink(target, os.path.join(dev, name))
     os.makedirs(dev + '/shm')
-    _mount('tmpfs', dev + '/shm', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777')
+    _mount('tmpfs', dev + '/shm', 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=' + SHM_SIZE)
 
 
 # -- capabilities -------------------------------------------------------------
@@ -314,39 +341,53 @@ def _keep_capabilities(keep):
     _check(libc.capset(header, ctypes.create_string_buffer(struct.pack('=6I', *words), 24)), 'capset')
 
 
+class Forked:
+    """A container forked, whose exec is not known yet: its pipe reads EOF
+    once it has exec'd (close-on-exec), or why it did not."""
+
+    def __init__(self, pid, pipe):
+        self.pid = pid
+        self.pipe = pipe
+
+    def outcome(self):
+        """Its host pid once it has exec'd; raises with why it did not."""
+        with os.fdopen(self.pipe) as f:
+            error = f.read()
+        if error:
+            os.waitpid(self.pid, 0)
+            raise RuntimeError(error.strip())
+        return self.pid
+
+
 def spawn_container(req, home):
     """One fork: the spawner enters the sandbox (_enter_sandbox), forks the
     container, PID 1 of its new PID namespace, and goes home; the child
     takes a mount namespace and a root of its own, mounts its /proc and
     execs. (A child that entered the sandbox itself would need a fork more,
-    for PID 1: half a millisecond a container.) Returns the container's host
-    pid, or raises with why it did not exec. home: {clone flag: fd of the
-    spawner's namespace}."""
+    for PID 1: half a millisecond a container.) Returns it Forked: the
+    spawner serves the next request while the child sets itself up.
+    home: {clone flag: fd of the spawner's namespace}."""
+    program = seccomp_program(req['caps']) if req.get('seccomp') else None  # once per caps
     err_r, err_w = os.pipe()  # close-on-exec: EOF without data = exec done
     try:
         _enter_sandbox(req)
         pid = os.fork()
         if pid == 0:
-            _container(req, err_w)
+            _container(req, program, err_w)
     except BaseException:
         os.close(err_r)
         raise
     finally:
         _go_home(home)
         os.close(err_w)
-    with os.fdopen(err_r) as f:
-        error = f.read()
-    if error:
-        os.waitpid(pid, 0)
-        raise RuntimeError(error.strip())
-    return pid
+    return Forked(pid, err_r)
 
 
-def _container(req, err_w):
+def _container(req, program, err_w):
     """The forked container: it execs, or reports why not and exits. It
     never returns: a fork of the spawner that did would serve requests."""
     try:
-        _exec_container(req)
+        _exec_container(req, program)
     except BaseException as exc:
         program = (req.get('argv') or ['(no program)'])[0]
         os.write(err_w, ('%s: %s' % (program, exc)).encode('utf-8', 'backslashreplace'))
@@ -363,20 +404,61 @@ def _start_or_gone(pid):
         return 0
 
 
+def _send(reply):
+    sys.stdout.write(json.dumps(reply) + '\n')
+    sys.stdout.flush()
+
+
+def _answer(make):
+    """Reply with the process make() started, or with why it did not."""
+    try:
+        pid = make()
+        _send({'pid': pid, 'start': _start_or_gone(pid)})
+    except Exception as exc:  # noqa: BLE001  (one request fails, the spawner serves the next)
+        _send({'error': str(exc) or type(exc).__name__})
+
+
+def _requests(waiting):
+    """Request lines from stdin. Replies keep the requests' order: while no
+    new line has come, the oldest forked container is answered as soon as
+    it has exec'd; at the end, all of them."""
+    buffer = b''
+    while True:
+        while b'\n' not in buffer:
+            watched = [0, waiting[0].pipe] if waiting else [0]
+            if waiting and waiting[0].pipe in select.select(watched, [], [])[0]:
+                _answer(waiting.popleft().outcome)
+                continue
+            chunk = os.read(0, 65536)
+            if not chunk:
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b'\n', 1)
+        yield line
+
+
+def _answer_all(waiting):
+    while waiting:
+        _answer(waiting.popleft().outcome)
+
+
 def main():
     home = {flag: os.open('/proc/self/ns/%s' % name, os.O_RDONLY)
             for flag, name in SANDBOX_NAMESPACES.items()}
     home_rtnl = Rtnl()
-    for line in sys.stdin:
+    waiting = collections.deque()  # Forked containers, not answered yet
+    for line in _requests(waiting):
         req = json.loads(line)
-        try:
-            pid = (spawn_sandbox(req, home, home_rtnl) if req['op'] == 'sandbox'
-                   else spawn_container(req, home))
-            reply = {'pid': pid, 'start': _start_or_gone(pid)}
-        except Exception as exc:  # noqa: BLE001  (one request fails, the spawner serves the next)
-            reply = {'error': str(exc) or type(exc).__name__}
-        sys.stdout.write(json.dumps(reply) + '\n')
-        sys.stdout.flush()
+        if req['op'] == 'container':
+            try:
+                waiting.append(spawn_container(req, home))
+            except Exception as exc:  # noqa: BLE001  (the next request is served)
+                _answer_all(waiting)
+                _send({'error': str(exc) or type(exc).__name__})
+            continue
+        _answer_all(waiting)
+        _answer(lambda: spawn_sandbox(req, home, home_rtnl))
+    _answer_all(waiting)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ that takes another pod's address gets nothing through (G3: the receiver
 sees the sender's own pod IP, so no pod can pose as another), nor does one
 that wraps a forged packet in VXLAN for a node to unwrap."""
 import ipaddress
+import re
 import shlex
 
 import pytest
@@ -74,6 +75,23 @@ def test_containers_keep_only_the_runtime_default_capabilities(pods):
         status = pod.host.check_output('cat /proc/%s/status', str(pod.containers[name]))
         effective = [l for l in status.splitlines() if l.startswith('CapEff')][0].split()[1]
         assert int(effective, 16) == RUNTIME_DEFAULT, (pod, name, effective)
+
+
+def test_containers_run_under_the_runtime_default_seccomp_profile(pods):
+    """Issue 21: with no filter, `unshare -U -r` worked in a pod."""
+    for pod, name in seed_containers(pods):
+        status = pod.host.check_output('cat /proc/%s/status', str(pod.containers[name]))
+        assert 'Seccomp:\t2' in status.splitlines(), (pod, name)
+
+
+def test_each_container_has_a_cgroup_of_its_own_below_its_pod_s(pods):
+    """kubelet's layout: kubepods[/burstable|/besteffort]/pod<uid>/<container>,
+    in every hierarchy the node has (cgroup v1, v2 or both)."""
+    below = re.compile(r'^\d+:[^:]*:/kubepods/(burstable/|besteffort/)?pod[0-9a-f-]+/(\S+)$')
+    for pod, name in seed_containers(pods):
+        lines = pod.host.check_output('cat /proc/%s/cgroup', str(pod.containers[name])).splitlines()
+        leaves = {m.group(2) for m in map(below.match, lines) if m}
+        assert leaves == {name}, (pod, name, lines)
 
 
 def test_containers_see_neither_the_node_state_nor_the_lab_keys(pods, node_vars):

@@ -5,6 +5,7 @@ import re
 import subprocess
 
 import pytest
+from ansible.module_utils.podnet import cgroups
 from podnet_testlib import ROOT, inventory_nodes, playbook_argv, playbook_env, testinfra_host
 
 VENV_BIN = ROOT / '.venv' / 'bin'
@@ -87,6 +88,7 @@ def residue(lab, mgmt_addresses):
         found.append('named netns in root: %s' % os.listdir('/run/netns'))
     if (ROOT / '.lab' / lab).exists():
         found.append('run folder .lab/%s' % lab)
+    found += ['cgroup ' + f for f in cgroups.lab_folders(lab, cgroups.read_hierarchies())]
     cp = ROOT / '.lab' / 'cp'
     sockets = os.listdir(cp) if cp.exists() else []
     found += ['ssh control socket ' + s for s in sockets if s.split('-')[0] in mgmt_addresses]

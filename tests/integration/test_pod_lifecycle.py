@@ -4,7 +4,7 @@ sandbox without leaking addresses; bad manifests change nothing."""
 import json
 
 import pytest
-from integration.conftest import playbook, running_lab
+from integration.conftest import playbook, recap, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -138,3 +138,37 @@ def test_a_killed_container_is_seen_by_check_and_restarted(lab):
     assert after['containers']['curl']['pid'] != before['containers']['curl']['pid']
     assert node1.run('test -d /proc/%s', str(after['containers']['curl']['pid'])).rc == 0
     assert after['netns'] == before['netns']  # restarted in place, not recreated
+
+
+def guarded_pair(client_command):
+    """A pod on node1 that only pods labelled role=client may reach, and
+    such a client on node2: node1's table holds the client's address."""
+    policy = {'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
+              'metadata': {'name': 'only-clients', 'namespace': 'default'},
+              'spec': {'podSelector': {'matchLabels': {'app': 'guarded'}}, 'policyTypes': ['Ingress'],
+                       'ingress': [{'from': [{'podSelector': {'matchLabels': {'role': 'client'}}}]}]}}
+    guarded = dict(EXTRA, metadata={'name': 'guarded', 'namespace': 'default', 'labels': {'app': 'guarded'}},
+                   spec={'nodeName': 'node1', 'containers': EXTRA['spec']['containers']})
+    client = dict(EXTRA, metadata={'name': 'client', 'namespace': 'default', 'labels': {'role': 'client'}},
+                  spec={'nodeName': 'node2', 'containers': [
+                      {'name': 'client', 'image': 'busybox', 'command': client_command}]})
+    return '\n---\n'.join(json.dumps(o) for o in (policy, guarded, client))
+
+
+def test_check_mode_names_the_tables_a_recreated_pod_changes_on_other_nodes(lab, tmp_path):
+    """Regression (issue 21): --check showed a recreate on the pod's own node
+    only; the other nodes' policy tables, which name the pod's address,
+    changed in the real run alone."""
+    pair = tmp_path / 'pair.yaml'
+    pair.write_text(guarded_pair(['sleep', '3600']))
+    converge(lab, pair, check=True)
+    pair.write_text(guarded_pair(['sleep', '3601']))  # new containers: a new sandbox, a new address
+    checked = playbook(lab.inventory, 'playbooks/site.yml', '--check', '--diff', '-e',
+                       json.dumps({'podnet_manifests': ['manifests/seed', str(pair)]}))
+    assert 'recreate default/client: containers changed' in checked.stdout
+    assert 'follow ip podnet-policy: default/client gets a new address in the real run' in checked.stdout
+    assert recap(checked)['node1']['changed'] >= 1
+    done = converge(lab, pair)
+    assert recap(done)['node1']['changed'] >= 1  # the table did follow
+    assert recap(converge(lab, pair))['node1']['changed'] == 0
+    converge(lab)

@@ -1,5 +1,6 @@
 """cluster.build(): MTU per backend, placement, peers, commands from the
-image catalog (and its `paths`), pod CIDRs kept, host-gw across racks refused."""
+image catalog (and its `paths`), each container's resources and seccomp
+profile and each pod's QoS class, pod CIDRs kept, host-gw across racks refused."""
 import json
 import os
 
@@ -325,6 +326,62 @@ def test_each_container_carries_the_capabilities_it_keeps(tmp_path):
     pod = pod_of(build(write(tmp_path, POD % ('caps', '', containers))), 'default/caps')
     assert [c['capabilities'] for c in pod['containers']] == [
         ['NET_BIND_SERVICE'], sorted(caps.NAMES), sorted(caps.RUNTIME_DEFAULT)]
+
+
+RESOURCES = """apiVersion: v1
+kind: Pod
+metadata: {name: sized}
+spec:
+  securityContext: {seccompProfile: {type: Unconfined}}
+  containers:
+  - name: a
+    image: busybox
+    command: [sleep, "1"]
+    resources: {limits: {memory: 64Mi, cpu: 500m}, requests: {cpu: 0.1}}
+    securityContext: {seccompProfile: {type: RuntimeDefault}}
+  - {name: b, image: busybox, command: [sleep, "1"], resources: {requests: {memory: 1G}}}
+  - name: c
+    image: busybox
+    command: [sleep, "1"]
+    securityContext: {privileged: true, seccompProfile: {type: RuntimeDefault}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: plain}
+spec:
+  containers: [%s]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fixed}
+spec:
+  containers:
+  - {name: c, image: busybox, command: [sleep, "1"], resources: {limits: {memory: 6Mi, cpu: 1}}}
+""" % BUSYBOX
+
+
+def test_each_container_carries_its_resources_and_seccomp_profile(tmp_path):
+    pod = pod_of(build(write(tmp_path, RESOURCES)), 'default/sized')
+    assert [(c['resources'], c['seccomp']) for c in pod['containers']] == [
+        ({'memory_limit': 64 << 20, 'cpu_limit': 500, 'memory_request': 64 << 20,
+          'cpu_request': 100}, 'RuntimeDefault'),
+        ({'memory_limit': None, 'cpu_limit': None, 'memory_request': 10 ** 9,
+          'cpu_request': None}, 'Unconfined'),
+        (dict.fromkeys(('memory_limit', 'cpu_limit', 'memory_request', 'cpu_request')),
+         'Unconfined')]  # privileged, whatever its profile
+
+
+def test_a_container_without_resources_or_seccomp_plans_none_and_runtime_default(tmp_path):
+    [plain] = pod_of(build(write(tmp_path, RESOURCES)), 'default/plain')['containers']
+    assert plain['resources'] == dict.fromkeys(
+        ('memory_limit', 'cpu_limit', 'memory_request', 'cpu_request'))
+    assert plain['seccomp'] == 'RuntimeDefault'
+
+
+def test_each_pod_carries_its_qos_class(tmp_path):
+    plan = build(write(tmp_path, RESOURCES))
+    assert {name: pod_of(plan, 'default/' + name)['qos'] for name in ('sized', 'plain', 'fixed')} \
+        == {'sized': 'Burstable', 'plain': 'BestEffort', 'fixed': 'Guaranteed'}
 
 
 def test_an_explicit_empty_list_plans_no_pods():

@@ -24,7 +24,10 @@ PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat 
          'echo 1 > /proc/sys/net/ipv4/ip_forward || echo proc-sys-read-only;'
          '[ -e /proc/sysrq-trigger ] || echo no-sysrq; cat /proc/sysrq-trigger && echo sysrq-masked;'
          'mknod /dev/podnet-null c 1 3 && echo x > /dev/podnet-null && echo device-opened;'
-         'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; grep SigIgn /proc/self/status; echo done')
+         'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; stat -f -c "shm-size-%%b-%%S" /dev/shm;'
+         'stat -f -c tmp-%%T /tmp; echo kept > /tmp/mark; grep Seccomp: /proc/self/status;'
+         'unshare -U -r true 2>/dev/null && echo userns-made || echo userns-refused;'
+         'grep SigIgn /proc/self/status; echo done')
 
 SCRIPT = r'''
 import json, os, subprocess, sys, time
@@ -56,7 +59,8 @@ for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFA
     log = '/run/%%s.log' %% name
     spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                   argv=['/bin/sh', '-c', %(probe)r], env={'PATH': '/usr/bin:/bin'}, cwd='/',
-                  log=log, caps=keep, view=[shown])
+                  log=log, caps=keep, view=[shown], scratch=%(scratch)r + name,
+                  seccomp=name == 'default')
     for _ in range(100):
         if os.path.exists(log) and 'done' in open(log).read():
             break
@@ -65,7 +69,7 @@ for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFA
     results[name + '_spawner_ns'] = namespaces(spawn._proc.pid)  # the spawner after this container
 container = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                           argv=['sleep', '60'], env={'PATH': '/usr/bin:/bin'}, log='/run/sleep.log',
-                          caps=[], view=[])
+                          caps=[], view=[], scratch=%(scratch)r + 'sleep')
 results['container_ns'] = namespaces(container.pid)
 results['container_nspid'] = [l.split()[1:] for l in open('/proc/%%d/status' %% container.pid)
                               if l.startswith('NSpid')][0]
@@ -78,18 +82,23 @@ for name, pause_pid, argv, log in (('failed', pause.pid, ['/no/such/program'], '
                                    ('pause_gone', gone.pid, ['sleep', '60'], '/run/none.log')):
     try:
         spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause_pid,
-                      argv=argv, env={}, log=log, caps=[], view=[])
+                      argv=argv, env={}, log=log, caps=[], view=[], scratch=%(scratch)r + name)
         results[name] = 'started'
     except Exception as exc:
         results[name] = str(exc)
     results[name + '_spawner_ns'] = namespaces(spawn._proc.pid)
 after = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
-                      argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[])
+                      argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[],
+                      scratch=%(scratch)r + 'after')
 results['after_started'] = os.readlink('/proc/%%d/exe' %% after.pid)
 results['spawner_children'] = sorted(
     open('/proc/%%d/comm' %% int(pid)).read().strip()
     for pid in open('/proc/%%d/task/%%d/children' %% (spawn._proc.pid, spawn._proc.pid)).read().split())
 results['own_ns'] = namespaces(os.getpid())
+results['scratch'] = {name: open(%(scratch)r + name + '/tmp/mark').read()
+                      for name in ('default', 'privileged')}
+results['scratch_modes'] = sorted('%%s %%o' %% (n, os.stat(%(scratch)r + 'default/' + n).st_mode & 0o7777)
+                                  for n in os.listdir(%(scratch)r + 'default'))
 spawn.close()
 print(json.dumps(results))
 '''
@@ -98,12 +107,15 @@ print(json.dumps(results))
 @pytest.fixture(scope='module')
 def seen():
     shown = tempfile.mkdtemp(prefix='podnet-view-', dir='/tmp')
+    scratch = tempfile.mkdtemp(prefix='podnet-scratch-', dir=ROOT)  # the project's disk, as a node's state
     probe = PROBE % {'root': ROOT, 'shown': shown}
     done = subprocess.run(
         ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
-         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe, 'shown': shown}],
+         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe, 'shown': shown,
+                                         'scratch': scratch + '/'}],
         capture_output=True, text=True, timeout=60)
     shutil.rmtree(shown)
+    shutil.rmtree(scratch)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -172,8 +184,26 @@ def test_a_device_node_a_container_makes_opens_nothing(seen):
     assert 'device-opened' not in out and 'Permission denied' in out
 
 
-def test_dev_shm_is_a_shared_scratch_folder(seen):
+def test_dev_shm_is_a_shared_scratch_folder_of_64_mib(seen):
+    """Regression (issue 21): /dev/shm, /tmp, /var/tmp and /run were tmpfs
+    mounts of half the machine's memory each."""
     assert 'shm-1777' in seen['default']
+    size = [l for l in seen['default'].splitlines() if l.startswith('shm-size-')][0].split('-')
+    assert int(size[2]) * int(size[3]) == 64 << 20
+
+
+def test_tmp_is_the_container_s_own_folder_on_disk(seen):
+    """/tmp, /var/tmp and /run are binds of folders in the scratch folder the
+    module gives (the pod's own, on the node's disk), one per container."""
+    assert 'tmp-tmpfs' not in seen['default'] and 'tmp-' in seen['default']
+    assert seen['scratch'] == {'default': 'kept\n', 'privileged': 'kept\n'}
+    assert seen['scratch_modes'] == ['run 755', 'tmp 1777', 'var-tmp 1777']
+
+
+def test_runtime_default_seccomp_refuses_a_user_namespace_unconfined_does_not(seen):
+    """Regression (issue 21): `unshare -U -r` worked inside a pod."""
+    assert 'Seccomp:\t2' in seen['default'] and 'userns-refused' in seen['default']
+    assert 'Seccomp:\t0' in seen['privileged'] and 'userns-made' in seen['privileged']
 
 
 def test_a_container_is_pid_1_of_its_own_pid_and_mount_namespaces_in_the_sandbox(seen):

@@ -16,7 +16,8 @@ def current_with(lab, broken=(), absent=(), extra=None):
     for pid, host in enumerate(lab.hosts, start=100):
         problems = ['not running'] if host in absent else (['eth0 lacks x'] if host in broken else [])
         hosts[host] = {'pid': None if host in absent else pid, 'problems': problems}
-    return {'hosts': hosts, 'extra': extra or {}, 'bridge': [], 'identity': [], 'root_links': []}
+    return {'hosts': hosts, 'extra': extra or {}, 'bridge': [], 'identity': [], 'root_links': [],
+            'cgroups': []}
 
 
 def test_healthy_lab_needs_nothing(tmp_path):
@@ -54,6 +55,15 @@ def test_absent_destroys_running_hosts_and_files(tmp_path, absent):
     assert destroyed == [h for h in lab.hosts if h not in absent]
     assert ('delete_links', 'pnlab-mgmt pnlab-node2', 'lab_state=absent') in actions
     assert actions[-1][0] == 'remove_files'
+    assert not [a for a in actions if a[0] == 'remove_cgroups']
+
+
+def test_absent_removes_the_lab_s_cgroups_whatever_runs(tmp_path):
+    lab = make_lab(tmp_path)
+    current = current_with(lab, absent=lab.hosts)
+    current['cgroups'] = ['/sys/fs/cgroup/memory/podnet/lab']
+    assert lab.plan(current, 'absent') == [
+        ('remove_cgroups', '/sys/fs/cgroup/memory/podnet/lab', 'lab_state=absent')]
 
 
 def test_an_sshd_configuration_an_older_podnet_wrote_is_out_of_date(tmp_path):

@@ -77,6 +77,23 @@ def test_dead_container_is_restarted_by_name(node):
     assert actions == [('restart', 'default/web', 'container main exited')]
 
 
+def test_a_container_the_oom_killer_ended_is_restarted_saying_so(node):
+    web = pod('web')
+    web['containers'].append(dict(web['containers'][0], name='side'))
+    record = state(web, dead=['main', 'side'], oom=['main'])
+    actions = node.plan(node_state({'default/web': record}), {'default/web': web})
+    assert actions == [('restart', 'default/web', 'container main exited (OOMKilled), side exited')]
+
+
+def test_a_pod_cgroup_no_record_names_is_swept(node):
+    web = pod('web')
+    current = node_state({'default/web': state(web)})
+    current.cgroups = {'11111111-2222': 'kubepods/besteffort/pod11111111-2222',
+                       'ab-cd': 'kubepods/burstable/podab-cd'}
+    assert node.plan(current, {'default/web': web}) == [
+        ('forget_cgroup', 'kubepods/burstable/podab-cd', 'no pod owns it: what runs there is killed')]
+
+
 def test_wrong_mtu_is_set(node):
     web = pod('web')
     actions = node.plan(node_state({'default/web': state(web, mtu_now=1500)}), {'default/web': web})

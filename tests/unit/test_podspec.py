@@ -1,5 +1,6 @@
-"""Pod fields: what podnet reads, ignores or refuses, dnsPolicy, and the
-securityContext that sets a container's capabilities."""
+"""Pod fields: what podnet reads, ignores or refuses, dnsPolicy, the
+securityContext that sets a container's capabilities and seccomp profile,
+and the resources it reads."""
 import copy
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pytest
 import yaml
 from ansible.module_utils.podnet import caps, manifests
 from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.resources import ContainerResources
 
 ROOT = Path(__file__).resolve().parents[2]
 POD = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'web'},
@@ -136,8 +138,111 @@ def test_security_context_refusals_name_the_field(tmp_path, change, words):
 
 @pytest.mark.parametrize('change', [
     security(runAsUser=0, runAsNonRoot=False, allowPrivilegeEscalation=False,
-             seccompProfile={'type': 'RuntimeDefault'}, privileged=False),
-    spec(securityContext={'seccompProfile': {'type': 'RuntimeDefault'}, 'runAsUser': 0}),
+             seLinuxOptions={'level': 's0:c1'}, appArmorProfile={'type': 'Unconfined'},
+             privileged=False),
+    spec(securityContext={'seLinuxOptions': {'level': 's0:c1'}, 'runAsUser': 0,
+                          'appArmorProfile': {'type': 'RuntimeDefault'}}),
 ])
 def test_security_context_filters_podnet_does_not_apply_are_ignored(tmp_path, change):
-    assert load(tmp_path, change).containers[0].capabilities == sorted(caps.RUNTIME_DEFAULT)
+    found = load(tmp_path, change).containers[0]
+    assert (found.capabilities, found.seccomp) == (sorted(caps.RUNTIME_DEFAULT), 'RuntimeDefault')
+
+
+def seccomp_of(tmp_path, *changes):
+    """The effective seccomp profile of each container of POD, a second
+    container `d` added, after the changes."""
+    def change(doc):
+        doc['spec']['containers'].append({'name': 'd', 'image': 'busybox'})
+        for each in changes:
+            each(doc)
+    return [c.seccomp for c in load(tmp_path, change).containers]
+
+
+def pod_seccomp(kind):
+    return spec(securityContext={'seccompProfile': {'type': kind}})
+
+
+def test_a_pod_that_names_no_seccomp_profile_runs_under_runtime_default(tmp_path):
+    assert seccomp_of(tmp_path) == ['RuntimeDefault', 'RuntimeDefault']
+
+
+def test_the_pods_seccomp_profile_applies_to_every_container(tmp_path):
+    assert seccomp_of(tmp_path, pod_seccomp('Unconfined')) == ['Unconfined', 'Unconfined']
+
+
+def test_a_containers_seccomp_profile_overrides_the_pods(tmp_path):
+    assert seccomp_of(tmp_path, pod_seccomp('Unconfined'),
+                      security(seccompProfile={'type': 'RuntimeDefault'})) == [
+        'RuntimeDefault', 'Unconfined']
+    assert seccomp_of(tmp_path, pod_seccomp('RuntimeDefault'),
+                      security(seccompProfile={'type': 'Unconfined'})) == [
+        'Unconfined', 'RuntimeDefault']
+
+
+def test_a_privileged_container_is_unconfined_whatever_it_asks(tmp_path):
+    assert seccomp_of(tmp_path, pod_seccomp('RuntimeDefault'), security(
+        privileged=True, seccompProfile={'type': 'RuntimeDefault'})) == [
+        'Unconfined', 'RuntimeDefault']
+
+
+@pytest.mark.parametrize('change, words', [
+    (security(seccompProfile={'type': 'Localhost', 'localhostProfile': 'my.json'}),
+     'spec.containers[0].securityContext.seccompProfile.type: Localhost is not supported '
+     'by podnet'),
+    (pod_seccomp('Localhost'), 'spec.securityContext.seccompProfile.type: Localhost is not '
+     'supported by podnet'),
+    (security(seccompProfile={'type': 'Strict'}), "spec.containers[0].securityContext."
+     "seccompProfile.type: 'Strict' must be one of RuntimeDefault, Unconfined, Localhost"),
+    (pod_seccomp('runtimedefault'), "spec.securityContext.seccompProfile.type: "
+     "'runtimedefault' must be one of"),
+    (security(seccompProfile={}), 'spec.containers[0].securityContext.seccompProfile.type: '
+     'required (RuntimeDefault or Unconfined)'),
+    (spec(securityContext={'seccompProfile': {'localhostProfile': 'p.json'}}),
+     'spec.securityContext.seccompProfile.type: required'),
+    (security(seccompProfile={'type': 'RuntimeDefault', 'localhostProfile': 'p.json'}),
+     'seccompProfile.localhostProfile: can only be set when type is Localhost'),
+    (security(seccompProfile={'type': 'Unconfined', 'profile': 'x'}),
+     'spec.containers[0].securityContext.seccompProfile.profile: unknown field '
+     '(known: type, localhostProfile)'),
+    (security(seccompProfile='Unconfined'), 'securityContext.seccompProfile: must be a mapping'),
+])
+def test_seccomp_profiles_podnet_cannot_apply_are_refused_naming_the_field(tmp_path, change,
+                                                                           words):
+    assert words in refusal(tmp_path, change)
+
+
+def test_a_containers_resources_are_read_and_defaulted(tmp_path):
+    found = load(tmp_path, container(resources={'limits': {'memory': '128Mi', 'cpu': '500m'},
+                                                'requests': {'cpu': 0.25}}))
+    assert found.containers[0].resources == ContainerResources(
+        memory_limit=128 << 20, cpu_limit=500, memory_request=128 << 20, cpu_request=250)
+    assert found.qos_class == 'Burstable'
+
+
+def test_a_container_without_resources_has_none_and_the_pod_is_best_effort(tmp_path):
+    found = load(tmp_path, lambda d: None)
+    assert found.containers[0].resources == ContainerResources(None, None, None, None)
+    assert found.qos_class == 'BestEffort'
+
+
+def test_a_pod_whose_containers_set_only_limits_is_guaranteed(tmp_path):
+    limits = {'limits': {'memory': '64Mi', 'cpu': '1'}}
+    assert load(tmp_path, container(resources=limits)).qos_class == 'Guaranteed'
+
+
+@pytest.mark.parametrize('change, words', [
+    (container(resources={'limits': {'memory': '12 GB'}}),
+     "spec.containers[0].resources.limits.memory: '12 GB' is not a quantity (such as 128Mi, "
+     "1G, 500m)"),
+    (container(resources={'limits': {'cpu': '1'}, 'requests': {'cpu': '2'}}),
+     "spec.containers[0].resources.requests.cpu: '2' must be less than or equal to cpu limit"),
+    (container(resources={'limits': {'gpu': 1}}),
+     'spec.containers[0].resources.limits.gpu: unknown resource'),
+])
+def test_resources_refusals_name_the_file_pod_and_field(tmp_path, change, words):
+    assert words in refusal(tmp_path, change)
+
+
+def test_pod_level_resources_stay_ignored(tmp_path):
+    found = load(tmp_path, spec(resources={'limits': {'memory': 'whatever'}}))
+    assert found.containers[0].resources == ContainerResources()

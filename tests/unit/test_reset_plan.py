@@ -37,6 +37,20 @@ def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
         ('delete_table', srcguard.TABLE)]
 
 
+def test_pods_absent_sweeps_pod_cgroups_no_record_names_then_kubepods(tmp_path):
+    """A pod cgroup a crash left (no record) is swept like its sandbox: what
+    runs there is killed; then kubepods itself goes, in every hierarchy."""
+    from ansible.module_utils.podnet.cgroups import Hierarchy
+    hierarchies = {'memory': Hierarchy(str(tmp_path / 'memory'), 1, 'memory'),
+                   'pids': Hierarchy(str(tmp_path / 'pids'), 1, 'pids')}
+    for h in hierarchies.values():
+        (Path(h.path) / 'kubepods/besteffort/pod1a').mkdir(parents=True)
+    node = NodePods(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'does not exist'),
+                    hierarchies=hierarchies)
+    assert steps(node.plan_absent(node.read_remains())) == [
+        ('forget_cgroup', 'kubepods/besteffort/pod1a'), ('remove_cgroups', 'kubepods')]
+
+
 def test_pods_absent_on_a_reset_node_does_nothing(tmp_path):
     node = NodePods(str(tmp_path), None, None, run=None)
     assert node.plan_absent(NodeState({}, [], {}, [], None)) == []
