@@ -69,8 +69,9 @@ def floors(count):
     sandboxes with the spawner's own call (see above)."""
     sys.path.insert(0, str(ROOT / 'tests'))
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
-    from ansible.module_utils.podnet import spawner
-    from ansible.module_utils.podnet.rawnl import IFLA_MASTER, Rtnl, _attr
+    from ansible.module_utils.podnet.kernel import linux
+    from ansible.module_utils.podnet.pods import spawner
+    from ansible.module_utils.podnet.kernel.rawnl import IFLA_MASTER, Rtnl, _attr
 
     subprocess.run(['ip', 'link', 'add', 'floorbr', 'type', 'bridge'], check=True)
     bridge = socket.if_nametoindex('floorbr')
@@ -86,10 +87,10 @@ def floors(count):
 
     def network_only(req):
         os.close(os.open(req['netns'], os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0o444))
-        spawner._check(spawner.libc.unshare(spawner.CLONE_NEWNET), 'unshare')
-        spawner._mount('/proc/self/ns/net', req['netns'], None, spawner.MS_BIND)
-        spawner.wire_pod_side(req, home[spawner.CLONE_NEWNET])
-        spawner._go_home({spawner.CLONE_NEWNET: home[spawner.CLONE_NEWNET]})
+        linux.check(linux.libc.unshare(linux.CLONE_NEWNET), 'unshare')
+        linux.mount('/proc/self/ns/net', req['netns'], None, linux.MS_BIND)
+        spawner.wire_pod_side(req, home[linux.CLONE_NEWNET])
+        spawner._go_home({linux.CLONE_NEWNET: home[linux.CLONE_NEWNET]})
         rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', bridge)))
 
     took = []
@@ -106,9 +107,9 @@ def podnet_pods(count, state, containers, cgroups=True, seccomp='RuntimeDefault'
     filter (what each costs, measured by leaving it out)."""
     sys.path.insert(0, str(ROOT / 'tests'))
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
-    from ansible.module_utils.podnet.network import NetworkSpec, NodeNetwork
-    from ansible.module_utils.podnet.reconcile import Action
-    from ansible.module_utils.podnet.pods import NodePods
+    from ansible.module_utils.podnet.node.network import NetworkSpec, NodeNetwork
+    from ansible.module_utils.podnet.core.reconcile import Action
+    from ansible.module_utils.podnet.pods.pods import NodePods
 
     def run(argv, data=None):
         done = subprocess.run(argv, input=data, capture_output=True, text=True)
@@ -192,7 +193,7 @@ def main():
         return inner(count)
     sys.path.insert(0, str(ROOT / 'tests'))
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
-    from ansible.module_utils.podnet import cgroups
+    from ansible.module_utils.podnet.kernel import cgroups
     hierarchies = cgroups.read_hierarchies()
     entries = cgroups.node_cgroups('bench', str(os.getpid()), hierarchies)
     for entry in entries:

@@ -22,7 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tests'))
 import podnet_testlib  # noqa: E402,F401  (makes module_utils importable)
-from ansible.module_utils.podnet import netpol, netpol_nft, nft  # noqa: E402
+from ansible.module_utils.podnet.kernel import nft  # noqa: E402
+from ansible.module_utils.podnet.policy import netpol, netpol_nft  # noqa: E402
 
 NAMESPACES = ['ns%d' % i for i in range(10)]
 PORTS = [80, 81, 443, 8080]

@@ -26,7 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tests'))
 from vm_testlib import SWITCH, make_keys, scratch_fabric, scratch_vm, ssh  # noqa: E402
-from ansible.module_utils.podnet import qemu, rawnl, vmimage  # noqa: E402
+from ansible.module_utils.podnet.kernel import rawnl  # noqa: E402
+from ansible.module_utils.podnet.lab import qemu, vmimage  # noqa: E402
 
 CACHE = ROOT / '.lab' / 'images'
 

@@ -73,8 +73,8 @@ actions:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.netlink import require_pyroute2
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 NODE = dict(name=dict(type='str', required=True), underlay_ip=dict(type='str', required=True),
             underlay_prefixlen=dict(type='int', required=True),
@@ -92,8 +92,8 @@ def main():
         required_if=[('state', 'present', ('node', 'peers'))],
         supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet import backend
-    from ansible.module_utils.podnet.errors import PodnetError
+    from ansible.module_utils.podnet.core.errors import PodnetError
+    from ansible.module_utils.podnet.node import backend
     p = module.params
     absent = p['state'] == 'absent'
     try:

@@ -107,17 +107,18 @@ agrees:
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import explain
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.explain import explain
 
 
 def fabric_part(lab, src_node, dst_node, destination):
     """The fabric hops, read live in the lab fabric's namespace when the
     nodes are on a podnet lab: to the destination's node, or (no node) to
     the destination address itself."""
-    from ansible.module_utils.podnet import labhost, labnet, pathtrace
-    from ansible.module_utils.podnet.netlink import rtnl
+    from ansible.module_utils.podnet.explain import pathtrace
+    from ansible.module_utils.podnet.kernel.netlink import rtnl
+    from ansible.module_utils.podnet.lab import labhost, labnet
     pid = labhost.running_hosts(lab['name']).get(labnet.FABRIC) if lab else None
     target = (lab or {}).get('underlay', {}).get(dst_node) if dst_node else destination
     if pid is None or target is None:

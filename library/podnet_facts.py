@@ -53,9 +53,10 @@ ansible_facts:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import backend, policy_source
-from ansible.module_utils.podnet.nodestate import read_pod_cidr, read_pod_records
-from ansible.module_utils.podnet.netlink import links_by_name, require_pyroute2, rtnl, underlay_facts
+from ansible.module_utils.podnet.kernel.netlink import links_by_name, require_pyroute2, rtnl, underlay_facts
+from ansible.module_utils.podnet.node import backend
+from ansible.module_utils.podnet.node.nodestate import read_pod_cidr, read_pod_records
+from ansible.module_utils.podnet.policy import policy_source
 
 
 def pod_facts(record, links):

@@ -73,8 +73,8 @@ files:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import graph
-from ansible.module_utils.podnet.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.explain import graph
 
 
 def main():

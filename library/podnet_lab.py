@@ -112,9 +112,9 @@ actions:
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import labspec
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.kernel.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.lab import labspec
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
                     rack=dict(type='str'), underlay_ip=dict(type='str', required=True),
@@ -123,7 +123,7 @@ NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str
 
 
 def reserved_networks(params, lab_name):
-    from ansible.module_utils.podnet.lab import controller_routes
+    from ansible.module_utils.podnet.lab.lab import controller_routes
     cluster = labspec._network(params['cluster_cidr'], 'cluster_cidr')
     return [('the cluster CIDR %s' % cluster, cluster)] + controller_routes(lab_name)
 
@@ -141,7 +141,7 @@ def main():
             cluster_cidr=dict(type='str', default='10.42.0.0/16')),
         supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet.lab import Lab, LabPaths, summary
+    from ansible.module_utils.podnet.lab.lab import Lab, LabPaths, summary
     p = module.params
     try:
         spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))

@@ -100,13 +100,13 @@ import ipaddress
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.netlink import require_pyroute2
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, run_module
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 
 def spec_of(params, environ):
     """The module's wish; ValueError names the option at fault."""
-    from ansible.module_utils.podnet.network import NetworkSpec, ssh_client_address
+    from ansible.module_utils.podnet.node.network import NetworkSpec, ssh_client_address
     controllers = params['controller_addresses']
     if controllers is None:
         controllers = [a for a in [ssh_client_address(environ)] if a]
@@ -136,7 +136,7 @@ def main():
         required_if=[('state', 'present', ('pod_cidr', 'mtu'))],
         supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet.network import NodeNetwork
+    from ansible.module_utils.podnet.node.network import NodeNetwork
     p = module.params
     try:
         network = NodeNetwork(module.run_command, spec_of(p, os.environ))

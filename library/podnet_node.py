@@ -79,13 +79,13 @@ import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import capacity, sysctl
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.nodestate import (
-    clear_state, own_entries, read_pod_cidr, read_pod_records)
-from ansible.module_utils.podnet.netlink import require_pyroute2, underlay_facts
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, run_module
-from ansible.module_utils.podnet.statefile import read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, run_module
+from ansible.module_utils.podnet.core.statefile import read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.kernel import sysctl
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2, underlay_facts
+from ansible.module_utils.podnet.node.nodestate import clear_state, own_entries, read_pod_cidr, read_pod_records
+from ansible.module_utils.podnet.plan import capacity
 
 
 def read(params):
@@ -107,7 +107,7 @@ def read(params):
 
 def read_absent(params):
     """What a reset removes: the persist file and the state directory."""
-    from ansible.module_utils.podnet.sandbox import is_mount_point
+    from ansible.module_utils.podnet.pods.sandbox import is_mount_point
     return {'persist_file': read_text(params['persist_file']),
             'state_dir': own_entries(params['state_dir']),
             'mount_point': is_mount_point(params['state_dir'])}

@@ -185,9 +185,9 @@ actions:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.netlink import require_pyroute2
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, from_text, run_module
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, from_text, run_module
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
 
@@ -196,8 +196,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
-    from ansible.module_utils.podnet.cgroups import CONTROLLERS
-    from ansible.module_utils.podnet.pods import NodePods, container_view
+    from ansible.module_utils.podnet.kernel.cgroups import CONTROLLERS
+    from ansible.module_utils.podnet.pods.pods import NodePods, container_view
     p = module.params
     absent = p['state'] == 'absent'
     try:

@@ -98,10 +98,11 @@ isolated:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import netpol, netpol_nft, nft, policy_source
-from ansible.module_utils.podnet.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
-from ansible.module_utils.podnet.statefile import is_unreadable, read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.core.errors import PodnetError, SpecError
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
+from ansible.module_utils.podnet.core.statefile import is_unreadable, read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.policy import netpol, netpol_nft, policy_source
 
 POD_KEYS = ('namespace', 'name', 'node')
 CLUSTER_KEYS = ('policies', 'pods', 'namespaces')

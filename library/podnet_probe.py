@@ -92,8 +92,8 @@ elapsed:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import prober
-from ansible.module_utils.podnet.errors import PodnetError
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.explain import prober
 
 KEYED = dict(key=dict(type='str', required=True))
 

@@ -116,9 +116,9 @@ differences:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet import probe
-from ansible.module_utils.podnet.errors import PodnetError
-from ansible.module_utils.podnet.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
+from ansible.module_utils.podnet.explain import probe
 
 CELL_FIELDS = ('from', 'to', 'port', 'protocol', 'allowed')
 

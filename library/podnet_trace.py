@@ -100,7 +100,7 @@ probe:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.netlink import require_pyroute2
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 POD = dict(key=dict(type='str', required=True), netns=dict(type='str', required=True),
            veth=dict(type='str', required=True))
@@ -119,8 +119,8 @@ def main():
         required_one_of=[('source_pod', 'iif')], mutually_exclusive=[('source_pod', 'iif')],
         required_if=[('probe', True, ('source_pod',))], supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet import pathtrace
-    from ansible.module_utils.podnet.errors import PodnetError
+    from ansible.module_utils.podnet.core.errors import PodnetError
+    from ansible.module_utils.podnet.explain import pathtrace
     p = module.params
     try:
         flow = pathtrace.Flow(p['src'], p['dst'], p['port'], p['protocol'])

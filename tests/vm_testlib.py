@@ -11,8 +11,8 @@ import time
 from contextlib import contextmanager
 
 import podnet_testlib  # noqa: F401  (makes module_utils importable)
-from ansible.module_utils.podnet import qemu
-from ansible.module_utils.podnet.netlink import ensure_address, ensure_bridge, links_by_name, rtnl, set_up
+from ansible.module_utils.podnet.lab import qemu
+from ansible.module_utils.podnet.kernel.netlink import ensure_address, ensure_bridge, links_by_name, rtnl, set_up
 
 SWITCH, GATEWAY, VM_ADDRESS = 'br-rack1', '10.15.1.1/24', '10.15.1.11/24'
 # The outside host's address only: on some machines the apt mirror sits in

@@ -16,7 +16,7 @@ from ansible.plugins.action import ActionBase
 ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
                                      if p not in ansible.module_utils.__path__)
 
-from ansible.module_utils.podnet import names  # noqa: E402  (once the path above has it)
+from ansible.module_utils.podnet.core import names  # noqa: E402  (once the path above has it)
 
 ARGUMENT_SPEC = dict(roles=dict(type='list', elements='str', required=True),
                      entry_point=dict(type='str', default='main'))

@@ -26,8 +26,8 @@ class ActionModule(ActionBase):
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         # Here, not at the top: Ansible imports action plugins in its main
         # process, which every worker is forked from.
-        from ansible.module_utils.podnet import runlock
-        from ansible.module_utils.podnet.errors import PodnetError
+        from ansible.module_utils.podnet.lab import runlock
+        from ansible.module_utils.podnet.core.errors import PodnetError
         try:
             path = runlock.lock_path(p['lock_dir'], p['name'])
             me = runlock.playbook_process(os.getpid())

@@ -5,7 +5,7 @@ import re
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet import cgroups
+from ansible.module_utils.podnet.kernel import cgroups
 from podnet_testlib import ROOT, inventory_nodes, playbook_argv, playbook_env, testinfra_host
 
 VENV_BIN = ROOT / '.venv' / 'bin'

@@ -12,7 +12,7 @@ SCRIPT = '''
 import json, sys
 sys.path.insert(0, %r)
 import podnet_testlib
-from ansible.module_utils.podnet.netlink import TEARDOWN_GROUP, delete_links, links_by_name, rtnl
+from ansible.module_utils.podnet.kernel.netlink import TEARDOWN_GROUP, delete_links, links_by_name, rtnl
 with rtnl() as ipr:
     for i in range(4):
         ipr.link('add', ifname='va%%d' %% i, kind='veth', peer='vb%%d' %% i)

@@ -6,8 +6,8 @@ import os
 import re
 
 import pytest
-from ansible.module_utils.podnet import labssh
-from ansible.module_utils.podnet.labhost import running_hosts
+from ansible.module_utils.podnet.lab import labssh
+from ansible.module_utils.podnet.lab.labhost import running_hosts
 from podnet_testlib import ROOT
 from integration.conftest import playbook, residue
 

@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.podnet import cgroups
+from ansible.module_utils.podnet.kernel import cgroups
 from integration.conftest import playbook, pod_records, running_lab
 
 HIERARCHIES = cgroups.read_hierarchies()

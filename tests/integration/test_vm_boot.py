@@ -11,7 +11,7 @@ import pytest
 from podnet_testlib import ROOT
 from vm_testlib import GATEWAY, SWITCH, VM_ADDRESS, link_names, make_keys, running, scratch_fabric, scratch_vm, ssh
 
-from ansible.module_utils.podnet import qemu, vmimage
+from ansible.module_utils.podnet.lab import qemu, vmimage
 
 pytestmark = [pytest.mark.lab, pytest.mark.vm]
 

@@ -7,9 +7,11 @@ import shutil
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet import backend, nft, reconcile
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.reconcile import Action
+from ansible.module_utils.podnet.core import reconcile
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.node import backend
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.core.reconcile import Action
 
 NODE = {'name': 'node1', 'underlay_ip': '10.11.1.11', 'underlay_prefixlen': 24,
         'underlay_ifname': 'eth0', 'underlay_mtu': 1500, 'pod_cidr': '10.42.0.0/24',

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.podnet import caps
+from ansible.module_utils.podnet.kernel import caps
 
 DEFAULT = ['AUDIT_WRITE', 'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'MKNOD',
            'NET_BIND_SERVICE', 'NET_RAW', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT']

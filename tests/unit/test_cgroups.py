@@ -5,8 +5,8 @@ import os
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet import cgroups
-from ansible.module_utils.podnet.cgroups import Hierarchy, Limits
+from ansible.module_utils.podnet.kernel import cgroups
+from ansible.module_utils.podnet.kernel.cgroups import Hierarchy, Limits
 
 HYBRID = '''\
 24 23 0:21 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755

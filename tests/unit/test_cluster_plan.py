@@ -5,8 +5,10 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.podnet import caps, cluster, names
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.core import names
+from ansible.module_utils.podnet.kernel import caps
+from ansible.module_utils.podnet.plan import cluster
+from ansible.module_utils.podnet.core.errors import SpecError
 
 PYTHON, TOOLS = '/opt/podnet/venv/bin/python', '/opt/podnet/bin'
 AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost'
@@ -221,7 +223,7 @@ def test_more_pods_than_one_kernel_has_neighbour_entries_for_are_refused(tmp_pat
 
 def test_the_controller_tells_the_neighbour_table_of_lab_nodes_on_its_own_kernel():
     """A lab node's namespace does not show gc_thresh3; the controller, on the same kernel, does."""
-    from ansible.module_utils.podnet import capacity
+    from ansible.module_utils.podnet.plan import capacity
     here = {'kernel': 'k1', 'memory_available': 1, 'neighbours_max': 4096}
     nodes = [node('node1', '10.11.1.11', kernel='k1', neighbours_max=None),
              node('vm1', '10.11.1.12', kernel='k2', neighbours_max=None),
@@ -234,7 +236,7 @@ def test_other_labs_on_the_kernel_count_against_its_neighbour_table(tmp_path):
     2,048-entry table alone, not next to another lab's 400 pods (the
     controller sees them: pause processes, lab hosts' inits), and not
     counting this lab's own running pods twice."""
-    from ansible.module_utils.podnet import capacity
+    from ansible.module_utils.podnet.plan import capacity
     here = {'kernel': 'k1', 'memory_available': 1 << 40, 'neighbours_max': 2048}
     lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None, pid_namespace='pid:[%d]' % i,
                 pods=['default/p%d' % j for j in range(100 * i - 100, 100 * i)]) for i in (1, 2)]
@@ -254,7 +256,7 @@ def test_pods_no_record_names_yet_are_the_cluster_s_own_not_another_lab_s(tmp_pa
     beside this one starts pods before it records them. They were counted
     as another lab's, and the next run refused a lab that fitted (245 pods
     on a 1,024-entry table: '26 other pods and 2 other lab hosts')."""
-    from ansible.module_utils.podnet import capacity
+    from ansible.module_utils.podnet.plan import capacity
     here = {'kernel': 'k1', 'memory_available': 1 << 40, 'neighbours_max': 1024}
     lab = [node('node%d' % i, '10.11.1.1%d' % i, kernel='k1', neighbours_max=None, pid_namespace='pid:[%d]' % i,
                 pods=[]) for i in (1, 2, 3)]
@@ -266,7 +268,7 @@ def test_pods_no_record_names_yet_are_the_cluster_s_own_not_another_lab_s(tmp_pa
 def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     """Each pause process is counted under its parent's PID namespace: the
     node that started it (its spawner, or its init once that is gone)."""
-    from ansible.module_utils.podnet import capacity
+    from ansible.module_utils.podnet.plan import capacity
     argvs = {'1': [b'/pause'], '2': [b'/pause'], '3': [b'/usr/bin/python3.13', b'/x/podnet-lab-init', b'lab', b'node1'],
              '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat'],
              '8': [b'/pause']}
@@ -286,7 +288,7 @@ def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
 
 
 def test_a_node_tells_its_pid_namespace():
-    from ansible.module_utils.podnet import capacity
+    from ansible.module_utils.podnet.plan import capacity
     assert capacity.read_machine()['pid_namespace'] == os.readlink('/proc/self/ns/pid')
 
 

@@ -42,8 +42,8 @@ open('/srv/secret', 'w').write('the lab key\n')
 shown = %(shown)r  # a view path under /tmp, as a clone of the project may be
 os.makedirs(shown, exist_ok=True)
 open(shown + '/shown', 'w').write('the pods python\n')
-from ansible.module_utils.podnet import caps
-from ansible.module_utils.podnet.sandbox import Spawner, ensure_netns_dir
+from ansible.module_utils.podnet.kernel import caps
+from ansible.module_utils.podnet.pods.sandbox import Spawner, ensure_netns_dir
 hidden = {l.split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'}
 for _ in range(3):
     ensure_netns_dir()
@@ -121,7 +121,7 @@ def seen():
 
 
 def cap_mask(names):
-    from ansible.module_utils.podnet import caps
+    from ansible.module_utils.podnet.kernel import caps
     return sum(1 << caps.NUMBERS[n] for n in names)
 
 
@@ -134,7 +134,7 @@ def test_netns_folder_is_mounted_once_however_often_it_is_ensured(seen):
 
 
 def test_a_container_keeps_the_runtime_default_capabilities_only(seen):
-    from ansible.module_utils.podnet import caps
+    from ansible.module_utils.podnet.kernel import caps
     line = [l for l in seen['default'].splitlines() if l.startswith('CapEff')][0]
     assert int(line.split()[1], 16) == cap_mask(caps.RUNTIME_DEFAULT)
     assert not int(line.split()[1], 16) & cap_mask(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'])

@@ -5,9 +5,11 @@ import json
 import os
 
 import pytest
-from ansible.module_utils.podnet import nodestate, policy_source, statefile
-from ansible.module_utils.podnet.ipam import HostLocalIpam
-from ansible.module_utils.podnet.pods import NodePods
+from ansible.module_utils.podnet.core import statefile
+from ansible.module_utils.podnet.node import nodestate
+from ansible.module_utils.podnet.policy import policy_source
+from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
+from ansible.module_utils.podnet.pods.pods import NodePods
 from test_pods_plan import node_state, pod, state
 
 BAD = {'garbage': b'{garbage', 'empty': b'', 'wrong type': b'[1,2]', 'binary': b'\x00\xffgarbage',
@@ -121,7 +123,7 @@ def test_a_lock_path_that_is_a_folder_is_replaced_by_a_run_and_reported(tmp_path
 def test_a_port_on_cni0_that_is_no_pods_veth_is_taken_off_it(tmp_path):
     """Regression (issue 21): a veth 'rogue0' set master cni0 was reported by
     neither --check nor site.yml."""
-    from ansible.module_utils.podnet import pods
+    from ansible.module_utils.podnet.pods import pods
     web = state(pod('web'))
     links = {'cni0': {'index': 3, 'IFLA_LINKINFO': {'IFLA_INFO_KIND': 'bridge'}},
              web['veth']: {'index': 4, 'IFLA_MASTER': 3}, 'rogue0': {'index': 5, 'IFLA_MASTER': 3},

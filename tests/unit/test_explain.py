@@ -2,9 +2,9 @@
 (each bad argument named), the legs each node reads, the nat table judged
 from its rules, the source address read from conntrack, the text output."""
 import pytest
-from ansible.module_utils.podnet import explain, pathtrace
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.network import nat_ruleset
+from ansible.module_utils.podnet.explain import explain, pathtrace
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.node.network import nat_ruleset
 
 
 def pod(ip, mac, veth, ports=()):

@@ -2,7 +2,7 @@
 import runpy
 import sys
 
-from ansible.module_utils.podnet import manifests
+from ansible.module_utils.podnet.plan import manifests
 from podnet_testlib import ROOT
 
 GENERATOR = str(ROOT / 'bench' / 'gen_pods.py')

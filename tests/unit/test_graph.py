@@ -1,7 +1,7 @@
 """The cluster picture from facts: every node, pod, veth, bridge and tunnel
 drawn, a tunnel only one side holds shown as drift, explain's hops mapped
 onto the picture and drawn in colour."""
-from ansible.module_utils.podnet import graph
+from ansible.module_utils.podnet.explain import graph
 
 
 def facts(underlay, cidr, fdb, pods):

@@ -1,9 +1,9 @@
 """Image catalog: lookup without tag or registry, the kubelet's command and
 args rules, and refusals naming pod, container and field."""
 import pytest
-from ansible.module_utils.podnet import images
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.podspec import Container, Pod
+from ansible.module_utils.podnet.plan import images
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan.podspec import Container, Pod
 
 CATALOG = {
     'kennethreitz/httpbin': {'entrypoint': [], 'cmd': ['gunicorn', '-b', '0.0.0.0:80',

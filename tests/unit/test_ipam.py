@@ -3,7 +3,7 @@ release of unowned addresses, exhaustion, and the files it leaves."""
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.podnet.ipam import HostLocalIpam, IpamError
+from ansible.module_utils.podnet.pods.ipam import HostLocalIpam, IpamError
 
 SMALL = '10.42.1.0/29'  # .0 network, .1 gateway, .7 broadcast: .2-.6 for pods
 

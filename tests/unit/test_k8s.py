@@ -1,7 +1,7 @@
 """The shared Kubernetes rules: field sets, and the pod hostname."""
 import pytest
-from ansible.module_utils.podnet import k8s
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core.errors import SpecError
 
 
 def refusal(call, *args, **kwargs):

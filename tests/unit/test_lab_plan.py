@@ -2,7 +2,7 @@
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet.lab import Lab, LabPaths
+from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
 from test_labspec import parse_with
 
 
@@ -67,7 +67,7 @@ def test_absent_removes_the_lab_s_cgroups_whatever_runs(tmp_path):
 
 
 def test_an_sshd_configuration_an_older_podnet_wrote_is_out_of_date(tmp_path):
-    from ansible.module_utils.podnet import labssh
+    from ansible.module_utils.podnet.lab import labssh
 
     def run(argv):
         done = subprocess.run(argv, capture_output=True, text=True)

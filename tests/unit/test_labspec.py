@@ -3,8 +3,8 @@ import copy
 import ipaddress
 
 import pytest
-from ansible.module_utils.podnet import labspec
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.lab import labspec
+from ansible.module_utils.podnet.core.errors import SpecError
 
 LAB = {
     'name': 'lab', 'mtu': 1500,

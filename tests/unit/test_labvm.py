@@ -1,9 +1,9 @@
 """VM nodes of the lab, as the lab module declares them to qemu."""
 import copy
 
-from ansible.module_utils.podnet import labspec
-from ansible.module_utils.podnet.lab import LabPaths
-from ansible.module_utils.podnet.labvm import LabVms
+from ansible.module_utils.podnet.lab import labspec
+from ansible.module_utils.podnet.lab.lab import LabPaths
+from ansible.module_utils.podnet.lab.labvm import LabVms
 from test_labspec import LAB, NODES
 
 

@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from ansible.module_utils.podnet import manifest_files, manifests
+from ansible.module_utils.podnet.plan import manifest_files, manifests
 from podnet_testlib import ROOT
 from test_manifests import refusal
 

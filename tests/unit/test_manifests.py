@@ -5,10 +5,10 @@ import json
 
 import pytest
 import yaml
-from ansible.module_utils.podnet import manifests
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.manifests import Namespace
-from ansible.module_utils.podnet.podspec import Container, ContainerPort, Pod
+from ansible.module_utils.podnet.plan import manifests
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan.manifests import Namespace
+from ansible.module_utils.podnet.plan.podspec import Container, ContainerPort, Pod
 
 POD = {
     'apiVersion': 'v1', 'kind': 'Pod',

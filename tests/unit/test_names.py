@@ -1,5 +1,5 @@
 """Kernel names: within IFNAMSIZ, stable, prefixed in the root namespace."""
-from ansible.module_utils.podnet import names
+from ansible.module_utils.podnet.core import names
 
 
 def test_short_names_stay_readable():

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ansible.module_utils.podnet import reconcile
+from ansible.module_utils.podnet.core import reconcile
 
 TESTS = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def python(code):
 def test_rtnl_reads_links_without_the_protocols_it_does_not_use():
     loaded = python(
         "import sys\n"
-        "from ansible.module_utils.podnet.netlink import links_by_name, rtnl\n"
+        "from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl\n"
         "with rtnl() as ipr:\n"
         "    assert 'lo' in links_by_name(ipr)\n"
         "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('pyroute2.')}\n"
@@ -32,7 +32,7 @@ def test_rtnl_reads_links_without_the_protocols_it_does_not_use():
 
 def test_any_other_name_loads_the_whole_package():
     same = python(
-        "from ansible.module_utils.podnet import netlink\n"
+        "from ansible.module_utils.podnet.kernel import netlink\n"
         "from pyroute2 import NDB, IPRoute, config\n"
         "import pyroute2\n"
         "print(IPRoute is netlink.IPRoute, NDB.__name__, pyroute2.__version__ != 'unknown')")

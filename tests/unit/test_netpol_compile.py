@@ -15,10 +15,10 @@ import json
 import random
 
 import pytest
-from ansible.module_utils.podnet import netpol_nft
-from ansible.module_utils.podnet.netpol import (
+from ansible.module_utils.podnet.policy import netpol_nft
+from ansible.module_utils.podnet.policy.netpol import (
     Cluster, Requirement, Selector, allowed, parse_policy, selects)
-from ansible.module_utils.podnet.netpol_nft import BASE_CHAIN, FAMILY, TABLE, compile_node
+from ansible.module_utils.podnet.policy.netpol_nft import BASE_CHAIN, FAMILY, TABLE, compile_node
 
 NAMESPACES = {n: {'ns': n, 'kubernetes.io/metadata.name': n} for n in 'xyz'}
 NODE_IPS = {'node1': ['10.42.1.1', '192.168.50.11'], 'node2': ['10.42.2.1', '192.168.50.12']}

@@ -3,7 +3,7 @@ The yes or no is allowed()'s (held against hand-derived matrices in
 test_netpol_compile); here: the policy and rule index that allow, every
 policy that isolates a pod with no rule that allows, and both sides named
 when both deny."""
-from ansible.module_utils.podnet.netpol import decide
+from ansible.module_utils.podnet.policy.netpol import decide
 from unit.test_netpol_compile import (
     CLUSTER, DENY_ALL_X, DENY_EGRESS_X, DENY_INGRESS_X, EXTERNAL, NODE_IPS, PODS, labels, policy)
 

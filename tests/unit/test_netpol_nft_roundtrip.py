@@ -13,8 +13,8 @@ import shutil
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet import nft
-from ansible.module_utils.podnet.netpol_nft import FAMILY, TABLE, compile_node
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.policy.netpol_nft import FAMILY, TABLE, compile_node
 from test_netpol_compile import (
     CASES, DENY_ALL_X, NAMESPACES, NODE_IPS, PODS, big_cluster, compile_all, from_a, labels,
     policy, to_a)

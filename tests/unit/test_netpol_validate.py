@@ -3,8 +3,8 @@ refusal with the field path the API server would name."""
 import ipaddress
 
 import pytest
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.netpol import (
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.policy.netpol import (
     IPBlock, Peer, Policy, PolicyPort, Requirement, Rule, Selector, parse_policy)
 
 

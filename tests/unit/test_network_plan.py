@@ -7,11 +7,12 @@ import shutil
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet import nft, reconcile
-from ansible.module_utils.podnet.network import (
+from ansible.module_utils.podnet.core import reconcile
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.node.network import (
     ISOLATION, NAT, Mgmt, NetworkSpec, NodeNetwork, find_mgmt, isolation_ruleset, nat_ruleset,
     ssh_client_address)
-from ansible.module_utils.podnet.reconcile import Action
+from ansible.module_utils.podnet.core.reconcile import Action
 
 POD_CIDR, CLUSTER_CIDR = '10.42.1.0/24', '10.42.0.0/16'
 MGMT = Mgmt('mgmt0', ['172.30.1.12/24'])

@@ -3,9 +3,10 @@ and tables described in nft's own syntax for diffs."""
 import json
 
 import pytest
-from ansible.module_utils.podnet import network, nft
-from ansible.module_utils.podnet.network import nat_ruleset
-from ansible.module_utils.podnet.reconcile import Action
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.node import network
+from ansible.module_utils.podnet.node.network import nat_ruleset
+from ansible.module_utils.podnet.core.reconcile import Action
 
 POD_CIDR, CLUSTER_CIDR = '10.42.1.0/24', '10.42.0.0/16'
 CHAINS = [{'name': 'input', 'type': 'filter', 'hook': 'input', 'prio': 0, 'policy': 'accept'},

@@ -3,9 +3,9 @@ ruleset`: the first drop or reject is named by table, chain and rule; an
 accept ends a chain; jumps are followed; a drop policy counts; what the
 reader cannot judge is listed, never guessed; podnet's policy and nat
 tables are left to their own judges."""
-from ansible.module_utils.podnet import nft
-from ansible.module_utils.podnet.network import Mgmt, isolation_ruleset
-from ansible.module_utils.podnet.nfteval import judge
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.node.network import Mgmt, isolation_ruleset
+from ansible.module_utils.podnet.explain.nfteval import judge
 
 PACKET = {'src': '10.42.0.2', 'dst': '10.42.1.3', 'protocol': 'tcp', 'dport': 80,
           'iif': 'veth00000002', 'oif': 'flannel.1'}

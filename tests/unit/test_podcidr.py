@@ -1,8 +1,8 @@
 """Node pod CIDRs: lowest free subnet in inventory order, persisted ones
 kept, explicit ones honoured or refused, stable when nodes are added."""
 import pytest
-from ansible.module_utils.podnet import podcidr
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.plan import podcidr
+from ansible.module_utils.podnet.core.errors import SpecError
 
 CLUSTER = '10.42.0.0/16'
 

@@ -4,9 +4,10 @@ hostname."""
 import re
 
 import pytest
-from ansible.module_utils.podnet import nft, srcguard
-from ansible.module_utils.podnet.pods import NodePods, NodeState, hostname, mtu_seen, spec_hash, veth_name
-from ansible.module_utils.podnet.reconcile import Action
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.pods import srcguard
+from ansible.module_utils.podnet.pods.pods import NodePods, NodeState, hostname, mtu_seen, spec_hash, veth_name
+from ansible.module_utils.podnet.core.reconcile import Action
 
 MTU = 1450
 
@@ -154,7 +155,7 @@ def test_two_pods_on_one_address_the_one_ipam_does_not_name_is_recreated(node):
 def test_releases_come_before_creates_in_apply_order():
     """Regression: a run killed while creating 240 pods left the CIDR
     'exhausted' for ever, as leaked addresses were released after creates."""
-    from ansible.module_utils.podnet.pods import PHASES
+    from ansible.module_utils.podnet.pods.pods import PHASES
     order = [verb for phase in PHASES for verb in phase]
     assert order.index('release') < order.index('create')
     assert order.index('forget_netns') < order.index('create')
@@ -226,7 +227,7 @@ def test_the_guard_drops_every_port_without_a_pod_where_cni0_is_the_only_bridge(
     """Regression (issue 21): the catch-all matched only iifname "veth*", so
     frames from a foreign port on cni0 ('rogue0') were not checked at all.
     With bridges of the node's own, their ports are left alone."""
-    from ansible.module_utils.podnet import pods
+    from ansible.module_utils.podnet.pods import pods
     records = [state(pod('web'))]
     assert nft.describe(*srcguard.ruleset(records))['ports'][-1] == 'drop'
     assert nft.describe(*srcguard.ruleset(records, sole_bridge=False))['ports'][-1] == 'iifname "veth*" drop'

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.podnet import caps, manifests
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.resources import ContainerResources
+from ansible.module_utils.podnet.kernel import caps
+from ansible.module_utils.podnet.plan import manifests
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan.resources import ContainerResources
 
 ROOT = Path(__file__).resolve().parents[2]
 POD = {'apiVersion': 'v1', 'kind': 'Pod', 'metadata': {'name': 'web'},

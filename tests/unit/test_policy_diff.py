@@ -1,7 +1,8 @@
 """The diff of podnet_policy is the node's table in `nft list table` syntax,
 one line per rule, not a line of JSON (issue 7, "fix the diffs users read")."""
 import pytest
-from ansible.module_utils.podnet import nft, reconcile
+from ansible.module_utils.podnet.core import reconcile
+from ansible.module_utils.podnet.kernel import nft
 from test_netpol_compile import CASES, compile_all
 
 TABLE = 'ip podnet-policy'

@@ -6,8 +6,8 @@ import socket
 import threading
 
 import pytest
-from ansible.module_utils.podnet import probe, prober
-from ansible.module_utils.podnet.errors import SpecError
+from ansible.module_utils.podnet.explain import probe, prober
+from ansible.module_utils.podnet.core.errors import SpecError
 
 PODS = {'x/a': '10.42.0.2', 'x/b': '10.42.1.2', 'y/a': '10.42.2.2'}
 

@@ -1,8 +1,8 @@
 """The qemu command line of a VM and the refusals checked before any start."""
 import pytest
 
-from ansible.module_utils.podnet import qemu
-from ansible.module_utils.podnet.vmimage import Image
+from ansible.module_utils.podnet.lab import qemu
+from ansible.module_utils.podnet.lab.vmimage import Image
 
 
 def vm(name='node1', port=2201, memory=512, run_dir='/srv/podnet/.lab/lab', lab='lab'):

@@ -6,9 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from ansible.module_utils.podnet import backend, nft, nodestate, srcguard
-from ansible.module_utils.podnet.pods import NodePods, NodeState
-from ansible.module_utils.podnet.statefile import node_lock
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.node import backend, nodestate
+from ansible.module_utils.podnet.pods import srcguard
+from ansible.module_utils.podnet.pods.pods import NodePods, NodeState
+from ansible.module_utils.podnet.core.statefile import node_lock
 from test_pods_plan import node_state, pod, state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +42,7 @@ def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
 def test_pods_absent_sweeps_pod_cgroups_no_record_names_then_kubepods(tmp_path):
     """A pod cgroup a crash left (no record) is swept like its sandbox: what
     runs there is killed; then kubepods itself goes, in every hierarchy."""
-    from ansible.module_utils.podnet.cgroups import Hierarchy
+    from ansible.module_utils.podnet.kernel.cgroups import Hierarchy
     hierarchies = {'memory': Hierarchy(str(tmp_path / 'memory'), 1, 'memory'),
                    'pids': Hierarchy(str(tmp_path / 'pids'), 1, 'pids')}
     for h in hierarchies.values():
@@ -69,7 +71,7 @@ def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
 
 
 def test_pods_absent_removes_its_folders_after_the_pods_and_the_guard_last():
-    from ansible.module_utils.podnet.pods import PHASES
+    from ansible.module_utils.podnet.pods.pods import PHASES
     order = [verb for phase in PHASES for verb in phase]
     assert order.index('delete') < order.index('remove_folder') < order.index('delete_table')
 

@@ -1,9 +1,9 @@
 """Quantities, a container's resources and the pod's QoS class, as the API
 server parses, defaults and validates them and the kubelet classes them."""
 import pytest
-from ansible.module_utils.podnet import resources
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.resources import ContainerResources
+from ansible.module_utils.podnet.plan import resources
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan.resources import ContainerResources
 
 AT = 'spec.containers[0].resources'
 POD = 'Pod default/web'

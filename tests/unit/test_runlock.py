@@ -3,8 +3,9 @@ belongs to, and taking, waiting for and taking over the lock file."""
 import os
 
 import pytest
-from ansible.module_utils.podnet import runlock
-from ansible.module_utils.podnet.runlock import Holder, RunLockError
+from ansible.module_utils.podnet.kernel import linux
+from ansible.module_utils.podnet.lab import runlock
+from ansible.module_utils.podnet.lab.runlock import Holder, RunLockError
 
 PLAYBOOK = ['/venv/bin/python3', '/venv/bin/ansible-playbook', '-i', 'inv', 'site.yml']
 # pid: (parent, start, argv) -- the main run 100, its worker fork 200, the
@@ -44,7 +45,7 @@ def test_a_holder_is_alive_only_with_the_same_start_time_and_program():
 
 
 def test_stat_of_this_process_has_its_parent():
-    parent, start = runlock.read_stat(os.getpid())
+    parent, start = linux.read_stat(os.getpid())
     assert parent == os.getppid() and start > 0
 
 

@@ -20,8 +20,8 @@ import json, os, subprocess, sys
 sys.path.insert(0, %(tests)r)
 import podnet_testlib
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
-from ansible.module_utils.podnet.netlink import add_veth, rtnl, ensure_bridge
-from ansible.module_utils.podnet.sandbox import Spawner
+from ansible.module_utils.podnet.kernel.netlink import add_veth, rtnl, ensure_bridge
+from ansible.module_utils.podnet.pods.sandbox import Spawner
 with rtnl() as ipr:
     bridge = ensure_bridge(ipr, 'cni0', 1450)
     ipr.addr('add', index=bridge, address='10.42.7.1', prefixlen=24)
@@ -109,7 +109,7 @@ for cmd in ('ip netns add cni-t', 'ip -n cni-t link add eth0 type veth peer name
             'ip -n cni-t link set eth0 address 02:00:00:00:00:09 mtu 1450 up',
             'ip -n cni-t addr add 10.42.7.9/24 dev eth0', 'ip -n cni-t route add default via 10.42.7.1'):
     subprocess.run(cmd.split(), check=True)
-from ansible.module_utils.podnet.sandbox import read_inside
+from ansible.module_utils.podnet.pods.sandbox import read_inside
 print(json.dumps(read_inside('cni-t')))
 ''' % str(ROOT / 'tests')
     done = subprocess.run(['unshare', '--net', '--mount', '--propagation', 'private', sys.executable, '-c', script],
@@ -126,7 +126,7 @@ import json, os, subprocess, sys, time
 sys.path.insert(0, %(tests)r)
 import podnet_testlib
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
-from ansible.module_utils.podnet.sandbox import kill_holders
+from ansible.module_utils.podnet.pods.sandbox import kill_holders
 for name in ('cni-a', 'cni-b', 'cni-c'):
     subprocess.run(['ip', 'netns', 'add', name], check=True)
 start = lambda *argv: subprocess.Popen(list(argv))

@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 import pytest
-from ansible.module_utils.podnet import caps, rawnl, seccomp, spawner
+from ansible.module_utils.podnet.kernel import caps, linux, rawnl, seccomp
+from ansible.module_utils.podnet.pods import spawner
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason='installs filters as root does, without no_new_privs')
@@ -138,9 +139,9 @@ def test_missing_libseccomp_says_what_to_do(monkeypatch):
         seccomp.seccomp_program(RUNTIME_DEFAULT)
 
 
-def test_runs_beside_rawnl_and_spawner_in_a_bare_interpreter():
-    """The spawner concatenates the sources: standard library only, and no
-    module-level name that rawnl or spawner also defines."""
+def test_runs_beside_linux_rawnl_and_spawner_in_a_bare_interpreter():
+    """The spawner concatenates the sources (sandbox.Spawner): standard
+    library only, and no module-level name defined in two of them."""
     def defined(module):
         names = set()
         for node in ast.parse(inspect.getsource(module)).body:
@@ -150,7 +151,10 @@ def test_runs_beside_rawnl_and_spawner_in_a_bare_interpreter():
                 names.update(name.id for target in node.targets for name in ast.walk(target)
                              if isinstance(name, ast.Name))
         return names
-    assert defined(seccomp) & (defined(rawnl) | defined(spawner)) == set()
-    program = inspect.getsource(seccomp) + 'print(len(seccomp_program([])) % 8)'
+    sources = (linux, rawnl, seccomp, spawner)
+    for i, one in enumerate(sources):
+        for other in sources[i + 1:]:
+            assert defined(one) & defined(other) == set(), (one.__name__, other.__name__)
+    program = inspect.getsource(linux) + inspect.getsource(seccomp) + 'print(len(seccomp_program([])) % 8)'
     result = subprocess.run([sys.executable, '-S', '-c', program], capture_output=True, text=True)
     assert (result.returncode, result.stdout) == (0, '0\n'), result.stderr

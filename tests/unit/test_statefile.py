@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from ansible.module_utils.podnet.statefile import LockError, create_exclusive, node_lock, write_atomic
+from ansible.module_utils.podnet.core.statefile import LockError, create_exclusive, node_lock, write_atomic
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary(tmp_path):

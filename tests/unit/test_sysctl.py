@@ -1,4 +1,4 @@
-from ansible.module_utils.podnet import sysctl
+from ansible.module_utils.podnet.kernel import sysctl
 
 
 def test_plan_keeps_only_differing_values_compared_as_text():

@@ -1,8 +1,8 @@
 """What a VM is told at boot through qemu fw_cfg, and the refusals of bad values."""
 import pytest
 
-from ansible.module_utils.podnet.errors import SpecError
-from ansible.module_utils.podnet.vmguest import (CONFIG_SCRIPT, FW_CFG_DIR, GUEST_FILES, MGMT_TABLE,
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.lab.vmguest import (CONFIG_SCRIPT, FW_CFG_DIR, GUEST_FILES, MGMT_TABLE,
                                                  VmConfig, fw_cfg_files)
 
 KEY = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n'

@@ -1,7 +1,7 @@
 """The VM base image: its cache key, the mirror it is built from, and how
 a failed build step is reported."""
-from ansible.module_utils.podnet import vmimage
-from ansible.module_utils.podnet.vmguest import GUEST_FILES
+from ansible.module_utils.podnet.lab import vmimage
+from ansible.module_utils.podnet.lab.vmguest import GUEST_FILES
 
 MACHINE_SOURCES = [
     ('/etc/apt/sources.list.d/debian.sources', '''Types: deb

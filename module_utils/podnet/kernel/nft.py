@@ -1,0 +1,192 @@
+"""nftables through `nft -j` (libnftables JSON): whole tables, atomically.
+
+podnet owns its tables outright. A wanted table is a list of chains and
+rules; it is applied as one transaction that creates, empties and refills
+the table, so the kernel never sees half a ruleset. Checking costs one
+`nft -j list table`: chains and rules are compared as nft prints them, with
+handles dropped, so podnet writes expressions in the form nft prints.
+"""
+import json
+
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.core.reconcile import Action
+
+
+class NftError(PodnetError):
+    """nft refused a command."""
+
+
+def list_items(run, *what):
+    """The items `nft -j list WHAT...` prints; None when it names a table
+    that does not exist."""
+    rc, out, err = run(['nft', '-j', 'list'] + list(what))
+    if rc != 0:
+        if 'No such file or directory' in err or 'does not exist' in err:
+            return None
+        raise NftError(' '.join(what[1:]) or what[0], err.strip())
+    return json.loads(out)['nftables']
+
+
+def read_table(run, family, name):
+    """(chains, rules) of the table as the kernel holds it, handles dropped;
+    None when there is no such table."""
+    items = list_items(run, 'table', family, name)
+    if items is None:
+        return None
+    chains = [{k: v for k, v in i['chain'].items() if k not in ('family', 'table', 'handle')}
+              for i in items if 'chain' in i]
+    rules = [(i['rule']['chain'], i['rule']['expr']) for i in items if 'rule' in i]
+    return chains, rules
+
+
+def current_table(run, family, name):
+    """The table as wanted_table() shapes it, or None."""
+    found = read_table(run, family, name)
+    return None if found is None else wanted_table(*found)
+
+
+def wanted_table(chains, rules):
+    """Canonical, comparable form of a table's chains and rules. Set
+    elements are sorted: nft prints a hashed set in its own order."""
+    return json.dumps(_sorted_sets([sorted(chains, key=lambda c: c['name']),
+                                    [list(r) for r in rules]]), sort_keys=True)
+
+
+def _sorted_sets(value):
+    if isinstance(value, dict):
+        return {k: sorted((_sorted_sets(i) for i in v), key=lambda i: json.dumps(i, sort_keys=True))
+                if k == 'set' and isinstance(v, list) else _sorted_sets(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_sorted_sets(i) for i in value]
+    return value
+
+
+def table_commands(family, name, chains, rules):
+    """One transaction: ensure, delete, recreate with chains and rules.
+
+    chains: [{name, type, hook, prio, policy}]; rules: [(chain, [expr...])].
+    """
+    base = {'family': family, 'name': name}
+    cmds = [{'add': {'table': dict(base)}}, {'delete': {'table': dict(base)}},
+            {'add': {'table': dict(base)}}]
+    for chain in chains:
+        cmds.append({'add': {'chain': dict(chain, family=family, table=name)}})
+    for chain, expr in rules:
+        cmds.append({'add': {'rule': {'family': family, 'table': name, 'chain': chain,
+                                      'expr': expr}}})
+    return {'nftables': cmds}
+
+
+def delete_commands(family, name):
+    base = {'family': family, 'name': name}
+    return {'nftables': [{'add': {'table': dict(base)}}, {'delete': {'table': dict(base)}}]}
+
+
+def needs_update(current, chains, rules):
+    return current != wanted_table(chains, rules)
+
+
+# The verbs of plan_table() and plan_delete(): a change to the table itself.
+TABLE_VERBS = ('set_table', 'delete_table')
+
+
+def plan_table(name, current, chains, rules):
+    """[Action] making table `name` ("family table") hold chains and rules;
+    current is (chains, rules) as read_table() gives them, or None."""
+    if current is None:
+        return [Action('set_table', name, 'missing')]
+    if not needs_update(wanted_table(*current), chains, rules):
+        return []
+    have, want = len(current[1]), len(rules)
+    return [Action('set_table', name, '%d rules, want %d' % (have, want) if have != want
+                   else 'rules differ from the wanted ones')]
+
+
+def plan_delete(name, current):
+    """[Action] removing table `name` (state absent) when it is there."""
+    return [] if current is None else [Action('delete_table', name, 'state absent')]
+
+
+def apply(run, commands, subject):
+    rc, _, err = run(['nft', '-j', '-f', '-'], data=json.dumps(commands))
+    if rc != 0:
+        raise NftError(subject, 'nft refused the ruleset: %s' % err.strip())
+
+
+def prefix(cidr):
+    address, length = cidr.split('/')
+    return {'prefix': {'addr': address, 'len': int(length)}}
+
+
+def match(protocol, field, op, right):
+    return {'match': {'op': op, 'left': {'payload': {'protocol': protocol, 'field': field}},
+                      'right': right}}
+
+
+def meta_match(key, op, right):
+    """A match on packet metadata (iifname, oifname...), as nft prints it."""
+    return {'match': {'op': op, 'left': {'meta': {'key': key}}, 'right': right}}
+
+
+DROP = {'drop': None}
+
+
+# -- the table as people read it (diffs) -----------------------------------------
+VERDICTS = ('accept', 'drop', 'return', 'continue')
+BARE_META = ('iifname', 'oifname', 'iif', 'oif', 'mark')
+
+
+def describe(chains, rules):
+    """{chain: [header, rule, ...]} in `nft list table` syntax: what a diff
+    shows instead of the JSON podnet compares."""
+    found = {}
+    for chain in sorted(chains, key=lambda c: c['name']):
+        header = ('type %(type)s hook %(hook)s priority %(prio)s; policy %(policy)s' % chain
+                  if 'hook' in chain else 'regular chain')
+        found[chain['name']] = [header]
+    for chain, expr in rules:
+        found.setdefault(chain, []).append(' '.join(_statement(s) for s in expr))
+    return found
+
+
+def _statement(stmt):
+    (kind, body), = stmt.items()
+    if kind in VERDICTS or kind == 'masquerade':
+        return kind
+    if kind in ('jump', 'goto'):
+        return '%s %s' % (kind, body['target'])
+    if kind == 'match':
+        op = {'==': '', 'in': ''}.get(body['op'], body['op'])
+        left, right = _left(body['left']), _value(body['right'])
+        if left.endswith('ifname'):
+            right = json.dumps(body['right'])  # nft quotes interface names
+        return ' '.join(p for p in (left, op, right) if p)
+    if kind == 'vmap':
+        pairs = ', '.join('%s : %s' % (_value(k), _statement(v)) for k, v in body['data']['set'])
+        return '%s vmap { %s }' % (_left(body['key']), pairs)
+    return json.dumps(stmt, sort_keys=True)
+
+
+def _left(left):
+    if 'payload' in left:
+        return '%(protocol)s %(field)s' % left['payload']
+    if 'meta' in left:
+        key = left['meta']['key']
+        return key if key in BARE_META else 'meta ' + key
+    if 'ct' in left:
+        return 'ct ' + left['ct']['key']
+    return json.dumps(left, sort_keys=True)
+
+
+def _value(value):
+    if isinstance(value, list):
+        return ','.join(_value(v) for v in value)
+    if not isinstance(value, dict):
+        return str(value)
+    if 'prefix' in value:
+        return '%(addr)s/%(len)s' % value['prefix']
+    if 'range' in value:
+        return '%s-%s' % tuple(value['range'])
+    if 'set' in value:
+        return '{ %s }' % ', '.join(_value(v) for v in value['set'])
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,274 @@
+"""The lab provider: reconcile the running lab with its spec.
+
+Shape: read_current() -> plan(current) -> apply(actions). A lab host is
+either healthy (its init alive and every link and address in place, sshd up
+on nodes) or recreated whole, as a VM would be rebooted: partial repair of a
+half-broken host would hide the fault that broke it.
+"""
+import ipaddress
+import os
+import shutil
+
+from ansible.module_utils.podnet.core import names
+from ansible.module_utils.podnet.core.errors import LabError
+from ansible.module_utils.podnet.kernel import cgroups
+from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
+from ansible.module_utils.podnet.lab import labnet, labssh
+from ansible.module_utils.podnet.lab.labhost import (
+    LabHost,
+    init_program_of,
+    processes_by_pid_namespace,
+    running_hosts,
+    wait_for_tcp,
+)
+from ansible.module_utils.podnet.lab.labvm import LabVms
+
+SSH_WAIT_SECONDS = 15
+
+
+class LabPaths:
+    """Where the lab keeps its files on the controller (a git-ignored folder)."""
+
+    def __init__(self, lab_dir, lab_name, init_program, python, state_target, outside_server=()):
+        self.lab_dir = lab_dir
+        self.ssh_dir = os.path.join(lab_dir, 'ssh')
+        self.control_dir = os.path.join(lab_dir, 'cp')
+        self.run_dir = os.path.join(lab_dir, lab_name)
+        self.init_program = init_program
+        self.python = python
+        self.state_target = state_target
+        self.outside_server = list(outside_server)
+
+    def node_state(self, node):
+        return os.path.join(self.run_dir, 'state', node)
+
+
+def controller_routes(lab_name):
+    """[(description, network)] of the root namespace's routes, except the
+    default route and this lab's own management bridge."""
+    own = names.mgmt_bridge(lab_name)
+    found = []
+    with rtnl() as ipr:
+        by_index = {l['index']: n for n, l in links_by_name(ipr).items()}
+        for route in ipr.get_routes(family=2, table=254):
+            if not route['dst_len']:
+                continue
+            dev = by_index.get(route.get('RTA_OIF'), '?')
+            if dev == own:
+                continue
+            net = ipaddress.IPv4Network('%s/%d' % (route.get('RTA_DST'), route['dst_len']),
+                                        strict=False)
+            found.append(('the controller route %s dev %s' % (net, dev), net))
+    return found
+
+
+class Lab:
+    def __init__(self, spec, paths, run, cluster_cidr='10.42.0.0/16'):
+        self.spec = spec
+        self.paths = paths
+        self.run = run
+        self.hosts = [labnet.FABRIC, labnet.OUTSIDE] + [n.name for n in spec.nodes]
+        self.vms = LabVms(spec, paths, cluster_cidr)
+        self.hierarchies = cgroups.read_hierarchies()
+
+    # -- reading -----------------------------------------------------------
+    def read_current(self):
+        """{'hosts': {name: {'pid', 'problems'}}, 'extra': {name: pid}, ...}"""
+        pids = running_hosts(self.spec.name)
+        self._refuse_foreign(pids)
+        procs = processes_by_pid_namespace() if pids else {}
+        with rtnl() as ipr:
+            root_links = links_by_name(ipr)
+        hosts = {h: self._host_state(h, pids, procs, root_links) for h in self.hosts}
+        return {
+            'hosts': hosts,
+            'extra': {h: p for h, p in pids.items() if h not in hosts},
+            'bridge': self._bridge_problems(root_links),
+            'identity': labssh.plan_identity(self.paths.ssh_dir)
+                        + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/']),
+            'root_links': sorted(n for n in root_links
+                                 if n.startswith(names.root_prefix(self.spec.name))),
+            'cgroups': cgroups.lab_folders(self.spec.name, self.hierarchies),
+        }
+
+    def _refuse_foreign(self, pids):
+        """A lab of the same name run from another project folder (another
+        clone) shares bridge and addresses: never adopt or break it."""
+        for host, pid in pids.items():
+            program = init_program_of(pid)
+            if program and os.path.realpath(program) != os.path.realpath(self.paths.init_program):
+                raise LabError('podnet_lab.name', 'lab %r already runs from %s (host %s); '
+                               'tear it down there first' % (self.spec.name, program, host))
+
+    def _bridge_problems(self, root_links):
+        if all(n.kind == 'qemu' for n in self.spec.nodes):
+            return []  # VMs are managed over loopback: no bridge in the root namespace
+        bridge = names.mgmt_bridge(self.spec.name)
+        if bridge not in root_links:
+            return ['no bridge %s' % bridge]
+        return labnet.missing_addresses(None, {bridge: self.spec.mgmt.gateway_cidr})
+
+    def _host_state(self, host, pids, procs, root_links):
+        if self.vms.is_vm(host):
+            return self.vms.state(host, pids.get(labnet.FABRIC))
+        pid = pids.get(host)
+        if pid is None:
+            return {'pid': None, 'problems': ['not running']}
+        problems = labnet.missing_addresses(
+            LabHost(self.spec.name, host, pid).netns, labnet.wanted_addresses(self.spec, host))
+        if host == labnet.OUTSIDE and self.paths.outside_server and \
+                len(procs.get(os.readlink('/proc/%d/ns/pid' % pid), [])) < 2:
+            problems.append('its server is not running')
+        if host == labnet.OUTSIDE and labnet.FABRIC in pids:
+            problems += labnet.missing_addresses(
+                LabHost(self.spec.name, labnet.FABRIC, pids[labnet.FABRIC]).netns,
+                {names.FABRIC_OUTSIDE_IFNAME: self.spec.outside.gateway_cidr})
+        if host not in (labnet.FABRIC, labnet.OUTSIDE):
+            port = names.mgmt_port(self.spec.name, host)
+            if port not in root_links:
+                problems.append('no management port %s' % port)
+            if 'sshd' not in procs.get(os.readlink('/proc/%d/ns/pid' % pid), []):
+                problems.append('sshd not running')
+            problems += ['no cgroup %s of its own' % e['dir']
+                         for e in cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
+                         if not os.path.isdir(e['dir'])]
+        return {'pid': pid, 'problems': problems}
+
+    # -- planning ----------------------------------------------------------
+    def plan(self, current, state):
+        """A list of (verb, target, reason): what apply() would do."""
+        if state == 'absent':
+            actions = [('destroy', h, 'lab_state=absent')
+                       for h, s in current['hosts'].items() if s['pid']]
+            actions += [('destroy', h, 'lab_state=absent') for h in current['extra']]
+            if current['root_links']:
+                actions.append(('delete_links', ' '.join(current['root_links']), 'lab_state=absent'))
+            if current['cgroups']:
+                actions.append(('remove_cgroups', ' '.join(current['cgroups']), 'lab_state=absent'))
+            if os.path.exists(self.paths.run_dir):
+                actions.append(('remove_files', self.paths.run_dir, 'lab_state=absent'))
+            return actions
+        actions = []
+        if current['identity']:
+            actions.append(('identity', self.paths.ssh_dir, ', '.join(current['identity'])))
+        if current['bridge']:
+            actions.append(('bridge', names.mgmt_bridge(self.spec.name), '; '.join(current['bridge'])))
+        actions += [('destroy', h, 'not in the inventory') for h in current['extra']]
+        fabric_new = bool(current['hosts'][labnet.FABRIC]['problems'])
+        for host in self.hosts:
+            problems = current['hosts'][host]['problems']
+            if fabric_new and host != labnet.FABRIC and not problems:
+                problems = ['its underlay goes with the fabric']
+            if problems:
+                actions.append(('create', host, '; '.join(problems)))
+        return actions
+
+    # -- applying ----------------------------------------------------------
+    def apply(self, actions, current):
+        pids = {h: s['pid'] for h, s in current['hosts'].items()}
+        pids.update(current['extra'])
+        for verb, target, _ in actions:
+            if verb == 'identity':
+                if labssh.RELOAD_ON & set(labssh.ensure_identity(self.run, self.paths.ssh_dir)):
+                    self._reload_sshd(current)
+                os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
+            elif verb == 'bridge':
+                labnet.ensure_mgmt_bridge(self.spec)
+            elif verb == 'destroy' and self.vms.is_vm(target):
+                self.vms.destroy(target)
+            elif verb == 'destroy':
+                LabHost(self.spec.name, target, pids.pop(target, None)).destroy()
+                cgroups.remove_lab_host(self.spec.name, target, self.hierarchies)
+            elif verb == 'create':
+                pids[target] = self._recreate(target, pids)
+            elif verb == 'delete_links':
+                labnet.delete_root_links(target.split())
+            elif verb == 'remove_cgroups':
+                cgroups.remove_lab(self.spec.name, self.hierarchies)
+            elif verb == 'remove_files':
+                self._remove_files()
+        if any(verb == 'create' for verb, _, _ in actions):
+            self._wait_for_ssh()
+
+    def _reload_sshd(self, current):
+        """Healthy nodes' sshd take the new configuration (a node an older
+        init started gets the home it names); the SSH masters close, so that
+        the next command opens a session under it, once sshd listens again."""
+        healthy = [n for n in self.spec.nodes if n.kind == 'netns'
+                   and current['hosts'][n.name]['pid'] and not current['hosts'][n.name]['problems']]
+        for node in healthy:
+            host = LabHost(self.spec.name, node.name, current['hosts'][node.name]['pid'])
+            host.enter(self.run, ['mkdir', '-p', '-m', '700', labssh.NODE_HOME])
+            host.enter(self.run, labssh.SSHD_RELOAD)
+        self._close_ssh_masters(['%s-' % n.mgmt_ip for n in healthy])
+        if healthy:
+            self._wait_for_ssh()
+
+    def _recreate(self, host, pids):
+        if self.vms.is_vm(host):
+            return self.vms.create(host, pids.get(labnet.FABRIC))
+        LabHost(self.spec.name, host, pids.get(host)).destroy()
+        if host not in (labnet.FABRIC, labnet.OUTSIDE):
+            labnet.delete_root_links([names.mgmt_port(self.spec.name, host)])
+        lab_host = LabHost(self.spec.name, host)
+        fabric = LabHost(self.spec.name, labnet.FABRIC, pids.get(labnet.FABRIC))
+        if host == labnet.FABRIC:
+            lab_host.create(self.run, self.paths.python, self.paths.init_program)
+            labnet.plumb_fabric(self.spec, lab_host)
+            lab_host.enter(self.run, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
+        elif host == labnet.OUTSIDE:
+            lab_host.create(self.run, self.paths.python, self.paths.init_program,
+                            serve=self.paths.outside_server)
+            labnet.plumb_outside(self.spec, fabric, lab_host)
+        else:
+            node = next(n for n in self.spec.nodes if n.name == host)
+            lab_host.create(self.run, self.paths.python, self.paths.init_program,
+                            (self.paths.node_state(host), self.paths.state_target),
+                            cgroups=self._node_cgroups(host))
+            labnet.plumb_node(self.spec, node, lab_host, fabric)
+            lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip))
+        return lab_host.pid
+
+    def _node_cgroups(self, host):
+        """The node's cgroup folders, new: a crashed node's are removed."""
+        cgroups.remove_lab_host(self.spec.name, host, self.hierarchies)
+        entries = cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
+        for entry in entries:
+            cgroups.prepare_node(entry)
+        return entries
+
+    def _wait_for_ssh(self):
+        silent = wait_for_tcp([str(n.mgmt_ip) for n in self.spec.nodes if n.kind == 'netns'], 22,
+                              SSH_WAIT_SECONDS)
+        if silent:
+            raise LabError(', '.join(silent), 'sshd did not answer within %ds' % SSH_WAIT_SECONDS)
+        self.vms.wait_for_ssh(n.name for n in self.vms.nodes())
+
+    def _remove_files(self):
+        """The lab's run folder and its SSH masters. Keys stay, and so does
+        the (empty) state mountpoint: removing a directory detaches every
+        mount on it in every namespace, so an rmdir here, however checked
+        first, can race with another lab starting and strip its nodes of
+        their private state, which they then share on the controller."""
+        prefixes = ['%s-' % n.mgmt_ip for n in self.spec.nodes if n.kind == 'netns']
+        self._close_ssh_masters(prefixes + self.vms.control_socket_prefixes())
+        shutil.rmtree(self.paths.run_dir, ignore_errors=True)
+
+    def _close_ssh_masters(self, prefixes):
+        if not os.path.isdir(self.paths.control_dir):
+            return
+        for sock in os.listdir(self.paths.control_dir):
+            if sock.startswith(tuple(prefixes)):
+                self.run(['ssh', '-o', 'ControlPath=' + os.path.join(self.paths.control_dir, sock),
+                          '-O', 'exit', sock.split('-')[0]])
+
+
+def summary(current):
+    """{host: 'running' | 'absent' | 'broken: why'} for diffs and RETURN."""
+    out = {}
+    for host, s in current['hosts'].items():
+        if s['pid'] is None:
+            out[host] = 'absent'
+        else:
+            out[host] = 'broken: ' + '; '.join(s['problems']) if s['problems'] else 'running'
+    return out

@@ -1,0 +1,161 @@
+"""Lab hosts: init processes that each hold a host's namespaces.
+
+A lab host (a node, the fabric, the outside host) is PID 1 of its own PID
+namespace, started by the init program `podnet-lab-init LAB HOST ...`. The
+process table is the source of truth: a host is running exactly when such an
+init is alive, so a crashed init is found without pid files and a teardown
+finds every host podnet started for a lab, even after a lost state folder.
+"""
+import json
+import os
+import select
+import signal
+import time
+
+from ansible.module_utils.podnet.core.errors import LabError
+
+INIT_NAME = 'podnet-lab-init'
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%s/cmdline' % pid, 'rb') as f:
+            return f.read().decode(errors='replace').split('\0')
+    except OSError:
+        return []
+
+
+def _is_namespace_init(pid):
+    """True for PID 1 of a child PID namespace (not the launcher's parent half)."""
+    try:
+        with open('/proc/%s/status' % pid) as f:
+            for line in f:
+                if line.startswith('NSpid:'):
+                    return line.split()[-1] == '1' and len(line.split()) > 2
+    except OSError:
+        pass
+    return False
+
+
+def running_hosts(lab):
+    """{host name: pid} of every live lab host init of `lab`."""
+    found = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        argv = _cmdline(entry)
+        names = [i for i, a in enumerate(argv) if os.path.basename(a) == INIT_NAME]
+        if names and argv[names[0] + 1:names[0] + 2] == [lab] and _is_namespace_init(entry):
+            found[argv[names[0] + 2]] = int(entry)
+    return found
+
+
+def init_program_of(pid):
+    """Path of the init program a running lab host was started from."""
+    argv = _cmdline(pid)
+    return next((a for a in argv if os.path.basename(a) == INIT_NAME), None)
+
+
+def processes_by_pid_namespace():
+    """{pid namespace id: [command names]} over the whole process table."""
+    found = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            ns = os.readlink('/proc/%s/ns/pid' % entry)
+            with open('/proc/%s/comm' % entry) as f:
+                found.setdefault(ns, []).append(f.read().strip())
+        except OSError:
+            continue
+    return found
+
+
+class LabHost:
+    """One lab host: its name, kind and (once running) its init's host PID."""
+
+    def __init__(self, lab, name, pid=None):
+        self.lab = lab
+        self.name = name
+        self.pid = pid
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return '<LabHost %s/%s pid=%s>' % (self.lab, self.name, self.pid)
+
+    @property
+    def netns(self):
+        return '/proc/%d/ns/net' % self.pid
+
+    @property
+    def pid_namespace(self):
+        return os.readlink('/proc/%d/ns/pid' % self.pid)
+
+    def create(self, run, python, init_program, state_bind=None, serve=None, cgroups=()):
+        """Start the init; state_bind = (host folder, path inside the host);
+        serve = argv of a server the init runs as its child; cgroups: what
+        cgroups.node_cgroups() gives, for a host that runs pods."""
+        argv = [python, init_program, self.lab, self.name]
+        if state_bind:
+            os.makedirs(state_bind[0], mode=0o755, exist_ok=True)
+            os.makedirs(state_bind[1], mode=0o755, exist_ok=True)
+            argv += ['--state'] + list(state_bind)
+        if cgroups:
+            argv += ['--cgroups', json.dumps(list(cgroups))]
+        if serve:
+            argv += ['--serve'] + list(serve)
+        rc, out, err = run(argv)
+        if rc != 0:
+            raise LabError(self.name, 'init failed to start: %s' % (err.strip() or out.strip()))
+        self.pid = int(out.split()[-1])
+        return self.pid
+
+    def enter(self, run, argv):
+        """Run argv inside all of this host's namespaces; orphans it leaves
+        (daemons) are adopted by the host's init."""
+        rc, out, err = run(['nsenter', '--target', str(self.pid), '--all', '--'] + argv)
+        if rc != 0:
+            raise LabError(self.name, '%s failed: %s' % (argv[0], (err or out).strip()))
+        return out
+
+    def destroy(self, timeout=3.0):
+        """SIGTERM the init (the kernel then kills its whole PID namespace);
+        SIGKILL if it has not gone within the timeout."""
+        if self.pid is None:
+            return
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self.pid = None
+            return
+        try:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+                signal.pidfd_send_signal(pidfd, sig)
+                if select.select([pidfd], [], [], wait)[0]:
+                    break
+            else:
+                raise LabError(self.name, 'init %d did not exit after SIGKILL' % self.pid)
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(pidfd)
+        self.pid = None
+
+
+def wait_for_tcp(addresses, port, timeout):
+    """Wait until every address accepts TCP on port; return those that never did."""
+    import socket
+    pending = set(addresses)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for address in sorted(pending):
+            try:
+                with socket.create_connection((address, port), timeout=0.2):
+                    pending.discard(address)
+            except OSError:
+                pass
+        if pending:
+            time.sleep(0.05)
+    return sorted(pending)

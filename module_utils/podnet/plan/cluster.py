@@ -1,0 +1,92 @@
+"""The cluster plan, made on the controller before any node changes.
+
+From the manifests, the inventory's nodes and the image catalog it derives
+everything the node modules need: each node's pod CIDR, MTU and VTEP MAC,
+the pods placed on it with their resolved command lines, resources, seccomp
+profiles and QoS classes, and its peers.
+Every refusal (bad manifest, unknown image, unknown nodeName, overlapping
+CIDRs, host-gw across routed racks, pods beyond a pod CIDR or the memory
+of a machine) happens here, for all nodes at once.
+"""
+import dataclasses
+import os
+
+from ansible.module_utils.podnet.core import names
+from ansible.module_utils.podnet.node import backend
+from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr
+
+VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
+
+
+def resolve_paths(paths, root):
+    """Manifest paths as given, else relative to the project folder."""
+    return [p if os.path.isabs(p) or os.path.exists(p) else os.path.join(root, p) for p in paths]
+
+
+def _container(container, argv):
+    """What the node needs to run one container. resources: memory in bytes
+    and cpu in millicores ({memory,cpu}_{limit,request}, None where unset);
+    seccomp: RuntimeDefault or Unconfined."""
+    return {'name': container.name, 'argv': argv, 'env': dict(container.env),
+            'working_dir': container.working_dir, 'capabilities': container.capabilities,
+            'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
+                      for p in container.ports],
+            'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp}
+
+
+def _local_paths(catalog):
+    """{image name: {path in the image: local argv}} from the catalog's `paths`."""
+    return {images.image_name(k): v.get('paths') or {} for k, v in catalog.items()}
+
+
+def _pod(pod, catalog, paths):
+    argvs = images.resolve_pod(pod, catalog)
+    containers = []
+    for c in pod.containers:
+        argv = argvs[c.name]
+        local = paths.get(images.image_name(c.image), {}).get(argv[0])
+        containers.append(_container(c, list(local) + argv[1:] if local else argv))
+    return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
+            'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
+            'qos': pod.qos_class, 'containers': containers}
+
+
+def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
+    """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
+    underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
+    (keys of the pods running there), kernel, memory_available}]."""
+    found = manifests.load(manifest_paths)  # refuses an invalid policy too
+    order = [n['name'] for n in nodes]
+    running = {key: n['name'] for n in nodes for key in n.get('pods') or ()}
+    placement = manifests.schedule(found.pods, order, running)
+    cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
+                             {n['name']: n['explicit_pod_cidr'] for n in nodes
+                              if n.get('explicit_pod_cidr')})
+    paths = _local_paths(catalog)
+    pods = {p.key: _pod(p, catalog, paths) for p in found.pods}
+    records = {n['name']: dict(n, pod_cidr=cidrs[n['name']], vtep_mac=names.stable_mac('vtep', n['name']))
+               for n in nodes}
+    capacity.check_pod_cidrs(placement, cidrs)
+    capacity.check_memory(placement, nodes, running)
+    capacity.check_neighbours(placement, nodes)
+    plan = {}
+    for name, node in records.items():
+        peers = [{k: p[k] for k in ('name', 'underlay_ip', 'pod_cidr', 'vtep_mac')}
+                 for other, p in records.items() if other != name]
+        backend.wanted_state(backend_name, node, peers)  # refuses host-gw across racks
+        overhead = VXLAN_OVERHEAD if backend_name == 'vxlan' else 0
+        plan[name] = {'pod_cidr': node['pod_cidr'], 'vtep_mac': node['vtep_mac'],
+                      'mtu': node['underlay_mtu'] - overhead, 'peers': peers,
+                      'node': {k: node[k] for k in ('name', 'underlay_ip', 'underlay_prefixlen',
+                                                   'underlay_ifname', 'underlay_mtu', 'pod_cidr',
+                                                   'vtep_mac')},
+                      'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
+    # What every node's policy compiler needs of each pod, and no more: at
+    # 1,000 pods it is sent to every node, and the full pods tripled that task.
+    everyone = [{'namespace': pods[k]['namespace'], 'name': pods[k]['name'], 'node': placement[k],
+                 'labels': pods[k]['labels'],
+                 'ports': [port for c in pods[k]['containers'] for port in c['ports']]}
+                for k in sorted(pods)]
+    return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
+            'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
+            'policies': found.policies}

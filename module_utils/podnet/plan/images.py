@@ -1,0 +1,115 @@
+"""Container images as local commands.
+
+podnet pulls no images: a catalog maps an image name to the ENTRYPOINT and
+CMD its image config would carry, and a container's command line is built
+from them with the kubelet's rules, so manifests written for a real cluster
+run unchanged. A tag or digest and the implicit docker.io registry are
+ignored: `docker.io/library/busybox:1.36` is `busybox`.
+"""
+import re
+
+from ansible.module_utils.podnet.core.errors import SpecError
+
+CATALOG = 'image catalog'
+EXPANSION = re.compile(r'\$\$|\$\(([^)]*)\)')
+
+
+def image_name(reference):
+    """The image reference without tag, digest and implicit docker.io parts."""
+    name = reference.split('@', 1)[0]
+    slash = name.rfind('/')
+    if ':' in name[slash + 1:]:
+        name = name[:name.rindex(':')]
+    for prefix in ('docker.io/', 'index.docker.io/'):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    if name.startswith('library/') and name.count('/') == 1:
+        name = name[len('library/'):]
+    return name
+
+
+def _strings(entry, key, where):
+    value = entry.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(where, '%s: must be a list of strings' % key)
+    return list(value)
+
+
+def index(catalog):
+    """{image name: (entrypoint, cmd)} of a catalog, each entry checked;
+    two keys naming the same image are refused."""
+    found, keys = {}, {}
+    if not isinstance(catalog or {}, dict):
+        raise SpecError(CATALOG, 'must be a mapping of image name to {entrypoint, cmd}')
+    for key, entry in (catalog or {}).items():
+        where = '%s: %s' % (CATALOG, key)
+        if not isinstance(key, str) or not key or not isinstance(entry, dict):
+            raise SpecError(where, 'must map an image name to {entrypoint, cmd}')
+        name = image_name(key)
+        if name in keys:
+            raise SpecError(where, 'names the same image as %r (tag and docker.io ignored)'
+                            % keys[name])
+        keys[name] = key
+        found[name] = (_strings(entry, 'entrypoint', where), _strings(entry, 'cmd', where))
+    return found
+
+
+def expand(text, env):
+    """Kubernetes' $(VAR) expansion: a defined variable is replaced, an
+    undefined reference stays as written, and $$ is a literal $."""
+    def replace(match):
+        if match.group(0) == '$$':
+            return '$'
+        return env.get(match.group(1), match.group(0))
+    return EXPANSION.sub(replace, text)
+
+
+def _environment(container):
+    """The container's env, each value expanded against the ones before it."""
+    env = {}
+    for name, value in container.env.items():
+        env[name] = expand(value, env)
+    return env
+
+
+def _where(container, pod):
+    """(subject, field prefix) naming the container in an error."""
+    if pod is None:
+        return 'container %s' % container.name, ''
+    position = [c.name for c in pod.containers].index(container.name)
+    return pod.subject, 'spec.containers[%d].' % position
+
+
+def resolve(container, catalog, pod=None):
+    """The argv a container runs, as the kubelet builds it: command replaces
+    the image's ENTRYPOINT, args its CMD, and a command without args drops
+    the CMD. Only command and args get $(VAR) expansion, as in Kubernetes.
+
+    pod, when given, names the container's pod and index in errors.
+    """
+    images = index(catalog)
+    subject, prefix = _where(container, pod)
+    env = _environment(container)
+    command = [expand(a, env) for a in container.command]
+    args = [expand(a, env) for a in container.args]
+    name = image_name(container.image)
+    if name not in images:
+        if not command:
+            raise SpecError(subject, '%simage: unknown image %r and no command; known '
+                            'images: %s' % (prefix, container.image,
+                                            ', '.join(sorted(images)) or 'none'))
+        return command + args
+    entrypoint, cmd = images[name]
+    argv = (command or entrypoint) + (args or ([] if command else cmd))
+    if not argv:
+        raise SpecError(subject, '%scommand: empty: image %r has no entrypoint or cmd in '
+                        'the %s and the container gives no command or args'
+                        % (prefix, container.image, CATALOG))
+    return argv
+
+
+def resolve_pod(pod, catalog):
+    """{container name: argv} of every container of a pod."""
+    return {c.name: resolve(c, catalog, pod) for c in pod.containers}

@@ -1,0 +1,142 @@
+"""Kubernetes manifests read from files, validated as the API server would.
+
+There is no API server in podnet, so this module plays its part: every
+object is checked, defaulted and typed before a single pod starts, and each
+refusal names the file, the object and the field, e.g.
+`manifests/seed/pods.yaml: Pod default/web: spec.containers[1].image: ...`.
+Files are read within bounds by manifest_files, Pods are read by podspec,
+NetworkPolicies are validated by netpol and stay raw dicts: the policy
+compiler reads them itself.
+"""
+import copy
+from dataclasses import dataclass, field
+
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan import k8s, manifest_files, podspec
+from ansible.module_utils.podnet.policy import netpol
+
+API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1'}
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: dict  # always holds kubernetes.io/metadata.name: <name>
+
+
+@dataclass
+class Manifests:
+    namespaces: dict = field(default_factory=dict)  # name -> Namespace
+    pods: list = field(default_factory=list)
+    policies: list = field(default_factory=list)  # raw NetworkPolicy dicts
+
+
+def _kind(raw, location):
+    if not isinstance(raw, dict):
+        raise SpecError(location, 'must be a mapping (a Kubernetes object)')
+    kind = raw.get('kind')
+    if kind not in API_VERSIONS:
+        raise SpecError(location, 'kind: unsupported kind %r (podnet reads %s)' % (
+            kind, ', '.join('%s %s' % kv for kv in API_VERSIONS.items())))
+    if raw.get('apiVersion') != API_VERSIONS[kind]:
+        raise SpecError(location, 'apiVersion: %r is not %s, the apiVersion of %s'
+                        % (raw.get('apiVersion'), API_VERSIONS[kind], kind))
+    return kind
+
+
+def _subject(path, location, kind, raw):
+    """`file: Pod ns/name` once the object has a name, else its location."""
+    meta = raw.get('metadata')
+    name = meta.get('name') if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        return '%s: %s' % (location, kind)
+    if kind == 'Namespace':
+        return '%s: Namespace %s' % (path, name)
+    return '%s: %s %s/%s' % (path, kind, meta.get('namespace') or k8s.DEFAULT_NAMESPACE, name)
+
+
+def _namespace(raw, subject):
+    meta = k8s.section(raw, 'metadata', subject)
+    name = k8s.name(meta.get('name'), 'metadata.name', subject, label=True)
+    return Namespace(name, {**k8s.labels(meta.get('labels'), 'metadata.labels', subject),
+                            k8s.NAME_LABEL: name})
+
+
+def _policy(raw, subject):
+    """The raw policy with its namespace filled in, after netpol checked it."""
+    meta = k8s.section(raw, 'metadata', subject)
+    k8s.name(meta.get('name'), 'metadata.name', subject)
+    policy = copy.deepcopy(raw)
+    policy['metadata']['namespace'] = k8s.namespace_of(meta, subject)
+    netpol.parse_policy(policy, subject)
+    return policy
+
+
+def _read(kind, raw, subject, path):
+    """(object, identity, namespace or None) of one validated object."""
+    if kind == 'Namespace':
+        obj = _namespace(raw, subject)
+        return obj, obj.name, None
+    if kind == 'Pod':
+        obj = podspec.parse_pod(raw, subject, path)
+        return obj, obj.key, obj.namespace
+    obj = _policy(raw, subject)
+    namespace = obj['metadata']['namespace']
+    return obj, '%s/%s' % (namespace, obj['metadata']['name']), namespace
+
+
+def _check_namespaces(namespaces, seen):
+    """Every pod and policy lives in a declared namespace, or in default."""
+    for _, subject, namespace in seen.values():
+        if namespace is not None and namespace not in namespaces:
+            raise SpecError(subject, 'metadata.namespace: namespace %r is not declared '
+                            '(declared: %s)' % (namespace, ', '.join(sorted(namespaces))))
+
+
+def load(paths):
+    """Read and validate every manifest under paths; return Manifests.
+
+    The set is checked as a whole (duplicates, namespaces), so a refusal
+    comes before anything is started.
+    """
+    found, seen = Manifests(), {}  # (kind, identity) -> (location, subject, namespace)
+    for path, location, raw in manifest_files.documents(paths):
+        kind = _kind(raw, location)
+        subject = _subject(path, location, kind, raw)
+        obj, identity, namespace = _read(kind, raw, subject, path)
+        if (kind, identity) in seen:
+            raise SpecError(subject, 'metadata.name: %s %s is also declared in %s'
+                            % (kind, identity, seen[kind, identity][0]))
+        seen[kind, identity] = (location, subject, namespace)
+        if kind == 'Namespace':
+            found.namespaces[identity] = obj
+        else:
+            (found.pods if kind == 'Pod' else found.policies).append(obj)
+    found.namespaces.setdefault(k8s.DEFAULT_NAMESPACE, Namespace(
+        k8s.DEFAULT_NAMESPACE, {k8s.NAME_LABEL: k8s.DEFAULT_NAMESPACE}))
+    _check_namespaces(found.namespaces, seen)
+    return found
+
+
+def schedule(pods, nodes, running=None):
+    """{pod key: node}: spec.nodeName pins a pod; a pod already running on a
+    node stays there (Kubernetes never moves a running pod); the others,
+    sorted by key, each go to the node with the fewest pods so far (ties:
+    node order), so the same input always gives the same placement."""
+    nodes, running = list(nodes), running or {}
+    count, placed = dict.fromkeys(nodes, 0), {}
+    for pod in pods:
+        node = pod.node_name or (running.get(pod.key) if running.get(pod.key) in count else None)
+        if node is not None:
+            if node not in count:
+                raise SpecError(pod.subject, 'spec.nodeName: %r is not a node of the '
+                                'inventory (nodes: %s)' % (node, ', '.join(nodes)))
+            placed[pod.key] = node
+            count[node] += 1
+    for pod in sorted((p for p in pods if p.key not in placed), key=lambda p: p.key):
+        if not nodes:
+            raise SpecError(pod.subject, 'no node to schedule it on (no nodes)')
+        node = min(nodes, key=count.__getitem__)
+        placed[pod.key] = node
+        count[node] += 1
+    return {pod.key: placed[pod.key] for pod in pods}

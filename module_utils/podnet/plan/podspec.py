@@ -1,0 +1,293 @@
+"""Pods as the API server would store them, read from one raw manifest.
+
+Every field of a Pod is one of three kinds, stated in the tables below:
+read (podnet honours it), ignored (it changes nothing in podnet, such as
+probes or SELinux options, and is accepted so manifests from a cluster run
+unchanged), or not supported (initContainers, volumes, hostPort...): those
+are accepted only with their Kubernetes default, so a pod never runs
+differently from what its manifest asks without a refusal naming the field.
+Any other field is refused as unknown.
+
+Among what is read: each container's cpu and memory (resources.py, as the
+API server defaults them) and its seccomp profile, RuntimeDefault unless
+the manifest asks for Unconfined or the container is privileged.
+"""
+import re
+from dataclasses import dataclass, field
+
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.kernel import caps
+from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.plan.resources import ContainerResources, parse_resources, qos_class
+
+RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
+DNS_POLICIES = ('ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None')
+SECCOMP_TYPES = ('RuntimeDefault', 'Unconfined', 'Localhost')
+# The profile of a container whose manifest names none. Kubelet's own
+# default is Unconfined, but podnet runs untrusted pods, so it filters them
+# as a kubelet with --seccomp-default (SeccompDefault) does.
+DEFAULT_SECCOMP = 'RuntimeDefault'
+ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
+
+# (read, ignored, {not supported: accepted default}) per part of a Pod.
+SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'securityContext'),
+        ('terminationGracePeriodSeconds', 'serviceAccountName', 'serviceAccount',
+         'automountServiceAccountToken', 'imagePullSecrets', 'tolerations', 'priority',
+         'priorityClassName', 'preemptionPolicy', 'schedulerName', 'enableServiceLinks',
+         'readinessGates', 'subdomain', 'dnsConfig', 'overhead', 'resources'),
+        {'initContainers': [], 'ephemeralContainers': [], 'volumes': [], 'hostNetwork': False,
+         'hostPID': False, 'hostIPC': False, 'shareProcessNamespace': False, 'hostUsers': True,
+         'setHostnameAsFQDN': False, 'hostAliases': [], 'nodeSelector': {}, 'affinity': {},
+         'topologySpreadConstraints': [], 'runtimeClassName': None,
+         'activeDeadlineSeconds': None, 'schedulingGates': [], 'resourceClaims': [],
+         'os': {'name': 'linux'}})
+CONTAINER = (('name', 'image', 'command', 'args', 'env', 'ports', 'workingDir', 'securityContext',
+              'resources'),
+             ('imagePullPolicy', 'resizePolicy', 'terminationMessagePath',
+              'terminationMessagePolicy', 'livenessProbe', 'readinessProbe', 'startupProbe',
+              'stdin', 'stdinOnce', 'tty'),
+             {'volumeMounts': [], 'volumeDevices': [], 'envFrom': [], 'lifecycle': None,
+              'restartPolicy': None})
+PORT = (('containerPort', 'protocol', 'name'), (), {'hostPort': None, 'hostIP': None})
+ENV = (('name', 'value'), (), {'valueFrom': None})
+# Processes run as root with the capabilities of caps.keeps() under the
+# seccomp profile seccompProfile asks for (pod-wide, or per container):
+# identity and filesystem settings podnet cannot apply are refused, filters
+# it does not apply (SELinux, AppArmor) are ignored.
+IDENTITY = {'runAsUser': 0, 'runAsGroup': 0, 'runAsNonRoot': False}
+FILTERS = ('seLinuxOptions', 'appArmorProfile', 'windowsOptions')
+POD_SECURITY = (('seccompProfile',), FILTERS + ('fsGroupChangePolicy', 'supplementalGroupsPolicy',
+                                                'seLinuxChangePolicy'),
+                dict(IDENTITY, supplementalGroups=[], fsGroup=None, sysctls=[]))
+SECCOMP = (('type', 'localhostProfile'),)
+CONTAINER_SECURITY = (('capabilities', 'privileged', 'seccompProfile'),
+                      FILTERS + ('allowPrivilegeEscalation',),
+                      dict(IDENTITY, readOnlyRootFilesystem=False, procMount='Default'))
+
+
+@dataclass(frozen=True)
+class ContainerPort:
+    name: object  # an IANA service name, or None for an unnamed port
+    container_port: int
+    protocol: str = 'TCP'
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    image: str
+    command: list = field(default_factory=list)  # [] when not given
+    args: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)  # name -> value, in manifest order
+    ports: list = field(default_factory=list)  # [ContainerPort]
+    working_dir: object = None
+    privileged: bool = False
+    cap_add: tuple = ()  # canonical names (caps.canonical), ALL allowed
+    cap_drop: tuple = ()
+    seccomp_profile: str = DEFAULT_SECCOMP  # the container's, else the pod's, else the default
+    resources: ContainerResources = ContainerResources()  # cpu and memory, defaulted
+
+    @property
+    def capabilities(self):
+        """Sorted names of the capabilities the container keeps."""
+        return caps.keeps(self.privileged, self.cap_add, self.cap_drop)
+
+    @property
+    def seccomp(self):
+        """The profile it runs under, RuntimeDefault or Unconfined: a
+        privileged container is Unconfined whatever it asks, as on
+        Kubernetes (the runtime applies no seccomp to it)."""
+        return 'Unconfined' if self.privileged else self.seccomp_profile
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod as the API server would store it."""
+    namespace: str
+    name: str
+    labels: dict
+    node_name: object  # spec.nodeName, or None to let schedule() place it
+    containers: list
+    restart_policy: str = 'Always'  # Always | OnFailure | Never
+    spec_hostname: object = None  # spec.hostname, or None for the pod's name
+    source: str = ''  # the manifest file, to name it in later refusals
+
+    @property
+    def key(self):
+        return '%s/%s' % (self.namespace, self.name)
+
+    @property
+    def hostname(self):
+        return k8s.hostname(self.spec_hostname or self.name)
+
+    @property
+    def subject(self):
+        return '%s: Pod %s' % (self.source, self.key) if self.source else 'Pod %s' % self.key
+
+    @property
+    def qos_class(self):
+        """Guaranteed, Burstable or BestEffort, as the kubelet classes it."""
+        return qos_class(c.resources for c in self.containers)
+
+
+def _env(raw, where, subject):
+    env = {}
+    for i, item in enumerate(k8s.items(raw.get('env'), where + '.env', subject)):
+        at = '%s.env[%d]' % (where, i)
+        item = k8s.fields(item, at, subject, *ENV)
+        if not isinstance(item.get('name'), str) or not ENV_NAME.match(item['name']):
+            raise SpecError(subject, '%s.name: required, letters, digits, -, _ and . '
+                            'not starting with a digit' % at)
+        value = '' if item.get('value') is None else item['value']
+        if not isinstance(value, str):
+            raise SpecError(subject, '%s.value: %r must be a string (quote it)' % (at, value))
+        env[item['name']] = value
+    return env
+
+
+def _port(raw, at, subject):
+    raw = k8s.fields(raw, at, subject, *PORT)
+    number = k8s.port_number(raw.get('containerPort'), at + '.containerPort', subject)
+    name = raw.get('name')
+    if name is not None:
+        k8s.port_name(name, at + '.name', subject)
+    return ContainerPort(name, number, k8s.protocol(raw.get('protocol'), at + '.protocol', subject))
+
+
+def _capability_names(raw, at, subject):
+    names = []
+    for i, text in enumerate(k8s.items(raw, at, subject, str)):
+        if caps.canonical(text) is None:
+            raise SpecError(subject, '%s[%d]: %r is not a Linux capability (such as NET_ADMIN '
+                            'or CAP_NET_ADMIN) nor ALL' % (at, i, text))
+        names.append(caps.canonical(text))
+    return tuple(names)
+
+
+def _seccomp(raw, at, subject):
+    """The type a seccompProfile names, None when it is not given. podnet
+    has no profiles of its own on the nodes: Localhost is refused."""
+    if raw is None:
+        return None
+    raw = k8s.fields(raw, at, subject, *SECCOMP)
+    kind = raw.get('type')
+    if kind is None:
+        raise SpecError(subject, '%s.type: required (RuntimeDefault or Unconfined)' % at)
+    if kind not in SECCOMP_TYPES:
+        raise SpecError(subject, '%s.type: %r must be one of %s'
+                        % (at, kind, ', '.join(SECCOMP_TYPES)))
+    if kind == 'Localhost':
+        raise SpecError(subject, '%s.type: Localhost is not supported by podnet, which has no '
+                        'profiles on its nodes (RuntimeDefault or Unconfined)' % at)
+    if raw.get('localhostProfile') is not None:
+        raise SpecError(subject, '%s.localhostProfile: can only be set when type is Localhost'
+                        % at)
+    return kind
+
+
+def _pod_seccomp(spec, subject):
+    """The profile of the pod's containers that name none: the pod's
+    securityContext.seccompProfile, else DEFAULT_SECCOMP."""
+    at = 'spec.securityContext'
+    security = k8s.fields(spec.get('securityContext'), at, subject, *POD_SECURITY)
+    return _seccomp(security.get('seccompProfile'), at + '.seccompProfile',
+                    subject) or DEFAULT_SECCOMP
+
+
+def _security(raw, at, subject, pod_seccomp):
+    """{privileged, cap_add, cap_drop, seccomp_profile} of a container's
+    securityContext; pod_seccomp is the profile when it names none."""
+    raw = k8s.fields(raw, at, subject, *CONTAINER_SECURITY)
+    privileged = raw.get('privileged')
+    if privileged is not None and not isinstance(privileged, bool):
+        raise SpecError(subject, '%s.privileged: %r must be true or false' % (at, privileged))
+    capabilities = k8s.fields(raw.get('capabilities'), at + '.capabilities', subject,
+                              ('add', 'drop'))
+    return {'privileged': bool(privileged),
+            'cap_add': _capability_names(capabilities.get('add'), at + '.capabilities.add',
+                                         subject),
+            'cap_drop': _capability_names(capabilities.get('drop'), at + '.capabilities.drop',
+                                          subject),
+            'seccomp_profile': _seccomp(raw.get('seccompProfile'), at + '.seccompProfile',
+                                        subject) or pod_seccomp}
+
+
+def _container(raw, where, subject, pod_seccomp):
+    raw = k8s.fields(raw, where, subject, *CONTAINER)
+    image = raw.get('image')
+    if not isinstance(image, str) or not image.strip() or image != image.strip():
+        raise SpecError(subject, '%s.image: %r must be a non-empty string without '
+                        'surrounding spaces' % (where, image))
+    working_dir = raw.get('workingDir')
+    if working_dir is not None and not isinstance(working_dir, str):
+        raise SpecError(subject, '%s.workingDir: must be a string' % where)
+    ports = k8s.items(raw.get('ports'), where + '.ports', subject)
+    return Container(
+        name=k8s.name(raw.get('name'), where + '.name', subject, label=True), image=image,
+        command=k8s.items(raw.get('command'), where + '.command', subject, str),
+        args=k8s.items(raw.get('args'), where + '.args', subject, str),
+        env=_env(raw, where, subject), working_dir=working_dir or None,
+        ports=[_port(p, '%s.ports[%d]' % (where, i), subject) for i, p in enumerate(ports)],
+        resources=parse_resources(raw.get('resources'), where + '.resources', subject),
+        **_security(raw.get('securityContext'), where + '.securityContext', subject, pod_seccomp))
+
+
+def _check_unique(subject, named):
+    """named: [(field, name)]; a name given twice is refused at its second field."""
+    first = {}
+    for where, name in named:
+        if name in first:
+            raise SpecError(subject, '%s: %r is already used by %s' % (where, name, first[name]))
+        first[name] = where
+
+
+def _containers(spec, subject):
+    raw = spec.get('containers')
+    if not isinstance(raw, list) or not raw:
+        raise SpecError(subject, 'spec.containers: required, at least one container')
+    pod_seccomp = _pod_seccomp(spec, subject)
+    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod_seccomp)
+                  for i, c in enumerate(raw)]
+    _check_unique(subject, [('spec.containers[%d].name' % i, c.name)
+                            for i, c in enumerate(containers)])
+    _check_unique(subject, [('spec.containers[%d].ports[%d].name' % (i, j), p.name)
+                            for i, c in enumerate(containers)
+                            for j, p in enumerate(c.ports) if p.name is not None])
+    return containers
+
+
+def _choice(spec, key, choices, subject):
+    """spec[key] (its first choice, the default, when not given)."""
+    value = spec.get(key)
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        raise SpecError(subject, 'spec.%s: %r must be one of %s'
+                        % (key, value, ', '.join(choices)))
+    return value
+
+
+def _check_spec(spec, subject):
+    """The part of a spec podnet validates but does not keep: there is no
+    cluster DNS (dnsPolicy)."""
+    if _choice(spec, 'dnsPolicy', DNS_POLICIES, subject) == 'None' and not spec.get('dnsConfig'):
+        raise SpecError(subject, 'spec.dnsConfig: required when dnsPolicy is None')
+
+
+def parse_pod(raw, subject, source=''):
+    """A validated, defaulted Pod from a raw manifest dict; source is the
+    file it came from."""
+    meta = k8s.section(raw, 'metadata', subject)
+    namespace = k8s.namespace_of(meta, subject)
+    name = k8s.name(meta.get('name'), 'metadata.name', subject)
+    labels = k8s.labels(meta.get('labels'), 'metadata.labels', subject)
+    spec = k8s.fields(k8s.section(raw, 'spec', subject), 'spec', subject, *SPEC)
+    node_name = spec.get('nodeName')
+    if node_name is not None:
+        k8s.name(node_name, 'spec.nodeName', subject)
+    hostname = spec.get('hostname') or None
+    if hostname is not None:
+        k8s.name(hostname, 'spec.hostname', subject, label=True)
+    _check_spec(spec, subject)
+    return Pod(namespace, name, labels, node_name, _containers(spec, subject),
+               _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source)

@@ -1,0 +1,119 @@
+"""host-local style IPAM: one file per address in use, kept on the node.
+
+Like the CNI host-local plugin, each allocated address is a file named after
+it, holding the owning sandbox id; `last_reserved_ip` makes allocation
+round-robin, so an address freed by a deleted pod is not handed to the very
+next pod (stale ARP and conntrack entries point at it for a while). An
+address is free only when its file is gone and no pod record holds it
+(`taken`): no reuse while in use. The pods planner reserves again what a
+running pod holds and releases files whose owner no longer exists (owners()),
+so nothing leaks or doubles across crashes. Files are written whole
+(statefile), so a concurrent or killed writer never leaves half of one.
+"""
+import ipaddress
+import os
+
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.core.statefile import create_exclusive, read_checked, remove_any, write_atomic
+from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
+
+LAST = 'last_reserved_ip'
+
+
+class IpamError(PodnetError):
+    """The pod CIDR cannot give an address."""
+
+
+class HostLocalIpam:
+    def __init__(self, state_dir, pod_cidr):
+        self.network = ipaddress.IPv4Network(pod_cidr)
+        self.gateway = self.network.network_address + 1
+        self.dir = os.path.join(state_dir, IPAM_DIR, str(self.network).replace('/', '_'))
+        self._hosts = self._position = None
+        self._unrecorded = None  # the last address allocate() gave, not yet in LAST
+
+    def owners(self):
+        """{address: owner id} of every allocated address."""
+        if not os.path.isdir(self.dir):
+            return {}
+        return self.owners_of(n for n in os.listdir(self.dir) if n != LAST and not n.startswith('.'))
+
+    def _usable(self):
+        """The pod CIDR's addresses but the gateway, in order, with their
+        positions: made once, not for every pod (a /24 is 253 objects)."""
+        if self._hosts is None:
+            self._hosts = [str(a) for a in self.network.hosts() if a != self.gateway]
+            self._position = {a: i for i, a in enumerate(self._hosts)}
+        return self._hosts
+
+    def _last(self):
+        if self._unrecorded is not None:
+            return self._unrecorded
+        return read_checked(os.path.join(self.dir, LAST), str.strip)[0]
+
+    def _candidates(self):
+        """Usable addresses in allocation order: after the last reserved one."""
+        hosts = self._usable()
+        start = self._position.get(self._last(), -1) + 1
+        return hosts[start:] + hosts[:start]
+
+    def allocate(self, owner, taken=(), record=True):
+        """Reserve the next free address for owner; return 'a.b.c.d'.
+        taken: addresses pods hold whatever the files say. record=False
+        leaves last_reserved_ip to record_last(), once for many pods: it only
+        steers the round robin, and each write is a file created and renamed."""
+        for address in self._candidates():
+            if address not in taken and create_exclusive(self._path(address), self._owner_text(owner)):
+                self._unrecorded = address
+                if record:
+                    self.record_last()
+                return address
+        raise IpamError(str(self.network), 'pod CIDR exhausted: every address is in use')
+
+    def record_last(self):
+        """Write last_reserved_ip for the addresses allocated since."""
+        if self._unrecorded is not None:
+            write_atomic(os.path.join(self.dir, LAST), self._unrecorded)
+            self._unrecorded = None
+
+    def reserve(self, address, owner):
+        """Record that owner holds address (its file was lost)."""
+        write_atomic(self._path(address), self._owner_text(owner))
+
+    def release(self, address, owner=None):
+        """Free address; with owner, only if the file still names it."""
+        if owner is not None and self.owners_of([address]).get(address) != owner:
+            return
+        remove_any(self._path(address))
+
+    def owners_of(self, addresses):
+        """{address: owner id}; for a file that holds none (garbage, a
+        folder), a text naming the file and why, which no pod's id equals:
+        the pods planner then releases or reserves it again."""
+        found = {}
+        for address in addresses:
+            path = self._path(address)
+            owner, problem = read_checked(path, lambda text: text.split('\n')[0])
+            if problem:
+                found[address] = 'unreadable %s (%s)' % (path, problem)
+            elif owner is not None:
+                found[address] = owner
+        return found
+
+    def _path(self, address):
+        return os.path.join(self.dir, str(address))
+
+    @staticmethod
+    def _owner_text(owner):
+        return '%s\neth0\n' % owner
+
+    def stale_folders(self):
+        """Folders of earlier pod CIDRs of this node (left by a CIDR change)."""
+        parent = os.path.dirname(self.dir)
+        if not os.path.isdir(parent):
+            return []
+        return sorted(os.path.join(parent, d) for d in os.listdir(parent)
+                      if os.path.join(parent, d) != self.dir)
+
+    def capacity(self):
+        return self.network.num_addresses - 3
