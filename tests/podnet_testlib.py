@@ -111,3 +111,16 @@ def testinfra_host(hostvars):
         ssh_extra_args=hostvars.get('ansible_ssh_common_args', ''),
         # testinfra formats the command with %: the ssh tokens are escaped.
         controlpath=str(ROOT / '.lab' / 'cp' / '%%h-%%p-%%r'))
+
+
+NEEDS_ROOT = 'root'  # a root-only test's skip reason says so
+
+
+def skipped_as_root(report, euid=None):
+    """The reason a root-only test (its skip reason names root) skipped
+    while running as root, or None: as root such a skip means the machine
+    lacks what the test needs, and the run must not pass without it."""
+    if not report.skipped or (os.geteuid() if euid is None else euid) != 0:
+        return None
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason if NEEDS_ROOT in reason else None

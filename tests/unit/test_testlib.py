@@ -1,6 +1,9 @@
-"""The test plumbing that touches the machine: it must leave it as it was."""
+"""The test plumbing: what touches the machine must leave it as it was, and
+a root-only test may not skip when the run is root."""
+from types import SimpleNamespace
+
 import pytest
-from podnet_testlib import kernel_at_least
+from podnet_testlib import kernel_at_least, skipped_as_root
 
 SETTINGS = {'net.ipv4.neigh.default.gc_thresh3': 4096, 'net.ipv4.neigh.default.gc_thresh2': 2048}
 
@@ -32,3 +35,19 @@ def test_a_setting_that_cannot_be_set_fails_the_test_naming_it(tmp_path):
                                                     r'at least 4096, and it could not be set .*: sysctl -w '):
         with kernel_at_least(SETTINGS, 'the crash tests', root=str(tmp_path)):
             pass
+
+
+# -- a root-only test may not skip when the run is root (issue 22) --------------
+def report(skipped, reason):
+    return SimpleNamespace(skipped=skipped, longrepr=('test_x.py', 3, 'Skipped: ' + reason))
+
+
+def test_a_skip_that_names_root_is_a_failure_as_root_only():
+    needs = report(True, 'needs root and unshare to make a throwaway node')
+    assert skipped_as_root(needs, euid=0) == 'Skipped: needs root and unshare to make a throwaway node'
+    assert skipped_as_root(needs, euid=1000) is None
+
+
+def test_other_skips_and_passes_are_left_alone():
+    assert skipped_as_root(report(True, 'this kernel has no SCTP sockets'), euid=0) is None
+    assert skipped_as_root(report(False, 'root'), euid=0) is None
