@@ -7,10 +7,10 @@ import os
 import pytest
 from ansible.module_utils.podnet.core import statefile
 from ansible.module_utils.podnet.node import nodestate
-from ansible.module_utils.podnet.policy import policy_source
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
 from ansible.module_utils.podnet.pods.pods import NodePods
-from test_pods_plan import node_state, pod, state
+from ansible.module_utils.podnet.policy import policy_source
+from samples import node_state, pod, state
 
 BAD = {'garbage': b'{garbage', 'empty': b'', 'wrong type': b'[1,2]', 'binary': b'\x00\xffgarbage',
        'missing fields': b'{"namespace": "default", "name": "web"}'}

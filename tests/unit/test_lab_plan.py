@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
-from test_labspec import parse_with
+from samples import parse_with
 
 
 def make_lab(tmp_path):

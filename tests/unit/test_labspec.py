@@ -3,29 +3,9 @@ import copy
 import ipaddress
 
 import pytest
-from ansible.module_utils.podnet.lab import labspec
 from ansible.module_utils.podnet.core.errors import SpecError
-
-LAB = {
-    'name': 'lab', 'mtu': 1500,
-    'mgmt': {'subnet': '172.30.0.0/24', 'host_ip': '172.30.0.1'},
-    'racks': {'rack1': {'subnet': '10.11.1.0/24', 'gateway': '10.11.1.1'},
-              'rack2': {'subnet': '10.11.2.0/24', 'gateway': '10.11.2.1'}},
-    'outside': {'subnet': '203.0.113.0/24', 'gateway': '203.0.113.1', 'host_ip': '203.0.113.10'},
-}
-NODES = [
-    {'name': 'node1', 'mgmt_ip': '172.30.0.11', 'rack': 'rack1', 'underlay_ip': '10.11.1.11'},
-    {'name': 'node2', 'mgmt_ip': '172.30.0.12', 'rack': 'rack2', 'underlay_ip': '10.11.2.12'},
-]
-
-
-def parse_with(lab_change=None, node_change=None, reserved=()):
-    lab, nodes = copy.deepcopy(LAB), copy.deepcopy(NODES)
-    if lab_change:
-        lab_change(lab)
-    if node_change:
-        node_change(nodes)
-    return labspec.parse(lab, nodes, reserved)
+from ansible.module_utils.podnet.lab import labspec
+from samples import LAB, parse_with
 
 
 def refusal(**kwargs):

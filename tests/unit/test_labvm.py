@@ -4,7 +4,7 @@ import copy
 from ansible.module_utils.podnet.lab import labspec
 from ansible.module_utils.podnet.lab.lab import LabPaths
 from ansible.module_utils.podnet.lab.labvm import LabVms
-from test_labspec import LAB, NODES
+from samples import LAB, NODES
 
 
 def lab_vms(tmp_path, mixed=False):

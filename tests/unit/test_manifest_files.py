@@ -6,7 +6,7 @@ import time
 import pytest
 from ansible.module_utils.podnet.plan import manifest_files, manifests
 from podnet_testlib import ROOT
-from test_manifests import refusal
+from samples import refusal
 
 POLICY_HEAD = """\
 apiVersion: networking.k8s.io/v1

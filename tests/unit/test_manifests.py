@@ -5,10 +5,11 @@ import json
 
 import pytest
 import yaml
-from ansible.module_utils.podnet.plan import manifests
 from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.plan import manifests
 from ansible.module_utils.podnet.plan.manifests import Namespace
 from ansible.module_utils.podnet.plan.podspec import Container, ContainerPort, Pod
+from samples import refusal
 
 POD = {
     'apiVersion': 'v1', 'kind': 'Pod',
@@ -22,8 +23,12 @@ POD = {
          'workingDir': '/tmp', 'ports': [{'containerPort': 5353, 'protocol': 'UDP'}]},
     ]},
 }
+
+
 NAMESPACE = {'apiVersion': 'v1', 'kind': 'Namespace',
              'metadata': {'name': 'prod', 'labels': {'team': 'blue'}}}
+
+
 POLICY = {'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
           'metadata': {'name': 'deny-all'}, 'spec': {'podSelector': {}}}
 
@@ -41,12 +46,6 @@ def pod(name='web', namespace=None, change=None):
 def write(path, *docs):
     path.write_text(yaml.safe_dump_all(docs))
     return path
-
-
-def refusal(paths):
-    with pytest.raises(SpecError) as info:
-        manifests.load(paths)
-    return str(info.value)
 
 
 def test_multi_document_file_gives_typed_objects(tmp_path):

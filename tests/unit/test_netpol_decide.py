@@ -4,7 +4,7 @@ test_netpol_compile); here: the policy and rule index that allow, every
 policy that isolates a pod with no rule that allows, and both sides named
 when both deny."""
 from ansible.module_utils.podnet.policy.netpol import decide
-from unit.test_netpol_compile import (
+from netpol_cases import (
     CLUSTER, DENY_ALL_X, DENY_EGRESS_X, DENY_INGRESS_X, EXTERNAL, NODE_IPS, PODS, labels, policy)
 
 ALLOW_B_TO_A = policy('x/a-from-b', {'podSelector': labels(pod='a'), 'ingress': [

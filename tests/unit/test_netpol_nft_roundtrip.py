@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.policy.netpol_nft import FAMILY, TABLE, compile_node
-from test_netpol_compile import (
+from netpol_cases import (
     CASES, DENY_ALL_X, NAMESPACES, NODE_IPS, PODS, big_cluster, compile_all, from_a, labels,
     policy, to_a)
 

@@ -4,43 +4,17 @@ hostname."""
 import re
 
 import pytest
+from ansible.module_utils.podnet.core.reconcile import Action
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.pods import srcguard
-from ansible.module_utils.podnet.pods.pods import NodePods, NodeState, hostname, mtu_seen, spec_hash, veth_name
-from ansible.module_utils.podnet.core.reconcile import Action
-
-MTU = 1450
-
-
-def pod(name, labels=None, argv=('/bin/sleep', '3600')):
-    return {'namespace': 'default', 'name': name, 'labels': labels or {'app': name},
-            'containers': [{'name': 'main', 'argv': list(argv), 'env': {}, 'working_dir': None,
-                            'ports': []}]}
-
-
-def state(wanted, uid='11111111-2222', ip='10.42.1.2', **changes):
-    """A healthy pod's record as read_current() returns it."""
-    found = {'namespace': wanted['namespace'], 'name': wanted['name'], 'uid': uid,
-             'netns': 'cni-' + uid, 'veth': veth_name(uid), 'ip': ip, 'mac': '02:00:00:00:00:01',
-             'spec_hash': spec_hash(wanted), 'labels': dict(wanted['labels']),
-             'containers': {'main': {'pid': 200, 'start': 5000}},
-             'pause': {'pid': 100, 'start': 4000}, 'problems': [], 'dead': [], 'mtu_now': MTU}
-    found.update(changes)
-    return found
-
-
-def node_state(records=None, sandboxes=None, ipam=None, stale=(), guard=None):
-    """A consistent node: every record's sandbox and address in place and
-    the guard matching the records, unless given otherwise."""
-    records = dict(records or {})
-    if sandboxes is None:
-        sandboxes = [r['netns'] for r in records.values()]
-    if ipam is None:
-        ipam = {r['ip']: r['uid'] for r in records.values()}
-    if guard is None:
-        guard = nft.wanted_table(*srcguard.ruleset(records.values()))
-    return NodeState(records, list(sandboxes), dict(ipam), list(stale), guard)
-
+from ansible.module_utils.podnet.pods.pods import (
+    NodePods,
+    hostname,
+    mtu_seen,
+    spec_hash,
+    veth_name,
+)
+from samples import MTU, node_state, pod, state
 
 GUARD = Action('guard', srcguard.TABLE, 'pods changed')
 

@@ -3,7 +3,7 @@ one line per rule, not a line of JSON (issue 7, "fix the diffs users read")."""
 import pytest
 from ansible.module_utils.podnet.core import reconcile
 from ansible.module_utils.podnet.kernel import nft
-from test_netpol_compile import CASES, compile_all
+from netpol_cases import CASES, compile_all
 
 TABLE = 'ip podnet-policy'
 

@@ -6,12 +6,12 @@ import json
 import os
 from pathlib import Path
 
+from ansible.module_utils.podnet.core.statefile import node_lock
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.node import backend, nodestate
 from ansible.module_utils.podnet.pods import srcguard
 from ansible.module_utils.podnet.pods.pods import NodePods, NodeState
-from ansible.module_utils.podnet.core.statefile import node_lock
-from test_pods_plan import node_state, pod, state
+from samples import node_state, pod, state
 
 ROOT = Path(__file__).resolve().parents[2]
 
