@@ -8,11 +8,11 @@ INVENTORY ?= inventories/lab
 
 NODE ?= node1
 
-.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
-	@echo "make test  - unit tests, lab integration tests, every molecule scenario but vms"
+	@echo "make test  - lint, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
@@ -32,8 +32,12 @@ up: bootstrap
 down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
 
-# Molecule first, pytest last: the run ends with pytest's summary line.
-test: bootstrap-tests molecule unit-and-integration
+# Lint first (seconds), molecule, pytest last: the run ends with pytest's summary line.
+test: bootstrap-tests lint molecule unit-and-integration
+
+# ruff's classic rules (pycodestyle errors, pyflakes) on every Python file: ruff.toml.
+lint: bootstrap
+	ruff check
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").

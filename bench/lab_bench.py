@@ -31,7 +31,8 @@ for i in $(seq 1 "$1"); do
   ip link set pnbase-h$i master pnbase-br up
   ip -n pnbase-$i addr add 172.30.250.$((10+i))/24 dev eth0
   ip -n pnbase-$i link set eth0 up; ip -n pnbase-$i link set lo up
-  ip netns exec pnbase-$i /usr/sbin/sshd -f "$2/sshd_config" -o ListenAddress=172.30.250.$((10+i)) -o PidFile=/run/pnbase-$i.pid
+  ip netns exec pnbase-$i /usr/sbin/sshd -f "$2/sshd_config" -o ListenAddress=172.30.250.$((10+i)) \
+      -o PidFile=/run/pnbase-$i.pid
 done
 for i in $(seq 1 "$1"); do
   until (exec 3<>/dev/tcp/172.30.250.$((10+i))/22) 2>/dev/null; do sleep 0.01; done

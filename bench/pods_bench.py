@@ -170,7 +170,8 @@ def inner(count):
         print('    of which %-48s %5.1f ms/pod  (same without it: %.1f ms/pod)'
               % (piece, per_pod(with_container['setup'] - without['setup']), per_pod(without['setup'])))
     print('    every run, ms/pod: ' + '; '.join('%s %s' % item for item in spread.items()))
-    print('  re-check of %d unchanged pods                 %7.3f s  (goal < 0.2 s)' % (count, with_container['recheck']))
+    print('  re-check of %d unchanged pods                 %7.3f s  (goal < 0.2 s)'
+          % (count, with_container['recheck']))
     print('  podnet teardown, one call                      %7.1f ms/pod  (goal: at most setup, %.1f ms/pod: %s)'
           % (per_pod(with_container['teardown']), per_pod(with_container['setup']),
              'met' if with_container['teardown'] <= with_container['setup'] else 'NOT met'))

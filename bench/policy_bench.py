@@ -88,7 +88,8 @@ def main(argv=None):
     pods, namespaces = cluster(args.pods, args.nodes)
     local = [p for p in pods if p['node'] == 'node0']
     print('%d pods on %d nodes, %d on the measured node' % (len(pods), args.nodes, len(local)))
-    print('%-9s %-28s %-28s %s' % ('policies', 'podnet: rules, compile, load', 'naive: rules, build, load', 'rules ratio'))
+    print('%-9s %-28s %-28s %s'
+          % ('policies', 'podnet: rules, compile, load', 'naive: rules, build, load', 'rules ratio'))
     for count in args.counts:
         parsed = policies(count)
         start = time.perf_counter()

@@ -40,7 +40,7 @@ def timed(call, *args):
 
 def rss_mb(pid):
     with open('/proc/%d/status' % pid) as f:
-        return next(int(l.split()[1]) for l in f if l.startswith('VmRSS:')) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith('VmRSS:')) / 1024
 
 
 def image_build(cached_only):

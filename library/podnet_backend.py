@@ -69,7 +69,9 @@ actions:
   returned: always
   type: list
   elements: list
-  sample: [[create_vtep, flannel.1, missing], [set_routes, 10.42.1.0/24, "missing, want via 10.42.1.0 dev flannel.1 onlink"]]
+  sample:
+    - [create_vtep, flannel.1, missing]
+    - [set_routes, 10.42.1.0/24, "missing, want via 10.42.1.0 dev flannel.1 onlink"]
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -46,7 +46,9 @@ EXAMPLES = r'''
   podnet_cluster:
     manifests: [manifests/seed]
     root: "{{ podnet_root }}"
-    nodes: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars, ['ansible_facts', 'podnet_node']))) }}"
+    nodes: >-
+      {{ dict(ansible_play_hosts
+              | zip(ansible_play_hosts | map('extract', hostvars, ['ansible_facts', 'podnet_node']))) }}
     images: "{{ podnet_images }}"
   run_once: true
   delegate_to: localhost

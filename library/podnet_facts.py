@@ -82,7 +82,7 @@ def main():
     state_dir = module.params['state_dir']
     with rtnl() as ipr:
         links = links_by_name(ipr)
-        routes = route_facts(ipr, {l['index']: n for n, l in links.items()})
+        routes = route_facts(ipr, {link['index']: n for n, link in links.items()})
     kernel = backend.read_state(module.run_command)
     kind = 'vxlan' if kernel['vtep'] else ('host-gw' if kernel['routes'] else None)
     try:

@@ -75,7 +75,6 @@ actions:
   sample: [[set_sysctl, net.ipv4.ip_forward, "0, want 1"]]
 '''
 
-import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule

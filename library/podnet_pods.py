@@ -170,7 +170,8 @@ pending:
   elements: str
   sample: [default/web]
 ips:
-  description: The IP of each pod of the node after the call, by namespace/name (what podnet_policy takes as C(running)).
+  description:
+    - The IP of each pod of the node after the call, by namespace/name (what podnet_policy takes as C(running)).
   returned: always
   type: dict
   sample: {default/multi-container-pod: 10.42.1.14}

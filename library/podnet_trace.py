@@ -93,7 +93,9 @@ leaves_by:
   returned: always
   type: str
 probe:
-  description: The probe's outcome (C(connected), C(refused), C(answered), C(timeout) ...) and the source address the destination saw.
+  description:
+    - The probe's outcome (C(connected), C(refused), C(answered), C(timeout) ...) and the source address
+      the destination saw.
   returned: with O(probe)
   type: dict
   sample: {outcome: connected, delivered: true, seen_source: 10.42.0.2}

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conformance.netpol_model import running_model
 from conformance.report import Grid, Report, write_index
 from podnet_testlib import (ROOT, inventory_nodes, inventory_path, playbook_argv, playbook_env,
                             testinfra_host)
@@ -243,6 +244,12 @@ class GridRecorder:
 def pod_cidrs(nodes):
     return {name: host.file(STATE_DIR + '/pod-cidr').content_string.strip()
             for name, host in nodes.items()}
+
+
+@pytest.fixture(scope='session')
+def model(inventory, nodes):
+    """G5's cluster: the netpol e2e model's pods (netpol_model.py)."""
+    yield from running_model(inventory, nodes)
 
 
 @pytest.fixture(scope='session')

@@ -95,8 +95,9 @@ class Model:
 ENABLE = 'PODNET_G5'
 
 
-@pytest.fixture(scope='session')
-def model(inventory, nodes):
+def running_model(inventory, nodes):
+    """The model's pods on the cluster, for the `model` fixture
+    (conformance/conftest.py); the seed's pods come back after."""
     if os.environ.get(ENABLE) != '1':
         pytest.skip('G5 replaces the cluster\'s pods with the netpol e2e model: set %s=1 '
                     '(the molecule scenario netpol does)' % ENABLE)

@@ -218,14 +218,19 @@ def _number(ident):
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:0 24px 48px;color:#1d2228}
-h1{font-size:24px;margin:24px 0 4px}h2{font-size:19px;margin:32px 0 6px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+h1{font-size:24px;margin:24px 0 4px}
+h2{font-size:19px;margin:32px 0 6px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 h3{font-size:15px;margin:0}.meta{color:#57606a;margin:0 0 12px}
-.badge{display:inline-block;border-radius:10px;padding:0 9px;font-size:12px;font-weight:600;color:#fff;vertical-align:2px}
+.badge{display:inline-block;border-radius:10px;padding:0 9px;font-size:12px;font-weight:600;color:#fff;
+vertical-align:2px}
 .passed{background:#1a7f37}.failed,.error{background:#cf222e}.skipped{background:#9a6700}.not-run{background:#6e7781}
-table.summary{border-collapse:collapse;margin:12px 0}table.summary td,table.summary th{padding:4px 10px;border-bottom:1px solid #eaeef2;text-align:left}
+table.summary{border-collapse:collapse;margin:12px 0}
+table.summary td,table.summary th{padding:4px 10px;border-bottom:1px solid #eaeef2;text-align:left}
 .check{border:1px solid #d0d7de;border-left-width:5px;border-radius:6px;padding:10px 14px;margin:10px 0}
-.check.passed-check{border-left-color:#1a7f37}.check.failed-check,.check.error-check{border-left-color:#cf222e}.check.skipped-check{border-left-color:#9a6700}
-.doc{margin:4px 0;color:#32383f}pre{background:#f6f8fa;padding:8px;overflow:auto;font-size:12px;white-space:pre-wrap;word-break:break-all}
+.check.passed-check{border-left-color:#1a7f37}
+.check.failed-check,.check.error-check{border-left-color:#cf222e}.check.skipped-check{border-left-color:#9a6700}
+.doc{margin:4px 0;color:#32383f}
+pre{background:#f6f8fa;padding:8px;overflow:auto;font-size:12px;white-space:pre-wrap;word-break:break-all}
 pre.message{background:#fff5f5;border:1px solid #ffcecb}
 table.grid{border-collapse:collapse;margin:8px 0;font:12px ui-monospace,monospace}
 table.grid th{padding:2px 5px;font-weight:600;background:#f6f8fa}

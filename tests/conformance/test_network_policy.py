@@ -9,7 +9,7 @@ itself never leaves its namespace, so it is always allowed."""
 import socket
 
 import pytest
-from conformance.netpol_model import PODS, PORTS, PROTOCOLS, model  # noqa: F401  (fixture)
+from conformance.netpol_model import PODS, PORTS, PROTOCOLS
 
 
 def ns(pod):

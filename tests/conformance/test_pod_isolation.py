@@ -73,7 +73,7 @@ def seed_containers(pods):
 def test_containers_keep_only_the_runtime_default_capabilities(pods):
     for pod, name in seed_containers(pods):
         status = pod.host.check_output('cat /proc/%s/status', str(pod.containers[name]))
-        effective = [l for l in status.splitlines() if l.startswith('CapEff')][0].split()[1]
+        effective = [line for line in status.splitlines() if line.startswith('CapEff')][0].split()[1]
         assert int(effective, 16) == RUNTIME_DEFAULT, (pod, name, effective)
 
 

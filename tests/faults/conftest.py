@@ -105,7 +105,7 @@ def cluster():
 
 def errors(output):
     """The lines of a run's output that say what failed."""
-    return '\n'.join(l[:400] for l in output.splitlines() if l.startswith(('fatal', '[ERROR]')))
+    return '\n'.join(line[:400] for line in output.splitlines() if line.startswith(('fatal', '[ERROR]')))
 
 
 def changed_output(done):

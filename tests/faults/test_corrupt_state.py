@@ -93,4 +93,4 @@ def test_one_run_heals_it_all_and_the_next_changes_nothing(corrupted):
 
 def test_reset_works_whatever_the_state_files_hold(corrupted):
     assert corrupted['reset'].returncode == 0, errors(corrupted['reset'].stdout)
-    assert {n: l.strip() for n, l in corrupted['left'].items()} == dict.fromkeys(corrupted['left'], '')
+    assert {n: line.strip() for n, line in corrupted['left'].items()} == dict.fromkeys(corrupted['left'], '')

@@ -14,8 +14,8 @@ RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+fai
 
 def start_playbook(inventory, *args):
     """Start a project playbook as a user would; return the running process."""
-    return subprocess.Popen(playbook_argv(inventory, *args), cwd=ROOT, env=playbook_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(playbook_argv(inventory, *args), cwd=ROOT, env=playbook_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process, check=True, timeout=300):
@@ -83,7 +83,7 @@ def residue(lab, mgmt_addresses):
     found += ['process %s %s' % (pid, b' '.join(argv).decode())
               for pid, argv in lab_inits(lab) + lab_vms(lab)]
     mounts = open('/proc/self/mountinfo').read()
-    found += ['mount ' + l for l in mounts.splitlines() if '/.lab/' in l or '/var/lib/podnet' in l]
+    found += ['mount ' + line for line in mounts.splitlines() if '/.lab/' in line or '/var/lib/podnet' in line]
     if os.path.exists('/run/netns') and os.listdir('/run/netns'):
         found.append('named netns in root: %s' % os.listdir('/run/netns'))
     if (ROOT / '.lab' / lab).exists():

@@ -77,7 +77,7 @@ def test_a_lost_policy_table_is_a_disagreement_named_cell_by_cell(enforced):
 
 def sampled(done):
     """The pods a sampled probe says it picked, and its line."""
-    line = next(l for l in done.stdout.splitlines() if 'Probed a sample of' in l)
+    line = next(entry for entry in done.stdout.splitlines() if 'Probed a sample of' in entry)
     return line.split('): ', 1)[1].split('"')[0].split(), line
 
 

@@ -45,7 +45,7 @@ def processes(host):
 def snapshot(host):
     """What site.yml may add to a node, as sets a reset must restore."""
     lines = host.check_output
-    return {'links': sorted(l.split(': ')[1].split('@')[0] for l in lines('ip -o link').splitlines()),
+    return {'links': sorted(link.split(': ')[1].split('@')[0] for link in lines('ip -o link').splitlines()),
             'nft': sorted(lines('nft list tables').splitlines()),
             'netns': sorted(lines('ip netns list').splitlines()),
             # /var/lib/podnet is a lab node's mount point, and absent on a fresh VM.

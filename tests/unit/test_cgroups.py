@@ -126,8 +126,9 @@ def test_a_pod_without_a_cgroup_path_never_names_the_node_s_own(tmp_path):
     assert (tmp_path / 'cg' / 'cgroup.subtree_control').exists()
 
 
-@pytest.mark.parametrize('version, name, text', [(1, 'memory.oom_control', 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n'),
-                                                 (2, 'memory.events', 'low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n')])
+@pytest.mark.parametrize('version, name, text', [
+    (1, 'memory.oom_control', 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n'),
+    (2, 'memory.events', 'low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n')])
 def test_oom_kills_are_read_per_container(tmp_path, version, name, text):
     hierarchies = {'memory': Hierarchy(str(tmp_path), version, 'memory' if version == 1 else '')}
     pod = cgroups.PodCgroups(hierarchies, 'kubepods/poda1')

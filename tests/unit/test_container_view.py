@@ -135,14 +135,14 @@ def test_netns_folder_is_mounted_once_however_often_it_is_ensured(seen):
 
 def test_a_container_keeps_the_runtime_default_capabilities_only(seen):
     from ansible.module_utils.podnet.kernel import caps
-    line = [l for l in seen['default'].splitlines() if l.startswith('CapEff')][0]
+    line = [entry for entry in seen['default'].splitlines() if entry.startswith('CapEff')][0]
     assert int(line.split()[1], 16) == cap_mask(caps.RUNTIME_DEFAULT)
     assert not int(line.split()[1], 16) & cap_mask(['NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'])
 
 
 def test_a_privileged_container_keeps_every_capability_the_node_has(seen):
-    line = [l for l in seen['privileged'].splitlines() if l.startswith('CapEff')][0]
-    own = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0]
+    line = [entry for entry in seen['privileged'].splitlines() if entry.startswith('CapEff')][0]
+    own = [line for line in open('/proc/self/status') if line.startswith('CapEff')][0]
     assert int(line.split()[1], 16) == int(own.split()[1], 16)
 
 
@@ -150,7 +150,7 @@ def test_a_container_sees_neither_the_node_state_nor_the_lab_keys(seen):
     out = seen['default']
     assert 'the lab key' not in out
     assert 'No such file or directory' in out  # /srv/secret and .lab are simply not there
-    assert 'podnet' not in [l.strip() for l in out.splitlines()]  # no /var/lib/podnet
+    assert 'podnet' not in [line.strip() for line in out.splitlines()]  # no /var/lib/podnet
 
 
 def test_system_folders_are_read_only_and_scratch_is_writable(seen):
@@ -188,7 +188,7 @@ def test_dev_shm_is_a_shared_scratch_folder_of_64_mib(seen):
     """Regression (issue 21): /dev/shm, /tmp, /var/tmp and /run were tmpfs
     mounts of half the machine's memory each."""
     assert 'shm-1777' in seen['default']
-    size = [l for l in seen['default'].splitlines() if l.startswith('shm-size-')][0].split('-')
+    size = [line for line in seen['default'].splitlines() if line.startswith('shm-size-')][0].split('-')
     assert int(size[2]) * int(size[3]) == 64 << 20
 
 
@@ -239,5 +239,5 @@ def test_a_container_starts_with_no_signal_ignored(seen):
     """Regression: Python ignores SIGPIPE and SIGXFSZ, and exec keeps an
     ignored signal ignored: `yes | head -1` in a pod never ended by SIGPIPE."""
     from podnet_testlib import ignores_no_signal
-    ignored = [l for l in seen['default'].splitlines() if l.startswith('SigIgn')][0]
+    ignored = [line for line in seen['default'].splitlines() if line.startswith('SigIgn')][0]
     assert ignores_no_signal(ignored.split()[1])

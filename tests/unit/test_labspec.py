@@ -28,15 +28,16 @@ def test_rack_defaults_to_the_first_rack():
 
 
 @pytest.mark.parametrize('change, field, words', [
-    (lambda l: l['racks']['rack2'].update(subnet='10.11.1.128/25', gateway='10.11.1.129'),
+    (lambda lab: lab['racks']['rack2'].update(subnet='10.11.1.128/25', gateway='10.11.1.129'),
      'podnet_lab.racks.rack2.subnet', 'overlaps podnet_lab.racks.rack1.subnet'),
-    (lambda l: l['mgmt'].update(subnet='172.30.0.0/33'), 'podnet_lab.mgmt.subnet', 'not an IPv4 subnet'),
-    (lambda l: l['mgmt'].update(subnet='172.30.0.5/24'), 'podnet_lab.mgmt.subnet', 'host bits'),
-    (lambda l: l['racks']['rack1'].update(gateway='10.11.9.1'), 'podnet_lab.racks.rack1.gateway', 'outside its subnet'),
-    (lambda l: l['outside'].update(host_ip='203.0.113.255'), 'podnet_lab.outside.host_ip', 'broadcast'),
-    (lambda l: l.update(name='Lab-1'), 'podnet_lab.name', 'lowercase'),
-    (lambda l: l.update(mtu=100), 'podnet_lab.mtu', '1280 to 9000'),
-    (lambda l: l.update(racks={}), 'podnet_lab.racks', 'at least one rack'),
+    (lambda lab: lab['mgmt'].update(subnet='172.30.0.0/33'), 'podnet_lab.mgmt.subnet', 'not an IPv4 subnet'),
+    (lambda lab: lab['mgmt'].update(subnet='172.30.0.5/24'), 'podnet_lab.mgmt.subnet', 'host bits'),
+    (lambda lab: lab['racks']['rack1'].update(gateway='10.11.9.1'), 'podnet_lab.racks.rack1.gateway',
+     'outside its subnet'),
+    (lambda lab: lab['outside'].update(host_ip='203.0.113.255'), 'podnet_lab.outside.host_ip', 'broadcast'),
+    (lambda lab: lab.update(name='Lab-1'), 'podnet_lab.name', 'lowercase'),
+    (lambda lab: lab.update(mtu=100), 'podnet_lab.mtu', '1280 to 9000'),
+    (lambda lab: lab.update(racks={}), 'podnet_lab.racks', 'at least one rack'),
 ])
 def test_bad_lab_settings_name_their_field(change, field, words):
     message = refusal(lab_change=change)

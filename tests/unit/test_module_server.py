@@ -192,7 +192,7 @@ def wait_gone(pid, folder):
 
 def test_a_signal_to_the_launcher_reaches_the_module(node, tmp_path):
     env, folder = node
-    server = start_server(env, folder)
+    start_server(env, folder)  # the node fixture stops it
     flag = tmp_path / 'started'
     tail = """import signal, time
 def stopped(number, frame):

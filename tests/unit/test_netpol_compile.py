@@ -76,8 +76,8 @@ def test_selects():
     assert selects(Selector(), {}) and selects(Selector(), labelled)
     assert selects(Selector((('pod', 'a'),)), labelled)
     assert not selects(Selector((('pod', 'a'), ('tier', 'db'))), labelled)
-    requirement = (lambda op, *values: Selector(match_expressions=(
-        Requirement('tier', op, values),)))
+    def requirement(op, *values):
+        return Selector(match_expressions=(Requirement('tier', op, values),))
     assert selects(requirement('In', 'web', 'db'), labelled)
     assert not selects(requirement('In', 'db'), labelled)
     assert not selects(requirement('In', 'web'), {'pod': 'a'})

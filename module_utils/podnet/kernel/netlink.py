@@ -77,7 +77,7 @@ def link_index(ipr, ifname):
 
 def links_by_name(ipr):
     """{ifname: link message} of every link in the namespace."""
-    return {l.get('IFLA_IFNAME'): l for l in ipr.get_links()}
+    return {link.get('IFLA_IFNAME'): link for link in ipr.get_links()}
 
 
 def addresses_by_link(ipr):
@@ -138,8 +138,8 @@ def delete_links(ipr, names):
     left there is put back first, and on failure the links are put back."""
     links = links_by_name(ipr)
     doomed = [links[n]['index'] for n in names if n in links]
-    strays = [l['index'] for l in links.values()
-              if l.get_attr('IFLA_GROUP') == TEARDOWN_GROUP and l['index'] not in doomed]
+    strays = [link['index'] for link in links.values()
+              if link.get_attr('IFLA_GROUP') == TEARDOWN_GROUP and link['index'] not in doomed]
     for index in strays:
         _tolerate_gone(ipr.link, 'set', index=index, group=0)
     if not doomed:

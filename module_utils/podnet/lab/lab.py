@@ -49,7 +49,7 @@ def controller_routes(lab_name):
     own = names.mgmt_bridge(lab_name)
     found = []
     with rtnl() as ipr:
-        by_index = {l['index']: n for n, l in links_by_name(ipr).items()}
+        by_index = {link['index']: n for n, link in links_by_name(ipr).items()}
         for route in ipr.get_routes(family=2, table=254):
             if not route['dst_len']:
                 continue

@@ -109,7 +109,7 @@ def read_state(run):
     guard = nft.read_table(run, *GUARD.split())
     with rtnl() as ipr:
         links = links_by_name(ipr)
-        by_index = {l['index']: n for n, l in links.items()}
+        by_index = {link['index']: n for n, link in links.items()}
         vtep = links.get(VTEP)
         state = {'vtep': _vtep(ipr, vtep) if vtep else None, 'fdb': {}, 'neigh': {}, 'routes': {},
                  'guard': guard}

@@ -63,7 +63,6 @@ try:
         IFA_ADDRESS,
         IFA_BROADCAST,
         IFA_LOCAL,
-        IFF_UP,
         IFLA_ADDRESS,
         IFLA_IFNAME,
         IFLA_INFO_DATA,

@@ -353,8 +353,12 @@ def _endpoint(value, cluster):
 
 
 def _same(a, b):
-    pod = (lambda e: (e['namespace'], e['name']) if isinstance(e, dict) else e)
-    return pod(a) == pod(b)
+    return _identity(a) == _identity(b)
+
+
+def _identity(endpoint):
+    """A pod by namespace and name; anything else (an address) as it is."""
+    return (endpoint['namespace'], endpoint['name']) if isinstance(endpoint, dict) else endpoint
 
 
 def decide(src, dst, port, protocol, cluster, policies):
