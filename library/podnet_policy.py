@@ -127,18 +127,25 @@ def cluster_pods(pods, running):
 NEW_ADDRESS = '0.0.0.0'  # what check mode puts for an address the real run allocates
 
 
-def following(p, chains, rules):
-    """In check mode: [Action] when this node's table refers to a pod that
-    gets a new address (created or recreated on any node), so the real run
-    changes the table here too, though no rule can say to what yet."""
+def following(p, chains, rules, source):
+    """In check mode: [Action] when a pod gets a new address in the real
+    run (created or recreated on any node) and this node's table refers to
+    it, or the record of what the table was compiled from (which names
+    every pod's address) does: the real run changes them here too, though
+    no rule can say to what yet."""
     pending = sorted(set(p['pending']))
     if not pending:
         return []
     running = dict(from_text('running', p['running'], dict), **{key: NEW_ADDRESS for key in pending})
-    if compile_for(dict(p, running=running))[:2] == (chains, rules):
+    new_chains, new_rules, _, new_source = compile_for(dict(p, running=running))
+    if (new_chains, new_rules) != (chains, rules):
+        follows = 'this table follows'
+    elif new_source != source:
+        follows = 'the record of what this table enforces follows (%s)' % policy_source.FILE
+    else:
         return []
-    return [Action('follow', TABLE, '%s get%s a new address in the real run: this table follows' % (
-        ', '.join(pending), 's' if len(pending) == 1 else ''))]
+    return [Action('follow', TABLE, '%s get%s a new address in the real run: %s' % (
+        ', '.join(pending), 's' if len(pending) == 1 else '', follows))]
 
 
 def plan(current, wanted):
@@ -205,7 +212,7 @@ def main():
     absent = module.params['state'] == 'absent'
     try:
         chains, rules, isolated, source = ([], [], {}, None) if absent else compile_for(module.params)
-        follows = [] if absent or not module.check_mode else following(module.params, chains, rules)
+        follows = [] if absent or not module.check_mode else following(module.params, chains, rules, source)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     run = module.run_command

@@ -170,5 +170,9 @@ def test_check_mode_names_the_tables_a_recreated_pod_changes_on_other_nodes(lab,
     assert recap(checked)['node1']['changed'] >= 1
     done = converge(lab, pair)
     assert recap(done)['node1']['changed'] >= 1  # the table did follow
+    # every node's record of what its table enforces names the new address:
+    # --check said which nodes change, and they are the ones that did
+    assert {n: r['changed'] > 0 for n, r in recap(checked).items()} == \
+        {n: r['changed'] > 0 for n, r in recap(done).items()}
     assert recap(converge(lab, pair))['node1']['changed'] == 0
     converge(lab)

@@ -64,17 +64,21 @@ def test_pod_limits_are_sums_only_when_every_container_has_one():
 
 
 @pytest.mark.parametrize('version, controller, limits, files', [
-    (1, 'memory', Limits(memory=67108864), {'memory.limit_in_bytes': '67108864'}),
-    (2, 'memory', Limits(memory=67108864), {'memory.max': '67108864'}),
+    # no swap beyond the limit (kubelet's NoSwap)
+    (1, 'memory', Limits(memory=67108864), {'memory.limit_in_bytes': '67108864',
+                                            'memory.memsw.limit_in_bytes': '67108864'}),
+    (2, 'memory', Limits(memory=67108864), {'memory.max': '67108864', 'memory.swap.max': '0'}),
     (1, 'memory', Limits(), {}),
     (1, 'cpu', Limits(cpu_millis=500, cpu_request=250),
      {'cpu.shares': '256', 'cpu.cfs_quota_us': '50000'}),
     (2, 'cpu', Limits(cpu_millis=500, cpu_request=250), {'cpu.weight': '10', 'cpu.max': '50000 100000'}),
-    (1, 'cpu', Limits(cpu_millis=1), {'cpu.cfs_quota_us': '1000'}),  # the kernel's floor
+    (1, 'cpu', Limits(cpu_millis=1), {'cpu.shares': '2', 'cpu.cfs_quota_us': '1000'}),  # the kernel's floor
     (1, 'cpu', Limits(cpu_request=0), {'cpu.shares': '2'}),
-    (2, 'cpu', Limits(cpu_request=0), {'cpu.weight': '1'}),
-    (2, 'cpu', Limits(), {}),  # no request: the kernel's default weight, as runc leaves it
+    # Regression: with no request nothing was written, and the container got
+    # the kernel's default weight, as much as a 1-CPU request.
+    (2, 'cpu', Limits(), {'cpu.weight': '1'}),
     (1, 'pids', Limits(pids=1024), {'pids.max': '1024'}),
+    (2, 'pids', Limits(pids=-1), {'pids.max': 'max'}),  # kubelet's -1: no limit (the kernel refuses -1)
     (2, 'pids', Limits(), {}),
 ])
 def test_limits_are_written_in_each_version_s_own_files(version, controller, limits, files):

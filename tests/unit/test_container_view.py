@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.podnet.kernel import cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +43,7 @@ open('/srv/secret', 'w').write('the lab key\n')
 shown = %(shown)r  # a view path under /tmp, as a clone of the project may be
 os.makedirs(shown, exist_ok=True)
 open(shown + '/shown', 'w').write('the pods python\n')
-from ansible.module_utils.podnet.kernel import caps
+from ansible.module_utils.podnet.kernel import caps, cgroups
 from ansible.module_utils.podnet.pods.sandbox import Spawner, ensure_netns_dir
 hidden = {l.split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'}
 for _ in range(3):
@@ -87,6 +88,21 @@ for name, pause_pid, argv, log in (('failed', pause.pid, ['/no/such/program'], '
     except Exception as exc:
         results[name] = str(exc)
     results[name + '_spawner_ns'] = namespaces(spawn._proc.pid)
+memory = cgroups.read_hierarchies().get('memory')
+if memory:  # a container over its memory limit while it sets itself up, before exec
+    tight = os.path.join(memory.path, %(tight)r)
+    os.makedirs(tight)
+    limit = cgroups.limit_files(cgroups.Limits(memory=0), memory.version, 'memory')
+    for name, text in limit.items():
+        open(os.path.join(tight, name), 'w').write(text)
+    try:
+        spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid, argv=['sleep', '60'],
+                      env={}, log='/run/tight.log', caps=[], view=[], scratch=%(scratch)r + 'tight',
+                      cgroups=[tight])
+        results['tight'] = 'started'
+    except Exception as exc:
+        results['tight'] = str(exc)
+    cgroups.remove_tree(tight)
 after = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                       argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[],
                       scratch=%(scratch)r + 'after')
@@ -109,13 +125,19 @@ def seen():
     shown = tempfile.mkdtemp(prefix='podnet-view-', dir='/tmp')
     scratch = tempfile.mkdtemp(prefix='podnet-scratch-', dir=ROOT)  # the project's disk, as a node's state
     probe = PROBE % {'root': ROOT, 'shown': shown}
-    done = subprocess.run(
-        ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
-         sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe, 'shown': shown,
-                                         'scratch': scratch + '/'}],
-        capture_output=True, text=True, timeout=60)
-    shutil.rmtree(shown)
-    shutil.rmtree(scratch)
+    tight = 'podnet-unit-tight-%d' % os.getpid()
+    try:
+        done = subprocess.run(
+            ['unshare', '--net', '--mount', '--pid', '--fork', '--mount-proc', '--propagation', 'private',
+             sys.executable, '-c', SCRIPT % {'tests': str(ROOT / 'tests'), 'probe': probe, 'shown': shown,
+                                             'scratch': scratch + '/', 'tight': tight}],
+            capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(shown)
+        shutil.rmtree(scratch)
+        memory = cgroups.read_hierarchies().get('memory')
+        if memory and os.path.isdir(os.path.join(memory.path, tight)):
+            cgroups.remove_tree(os.path.join(memory.path, tight))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -241,3 +263,11 @@ def test_a_container_starts_with_no_signal_ignored(seen):
     from podnet_testlib import ignores_no_signal
     ignored = [line for line in seen['default'].splitlines() if line.startswith('SigIgn')][0]
     assert ignores_no_signal(ignored.split()[1])
+
+
+def test_a_container_killed_before_exec_is_a_failure_not_a_start(seen):
+    """Regression: the spawner took an empty pipe for an exec done; a child
+    its memory limit killed while it set itself up was reported started."""
+    if 'tight' not in seen:
+        pytest.skip('this machine has no memory cgroup controller')
+    assert seen['tight'] == 'c: killed by signal 9 before it could exec (over its memory limit?)'

@@ -81,3 +81,28 @@ def test_an_sshd_configuration_an_older_podnet_wrote_is_out_of_date(tmp_path):
     assert labssh.plan_identity(ssh_dir) == ['sshd_config out of date']
     assert labssh.ensure_identity(run, ssh_dir) == ['sshd_config']
     assert 'SetEnv HOME=/run/podnet/home' in config.read_text()
+
+
+def test_a_process_started_in_a_node_joins_the_node_s_cgroups_from_outside_first(tmp_path):
+    """Regression: sshd (and so every module run and pod) stayed in the
+    provider's cgroup; under cgroup v2's nsdelegate nothing inside the node
+    can then move into the node's cgroups, and no pod could start."""
+    from ansible.module_utils.podnet.kernel import cgroups
+    from ansible.module_utils.podnet.lab.labhost import LabHost
+    entries = [{'dir': str(tmp_path / 'memory'), 'type': 'cgroup'},
+               {'dir': str(tmp_path / 'unified'), 'type': 'cgroup2'}]
+    folders = cgroups.process_folders(entries)
+    assert folders == [str(tmp_path / 'memory'), str(tmp_path / 'unified' / 'init.scope')]
+    for folder in folders:
+        (tmp_path / folder).mkdir(parents=True)
+    ran = []
+
+    def run(argv):
+        ran.append(argv)
+        command = argv[:argv.index('nsenter')] + ['sh', '-c', 'echo $$ > %s' % (tmp_path / 'ran')]
+        done = subprocess.run(command, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+    LabHost('lab', 'node1', pid=4242).enter(run, ['sshd'], folders)
+    assert ran[0][-6:] == ['nsenter', '--target', '4242', '--all', '--', 'sshd']
+    pid = (tmp_path / 'ran').read_text()
+    assert [(tmp_path / f / 'cgroup.procs').read_text() for f in folders] == [pid, pid]

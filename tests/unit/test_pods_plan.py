@@ -220,3 +220,26 @@ class Link(dict):
         if isinstance(key, tuple):
             return (dict.get(self, key[0]) or {}).get(key[1], default)
         return dict.get(self, key, default)
+
+
+def test_a_changed_pids_limit_is_set_on_running_pods(node):
+    """Regression: podnet_pod_pids_limit changed nothing on running pods
+    (and a restart then changed it part-way)."""
+    web = pod('web')
+    record = state(web, pids_max='512')
+    assert node.plan(node_state({'default/web': record}), {'default/web': web}) == [
+        ('set_pids', 'default/web', 'pids.max 512, want 1024')]
+    assert node.plan(node_state({'default/web': state(web, pids_max='1024')}), {'default/web': web}) == []
+
+
+def test_a_pod_s_folder_is_root_s_alone(node, tmp_path):
+    """Regression: a container's /tmp is in its pod's folder, and a container
+    is root with CHOWN, FSETID and MKNOD: a setuid copy of a shell or a
+    device node it left there was reachable by the node's other users."""
+    import os
+    import stat
+    (tmp_path / 'pods' / 'default_web').mkdir(parents=True, mode=0o755)
+    node._private_folder('default/web')
+    node._private_folder('default/db')
+    for name in ('default_web', 'default_db'):
+        assert stat.S_IMODE(os.stat(tmp_path / 'pods' / name).st_mode) == 0o700

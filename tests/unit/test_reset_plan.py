@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from ansible.module_utils.podnet.core.statefile import node_lock
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.node import backend, nodestate
@@ -39,18 +41,28 @@ def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
         ('delete_table', srcguard.TABLE)]
 
 
-def test_pods_absent_sweeps_pod_cgroups_no_record_names_then_kubepods(tmp_path):
-    """A pod cgroup a crash left (no record) is swept like its sandbox: what
-    runs there is killed; then kubepods itself goes, in every hierarchy."""
+@pytest.mark.parametrize('kubelet_pod', [False, True])
+def test_pods_absent_sweeps_the_pod_cgroups_podnet_started_and_never_a_kubelet_s(tmp_path, kubelet_pod):
+    """A pod cgroup a crash left (no record; its IPAM file names it, written
+    before the cgroup) is swept like its sandbox, then kubepods goes. A pod
+    cgroup no podnet file names is another runtime's (a kubelet with the
+    cgroupfs driver on the same VM): neither it nor kubepods is touched."""
     from ansible.module_utils.podnet.kernel.cgroups import Hierarchy
     hierarchies = {'memory': Hierarchy(str(tmp_path / 'memory'), 1, 'memory'),
                    'pids': Hierarchy(str(tmp_path / 'pids'), 1, 'pids')}
+    pods = ['pod1a'] + (['podbe'] if kubelet_pod else [])
     for h in hierarchies.values():
-        (Path(h.path) / 'kubepods/besteffort/pod1a').mkdir(parents=True)
+        for name in pods:
+            (Path(h.path) / 'kubepods/besteffort' / name).mkdir(parents=True)
+    ipam = tmp_path / 'state' / 'ipam' / '10.42.1.0_24'
+    ipam.mkdir(parents=True)
+    (ipam / '10.42.1.5').write_text('1a\neth0\n')
     node = NodePods(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'does not exist'),
                     hierarchies=hierarchies)
-    assert steps(node.plan_absent(node.read_remains())) == [
-        ('forget_cgroup', 'kubepods/besteffort/pod1a'), ('remove_cgroups', 'kubepods')]
+    planned = steps(node.plan_absent(node.read_remains()))
+    assert ('forget_cgroup', 'kubepods/besteffort/pod1a') in planned
+    assert ('forget_cgroup', 'kubepods/besteffort/podbe') not in planned
+    assert (('remove_cgroups', 'kubepods') in planned) is not kubelet_pod
 
 
 def test_pods_absent_on_a_reset_node_does_nothing(tmp_path):

@@ -31,6 +31,8 @@ CPU_PERIOD_US = 100000  # kubelet's CFS period
 MIN_QUOTA_US = 1000     # the kernel refuses less
 MIN_SHARES = 2          # kubelet's floor, and what the BestEffort class gets
 BESTEFFORT = KUBEPODS + '/besteffort/'
+SWAP_V1, SWAP_V2 = 'memory.memsw.limit_in_bytes', 'memory.swap.max'  # absent without swap accounting
+INIT_LEAF = 'init.scope'  # a v2 lab node's own processes (podnet-lab-init says so too)
 DEFAULT_PIDS_LIMIT = 1024
 ROOT = '/sys/fs/cgroup'
 LAB_PARENT = 'podnet'  # lab nodes' cgroups: <hierarchy>/podnet/<lab>/<host>
@@ -91,7 +93,7 @@ def distinct(hierarchies):
 class Limits:
     memory: object = None      # bytes, or None for no limit
     cpu_millis: object = None  # millicores of quota, or None
-    cpu_request: object = None  # millicores of weight, or None for the floor
+    cpu_request: object = None  # millicores of weight, or None: kubelet's floor, 2 shares
     pids: object = None        # number of processes, or None
 
 
@@ -113,6 +115,11 @@ def pod_limits(containers, pids):
                   sum(c.cpu_request or 0 for c in each) or None, pids)
 
 
+def pids_text(limit):
+    """pids.max for a limit: kubelet's -1 (or 0) is no limit, 'max'."""
+    return str(limit) if limit > 0 else 'max'
+
+
 def _shares(cpu_request):
     return max(MIN_SHARES, (cpu_request or 0) * 1024 // 1000)
 
@@ -124,18 +131,22 @@ def _quota(cpu_millis):
 def limit_files(limits, version, controller):
     """{file name: text} that set `limits` in a `controller`'s hierarchy."""
     if controller == 'pids':
-        return {'pids.max': str(limits.pids)} if limits.pids else {}
+        return {} if limits.pids is None else {'pids.max': pids_text(limits.pids)}
     if controller == 'memory':
         if limits.memory is None:
             return {}
-        return {'memory.limit_in_bytes' if version == 1 else 'memory.max': str(limits.memory)}
-    files = {}
-    if limits.cpu_request is not None:  # else the kernel's default, as runc leaves it
-        shares = _shares(limits.cpu_request)
+        # no swap beyond the limit, as kubelet's default (NoSwap); memsw
+        # after the limit: v1 wants it at least as high
         if version == 1:
-            files['cpu.shares'] = str(shares)
-        else:
-            files['cpu.weight'] = str(1 + (shares - MIN_SHARES) * 9999 // 262142)
+            return {'memory.limit_in_bytes': str(limits.memory), SWAP_V1: str(limits.memory)}
+        return {'memory.max': str(limits.memory), SWAP_V2: '0'}
+    # kubelet's weight even without a request (2 shares): a container that
+    # asked for no CPU yields to those that did
+    shares = _shares(limits.cpu_request)
+    if version == 1:
+        files = {'cpu.shares': str(shares)}
+    else:
+        files = {'cpu.weight': str(1 + (shares - MIN_SHARES) * 9999 // 262142)}
     if limits.cpu_millis:
         quota = _quota(limits.cpu_millis)
         if version == 1:
@@ -188,6 +199,22 @@ class PodCgroups:
                 if h.version == 2 and 'memory' in held and limits.memory is not None:
                     _write(os.path.join(base, leaf, 'memory.oom.group'), '1')
 
+    def read(self, controller, name):
+        """A file of the pod's own cgroup in a controller's hierarchy, or None."""
+        hierarchy = self.hierarchies.get(controller)
+        if hierarchy is None or not self.dirs():
+            return None
+        try:
+            with open(os.path.join(hierarchy.path, self.relative, name)) as f:
+                return f.read().strip()
+        except OSError:
+            return None
+
+    def set_pids(self, limit):
+        hierarchy = self.hierarchies.get('pids')
+        if hierarchy is not None and self.dirs():
+            _write(os.path.join(hierarchy.path, self.relative, 'pids.max'), pids_text(limit))
+
     def exists(self):
         return bool(self.dirs()) and all(os.path.isdir(d) for d in self.dirs())
 
@@ -217,7 +244,10 @@ def _write(path, text):
 def _write_all(folder, controllers, version, limits):
     for controller in controllers:
         for name, text in limit_files(limits, version, controller).items():
-            _write(os.path.join(folder, name), text)
+            path = os.path.join(folder, name)
+            if name in (SWAP_V1, SWAP_V2) and not os.path.exists(path):
+                continue  # a kernel without swap accounting has no swap to limit
+            _write(path, text)
 
 
 def _fresh(folder):
@@ -290,6 +320,17 @@ def kubepods_folders(hierarchies):
     return [d for d in (os.path.join(h.path, KUBEPODS) for h in distinct(hierarchies)) if os.path.isdir(d)]
 
 
+def prune_kubepods(hierarchies):
+    """Remove kubepods and its QoS folders where they hold no pod (rmdir
+    alone: whatever another runtime keeps there stays)."""
+    for folder in kubepods_folders(hierarchies):
+        for qos in sorted(QOS_PARENT.values(), reverse=True):  # the class folders, then kubepods
+            try:
+                os.rmdir(os.path.join(folder, qos))
+            except OSError:
+                pass
+
+
 def pod_folders(hierarchies):
     """{uid: relative path} of every pod cgroup on the node."""
     found = {}
@@ -316,6 +357,13 @@ def node_cgroups(lab, host, hierarchies):
              'type': 'cgroup' if h.version == 1 else 'cgroup2', 'options': h.options,
              'controllers': sorted(c for c, other in hierarchies.items() if other == h)}
             for h in distinct(hierarchies)]
+
+
+def process_folders(entries):
+    """Where a lab node's own processes go, in each of node_cgroups(): its
+    folder (v1), or init.scope beside its kubepods (v2, where a folder
+    with controlled children holds no process; the lab init goes there)."""
+    return [os.path.join(e['dir'], INIT_LEAF) if e['type'] == 'cgroup2' else e['dir'] for e in entries]
 
 
 def lab_folders(lab, hierarchies):

@@ -222,11 +222,13 @@ class Lab:
             labnet.plumb_outside(self.spec, fabric, lab_host)
         else:
             node = next(n for n in self.spec.nodes if n.name == host)
+            own = self._node_cgroups(host)
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
-                            (self.paths.node_state(host), self.paths.state_target),
-                            cgroups=self._node_cgroups(host))
+                            (self.paths.node_state(host), self.paths.state_target), cgroups=own)
             labnet.plumb_node(self.spec, node, lab_host, fabric)
-            lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip))
+            # sshd, and so every module run and pod, in the node's own cgroup
+            lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip),
+                           cgroups.process_folders(own))
         return lab_host.pid
 
     def _node_cgroups(self, host):

@@ -112,10 +112,17 @@ class LabHost:
         self.pid = int(out.split()[-1])
         return self.pid
 
-    def enter(self, run, argv):
+    def enter(self, run, argv, cgroups=()):
         """Run argv inside all of this host's namespaces; orphans it leaves
-        (daemons) are adopted by the host's init."""
-        rc, out, err = run(['nsenter', '--target', str(self.pid), '--all', '--'] + argv)
+        (daemons) are adopted by the host's init. cgroups: folders to put it
+        in first, from outside: nsenter enters the host's cgroup namespace
+        but not its cgroups, and once inside, a process may not move in
+        from a cgroup outside that namespace (cgroup v2's nsdelegate)."""
+        enter = ['nsenter', '--target', str(self.pid), '--all', '--'] + argv
+        if cgroups:
+            enter = ['sh', '-c', 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 1; shift; done; '
+                     'shift; exec "$@"', 'sh'] + list(cgroups) + ['--'] + enter
+        rc, out, err = run(enter)
         if rc != 0:
             raise LabError(self.name, '%s failed: %s' % (argv[0], (err or out).strip()))
         return out

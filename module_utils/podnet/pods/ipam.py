@@ -103,6 +103,18 @@ class HostLocalIpam:
     def _path(self, address):
         return os.path.join(self.dir, str(address))
 
+    @classmethod
+    def every_owner(cls, state_dir):
+        """The owner ids in every pod CIDR's folder the node has: whatever
+        podnet started is named there before it exists (allocate)."""
+        parent = os.path.join(state_dir, IPAM_DIR)
+        found = set()
+        for folder in sorted(os.listdir(parent)) if os.path.isdir(parent) else ():
+            if os.path.isdir(os.path.join(parent, folder)):
+                ipam = cls(state_dir, folder.replace('_', '/'))
+                found.update(ipam.owners().values())
+        return found
+
     @staticmethod
     def _owner_text(owner):
         return '%s\neth0\n' % owner

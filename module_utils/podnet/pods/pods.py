@@ -51,8 +51,8 @@ DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns', 'forget_cgroup'),
           ('release',),
           ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
-          ('restart', 'set_mtu', 'relabel'), ('guard', 'delete_table'))
-TRANSIENT = ('problems', 'dead', 'oom', 'mtu_now', 'key')  # read from the kernel, never saved
+          ('restart', 'set_mtu', 'set_pids', 'relabel'), ('guard', 'delete_table'))
+TRANSIENT = ('problems', 'dead', 'oom', 'mtu_now', 'pids_max', 'key')  # read from the kernel, never saved
 
 
 def spec_hash(pod):
@@ -87,7 +87,8 @@ class NodeState:
     unreadable: dict = field(default_factory=dict)  # path -> why: records no run can trust
     foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's veth
     sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
-    cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, every one on the node
+    cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, of every pod podnet started
+    foreign_cgroups: bool = False  # kubepods holds pods podnet did not start (a kubelet's): never touched
 
 
 class NodePods:
@@ -122,8 +123,17 @@ class NodePods:
         self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
                                  foreign_ports(links, bridge, records), sole_bridge(links),
-                                 cgroups.pod_folders(self.hierarchies))
+                                 *self._own_cgroups(records, set(self.ipam.owners().values())))
         return self.current
+
+    def _own_cgroups(self, records, allocated):
+        """({uid: cgroup} of the pods podnet started, whether kubepods holds
+        others). podnet's are the ones its records or IPAM files name: IPAM
+        names a pod before its cgroup is made, so a run cut short leaves
+        none unnamed; a kubelet's pods on the same machine are never ours."""
+        found = cgroups.pod_folders(self.hierarchies)
+        own = {r['uid'] for r in records.values()} | allocated
+        return {u: p for u, p in found.items() if u in own}, bool(set(found) - own)
 
     def read_remains(self):
         """For state absent: the records (unchecked), sandboxes, the guard
@@ -133,9 +143,10 @@ class NodePods:
             record.update(key=key, problems=[], dead=[], oom=[], mtu_now=None)
         folders = [d for d in (self.pods_dir, os.path.join(self.state_dir, IPAM_DIR))
                    if os.path.isdir(d)]
+        own, foreign = self._own_cgroups(records, HostLocalIpam.every_owner(self.state_dir))
         self.current = NodeState(records, list_netns(), {}, folders,
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
-                                 cgroups=cgroups.pod_folders(self.hierarchies))
+                                 cgroups=own, foreign_cgroups=foreign)
         return self.current
 
     def _check(self, state, links, bridge):
@@ -144,6 +155,7 @@ class NodePods:
         state['dead'] = sorted(c for c, p in state['containers'].items()
                                if not Process.from_dict(p).alive())
         state['oom'] = [c for c in state['dead'] if self._cgroups(state).oom_kills(c)]
+        state['pids_max'] = self._cgroups(state).read('pids', 'pids.max')
         state['mtu_now'] = veth.get('IFLA_MTU') if veth else None
         if not state['problems']:
             inside = read_inside(state['netns'])
@@ -218,7 +230,7 @@ class NodePods:
         actions = [Action('delete', k, 'state absent') for k in sorted(current.pods)]
         actions += [a for a in self._sweep(current) if a.verb in ('forget_netns', 'forget_cgroup')]
         actions += [Action('remove_folder', folder, 'state absent') for folder in current.stale_ipam]
-        if cgroups.kubepods_folders(self.hierarchies):
+        if cgroups.kubepods_folders(self.hierarchies) and not current.foreign_cgroups:
             actions.append(Action('remove_cgroups', cgroups.KUBEPODS, 'state absent'))
         return actions + nft.plan_delete(srcguard.TABLE, current.guard)
 
@@ -231,6 +243,9 @@ class NodePods:
                 c + (' exited (OOMKilled)' if c in state.get('oom', ()) else ' exited') for c in state['dead'])))
         if state['mtu_now'] != self.mtu:
             found.append(Action('set_mtu', key, 'MTU %s, want %s' % (state['mtu_now'], self.mtu)))
+        want = cgroups.pids_text(self.pids_limit)
+        if state.get('pids_max') not in (None, want):
+            found.append(Action('set_pids', key, 'pids.max %s, want %s' % (state['pids_max'], want)))
         if state.get('labels') != pod.get('labels', {}):
             found.append(Action('relabel', key, 'labels changed'))
         return found
@@ -378,7 +393,7 @@ class NodePods:
         try:
             state['pause'] = spawn.collect().as_dict()
             spawner.join_cgroups(self._cgroups(state).dirs(cgroups.SANDBOX), state['pause']['pid'])
-            os.makedirs(self._log_dir(state['key']), exist_ok=True)
+            self._private_folder(state['key'])
         except (PodnetError, OSError) as exc:
             failed.append((state['key'], str(exc)))
             return
@@ -430,6 +445,9 @@ class NodePods:
         with rtnl(netns_path(state['netns'])) as ipr:
             ipr.link('set', index=link_index(ipr, 'eth0'), mtu=self.mtu)
 
+    def _set_pids(self, key, records, wanted, spawn):
+        self._cgroups(records[key]).set_pids(self.pids_limit)
+
     def _relabel(self, key, records, wanted, spawn):
         records[key]['labels'] = wanted[key].get('labels', {})
         self._save(key, records[key])
@@ -447,8 +465,7 @@ class NodePods:
         cgroups.PodCgroups(self.hierarchies, path).remove()
 
     def _remove_cgroups(self, _, records, wanted, spawn):
-        for folder in cgroups.kubepods_folders(self.hierarchies):
-            cgroups.remove_tree(folder)
+        cgroups.prune_kubepods(self.hierarchies)
 
     def _forget_record(self, path, records, wanted, spawn):
         remove_any(path)
@@ -498,6 +515,15 @@ class NodePods:
 
     def _log_dir(self, key):
         return os.path.join(self.pods_dir, key.replace('/', '_'))
+
+    def _private_folder(self, key):
+        """The pod's folder, root's alone (0700): its containers' writable
+        folders are in it, and a container is root with CHOWN, FSETID and
+        MKNOD: a setuid program or a device node it leaves there must be
+        out of reach of the node's other users, as a runtime's layers are."""
+        folder = self._log_dir(key)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
 
     def _save(self, key, state):
         keep = {k: v for k, v in state.items() if k not in TRANSIENT}

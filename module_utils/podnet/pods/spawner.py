@@ -208,7 +208,7 @@ def join_cgroups(folders, pid=0):
             f.write(str(pid))
 
 
-def _exec_container(req, program):
+def _exec_container(req, program, err_w):
     """program: the seccomp filter to load last, or None (Unconfined)."""
     join_cgroups(req.get('cgroups') or ())
     check(libc.unshare(CLONE_NEWNS), 'unshare')
@@ -226,6 +226,7 @@ def _exec_container(req, program):
         signal.signal(signum, signal.SIG_DFL)
     if program:  # while CAP_SYS_ADMIN is still effective: exec drops it
         install_seccomp(program)
+    os.write(err_w, EXEC_MARK.encode())
     os.execvpe(req['argv'][0], req['argv'], req['env'])
 
 
@@ -358,9 +359,14 @@ def _keep_capabilities(keep):
     check(libc.capset(header, ctypes.create_string_buffer(struct.pack('=6I', *words), 24)), 'capset')
 
 
+EXEC_MARK = '\0'  # the child's last word before exec
+
+
 class Forked:
-    """A container forked, whose exec is not known yet: its pipe reads EOF
-    once it has exec'd (close-on-exec), or why it did not."""
+    """A container forked, whose exec is not known yet. Its pipe (close-on-
+    exec) reads EXEC_MARK then EOF once it has exec'd; EXEC_MARK and why,
+    when exec failed; nothing, when it died before (its memory limit or a
+    SIGKILL while it set itself up)."""
 
     def __init__(self, pid, pipe):
         self.pid = pid
@@ -369,11 +375,14 @@ class Forked:
     def outcome(self):
         """Its host pid once it has exec'd; raises with why it did not."""
         with os.fdopen(self.pipe) as f:
-            error = f.read()
-        if error:
-            os.waitpid(self.pid, 0)
-            raise RuntimeError(error.strip())
-        return self.pid
+            said = f.read()
+        if said == EXEC_MARK:
+            return self.pid
+        _, status = os.waitpid(self.pid, 0)
+        if said:
+            raise RuntimeError(said.lstrip(EXEC_MARK).strip())
+        raise RuntimeError('killed by signal %d before it could exec (over its memory limit?)'
+                           % os.WTERMSIG(status) if os.WIFSIGNALED(status) else 'ended before it could exec')
 
 
 def spawn_container(req, home):
@@ -385,7 +394,7 @@ def spawn_container(req, home):
     spawner serves the next request while the child sets itself up.
     home: {clone flag: fd of the spawner's namespace}."""
     program = seccomp_program(req['caps']) if req.get('seccomp') else None  # once per caps
-    err_r, err_w = os.pipe()  # close-on-exec: EOF without data = exec done
+    err_r, err_w = os.pipe()  # close-on-exec: EOF after EXEC_MARK alone = exec done
     try:
         _enter_sandbox(req)
         pid = os.fork()
@@ -404,7 +413,7 @@ def _container(req, program, err_w):
     """The forked container: it execs, or reports why not and exits. It
     never returns: a fork of the spawner that did would serve requests."""
     try:
-        _exec_container(req, program)
+        _exec_container(req, program, err_w)
     except BaseException as exc:
         program = (req.get('argv') or ['(no program)'])[0]
         os.write(err_w, ('%s: %s' % (program, exc)).encode('utf-8', 'backslashreplace'))
