@@ -96,6 +96,7 @@ isolated:
   sample: {Ingress: [x/a], Egress: []}
 '''
 
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError, SpecError
@@ -188,9 +189,19 @@ def plan_source(current, wanted, path):
         return []
     if wanted is None:
         return [Action('forget_source', path, 'state absent')]
-    why = 'missing' if current is None else current if is_unreadable(current) \
-        else 'the policies or pods changed'
-    return [Action('record_source', path, why)]
+    return [Action('record_source', path, _why_record(current))]
+
+
+def _why_record(current):
+    if current is None:
+        return 'missing'
+    if is_unreadable(current):
+        return current
+    try:
+        json.loads(current)
+    except ValueError as exc:
+        return 'unreadable (not JSON: %s)' % exc
+    return 'the policies or pods changed'
 
 
 def apply(run, actions, absent, table_commands, source, path):

@@ -267,12 +267,14 @@ def test_pods_no_record_names_yet_are_the_cluster_s_own_not_another_lab_s(tmp_pa
 
 def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     """Each pause process is counted under its parent's PID namespace: the
-    node that started it (its spawner, or its init once that is gone)."""
+    node that started it (its spawner, or its init once that is gone).
+    Regression: a pod's own processes named /pause (600 of them) were
+    counted as another lab's pods, and every converge was refused."""
     from ansible.module_utils.podnet.plan import capacity
     argvs = {'1': [b'/pause'], '2': [b'/pause'], '3': [b'/usr/bin/python3.13', b'/x/podnet-lab-init', b'lab', b'node1'],
              '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat'],
-             '8': [b'/pause']}
-    parents = {'1': '3', '2': '5', '8': '4'}
+             '8': [b'/pause'], '10': [b'/pause'], '11': [b'/pause']}
+    parents = {'1': '3', '2': '5', '8': '4', '10': '6', '11': '10'}  # 10, 11: a pod's (6 is in no host's namespace)
     for pid, argv in argvs.items():
         (tmp_path / pid / 'ns').mkdir(parents=True)
         (tmp_path / pid / 'cmdline').write_bytes(b'\0'.join(argv) + b'\0')

@@ -232,14 +232,29 @@ def test_a_changed_pids_limit_is_set_on_running_pods(node):
     assert node.plan(node_state({'default/web': state(web, pids_max='1024')}), {'default/web': web}) == []
 
 
-def test_a_pod_s_folder_is_root_s_alone(node, tmp_path):
+def test_a_pod_s_folder_is_root_s_alone_and_new(node, tmp_path):
     """Regression: a container's /tmp is in its pod's folder, and a container
     is root with CHOWN, FSETID and MKNOD: a setuid copy of a shell or a
-    device node it left there was reachable by the node's other users."""
+    device node it left there was reachable by the node's other users. And
+    a pod made again (its record unreadable) found the old pod's /tmp, with
+    a symlink that pod planted, which podnet then followed."""
     import os
     import stat
-    (tmp_path / 'pods' / 'default_web').mkdir(parents=True, mode=0o755)
+    old = tmp_path / 'pods' / 'default_web' / 'c' / 'tmp'
+    old.mkdir(parents=True)
+    (old / 'attack').symlink_to('/tmp')
     node._private_folder('default/web')
     node._private_folder('default/db')
     for name in ('default_web', 'default_db'):
         assert stat.S_IMODE(os.stat(tmp_path / 'pods' / name).st_mode) == 0o700
+        assert os.listdir(tmp_path / 'pods' / name) == []
+
+
+def test_a_pod_folder_no_record_owns_is_swept(node, tmp_path):
+    """Regression: a pod's folder outlived it (its removal failed silently),
+    and the next pod of that name started with the old /tmp."""
+    web = pod('web')
+    current = node_state({'default/web': state(web)})
+    current.folders = [str(tmp_path / 'pods' / 'default_web'), str(tmp_path / 'pods' / 'default_deep')]
+    assert node.plan(current, {'default/web': web}) == [
+        ('forget_folder', str(tmp_path / 'pods' / 'default_deep'), 'no pod owns it (its containers wrote there)')]

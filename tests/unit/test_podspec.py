@@ -74,6 +74,8 @@ def test_the_repository_manifests_still_load():
      'ClusterFirstWithHostNet, Default, None'),
     (spec(dnsPolicy='None'), 'spec.dnsConfig: required when dnsPolicy is None'),
     (spec(hostname='Web_1'), "spec.hostname: 'Web_1' is not a DNS-1123 label"),
+    # Regression: accepted, and the container ran in / (runc refuses it)
+    (container(workingDir='../..'), "spec.containers[0].workingDir: '../..' must be an absolute path"),
 ])
 def test_fields_podnet_cannot_honour_are_refused_by_name(tmp_path, change, words):
     assert words in refusal(tmp_path, change)

@@ -162,6 +162,8 @@ def test_the_policy_record_follows_the_table(tmp_path):
         'the policies or pods changed'
     assert steps(policy.plan_source(record, None, path)) == [('forget_source', path)]
     assert policy.plan_source(None, None, path) == []
+    # Regression: garbage that is text was said to be a change of policies or pods
+    assert policy.plan_source('[1', record, path)[0].reason.startswith('unreadable (not JSON: ')
 
     ran = []
     policy.apply(lambda *a, **k: ran.append(a) or (0, '', ''),

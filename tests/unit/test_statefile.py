@@ -40,3 +40,24 @@ def test_a_second_holder_of_the_node_lock_fails_naming_the_first(tmp_path):
         holder.wait()
     with node_lock(str(tmp_path), wait=0.3):  # the kernel dropped the dead holder's lock
         pass
+
+
+def test_a_folder_as_deep_as_a_container_makes_it_is_removed(tmp_path):
+    """Regression: a pod made a tree 25,000 folders deep in its /tmp;
+    shutil.rmtree ran out of file descriptors (Python 3.13; 3.11 of
+    recursion) and, told to ignore errors, left it all: the pod's folder
+    outlived it and reset.yml failed on it every time."""
+    import os
+    from ansible.module_utils.podnet.core.statefile import remove_tree
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for _ in range(2000):  # deeper than 3.11's recursion limit; 3.13's descriptors run out later
+            os.mkdir('x', dir_fd=fd)
+            deeper = os.open('x', os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = deeper
+    finally:
+        os.close(fd)
+    remove_tree(str(tmp_path / 'x'))
+    assert os.listdir(tmp_path) == []
+    remove_tree(str(tmp_path / 'x'))  # nothing there is fine

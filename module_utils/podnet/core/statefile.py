@@ -10,7 +10,7 @@ runs that change one node: a second run waits, then fails naming the holder.
 import errno
 import fcntl
 import os
-import shutil
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -80,9 +80,21 @@ def remove_any(path):
     """Remove what is at path, a file or a folder (a state file someone
     replaced by one); nothing there is fine."""
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
+        remove_tree(path)
     else:
         _unlink(path)
+
+
+def remove_tree(path):
+    """Remove a folder whatever it holds, or fail naming it. A pod's folder
+    holds what its containers made, as deep as they liked: Python's rmtree
+    runs out of file descriptors (or, before 3.12, recursion) there, and
+    rm does not. Never across into another filesystem; nothing there is fine."""
+    if not os.path.lexists(path):
+        return
+    done = subprocess.run(['rm', '-rf', '--one-file-system', '--', path], capture_output=True, text=True)
+    if done.returncode != 0 or os.path.lexists(path):
+        raise PodnetError(path, 'cannot remove: %s' % (done.stderr.strip() or 'it is still there'))
 
 
 def write_atomic(path, text, mode=0o644):
@@ -90,7 +102,7 @@ def write_atomic(path, text, mode=0o644):
     tmp = _written_aside(path, text, mode)
     try:
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)  # rename(2) cannot replace a folder with a file
+            remove_tree(path)  # rename(2) cannot replace a folder with a file
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
@@ -148,7 +160,7 @@ def node_lock(state_dir, wait=LOCK_WAIT, create=True):
     if os.path.isdir(path) and not os.path.islink(path):
         replaced = 'a folder where the lock file belongs'
         if create:
-            shutil.rmtree(path)
+            remove_tree(path)
     if create:
         os.makedirs(state_dir, exist_ok=True)
     try:

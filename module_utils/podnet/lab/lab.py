@@ -7,10 +7,10 @@ half-broken host would hide the fault that broke it.
 """
 import ipaddress
 import os
-import shutil
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import LabError
+from ansible.module_utils.podnet.core.statefile import remove_tree
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
 from ansible.module_utils.podnet.lab import labnet, labssh
@@ -254,7 +254,7 @@ class Lab:
         their private state, which they then share on the controller."""
         prefixes = ['%s-' % n.mgmt_ip for n in self.spec.nodes if n.kind == 'netns']
         self._close_ssh_masters(prefixes + self.vms.control_socket_prefixes())
-        shutil.rmtree(self.paths.run_dir, ignore_errors=True)
+        remove_tree(self.paths.run_dir)
 
     def _close_ssh_masters(self, prefixes):
         if not os.path.isdir(self.paths.control_dir):

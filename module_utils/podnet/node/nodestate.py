@@ -8,9 +8,8 @@ controller: a reset empties it and leaves the mount point."""
 import ipaddress
 import json
 import os
-import shutil
 
-from ansible.module_utils.podnet.core.statefile import LOCK_FILE, read_checked
+from ansible.module_utils.podnet.core.statefile import LOCK_FILE, read_checked, remove_any
 
 POD_CIDR_FILE = 'pod-cidr'
 PODS_DIR = 'pods'
@@ -87,9 +86,6 @@ def clear_state(state_dir, keep_dir):
     folder itself if it is left empty, unless keep_dir (a mount point)."""
     for name in sorted(own_entries(state_dir) or [], key=lambda n: n == LOCK_FILE):
         path = os.path.join(state_dir, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        remove_any(path)
     if not keep_dir and os.path.isdir(state_dir) and not os.listdir(state_dir):
         os.rmdir(state_dir)

@@ -49,22 +49,29 @@ def lab_processes(proc='/proc'):
     node, keyed by the node's PID namespace (a pause process is PID 1 of its
     pod's own; its parent, the node's spawner or init, is in the node's).
     From the controller, in the machine's first PID namespace, that is every
-    embedded lab on its kernel: they all share its neighbour table."""
+    embedded lab on its kernel: they all share its neighbour table. A
+    process that calls itself /pause counts only where a lab host's init
+    holds its parent's PID namespace: a pod can name its processes /pause,
+    and a pod's processes are in PID namespaces of their own."""
     from ansible.module_utils.podnet.lab.labhost import INIT_NAME
     from ansible.module_utils.podnet.pods.spawner import PAUSE_ARGV0
-    pods, hosts, by_node = 0, 0, {}
+    pauses, host_namespaces, hosts = [], set(), 0
     for pid in os.listdir(proc):
         try:
             with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
                 argv = f.read().split(b'\0')
-            node = _parent_pid_namespace(proc, pid) if argv[0] == PAUSE_ARGV0.encode() else None
+            if argv[0] == PAUSE_ARGV0.encode():
+                pauses.append(_parent_pid_namespace(proc, pid))
+            if INIT_NAME.encode() in map(os.path.basename, argv[:2]):  # run by its interpreter
+                hosts += 1
+                host_namespaces.add(os.readlink(os.path.join(proc, pid, 'ns', 'pid')))
         except (OSError, ValueError):
             continue  # not a process, or gone
-        if node:
-            pods += 1
+    by_node = {}
+    for node in pauses:
+        if node in host_namespaces:
             by_node[node] = by_node.get(node, 0) + 1
-        hosts += INIT_NAME.encode() in map(os.path.basename, argv[:2])  # run by its interpreter
-    return {'kernel_pods': pods, 'kernel_lab_hosts': hosts, 'kernel_pods_by_node': by_node}
+    return {'kernel_pods': sum(by_node.values()), 'kernel_lab_hosts': hosts, 'kernel_pods_by_node': by_node}
 
 
 def _parent_pid_namespace(proc, pid):

@@ -221,6 +221,9 @@ def _container(raw, where, subject, pod_seccomp):
     working_dir = raw.get('workingDir')
     if working_dir is not None and not isinstance(working_dir, str):
         raise SpecError(subject, '%s.workingDir: must be a string' % where)
+    if working_dir and not working_dir.startswith('/'):
+        raise SpecError(subject, '%s.workingDir: %r must be an absolute path (runc refuses any other)'
+                        % (where, working_dir))
     ports = k8s.items(raw.get('ports'), where + '.ports', subject)
     return Container(
         name=k8s.name(raw.get('name'), where + '.name', subject, label=True), image=image,

@@ -18,14 +18,13 @@ import hashlib
 import ipaddress
 import json
 import os
-import shutil
 import uuid
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.reconcile import Action
-from ansible.module_utils.podnet.core.statefile import remove_any, write_atomic
+from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import caps, cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, links_by_name, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
@@ -48,7 +47,8 @@ BATCH = 32  # sandboxes in flight in the spawner's pipe
 HOSTNAME_MAX = 63  # what sethostname and Kubernetes allow
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # apply() runs the actions phase by phase: what frees comes before what takes.
-PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge'), ('forget_netns', 'forget_cgroup'),
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder'),
+          ('forget_netns', 'forget_cgroup'),
           ('release',),
           ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
           ('restart', 'set_mtu', 'set_pids', 'relabel'), ('guard', 'delete_table'))
@@ -89,6 +89,7 @@ class NodeState:
     sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
     cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, of every pod podnet started
     foreign_cgroups: bool = False  # kubepods holds pods podnet did not start (a kubelet's): never touched
+    folders: list = field(default_factory=list)  # the pods' folders (logs, containers' writable folders)
 
 
 class NodePods:
@@ -123,8 +124,17 @@ class NodePods:
         self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
                                  foreign_ports(links, bridge, records), sole_bridge(links),
-                                 *self._own_cgroups(records, set(self.ipam.owners().values())))
+                                 *self._own_cgroups(records, set(self.ipam.owners().values())),
+                                 folders=self._folders())
         return self.current
+
+    def _folders(self):
+        try:
+            names = os.listdir(self.pods_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        paths = (os.path.join(self.pods_dir, n) for n in names)
+        return sorted(p for p in paths if os.path.isdir(p) and not os.path.islink(p))
 
     def _own_cgroups(self, records, allocated):
         """({uid: cgroup} of the pods podnet started, whether kubepods holds
@@ -271,7 +281,10 @@ class NodePods:
         known = {s['netns'] for s in current.pods.values()}
         held = {(s['ip'], s['uid']) for s in current.pods.values()}
         uids = {s['uid'] for s in current.pods.values()}
+        owned = {self._log_dir(key) for key in current.pods}
         return ([Action('forget_netns', n, 'no pod owns it') for n in current.sandboxes if n not in known]
+                + [Action('forget_folder', f, 'no pod owns it (its containers wrote there)')
+                   for f in current.folders if f not in owned]
                 + [Action('forget_cgroup', path, 'no pod owns it: what runs there is killed')
                    for uid, path in sorted(current.cgroups.items()) if uid not in uids]
                 + [Action('release', address, 'no pod of %s holds it' % owner)
@@ -431,7 +444,7 @@ class NodePods:
         try:
             for container in pod['containers']:
                 if container['name'] in state['dead']:
-                    shutil.rmtree(self._scratch(key, container['name']), ignore_errors=True)
+                    remove_tree(self._scratch(key, container['name']))
                     self._make_cgroups(state, pod, [container])
                     self._submit_container(spawn, pod, state, container)
                     state['containers'][container['name']] = spawn.collect().as_dict()
@@ -467,6 +480,9 @@ class NodePods:
     def _remove_cgroups(self, _, records, wanted, spawn):
         cgroups.prune_kubepods(self.hierarchies)
 
+    def _forget_folder(self, path, records, wanted, spawn):
+        remove_tree(path)
+
     def _forget_record(self, path, records, wanted, spawn):
         remove_any(path)
 
@@ -477,7 +493,7 @@ class NodePods:
                 ipr.link('set', index=index, master=0)
 
     def _forget_ipam(self, folder, records, wanted, spawn):
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
 
     _remove_folder = _forget_ipam
 
@@ -504,14 +520,14 @@ class NodePods:
         self._cgroups(state).remove()
         if state['ip']:
             self.ipam.release(state['ip'], state['uid'])
-        shutil.rmtree(self._log_dir(state['key']), ignore_errors=True)
+        remove_tree(self._log_dir(state['key']))
 
     def _forget(self, key):
         try:
             os.unlink(self._state_path(key))
         except FileNotFoundError:
             pass
-        shutil.rmtree(self._log_dir(key), ignore_errors=True)
+        remove_tree(self._log_dir(key))
 
     def _log_dir(self, key):
         return os.path.join(self.pods_dir, key.replace('/', '_'))
@@ -522,8 +538,8 @@ class NodePods:
         MKNOD: a setuid program or a device node it leaves there must be
         out of reach of the node's other users, as a runtime's layers are."""
         folder = self._log_dir(key)
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
+        remove_tree(folder)  # a new pod starts with nothing an earlier one left
+        os.makedirs(folder, mode=0o700)
 
     def _save(self, key, state):
         keep = {k: v for k, v in state.items() if k not in TRANSIENT}
