@@ -6,11 +6,12 @@ on nodes) or recreated whole, as a VM would be rebooted: partial repair of a
 half-broken host would hide the fault that broke it.
 """
 import ipaddress
+import json
 import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import LabError
-from ansible.module_utils.podnet.core.statefile import remove_tree
+from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
 from ansible.module_utils.podnet.lab import labnet, labssh
@@ -222,9 +223,9 @@ class Lab:
             labnet.plumb_outside(self.spec, fabric, lab_host)
         else:
             node = next(n for n in self.spec.nodes if n.name == host)
-            own = self._node_cgroups(host)
+            own, listed = self._node_cgroups(host)
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
-                            (self.paths.node_state(host), self.paths.state_target), cgroups=own)
+                            (self.paths.node_state(host), self.paths.state_target), cgroups=listed)
             labnet.plumb_node(self.spec, node, lab_host, fabric)
             # sshd, and so every module run and pod, in the node's own cgroup
             lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip),
@@ -232,12 +233,16 @@ class Lab:
         return lab_host.pid
 
     def _node_cgroups(self, host):
-        """The node's cgroup folders, new: a crashed node's are removed."""
+        """The node's cgroup folders, new (a crashed node's are removed), and
+        the file that lists them for its init."""
         cgroups.remove_lab_host(self.spec.name, host, self.hierarchies)
         entries = cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
         for entry in entries:
             cgroups.prepare_node(entry)
-        return entries
+        listed = os.path.join(self.paths.run_dir, 'cgroups-%s.json' % host)
+        os.makedirs(self.paths.run_dir, exist_ok=True)
+        write_atomic(listed, json.dumps(entries))
+        return entries, listed
 
     def _wait_for_ssh(self):
         silent = wait_for_tcp([str(n.mgmt_ip) for n in self.spec.nodes if n.kind == 'netns'], 22,

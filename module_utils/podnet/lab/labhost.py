@@ -6,7 +6,6 @@ process table is the source of truth: a host is running exactly when such an
 init is alive, so a crashed init is found without pid files and a teardown
 finds every host podnet started for a lab, even after a lost state folder.
 """
-import json
 import os
 import select
 import signal
@@ -93,17 +92,18 @@ class LabHost:
     def pid_namespace(self):
         return os.readlink('/proc/%d/ns/pid' % self.pid)
 
-    def create(self, run, python, init_program, state_bind=None, serve=None, cgroups=()):
+    def create(self, run, python, init_program, state_bind=None, serve=None, cgroups=None):
         """Start the init; state_bind = (host folder, path inside the host);
-        serve = argv of a server the init runs as its child; cgroups: what
-        cgroups.node_cgroups() gives, for a host that runs pods."""
+        serve = argv of a server the init runs as its child; cgroups: a file
+        holding what cgroups.node_cgroups() gives, for a host that runs pods
+        (a file: the init's command line is what `lsns` shows on the node)."""
         argv = [python, init_program, self.lab, self.name]
         if state_bind:
             os.makedirs(state_bind[0], mode=0o755, exist_ok=True)
             os.makedirs(state_bind[1], mode=0o755, exist_ok=True)
             argv += ['--state'] + list(state_bind)
         if cgroups:
-            argv += ['--cgroups', json.dumps(list(cgroups))]
+            argv += ['--cgroups', cgroups]
         if serve:
             argv += ['--serve'] + list(serve)
         rc, out, err = run(argv)
