@@ -432,6 +432,8 @@ class NodePods:
                      log=os.path.join(self._log_dir(state['key']), container['name'] + '.log'),
                      scratch=self._scratch(state['key'], container['name']),
                      cgroups=self._cgroups(state).dirs(container['name']),
+                     cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
+                               for h in cgroups.distinct(self.hierarchies)],
                      seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault')
 
     def _scratch(self, key, container):

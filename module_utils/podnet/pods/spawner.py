@@ -39,6 +39,7 @@ import warnings  # noqa: F401  os.execvpe imports it late, when the container's 
 
 try:
     from ansible.module_utils.podnet.kernel.linux import (
+        CLONE_NEWCGROUP,
         CLONE_NEWIPC,
         CLONE_NEWNET,
         CLONE_NEWNS,
@@ -211,12 +212,12 @@ def join_cgroups(folders, pid=0):
 def _exec_container(req, program, err_w):
     """program: the seccomp filter to load last, or None (Unconfined)."""
     join_cgroups(req.get('cgroups') or ())
-    check(libc.unshare(CLONE_NEWNS), 'unshare')
+    check(libc.unshare(CLONE_NEWNS | (CLONE_NEWCGROUP if req.get('cgroupfs') else 0)), 'unshare')
     os.setsid()
     mount(None, '/', None, MS_REC | MS_PRIVATE)
     null = os.open('/dev/null', os.O_RDONLY)
     log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)  # before the view hides it
-    _enter_view(req.get('view') or (), req['scratch'])
+    _enter_view(req.get('view') or (), req['scratch'], req.get('cgroupfs') or ())
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -257,7 +258,7 @@ NEW_ROOT = NETNS_DIR  # any folder will do as the mount point; this one always e
 SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
 
 
-def _enter_view(view, scratch):
+def _enter_view(view, scratch, cgroupfs):
     mount('tmpfs', NEW_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m')
     # Scratch first: a view path may lie under /tmp (a clone of the project).
     for path, mode in SCRATCH.items():
@@ -287,6 +288,28 @@ def _enter_view(view, scratch):
         if os.path.exists(path):
             _bind_ro('/dev/null', path)
     mount('sysfs', '/sys', 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    _cgroup_view(cgroupfs)
+
+
+CGROUP_ROOT = '/sys/fs/cgroup'
+RO_SPECIAL = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY
+
+
+def _cgroup_view(hierarchies):
+    """The container's own cgroups, read-only at /sys/fs/cgroup, as
+    containerd shows them: rooted at the container's cgroup (its cgroup
+    namespace), so what sizes itself from its cgroup (the JVM, Go's
+    runtime) reads its own limits, not the machine's. hierarchies:
+    [(mount point, type, options)] as the node mounts them."""
+    if not hierarchies:
+        return
+    if not any(path == CGROUP_ROOT for path, _, _ in hierarchies):
+        mount('tmpfs', CGROUP_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV | MS_NOEXEC, 'mode=0755,size=64k')
+        for path, _, _ in hierarchies:
+            os.makedirs(path, exist_ok=True)
+        mount(None, CGROUP_ROOT, None, MS_REMOUNT | RO_SPECIAL)
+    for path, fstype, options in hierarchies:
+        mount('cgroup', path, fstype, RO_SPECIAL, options or None)
 
 
 def _expose(path):
