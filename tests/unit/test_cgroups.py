@@ -172,7 +172,7 @@ def pids_hierarchy():
     folder = os.path.join(found.path, 'podnet-unit-%d' % os.getpid())
     yield folder
     if os.path.isdir(folder):
-        cgroups.remove_tree(folder)
+        cgroups.kill_and_remove(folder)
 
 
 def test_remove_tree_kills_what_runs_in_it_and_removes_every_folder(pids_hierarchy):
@@ -182,7 +182,7 @@ def test_remove_tree_kills_what_runs_in_it_and_removes_every_folder(pids_hierarc
         with open(os.path.join(pids_hierarchy, 'pod', 'web', 'cgroup.procs'), 'w') as f:
             f.write(str(sleeper.pid))
         assert cgroups.procs(pids_hierarchy) == [sleeper.pid]
-        cgroups.remove_tree(pids_hierarchy, wait=5)
+        cgroups.kill_and_remove(pids_hierarchy, wait=5)
         assert sleeper.wait(timeout=5) == -9
         assert not os.path.exists(pids_hierarchy)
     finally:

@@ -102,7 +102,7 @@ if memory:  # a container over its memory limit while it sets itself up, before 
         results['tight'] = 'started'
     except Exception as exc:
         results['tight'] = str(exc)
-    cgroups.remove_tree(tight)
+    cgroups.kill_and_remove(tight)
 after = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                       argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[],
                       scratch=%(scratch)r + 'after')
@@ -137,7 +137,7 @@ def seen():
         shutil.rmtree(scratch)
         memory = cgroups.read_hierarchies().get('memory')
         if memory and os.path.isdir(os.path.join(memory.path, tight)):
-            cgroups.remove_tree(os.path.join(memory.path, tight))
+            cgroups.kill_and_remove(os.path.join(memory.path, tight))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

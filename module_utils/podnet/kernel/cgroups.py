@@ -233,7 +233,7 @@ class PodCgroups:
     def remove(self):
         """Kill whatever still runs in the pod's cgroups, then remove them."""
         for d in self.dirs():
-            remove_tree(d)
+            kill_and_remove(d)
 
 
 def _write(path, text):
@@ -253,7 +253,7 @@ def _write_all(folder, controllers, version, limits):
 def _fresh(folder):
     """A folder with no counters from an earlier container (a restart)."""
     if os.path.isdir(folder):
-        remove_tree(folder)
+        kill_and_remove(folder)
     os.mkdir(folder)
 
 
@@ -284,7 +284,7 @@ def procs(folder):
     return found
 
 
-def remove_tree(folder, wait=2.0):
+def kill_and_remove(folder, wait=2.0):
     """Remove a cgroup tree, deepest folder first. A folder still in use
     (EBUSY) has its whole tree's processes SIGKILLed, once; a killed process
     leaves its cgroup as it exits, so rmdir is retried until then."""
@@ -386,13 +386,13 @@ def prepare_node(entry):
 def remove_lab_host(lab, host, hierarchies):
     for entry in node_cgroups(lab, host, hierarchies):
         if os.path.isdir(entry['dir']):
-            remove_tree(entry['dir'])
+            kill_and_remove(entry['dir'])
 
 
 def remove_lab(lab, hierarchies):
     """The lab's folders, and podnet's parent when no other lab uses it."""
     for folder in lab_folders(lab, hierarchies):
-        remove_tree(folder)
+        kill_and_remove(folder)
         try:
             os.rmdir(os.path.dirname(folder))
         except OSError:

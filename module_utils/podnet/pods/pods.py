@@ -121,10 +121,11 @@ class NodePods:
         for key, record in records.items():
             record['key'] = key
             self._check(record, links, bridge)
-        self.current = NodeState(records, list_netns(), self.ipam.owners(), self.ipam.stale_folders(),
+        owners = self.ipam.owners()
+        self.current = NodeState(records, list_netns(), owners, self.ipam.stale_folders(),
                                  nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
                                  foreign_ports(links, bridge, records), sole_bridge(links),
-                                 *self._own_cgroups(records, set(self.ipam.owners().values())),
+                                 *self._own_cgroups(records, set(owners.values())),
                                  folders=self._folders())
         return self.current
 
