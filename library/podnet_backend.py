@@ -15,6 +15,9 @@ description:
     addresses reach UDP 8472, over the underlay, and drops a pod's datagram to UDP 8472
     unless it goes to a pod (VXLAN would otherwise carry a pod's forged frame past
     isolation and NetworkPolicy).
+  - A table podnet does not own that would drop VXLAN between this node and a peer (or,
+    with C(host-gw), pod traffic over the underlay) is named in a warning, with its rule;
+    podnet never changes such a table.
   - Switching backends removes the other backend's device, routes and table. Routes
     podnet owns carry protocol 200 and are the only ones it touches.
 options:
@@ -72,6 +75,14 @@ actions:
   sample:
     - [create_vtep, flannel.1, missing]
     - [set_routes, 10.42.1.0/24, "missing, want via 10.42.1.0 dev flannel.1 onlink"]
+foreign_drops:
+  description: The traffic to and from the peers that a table podnet does not own would drop,
+    each with the rule that drops it (also given as warnings).
+  returned: with O(state=present)
+  type: list
+  elements: str
+  sample:
+    - "VXLAN from node2 (10.11.1.12): dropped by inet evil chain input rule 0: udp dport 8472 drop"
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -102,11 +113,20 @@ def main():
         wanted = backend.NOTHING if absent else backend.wanted_state(p['backend'], p['node'], p['peers'])
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
+
+    def result(_current, _actions):
+        if absent:
+            return {}
+        found = backend.foreign_drops(module.run_command, p['backend'], p['node'], p['peers'])
+        for warning in found:
+            module.warn('a table podnet does not own would drop traffic between nodes: %s' % warning)
+        return dict(foreign_drops=found)
+
     run_module(module, 'podnet_backend %s' % ('absent' if absent else p['backend']),
                lambda: backend.read_state(module.run_command), lambda current: backend.plan(current, wanted),
                lambda actions, _: backend.apply(actions, wanted, p['node'], module.run_command),
                lambda current: backend.show(current or wanted), lock_dir=p['state_dir'],
-               absent=absent)
+               absent=absent, result=result)
 
 
 if __name__ == '__main__':

@@ -34,11 +34,24 @@ CORRUPTIONS = [
               "ip link set rogue0 master cni0 up'",
      'unbridge rogue0'),
 ]
-# A table podnet does not own that drops what comes to node1's pods: named
-# by a warning, never changed.
-FOREIGN = ("sh -c 'nft add table inet evil && nft add chain inet evil drops "
-           "\"{ type filter hook forward priority -10; }\" && "
-           "nft add rule inet evil drops ip daddr $(cat %s/pod-cidr) drop'" % STATE_DIR)
+# Tables podnet does not own that drop pod or node traffic, on every hook
+# they could use: named by a warning with their rule, never changed.
+FOREIGN = [
+    ('node1', "sh -c 'nft add table inet evil && nft add chain inet evil drops "
+              "\"{ type filter hook forward priority -10; }\" && "
+              "nft add rule inet evil drops ip daddr $(cat %s/pod-cidr) drop'" % STATE_DIR,
+     r'pod traffic: pod \S+ to pod \S+: dropped by inet evil chain drops rule 0: ip daddr 10\.42\.\d+\.0/24 drop'),
+    ('node1', "nft 'add table netdev evil; add chain netdev evil in "
+              "{ type filter hook ingress device flannel.1 priority 0; }; add rule netdev evil in drop'",
+     r'pod traffic: pod \S+ to pod \S+: dropped by netdev evil chain in rule 0: drop'),
+    ('node2', "nft 'add table inet evil; add chain inet evil in { type filter hook input priority -10; }; "
+              "add rule inet evil in udp dport 8472 drop'",
+     r'traffic between nodes: VXLAN from node\d \(10\.\S+\): dropped by inet evil chain in rule 0: '
+     r'udp dport 8472 drop'),
+    ('node3', "nft 'add table bridge evil; add chain bridge evil pre "
+              "{ type filter hook prerouting priority -10; }; add rule bridge evil pre iifname \"veth*\" drop'",
+     r'pod traffic: pod \S+ to pod \S+: dropped by bridge evil chain pre rule 0: iifname "veth\*" drop'),
+]
 VICTIMS = {'c-garbage': 'node1', 'c-empty': 'node2', 'c-list': 'node3'}
 
 
@@ -50,7 +63,8 @@ def corrupted(tmp_path_factory):
         first = cluster.site(victims)
         assert first.returncode == 0, errors(first.stdout)
         corrupt(cluster)
-        cluster.hosts['node1'].check_output(FOREIGN)
+        for node, shell, _ in FOREIGN:
+            cluster.hosts[node].check_output(shell)
         runs = {'check': cluster.site(victims, args=('--check', '--diff')), 'heal': cluster.site(victims)}
         runs['again'] = cluster.site(victims)
         runs['problems'] = state_problems(cluster, SEED_PODS + list(VICTIMS))
@@ -76,11 +90,15 @@ def test_check_succeeds_and_names_every_corrupted_file_and_port_on_its_node(corr
     assert missing == [], missing
 
 
-def test_a_foreign_table_that_drops_pod_traffic_is_a_warning_naming_its_rule(corrupted):
+def test_a_foreign_table_that_drops_pod_or_node_traffic_is_a_warning_naming_its_rule(corrupted):
+    """Regression (issue 21): a forward drop of the pod CIDR went unseen; so
+    did drops on the other hooks: netdev ingress, an inet input drop of
+    VXLAN, a bridge prerouting drop on the pods' ports."""
     for run in ('check', 'heal', 'again'):
         text = ' '.join((corrupted[run].stdout + corrupted[run].stderr).split())
-        assert re.search(r'a table podnet does not own would drop pod traffic: pod \S+ to pod \S+: dropped '
-                         r'by inet evil chain drops rule 0: ip daddr 10\.42\.\d+\.0/24 drop', text), run
+        unnamed = [evidence for _, _, evidence in FOREIGN
+                   if not re.search(r'a table podnet does not own would drop ' + evidence, text)]
+        assert unnamed == [], (run, unnamed)
 
 
 def test_one_run_heals_it_all_and_the_next_changes_nothing(corrupted):

@@ -203,3 +203,42 @@ def test_the_guard_reads_back_unchanged(peers):
     assert listing.returncode == 0, listing.stderr
     current = nft.read_table(lambda argv, data=None: (0, listing.stdout, ''), family, table)
     assert backend.plan(dict(vxlan(peers), guard=current), vxlan(peers)) == []
+
+
+# -- foreign tables that would drop the traffic between nodes are named ------------
+def evil_table(family, hook, expr, dev=None):
+    chain = {'family': family, 'table': 'evil', 'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10,
+             'policy': 'accept'}
+    if dev:
+        chain['dev'] = dev
+    return {'nftables': [{'table': {'family': family, 'name': 'evil'}}, {'chain': chain},
+                         {'rule': {'family': family, 'table': 'evil', 'chain': hook, 'expr': expr}}]}
+
+
+def foreign_drops(backend_name, table):
+    from ansible.module_utils.podnet.explain import nfteval
+    return nfteval.drops(table, backend._peer_flows(backend_name, NODE, PEERS))
+
+
+def test_an_input_drop_of_vxlan_from_the_peers_is_named():
+    """Regression (issue 21): a foreign inet input drop of UDP 8472 cut the
+    node off from its peers and no run said so."""
+    table = evil_table('inet', 'input', [nft.match('udp', 'dport', '==', 8472), nft.DROP])
+    assert foreign_drops('vxlan', table) == [
+        'VXLAN from node2 (10.11.1.12): dropped by inet evil chain input rule 0: udp dport 8472 drop',
+        'VXLAN from node3 (10.11.1.13): dropped by inet evil chain input rule 0: udp dport 8472 drop']
+    only_node3 = evil_table('netdev', 'ingress', [nft.match('ip', 'saddr', '==', '10.11.1.13'), nft.DROP],
+                            dev=NODE['underlay_ifname'])
+    assert foreign_drops('vxlan', only_node3) == [
+        'VXLAN from node3 (10.11.1.13): dropped by netdev evil chain ingress rule 0: ip saddr 10.11.1.13 drop']
+    assert foreign_drops('vxlan', evil_table('inet', 'output', [nft.match('udp', 'dport', '==', 8472), nft.DROP])) \
+        == ['VXLAN to node2 (10.11.1.12): dropped by inet evil chain output rule 0: udp dport 8472 drop',
+            'VXLAN to node3 (10.11.1.13): dropped by inet evil chain output rule 0: udp dport 8472 drop']
+
+
+def test_host_gw_pod_traffic_over_the_underlay_is_judged_and_not_vxlan():
+    table = evil_table('inet', 'forward', [nft.meta_match('oifname', '==', NODE['underlay_ifname']), nft.DROP])
+    assert foreign_drops('host-gw', table) == [
+        'pod 10.42.0.2 to pod 10.42.1.2 on node2: dropped by inet evil chain forward rule 0: oifname "eth0" drop',
+        'pod 10.42.0.2 to pod 10.42.2.2 on node3: dropped by inet evil chain forward rule 0: oifname "eth0" drop']
+    assert foreign_drops('vxlan', table) == []

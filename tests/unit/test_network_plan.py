@@ -214,3 +214,19 @@ def test_a_foreign_table_that_drops_pod_traffic_is_named_with_its_rule(tmp_path)
         'pod 10.42.1.2 to pod 10.42.1.3: dropped by inet evil chain fwd rule 0: ip daddr 10.42.1.0/24 drop',
         'pod 10.42.0.2 to pod 10.42.1.2: dropped by inet evil chain fwd rule 0: ip daddr 10.42.1.0/24 drop']
     assert net.foreign_drops({'ruleset': None}) == []
+
+
+def test_foreign_drops_on_the_bridge_and_ingress_hooks_are_named(tmp_path):
+    """Regression (issue 21): a bridge prerouting drop on `veth*` and a
+    netdev ingress drop on flannel.1 went unseen: only the ip and inet
+    prerouting, forward and postrouting hooks were judged."""
+    net = node_network(tmp_path)
+    on_ports = foreign('bridge', 'evil', 'pre', 'prerouting', [nft.meta_match('iifname', '==', 'veth*'),
+                                                                {'drop': None}])
+    assert net.foreign_drops({'ruleset': {'nftables': on_ports}}) == [
+        'pod 10.42.1.2 to pod 10.42.1.3: dropped by bridge evil chain pre rule 0: iifname "veth*" drop',
+        'pod 10.42.1.2 to pod 10.42.0.2: dropped by bridge evil chain pre rule 0: iifname "veth*" drop']
+    ingress = foreign('netdev', 'evil', 'in', 'ingress', [{'drop': None}])
+    ingress[1]['chain']['dev'] = 'flannel.1'
+    assert net.foreign_drops({'ruleset': {'nftables': ingress}}) == [
+        'pod 10.42.0.2 to pod 10.42.1.2: dropped by netdev evil chain in rule 0: drop']

@@ -162,3 +162,21 @@ def test_plan_table_says_missing_changed_count_or_nothing():
     assert nft.plan_table('ip t', (CHAINS, RULES[::-1]), CHAINS, RULES) == [
         Action('set_table', 'ip t', 'rules differ from the wanted ones')]
     assert nft.plan_table('ip t', (CHAINS[::-1], RULES), CHAINS, RULES) == []
+
+
+def test_the_devices_of_an_ingress_chain_are_read_where_nft_json_leaves_them_out():
+    """nft 1.0.6 (Debian 12) prints no `dev` in the JSON of an ingress chain:
+    without it no netdev ingress drop of a foreign table could be judged."""
+    listed = {('tables',): [{'table': {'family': 'netdev', 'name': 'evil'}}],
+              ('table', 'netdev', 'evil'): [
+                  {'chain': {'family': 'netdev', 'table': 'evil', 'name': n, 'hook': 'ingress'}} for n in 'ab']}
+    texts = {'a': 'table netdev evil {\n\tchain a {\n\t\ttype filter hook ingress device "eth0" priority filter;'
+                  ' policy accept;\n\t}\n}\n',
+             'b': '\t\ttype filter hook ingress devices = { flannel.1, eth0 } priority filter; policy accept;\n'}
+
+    def run(argv):
+        if argv[:2] == ['nft', '-j']:
+            return 0, json.dumps({'nftables': listed[tuple(argv[3:])]}), ''
+        return 0, texts[argv[-1]], ''
+    chains = [i['chain'] for i in nft.foreign_ruleset(run)['nftables'] if 'chain' in i]
+    assert [c['dev'] for c in chains] == [['eth0'], ['flannel.1', 'eth0']]

@@ -61,3 +61,56 @@ def test_the_isolation_table_drops_pods_to_the_controller_only():
 def test_podnet_policy_and_nat_are_left_to_their_judges():
     policy = ruleset('ip', 'podnet-policy', [FORWARD], [('fwd', [{'drop': None}])])
     assert judged(policy) == (None, [])
+
+
+# -- the stages a packet meets: devices, bridge hooks, wildcards ----------------------
+def chain(hook, **more):
+    return dict({'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}, **more)
+
+
+def test_an_ingress_chain_judges_only_its_own_device():
+    """A netdev ingress chain (issue 21) drops what enters its device, and
+    nothing that enters another."""
+    evil = ruleset('netdev', 'evil', [chain('ingress', dev='flannel.1')], [('ingress', [{'drop': None}])])
+    from_remote = dict(PACKET, iif='flannel.1', oif='cni0')
+    assert judged(evil, packet=from_remote) == ('netdev evil chain ingress rule 0', [])
+    assert judged(evil) == (None, [])
+    on_two = ruleset('netdev', 'evil', [chain('ingress', dev=['eth9', 'flannel.1'])], [('ingress', [{'drop': None}])])
+    assert judged(on_two, packet=from_remote)[0] == 'netdev evil chain ingress rule 0'
+
+
+def test_a_wildcard_name_matches_as_nft_matches_it():
+    """`iifname "veth*"` is a prefix; `"veth\\*"` is a name with a star."""
+    for pattern, dropped in (('veth*', True), ('vethx*', False), ('veth\\*', False), ('veth00000002', True)):
+        evil = ruleset('inet', 'evil', [FORWARD], [('fwd', [nft.meta_match('iifname', '==', pattern),
+                                                           {'drop': None}])])
+        assert (judged(evil)[0] is not None) == dropped, pattern
+
+
+def test_a_bridged_frame_meets_the_bridge_hooks_with_its_ports_and_the_ip_hooks_on_the_bridge():
+    from ansible.module_utils.podnet.explain.nfteval import POD_PORT, bridged
+    frame = dict(PACKET, dst='10.42.0.3', stages=bridged(POD_PORT, POD_PORT, 'cni0'))
+    on_ports = ruleset('bridge', 'evil', [chain('prerouting')], [('prerouting', [
+        nft.meta_match('iifname', '==', 'veth*'), {'drop': None}])])
+    assert judged(on_ports, packet=frame) == ('bridge evil chain prerouting rule 0', [])
+    on_bridge = ruleset('ip', 'evil', [FORWARD], [('fwd', [nft.meta_match('iifname', '==', 'cni0'), {'drop': None}])])
+    assert judged(on_bridge, packet=frame) == ('ip evil chain fwd rule 0', [])
+    elsewhere = ruleset('bridge', 'evil', [chain('prerouting')], [('prerouting', [
+        nft.meta_match('iifname', '==', 'eth0'), {'drop': None}])])
+    assert judged(elsewhere, packet=frame) == (None, [])
+
+
+def test_a_packet_for_the_node_meets_input_and_not_forward():
+    from ansible.module_utils.podnet.explain.nfteval import delivered
+    vxlan = {'src': '10.11.1.12', 'dst': '10.11.1.11', 'protocol': 'udp', 'dport': 8472,
+             'stages': delivered('eth0')}
+    drop_8472 = [nft.match('udp', 'dport', '==', 8472), {'drop': None}]
+    on_input = ruleset('inet', 'evil', [chain('input')], [('input', drop_8472)])
+    on_forward = ruleset('inet', 'evil', [chain('forward')], [('forward', drop_8472)])
+    assert judged(on_input, packet=vxlan) == ('inet evil chain input rule 0', [])
+    assert judged(on_forward, packet=vxlan) == (None, [])
+
+
+def test_nat_chains_are_not_judged_for_drops():
+    nat = ruleset('ip', 'theirs', [dict(FORWARD, type='nat', hook='postrouting')], [('fwd', [{'drop': None}])])
+    assert judged(nat) == (None, [])

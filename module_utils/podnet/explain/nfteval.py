@@ -3,19 +3,75 @@
 look at tables podnet did not write, and at its isolation table), and
 whether a nat table masquerades it.
 
-For drops, only what a forwarded packet meets on the filter hooks is
-judged: base chains of type filter on prerouting, forward and postrouting,
-in the ip and inet families, by priority. A rule whose matches this reader
-cannot judge (sets of sets, maps, marks...) is reported as not judged,
-never guessed. podnet's policy table is judged by the NetworkPolicy model,
-its nat table by masqueraded_by(), so both are left out of judge().
+For drops, a packet is judged along the stages it meets, in order: a
+stage is a hook of some families, with the interfaces the packet has there
+(routed() by default: the device's ingress, the ip and inet prerouting,
+forward and postrouting hooks, the egress). Every base chain of a stage is
+run, by priority; an ingress or egress chain only on its own device. A
+rule whose matches this reader cannot judge (sets of sets, maps, marks...)
+is reported as not judged, never guessed. podnet's policy table is judged
+by the NetworkPolicy model, its nat table by masqueraded_by(), so both are
+left out of judge().
 """
 import ipaddress
+from collections import namedtuple
+
+from ansible.module_utils.podnet.kernel import nft
 
 HOOKS = ('prerouting', 'forward', 'postrouting')
-FAMILIES = ('ip', 'inet')
+IP_FAMILIES = ('ip', 'inet')
+# ingress chains are bound to a device: netdev's, and inet's since Linux 5.10
+DEVICE_FAMILIES = ('netdev', 'inet')
 SKIPPED_TABLES = ('podnet-policy', 'podnet-nat')
+DROPPING_TYPES = ('filter', 'route')  # nat chains translate; a drop there is not judged
 PROTOCOL_NUMBERS = {'tcp': 6, 'udp': 17, 'sctp': 132}
+# An interface name standing for any pod's port on the bridge: it matches
+# `iifname "veth*"` and a chain bound to any one pod's veth.
+POD_PORT = 'veth*'
+
+Stage = namedtuple('Stage', 'families hook iif oif bridge', defaults=(None, None, None))
+
+
+def routed(iif, oif):
+    """A packet the node forwards from iif to oif."""
+    return ([Stage(DEVICE_FAMILIES, 'ingress', iif=iif)] +
+            [Stage(IP_FAMILIES, hook, iif, oif) for hook in HOOKS] +
+            [Stage(('netdev',), 'egress', oif=oif)])
+
+
+def bridged(in_port, out_port, bridge):
+    """A frame the bridge forwards between two of its ports; br_netfilter
+    hands it to the ip hooks as coming in and going out on the bridge."""
+    return ([Stage(DEVICE_FAMILIES, 'ingress', iif=in_port)] +
+            [Stage(('bridge',), hook, in_port, out_port, bridge) for hook in HOOKS] +
+            [Stage(IP_FAMILIES, hook, bridge, bridge) for hook in HOOKS] +
+            [Stage(('netdev',), 'egress', oif=out_port)])
+
+
+def into_bridge(port, bridge):
+    """A frame for the bridge's own address (the pods' gateway), from a port."""
+    return [Stage(DEVICE_FAMILIES, 'ingress', iif=port),
+            Stage(('bridge',), 'prerouting', iif=port, bridge=bridge),
+            Stage(('bridge',), 'input', iif=port, bridge=bridge)]
+
+
+def out_of_bridge(bridge, port):
+    """A packet the node routed onto the bridge, leaving by one of its ports."""
+    return [Stage(('bridge',), 'output', oif=port, bridge=bridge),
+            Stage(('bridge',), 'postrouting', oif=port, bridge=bridge),
+            Stage(('netdev',), 'egress', oif=port)]
+
+
+def delivered(iif):
+    """A packet for the node itself, coming in on iif."""
+    return [Stage(DEVICE_FAMILIES, 'ingress', iif=iif),
+            Stage(IP_FAMILIES, 'prerouting', iif=iif), Stage(IP_FAMILIES, 'input', iif=iif)]
+
+
+def sent(oif):
+    """A packet the node itself sends out of oif."""
+    return [Stage(IP_FAMILIES, 'output', oif=oif), Stage(IP_FAMILIES, 'postrouting', oif=oif),
+            Stage(('netdev',), 'egress', oif=oif)]
 
 
 class Unknown(Exception):
@@ -26,12 +82,64 @@ def judge(ruleset, packet):
     """(dropped_by, not_judged): dropped_by the `family table chain rule N`
     that drops or rejects packet (or a base chain's drop policy), else None;
     not_judged the rules skipped as unknown. packet: {src, dst, protocol,
-    dport, iif, oif}, a new connection."""
+    dport, iif, oif}, a new connection, with the stages it meets (default
+    routed(iif, oif))."""
     chains, rules = _index(ruleset)
-    base = sorted((c for c in chains.values() if c.get('hook') in HOOKS and c.get('type') == 'filter'
-                   and c['family'] in FAMILIES and c['table'] not in SKIPPED_TABLES),
-                  key=lambda c: (HOOKS.index(c['hook']), c.get('prio', 0)))
-    return _first(base, 'drop', chains, rules, packet)
+    not_judged = []
+    for stage in packet.get('stages') or routed(packet['iif'], packet['oif']):
+        base = sorted((c for c in chains.values() if c['family'] in stage.families
+                       and c.get('hook') == stage.hook and c.get('type') in DROPPING_TYPES
+                       and c['table'] not in SKIPPED_TABLES and _bound(c, stage)), key=lambda c: c.get('prio', 0))
+        there = dict(packet, iif=stage.iif, oif=stage.oif, bridge=stage.bridge)
+        dropped_by, skipped = _first(base, 'drop', chains, rules, there)
+        not_judged += skipped
+        if dropped_by:
+            return dropped_by, not_judged
+    return None, not_judged
+
+
+def drops(ruleset, flows):
+    """['<flow>: dropped by <family table chain NAME rule N>: <rule>'] of
+    the flows [(description, packet)] that the ruleset drops."""
+    found = []
+    for flow, packet in flows:
+        dropped_by, _ = judge(ruleset, packet)
+        if dropped_by:
+            found.append('%s: dropped by %s: %s' % (flow, dropped_by, _rule_text(ruleset, dropped_by)))
+    return found
+
+
+def _rule_text(ruleset, where):
+    """The rule `family table chain NAME rule N` names, as nft lists it."""
+    words = where.split()
+    if words[-2] != 'rule':
+        return 'the chain\'s policy'
+    family, table, chain, index = words[0], words[1], words[3], int(words[-1])
+    rules = [i['rule']['expr'] for i in ruleset['nftables'] if 'rule' in i
+             and (i['rule']['family'], i['rule']['table'], i['rule']['chain']) == (family, table, chain)]
+    return nft.describe([], [(chain, rules[index])])[chain][0]
+
+
+def _bound(chain, stage):
+    """Whether a chain runs at the stage: an ingress or egress chain only
+    on a device of its own (`dev`, one name or a list)."""
+    if stage.hook not in ('ingress', 'egress'):
+        return True
+    devices = chain.get('dev') or []
+    device = stage.iif if stage.hook == 'ingress' else stage.oif
+    return any(_name_matches(d, device) for d in ([devices] if isinstance(devices, str) else devices))
+
+
+def _name_matches(pattern, name):
+    """An interface name against nft's pattern: `veth*` is a wildcard,
+    `veth\\*` the name with a star; POD_PORT stands for any pod's veth."""
+    if name is None:
+        name = ''  # a packet the node sends has no input interface
+    if name == POD_PORT:
+        return pattern.startswith('veth')
+    if pattern.endswith('*') and not pattern.endswith('\\*'):
+        return name.startswith(pattern[:-1])
+    return name == pattern.replace('\\*', '*')
 
 
 def has_table(ruleset, family, table):
@@ -143,7 +251,9 @@ def _left(left, packet):
         if key == 'l4proto':
             return PROTOCOL_NUMBERS[packet['protocol']]
         if key in ('iifname', 'oifname'):
-            return packet['iif' if key == 'iifname' else 'oif']
+            return InterfaceName(packet['iif' if key == 'iifname' else 'oif'] or '')
+        if key in ('ibrname', 'obrname'):
+            return InterfaceName(packet.get('bridge') or '')
         if key == 'nfproto':
             return 'ipv4'
     if 'ct' in left and left['ct'].get('key') == 'state':
@@ -151,10 +261,16 @@ def _left(left, packet):
     raise Unknown('match on %s' % (left,))
 
 
+class InterfaceName(str):
+    """A packet's interface name: matched as nft matches names."""
+
+
 def _contains(right, value):
     """Whether right (a value, prefix, range or set of them) holds value."""
     if value is None:
         return False
+    if isinstance(value, InterfaceName) and isinstance(right, str):
+        return _name_matches(right, value)
     if isinstance(right, dict) and 'set' in right:
         return any(_contains(item, value) for item in right['set'])
     if isinstance(right, list):

@@ -7,6 +7,7 @@ the table, so the kernel never sees half a ruleset. Checking costs one
 handles dropped, so podnet writes expressions in the form nft prints.
 """
 import json
+import re
 
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.reconcile import Action
@@ -25,6 +26,37 @@ def list_items(run, *what):
             return None
         raise NftError(' '.join(what[1:]) or what[0], err.strip())
     return json.loads(out)['nftables']
+
+
+def podnets(item):
+    """Whether a `nft -j list ruleset` item belongs to a table podnet owns."""
+    (kind, body), = item.items()
+    name = body.get('name') if kind == 'table' else body.get('table')
+    return isinstance(name, str) and name.startswith('podnet-')
+
+
+def foreign_ruleset(run):
+    """The tables podnet does not own, as `nft -j list ruleset` gives them:
+    the names first, then only those tables (usually none), not the whole
+    ruleset with podnet's policy table, large at scale."""
+    tables = [i['table'] for i in list_items(run, 'tables') if 'table' in i and not podnets(i)]
+    items = [item for t in tables  # a table gone since it was listed has no items
+             for item in list_items(run, 'table', t['family'], t['name']) or []]
+    for chain in (i['chain'] for i in items if 'chain' in i):
+        if chain.get('hook') in ('ingress', 'egress') and 'dev' not in chain:
+            chain['dev'] = _chain_devices(run, chain)
+    return {'nftables': items}
+
+
+def _chain_devices(run, chain):
+    """The devices of an ingress or egress chain, which nft 1.0.6 (Debian
+    12) leaves out of its JSON: from the chain as `nft list chain` prints
+    it (`device "eth0"` or `devices = { eth0, eth1 }`)."""
+    rc, out, _ = run(['nft', 'list', 'chain', chain['family'], chain['table'], chain['name']])
+    found = re.search(r'\bdevices? (?:= \{ ([^}]*) \}|"([^"]*)")', out) if rc == 0 else None
+    if not found:
+        return []
+    return [name.strip().strip('"') for name in (found.group(1) or found.group(2)).split(',')]
 
 
 def read_table(run, family, name):

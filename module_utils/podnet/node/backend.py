@@ -23,12 +23,12 @@ import socket
 
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import Action
+from ansible.module_utils.podnet.explain import nfteval
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, delete_link, link_index, links_by_name, rtnl
-from ansible.module_utils.podnet.node.network import BRIDGE
+from ansible.module_utils.podnet.node.network import BRIDGE, VTEP
 from ansible.module_utils.podnet.policy.netpol_nft import canonical
 
-VTEP = 'flannel.1'
 VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
 RTPROT_PODNET = 200  # marks the routes podnet owns
 RTNH_F_ONLINK = 4
@@ -101,6 +101,38 @@ def wanted_state(backend, node, peers):
         'routes': {p['pod_cidr']: (network_address(p['pod_cidr']), VTEP, True) for p in peers},
         'guard': guard_ruleset(node, peers),
     }
+
+
+def foreign_drops(run, backend, node, peers):
+    """['<flow>: dropped by <family table chain rule N>: <rule>'] for the
+    traffic between this node and its peers that a table podnet does not own
+    would drop: VXLAN both ways on the underlay, or host-gw's pod packets
+    (issue 21: an inet input drop of UDP 8472 went unseen)."""
+    return nfteval.drops(nft.foreign_ruleset(run), _peer_flows(backend, node, peers))
+
+
+def _peer_flows(backend, node, peers):
+    ifname, own = node['underlay_ifname'], node['underlay_ip']
+    if backend == 'vxlan':
+        udp = dict(protocol='udp', dport=VXLAN_PORT)
+        return [flow for peer in peers for flow in (
+            ('VXLAN from %s (%s)' % (peer['name'], peer['underlay_ip']),
+             dict(udp, src=peer['underlay_ip'], dst=own, stages=nfteval.delivered(ifname))),
+            ('VXLAN to %s (%s)' % (peer['name'], peer['underlay_ip']),
+             dict(udp, src=own, dst=peer['underlay_ip'], stages=nfteval.sent(ifname))))]
+    tcp, pod = dict(protocol='tcp', dport=80), _a_pod(node)
+    port = nfteval.POD_PORT
+    return [flow for peer in peers for flow in (
+        ('pod %s to pod %s on %s' % (pod, _a_pod(peer), peer['name']),
+         dict(tcp, src=pod, dst=_a_pod(peer),
+              stages=nfteval.into_bridge(port, BRIDGE) + nfteval.routed(BRIDGE, ifname))),
+        ('pod %s on %s to pod %s' % (_a_pod(peer), peer['name'], pod),
+         dict(tcp, src=_a_pod(peer), dst=pod,
+              stages=nfteval.routed(ifname, BRIDGE) + nfteval.out_of_bridge(BRIDGE, port))))]
+
+
+def _a_pod(node):
+    return str(ipaddress.IPv4Network(node['pod_cidr']).network_address + 2)
 
 
 def read_state(run):

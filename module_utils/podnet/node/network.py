@@ -24,6 +24,7 @@ from ansible.module_utils.podnet.node.nodestate import POD_CIDR_FILE, read_pod_c
 from ansible.module_utils.podnet.policy.netpol_nft import canonical
 
 BRIDGE = 'cni0'
+VTEP = 'flannel.1'  # the vxlan backend's device (backend.py)
 NAT = ('ip', 'podnet-nat')
 ISOLATION = ('inet', 'podnet-isolation')
 
@@ -87,34 +88,21 @@ def isolation_ruleset(cluster_cidr, mgmt, controllers):
 def pod_flows(pod_cidr, cluster_cidr):
     """[(description, packet)] of the flows every node's pods make: between
     two of its pods, in from and out to a pod of another node (TCP 80, as
-    the path explainer judges a packet)."""
+    the path explainer judges a packet), with the hooks each meets."""
     own = ipaddress.IPv4Network(pod_cidr)
     other = next(n for n in ipaddress.IPv4Network(cluster_cidr).subnets(new_prefix=own.prefixlen) if n != own)
     pod, neighbour, remote = (str(own.network_address + 2), str(own.network_address + 3),
                               str(other.network_address + 2))
     tcp = dict(protocol='tcp', dport=80)
+    port = nfteval.POD_PORT
     return [('pod %s to pod %s' % (pod, neighbour),
-             dict(tcp, src=pod, dst=neighbour, iif=BRIDGE, oif=BRIDGE)),
-            ('pod %s to pod %s' % (pod, remote), dict(tcp, src=pod, dst=remote, iif=BRIDGE, oif='flannel.1')),
-            ('pod %s to pod %s' % (remote, pod), dict(tcp, src=remote, dst=pod, iif='flannel.1', oif=BRIDGE))]
-
-
-def _podnets(item):
-    """Whether a `nft -j list ruleset` item belongs to a table podnet owns."""
-    (kind, body), = item.items()
-    name = body.get('name') if kind == 'table' else body.get('table')
-    return isinstance(name, str) and name.startswith('podnet-')
-
-
-def _rule_text(ruleset, where):
-    """The rule `family table chain NAME rule N` names, as nft lists it."""
-    words = where.split()
-    if words[-2] != 'rule':
-        return 'the chain\'s policy'
-    family, table, chain, index = words[0], words[1], words[3], int(words[-1])
-    rules = [i['rule']['expr'] for i in ruleset['nftables'] if 'rule' in i
-             and (i['rule']['family'], i['rule']['table'], i['rule']['chain']) == (family, table, chain)]
-    return nft.describe([], [(chain, rules[index])])[chain][0]
+             dict(tcp, src=pod, dst=neighbour, stages=nfteval.bridged(port, port, BRIDGE))),
+            ('pod %s to pod %s' % (pod, remote),
+             dict(tcp, src=pod, dst=remote,
+                  stages=nfteval.into_bridge(port, BRIDGE) + nfteval.routed(BRIDGE, VTEP))),
+            ('pod %s to pod %s' % (remote, pod),
+             dict(tcp, src=remote, dst=pod,
+                  stages=nfteval.routed(VTEP, BRIDGE) + nfteval.out_of_bridge(BRIDGE, port)))]
 
 
 def ssh_client_address(environ):
@@ -175,15 +163,7 @@ class NodeNetwork:
                 'pod_cidr': _recorded_pod_cidr(self.spec.state_dir),
                 'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
                 'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs),
-                'ruleset': self._foreign_tables() if self.spec.pod_cidr else None}
-
-    def _foreign_tables(self):
-        """The tables podnet does not own, as `nft -j list ruleset` gives
-        them: the names first, then only those tables (usually none), not
-        the whole ruleset with podnet's policy table, large at scale."""
-        tables = [i['table'] for i in nft.list_items(self.run, 'tables') if 'table' in i and not _podnets(i)]
-        return {'nftables': [item for t in tables  # a table gone since it was listed has no items
-                             for item in nft.list_items(self.run, 'table', t['family'], t['name']) or []]}
+                'ruleset': nft.foreign_ruleset(self.run) if self.spec.pod_cidr else None}
 
     def foreign_drops(self, current):
         """['<flow>: dropped by <family table chain rule N>: <rule>'] for the
@@ -193,14 +173,8 @@ class NodeNetwork:
         CIDR went unseen by --check and site.yml)."""
         if not current.get('ruleset'):
             return []
-        items = current['ruleset'].get('nftables', [])
-        theirs = {'nftables': [i for i in items if not _podnets(i)]}
-        found = []
-        for flow, packet in pod_flows(self.spec.pod_cidr, self.spec.cluster_cidr):
-            dropped_by, _ = nfteval.judge(theirs, packet)
-            if dropped_by:
-                found.append('%s: dropped by %s: %s' % (flow, dropped_by, _rule_text(theirs, dropped_by)))
-        return found
+        theirs = {'nftables': [i for i in current['ruleset'].get('nftables', []) if not nft.podnets(i)]}
+        return nfteval.drops(theirs, pod_flows(self.spec.pod_cidr, self.spec.cluster_cidr))
 
     def controllers(self, current):
         """The controller addresses to cut off; never one of the node's own
