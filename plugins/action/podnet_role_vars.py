@@ -52,7 +52,7 @@ def bad_name(host):
     (names.HOSTNAME), checked here for every playbook that changes nodes."""
     if names.HOSTNAME.match(host):
         return None
-    return '%s: inventory name: not a DNS label (a-z, 0-9 and -, at most 63, as a hostname)' % host
+    return '%s: inventory name: %s' % (host, names.NOT_A_HOSTNAME)
 
 
 def role_options(role, entry_point, folders):

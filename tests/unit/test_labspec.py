@@ -53,7 +53,7 @@ def test_bad_lab_settings_name_their_field(change, field, words):
     (lambda n: n[0].update(rack='rack9'), 'node1: podnet_rack', "unknown rack 'rack9'"),
     (lambda n: n[0].update(underlay_ip='10.11.1.x'), 'node1: podnet_underlay_ip', 'not an IPv4 address'),
     (lambda n: n.append(dict(n[0])), 'node1: inventory name', 'already used'),
-    (lambda n: n[0].update(name='Node_1'), 'Node_1', 'not a valid hostname'),
+    (lambda n: n[0].update(name='Node_1'), 'Node_1: inventory name', 'not a DNS label (a-z, 0-9 and -'),
 ])
 def test_bad_node_settings_name_host_and_field(change, field, words):
     message = refusal(node_change=change)

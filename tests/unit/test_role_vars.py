@@ -39,7 +39,7 @@ def test_each_entry_point_has_its_options_and_an_unknown_role_or_entry_point_is_
         plugin.role_options('network', 'nope', ROLES)
 
 
-@pytest.mark.parametrize('playbook, entry_point', [('site.yml', 'main'), ('reset.yml', 'reset')])
+@pytest.mark.parametrize('playbook, entry_point', [('site.yml', 'main'), ('reset.yml', 'reset'), ('lab.yml', 'main')])
 def test_a_playbook_checks_every_role_it_imports_at_the_entry_point_it_imports(playbook, entry_point):
     import yaml
     [play] = yaml.safe_load((ROOT / 'playbooks' / playbook).read_text())
@@ -57,10 +57,11 @@ def test_an_inventory_name_that_is_no_hostname_is_refused(name):
     assert plugin.bad_name('node-1') is None
 
 
-@pytest.mark.parametrize('playbook', ['site.yml', 'reset.yml'])
+@pytest.mark.parametrize('playbook', ['site.yml', 'reset.yml', 'lab.yml'])
 def test_a_playbook_refuses_a_bad_inventory_name_before_any_node_task(tmp_path, playbook):
     """Regression (issue 21): lab.yml refused '../../evil' and 'a/b', site.yml
-    took them, and recreated flannel.1 with new MACs on every node."""
+    took them, and recreated flannel.1 with new MACs on every node; then
+    lab.yml refused them in other words than site.yml and reset.yml."""
     import subprocess
     from podnet_testlib import playbook_argv, playbook_env
     inventory = tmp_path / 'hosts.yml'

@@ -14,6 +14,7 @@ IFNAMSIZ = 15
 # that changes nodes, check it before anything changes: the name goes into
 # paths, the nodes' hostnames and the VTEP MACs derived from it.
 HOSTNAME = re.compile(r'^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+NOT_A_HOSTNAME = 'not a DNS label (a-z, 0-9 and -, at most 63, as a hostname)'
 
 
 def fit_ifname(prefix, name):

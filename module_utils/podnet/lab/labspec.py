@@ -104,7 +104,7 @@ def _parse_lab(raw):
 def _parse_node(raw, lab):
     name = str(raw.get('name', ''))
     if not names.HOSTNAME.match(name):
-        raise SpecError(name or 'node', 'inventory name %r is not a valid hostname' % name)
+        raise SpecError('%s: inventory name' % (name or repr(name)), names.NOT_A_HOSTNAME)
     rack = str(raw.get('rack') or next(iter(lab.racks)))
     if rack not in lab.racks:
         raise SpecError('%s: podnet_rack' % name, 'unknown rack %r (podnet_lab.racks has %s)'

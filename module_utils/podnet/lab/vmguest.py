@@ -51,7 +51,7 @@ def validate(config):
     def bad(field, why):
         raise SpecError('%s: %s' % (config.hostname, field), why)
     if not names.HOSTNAME.match(config.hostname):
-        bad('hostname', 'not a DNS label: %r' % config.hostname)
+        bad('hostname', names.NOT_A_HOSTNAME)
     for field in ('underlay_mac', 'mgmt_mac'):
         if not MAC.match(getattr(config, field)):
             bad(field, 'not a lowercase MAC: %r' % getattr(config, field))
