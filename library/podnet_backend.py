@@ -105,29 +105,14 @@ def main():
         required_if=[('state', 'present', ('node', 'peers'))],
         supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet.core.errors import PodnetError
-    from ansible.module_utils.podnet.node import backend
+    run_module(module, backend_of)
+
+
+def backend_of(module):
+    from ansible.module_utils.podnet.node.backend import Backend
     p = module.params
-    absent = p['state'] == 'absent'
-    try:
-        wanted = backend.NOTHING if absent else backend.wanted_state(p['backend'], p['node'], p['peers'])
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-
-    def result(_current, _actions):
-        if absent:
-            return {}
-        found = backend.foreign_drops(module.run_command, p['backend'], p['node'], p['peers'])
-        for warning in found:
-            module.warn('a table podnet does not own would drop traffic between nodes: %s' % warning)
-        return dict(foreign_drops=found)
-
-    run_module(module, 'podnet_backend %s' % ('absent' if absent else p['backend']),
-               lambda: backend.read_state(module.run_command), lambda current: backend.plan(current, wanted),
-               lambda actions, _: backend.apply(actions, wanted, p['node'], module.run_command),
-               lambda current: backend.show(current or wanted), lock_dir=p['state_dir'],
-               absent=absent, result=result)
-
+    return Backend(module.run_command, p['backend'], p['node'], p['peers'], p['state_dir'],
+                   absent=p['state'] == 'absent')
 
 if __name__ == '__main__':
     main()

@@ -112,8 +112,8 @@ actions:
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.core.errors import PodnetError
-from ansible.module_utils.podnet.kernel.netlink import NetlinkError, require_pyroute2
+from ansible.module_utils.podnet.core.reconcile import run_module
+from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 from ansible.module_utils.podnet.lab import labspec
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
@@ -141,27 +141,16 @@ def main():
             cluster_cidr=dict(type='str', default='10.42.0.0/16')),
         supports_check_mode=True)
     require_pyroute2(module)
-    from ansible.module_utils.podnet.lab.lab import Lab, LabPaths, summary
-    p = module.params
-    try:
-        spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
-        paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
-                         p['outside_server'])
-        lab = Lab(spec, paths, lambda argv: module.run_command(argv), p['cluster_cidr'])
-        current = lab.read_current()
-        actions = lab.plan(current, p['state'])
-        if actions and not module.check_mode:
-            lab.apply(actions, current)
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    except (NetlinkError, OSError) as exc:
-        module.fail_json(msg='kernel refused a change: %s' % (exc,))
-    before = summary(current)
-    after = {h: 'running' for h in before} if p['state'] == 'present' else {}
-    module.exit_json(changed=bool(actions), hosts=after if not module.check_mode else before,
-                     actions=[list(a) for a in actions],
-                     diff=dict(before=before, after=after))
+    run_module(module, lab_of)
 
+
+def lab_of(module):
+    from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
+    p = module.params
+    spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
+    paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
+                     p['outside_server'])
+    return Lab(spec, paths, module.run_command, p['cluster_cidr'], p['state'], module.check_mode)
 
 if __name__ == '__main__':
     main()

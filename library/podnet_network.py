@@ -100,12 +100,13 @@ import ipaddress
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, run_module
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 
 def spec_of(params, environ):
-    """The module's wish; ValueError names the option at fault."""
+    """The module's wish; SpecError names the option at fault."""
     from ansible.module_utils.podnet.node.network import NetworkSpec, ssh_client_address
     controllers = params['controller_addresses']
     if controllers is None:
@@ -116,11 +117,11 @@ def spec_of(params, environ):
         try:
             ipaddress.IPv4Network(params[option])
         except ValueError as exc:
-            raise ValueError('%s: %s' % (option, exc)) from None
+            raise SpecError(option, str(exc)) from None
     try:
         controllers = [str(ipaddress.ip_address(a)) for a in controllers]
     except ValueError as exc:
-        raise ValueError('controller_addresses: %s' % exc) from None
+        raise SpecError('controller_addresses', str(exc)) from None
     return NetworkSpec(params['state_dir'], params['pod_cidr'], params['cluster_cidr'],
                        params['mtu'], params['mgmt_address'], params['underlay_ip'], controllers)
 
@@ -136,33 +137,13 @@ def main():
         required_if=[('state', 'present', ('pod_cidr', 'mtu'))],
         supports_check_mode=True)
     require_pyroute2(module)
+    run_module(module, network_of)
+
+
+def network_of(module):
     from ansible.module_utils.podnet.node.network import NodeNetwork
     p = module.params
-    try:
-        network = NodeNetwork(module.run_command, spec_of(p, os.environ))
-    except ValueError as exc:
-        module.fail_json(msg=str(exc))
-    seen = {}
-
-    def read():
-        seen.update(network.read_current())
-        return seen
-
-    def show(current):
-        if p['state'] == 'absent' and current is None:
-            return {}
-        return network.show(current or network.wanted(seen))
-
-    def result(current, _actions):
-        foreign = network.foreign_drops(current)
-        for warning in foreign:
-            module.warn('a table podnet does not own would drop pod traffic: %s' % warning)
-        return dict(gateway=network.gateway, mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
-                    controller_addresses=network.controllers(current), foreign_drops=foreign)
-
-    run_module(module, 'podnet_network', read, lambda current: network.plan(current, p['state']),
-               network.apply, show, lock_dir=p['state_dir'], absent=p['state'] == 'absent', result=result)
-
+    return NodeNetwork(module.run_command, spec_of(p, os.environ), p['state'])
 
 if __name__ == '__main__':
     main()

@@ -79,7 +79,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, run_module
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, Reconciler, run_module
 from ansible.module_utils.podnet.core.statefile import read_text, remove_any, write_atomic
 from ansible.module_utils.podnet.kernel import sysctl
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2, underlay_facts
@@ -87,74 +87,96 @@ from ansible.module_utils.podnet.node.nodestate import clear_state, own_entries,
 from ansible.module_utils.podnet.plan import capacity
 
 
-def read(params):
-    """The sysctls, the persist file and the node's facts, read once."""
-    try:
-        values = sysctl.read(params['sysctls'])
-    except KeyError as exc:
-        hint = ' (load br_netfilter: modprobe br_netfilter; bin/bootstrap does on a lab machine)' \
-            if exc.args[0].startswith('net.bridge.') else ''
-        raise SpecError('sysctls', '%s does not exist on this kernel%s' % (exc.args[0], hint))
-    try:
-        facts = underlay_facts(params['underlay_ip'])
-    except LookupError as exc:
-        raise SpecError('underlay_ip', str(exc))
-    facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
-                 pods=sorted(read_pod_records(params['state_dir'])[0]), **capacity.read_machine())
-    return {'sysctls': values, 'persist_file': read_text(params['persist_file']), 'facts': facts}
+class NodeBase(Reconciler):
+    """The node's sysctls and their persist file; its facts as the result."""
+    subject = 'podnet_node'
+
+    def __init__(self, params):
+        self.params, self.lock_dir = params, params['state_dir']
+
+    def read(self):
+        """The sysctls, the persist file and the node's facts, read once."""
+        params = self.params
+        try:
+            values = sysctl.read(params['sysctls'])
+        except KeyError as exc:
+            hint = ' (load br_netfilter: modprobe br_netfilter; bin/bootstrap does on a lab machine)' \
+                if exc.args[0].startswith('net.bridge.') else ''
+            raise SpecError('sysctls', '%s does not exist on this kernel%s' % (exc.args[0], hint))
+        try:
+            facts = underlay_facts(params['underlay_ip'])
+        except LookupError as exc:
+            raise SpecError('underlay_ip', str(exc))
+        facts.update(hostname=socket.gethostname(), pod_cidr=read_pod_cidr(params['state_dir']),
+                     pods=sorted(read_pod_records(params['state_dir'])[0]), **capacity.read_machine())
+        return {'sysctls': values, 'persist_file': read_text(params['persist_file']), 'facts': facts}
+
+    def plan(self, current):
+        wanted = self.params['sysctls']
+        actions = [Action('set_sysctl', key, '%s, want %s' % (current['sysctls'][key], value))
+                   for key, value in sorted(sysctl.plan(current['sysctls'], wanted).items())]
+        path = self.params['persist_file']
+        if path and current['persist_file'] != sysctl.persist_text(wanted):
+            actions.append(Action('write_file', path, 'missing' if current['persist_file'] is None
+                                  else 'its values differ'))
+        return actions
+
+    def wanted(self, current):
+        wanted = self.params['sysctls']
+        return {'sysctls': {k: str(v) for k, v in wanted.items()},
+                'persist_file': sysctl.persist_text(wanted) if self.params['persist_file'] else None}
+
+    def show(self, state):
+        """Values as the kernel prints them, the file as its lines."""
+        text = state['persist_file']
+        return {'sysctls': state['sysctls'], 'persist_file': text and text.splitlines()}
+
+    def do_set_sysctl(self, action, _current):
+        sysctl.write({action.target: str(self.params['sysctls'][action.target])})
+
+    def do_write_file(self, action, _current):
+        write_atomic(action.target, sysctl.persist_text(self.params['sysctls']))
+
+    def result(self, current, actions):
+        return dict(ansible_facts={'podnet_node': current['facts']},
+                    changed_sysctls=sysctl.plan(current['sysctls'], self.params['sysctls']))
 
 
-def read_absent(params):
+class NodeReset(Reconciler):
     """What a reset removes: the persist file and the state directory."""
-    from ansible.module_utils.podnet.pods.sandbox import is_mount_point
-    return {'persist_file': read_text(params['persist_file']),
-            'state_dir': own_entries(params['state_dir']),
-            'mount_point': is_mount_point(params['state_dir'])}
+    subject = 'podnet_node'
+    absent = True
 
+    def __init__(self, params):
+        self.params, self.lock_dir = params, params['state_dir']
 
-def plan_absent(params, current):
-    actions = []
-    if current['persist_file'] is not None:
-        actions.append(Action('remove_file', params['persist_file'], 'state absent'))
-    entries = current['state_dir']
-    if entries:
-        actions.append(Action('remove_state', params['state_dir'], 'state absent: holds %s' % (
-            ', '.join(entries))))
-    return actions
+    def read(self):
+        from ansible.module_utils.podnet.pods.sandbox import is_mount_point
+        params = self.params
+        return {'persist_file': read_text(params['persist_file']),
+                'state_dir': own_entries(params['state_dir']),
+                'mount_point': is_mount_point(params['state_dir'])}
 
+    def plan(self, current):
+        actions = []
+        if current['persist_file'] is not None:
+            actions.append(Action('remove_file', self.params['persist_file'], 'state absent'))
+        if current['state_dir']:
+            actions.append(Action('remove_state', self.params['state_dir'], 'state absent: holds %s' % (
+                ', '.join(current['state_dir']))))
+        return actions
 
-def apply_absent(params, actions, current):
-    if any(a.verb == 'remove_file' for a in actions):
-        remove_any(params['persist_file'])
-    if any(a.verb == 'remove_state' for a in actions):
-        clear_state(params['state_dir'], keep_dir=current['mount_point'])
+    def wanted(self, current):
+        return {}
 
+    def show(self, state):
+        return {k: state[k] for k in ('persist_file', 'state_dir') if state.get(k) is not None}
 
-def plan(params, current):
-    actions = [Action('set_sysctl', key, '%s, want %s' % (current['sysctls'][key], value))
-               for key, value in sorted(sysctl.plan(current['sysctls'], params['sysctls']).items())]
-    path = params['persist_file']
-    if path and current['persist_file'] != sysctl.persist_text(params['sysctls']):
-        actions.append(Action('write_file', path, 'missing' if current['persist_file'] is None
-                              else 'its values differ'))
-    return actions
+    def do_remove_file(self, action, _current):
+        remove_any(action.target)
 
-
-def apply(params, actions):
-    changes = {a.target: str(params['sysctls'][a.target]) for a in actions if a.verb == 'set_sysctl'}
-    sysctl.write(changes)
-    if any(a.verb == 'write_file' for a in actions):
-        write_atomic(params['persist_file'], sysctl.persist_text(params['sysctls']))
-
-
-def show(params, current):
-    """Values as the kernel prints them, the file as its lines."""
-    if current is None:
-        text = sysctl.persist_text(params['sysctls']) if params['persist_file'] else None
-        values = {k: str(v) for k, v in params['sysctls'].items()}
-    else:
-        text, values = current['persist_file'], current['sysctls']
-    return {'sysctls': values, 'persist_file': text and text.splitlines()}
+    def do_remove_state(self, action, current):
+        clear_state(action.target, keep_dir=current['mount_point'])
 
 
 def main():
@@ -164,22 +186,11 @@ def main():
                            underlay_ip=dict(type='str'), **NODE_STATE_OPTIONS),
         supports_check_mode=True)
     require_pyroute2(module)
-    p = module.params
-    if p['state'] == 'absent':
-        run_module(module, 'podnet_node', lambda: read_absent(p),
-                   lambda current: plan_absent(p, current),
-                   lambda actions, current: apply_absent(p, actions, current),
-                   lambda current: current and {k: current[k] for k in ('persist_file', 'state_dir')
-                                                if current[k] is not None},
-                   lock_dir=p['state_dir'], absent=True)
-        return  # run_module exits; this says so
-    run_module(module, 'podnet_node', lambda: read(p), lambda current: plan(p, current),
-               lambda actions, _: apply(p, actions), lambda current: show(p, current),
-               lock_dir=p['state_dir'],
-               result=lambda current, _: dict(
-                   ansible_facts={'podnet_node': current['facts']},
-                   changed_sysctls=sysctl.plan(current['sysctls'], p['sysctls'])))
+    run_module(module, node_of)
 
+
+def node_of(module):
+    return (NodeReset if module.params['state'] == 'absent' else NodeBase)(module.params)
 
 if __name__ == '__main__':
     main()

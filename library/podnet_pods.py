@@ -190,38 +190,21 @@ from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, from_text, run_module
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
-SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')
-
-
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
-    from ansible.module_utils.podnet.kernel.cgroups import CONTROLLERS
-    from ansible.module_utils.podnet.pods.pods import NodePods, container_view
+    run_module(module, pods_of_node)
+
+
+def pods_of_node(module):
+    from ansible.module_utils.podnet.pods.pods import NodePods, PodsReconciler, container_view
     p = module.params
     absent = p['state'] == 'absent'
-    try:
-        wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
-    except SpecError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
+    wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
     node = NodePods(p['state_dir'], None if absent else p['pod_cidr'], p['mtu'],
                     module.run_command, container_view(p['view']), p['pids_limit'])
-    lacking = [c for c in CONTROLLERS if c not in node.hierarchies]
-    if lacking and not absent:
-        module.warn('this node has no %s cgroup controller: its pods run without those limits'
-                    % ', '.join(lacking))
-    run_module(module, 'pods of this node', node.read_remains if absent else node.read_current,
-               node.plan_absent if absent else lambda current: node.plan(current, wanted),
-               lambda actions, current: node.apply(actions, current, wanted),
-               lambda current: node.show(current, wanted), lock_dir=p['state_dir'],
-               result=lambda current, actions: {
-                   'pods': {k: {f: s.get(f) for f in SHOWN} for k, s in current.pods.items()},
-                   'pending': sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
-                   if module.check_mode else [],
-                                       'ips': {k: s.get('ip') for k, s in current.pods.items()}},
-               absent=absent)
-
+    return PodsReconciler(node, wanted, absent, module.check_mode)
 
 CONTAINER = dict(name=dict(type='str', required=True),
                  argv=dict(type='list', elements='str', required=True),

@@ -99,8 +99,8 @@ isolated:
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.core.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, from_text, run_module
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, Action, Reconciler, from_text, run_module
 from ansible.module_utils.podnet.core.statefile import is_unreadable, read_text, remove_any, write_atomic
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.policy import netpol, netpol_nft, policy_source
@@ -149,17 +149,57 @@ def following(p, chains, rules, source):
         ', '.join(pending), 's' if len(pending) == 1 else '', follows))]
 
 
+class NodePolicy(Reconciler):
+    """This node's policy table and the record of what it was compiled from.
+    compiled: (chains, rules, isolated, source) as compile_for() gives
+    them, None with state absent; follows: the check-mode actions of
+    following()."""
+    subject = 'podnet_policy'
+
+    def __init__(self, run, state_dir, compiled, follows=()):
+        self.run, self.lock_dir, self.absent = run, state_dir, compiled is None
+        self.chains, self.rules, self.isolated, self.source = compiled or ([], [], {}, None)
+        self.table = None if self.absent else (self.chains, self.rules)
+        self.path = policy_source.path(state_dir)
+        self.follows = list(follows)
+
+    def read(self):
+        return {'table': nft.read_table(self.run, netpol_nft.FAMILY, netpol_nft.TABLE),
+                'source': read_text(self.path)}
+
+    def plan(self, current):
+        return (plan(current['table'], self.table) + plan_source(current['source'], self.source, self.path)
+                + (self.follows if current['table'] else []))
+
+    def wanted(self, current):
+        return {'table': self.table}
+
+    def show(self, state):
+        """The table as the diff shows it, in `nft list table` syntax."""
+        return {TABLE: nft.describe(*state['table']) if state['table'] else None}
+
+    def do_set_table(self, _action, _current):
+        nft.apply(self.run, nft.table_commands(netpol_nft.FAMILY, netpol_nft.TABLE, self.chains, self.rules),
+                  TABLE)
+
+    def do_delete_table(self, _action, _current):
+        nft.apply(self.run, nft.delete_commands(netpol_nft.FAMILY, netpol_nft.TABLE), TABLE)
+
+    def do_record_source(self, _action, _current):
+        write_atomic(self.path, self.source)
+
+    def do_forget_source(self, _action, _current):
+        remove_any(self.path)
+
+    def result(self, current, actions):
+        return dict(rules=len(self.rules), isolated=self.isolated)
+
+
 def plan(current, wanted):
     """The table to current as wanted (chains, rules); None: no table."""
     if wanted is None:
         return nft.plan_delete(TABLE, current)
     return nft.plan_table(TABLE, current, *wanted)
-
-
-def show(current, wanted):
-    """The table as the diff shows it, in `nft list table` syntax."""
-    table = wanted if current is None else current['table']
-    return {TABLE: nft.describe(*table) if table else None}
 
 
 def cluster_of(value):
@@ -204,15 +244,6 @@ def _why_record(current):
     return 'the policies or pods changed'
 
 
-def apply(run, actions, absent, table_commands, source, path):
-    if any(a.verb in nft.TABLE_VERBS for a in actions):
-        nft.apply(run, table_commands(), TABLE)
-    if any(a.verb == 'record_source' for a in actions):
-        write_atomic(path, source)
-    if any(a.verb == 'forget_source' for a in actions):
-        remove_any(path)
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(cluster=dict(type='raw'), running=dict(type='raw'),
@@ -220,25 +251,17 @@ def main():
                            node=dict(type='str'), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('cluster', 'running', 'node'))],
         supports_check_mode=True)
-    absent = module.params['state'] == 'absent'
-    try:
-        chains, rules, isolated, source = ([], [], {}, None) if absent else compile_for(module.params)
-        follows = [] if absent or not module.check_mode else following(module.params, chains, rules, source)
-    except PodnetError as exc:
-        module.fail_json(msg=str(exc), subject=exc.subject)
-    run = module.run_command
-    family, name = netpol_nft.FAMILY, netpol_nft.TABLE
-    wanted = None if absent else (chains, rules)
-    path = policy_source.path(module.params['state_dir'])
-    run_module(module, 'podnet_policy',
-               lambda: {'table': nft.read_table(run, family, name), 'source': read_text(path)},
-               lambda current: (plan(current['table'], wanted) + plan_source(current['source'], source, path)
-                                + (follows if current['table'] else [])),
-               lambda actions, _: apply(run, actions, absent, lambda: nft.delete_commands(family, name)
-                                        if absent else nft.table_commands(family, name, chains, rules),
-                                        source, path),
-               lambda current: show(current, wanted), lock_dir=module.params['state_dir'],
-               result=lambda *_: dict(rules=len(rules), isolated=isolated), absent=absent)
+    run_module(module, policy_of)
+
+
+def policy_of(module):
+    p = module.params
+    if p['state'] == 'absent':
+        return NodePolicy(module.run_command, p['state_dir'], None)
+    compiled = compile_for(p)
+    follows = following(p, *compiled[:2], compiled[3]) if module.check_mode else []
+    return NodePolicy(module.run_command, p['state_dir'], compiled, follows)
+
 
 if __name__ == '__main__':
     main()

@@ -105,6 +105,10 @@ def test_an_older_sshd_configuration_is_replaced_and_taken_up(multirack):
 
 def test_node_whose_init_died_is_recreated(multirack):
     os.kill(running_hosts('mrack')['node2'], 9)
+    checked = multirack.up('--check', '--diff')
+    # Regression (issue 22): podnet_lab had a loop of its own and its --diff no action lines.
+    assert re.search(r'^create node2: ', checked.stdout, re.M), checked.stdout
+    assert 'node2' not in running_hosts('mrack'), '--check recreated node2'
     done = multirack.up()
     assert recap_changed(done.stdout)['node1'] == 1
     assert multirack.hosts['node2'].check_output('hostname') == 'node2'

@@ -61,7 +61,7 @@ def test_the_run_removes_an_unreadable_record_and_makes_its_pod_again(tmp_path):
         ('release', '10.42.1.3', 'no pod of the-lost-record holds it')]
     folder = tmp_path / 'pods' / 'default_db.json'
     corrupt(folder, 'folder')
-    node._forget_record(str(folder), {}, {}, None)
+    node.do_forget_record(str(folder), None, {}, None)
     assert not folder.exists()
 
 

@@ -6,9 +6,9 @@ from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
 from samples import parse_with
 
 
-def make_lab(tmp_path):
+def make_lab(tmp_path, state='present'):
     paths = LabPaths(str(tmp_path), 'lab', '/init', '/python', '/var/lib/podnet')
-    return Lab(parse_with(), paths, run=None)
+    return Lab(parse_with(), paths, run=None, state=state)
 
 
 def current_with(lab, broken=(), absent=(), extra=None):
@@ -22,25 +22,25 @@ def current_with(lab, broken=(), absent=(), extra=None):
 
 def test_healthy_lab_needs_nothing(tmp_path):
     lab = make_lab(tmp_path)
-    assert lab.plan(current_with(lab), 'present') == []
+    assert lab.plan(current_with(lab)) == []
 
 
 def test_only_the_broken_node_is_recreated(tmp_path):
     lab = make_lab(tmp_path)
-    actions = lab.plan(current_with(lab, absent=['node2']), 'present')
+    actions = lab.plan(current_with(lab, absent=['node2']))
     assert actions == [('create', 'node2', 'not running')]
 
 
 def test_a_new_fabric_recreates_every_host_behind_it(tmp_path):
     lab = make_lab(tmp_path)
-    actions = lab.plan(current_with(lab, broken=['fabric']), 'present')
+    actions = lab.plan(current_with(lab, broken=['fabric']))
     assert [a[1] for a in actions] == ['fabric', 'outside', 'node1', 'node2']
     assert actions[2][2] == 'its underlay goes with the fabric'
 
 
 def test_a_host_dropped_from_the_inventory_is_destroyed(tmp_path):
     lab = make_lab(tmp_path)
-    actions = lab.plan(current_with(lab, extra={'node9': 999}), 'present')
+    actions = lab.plan(current_with(lab, extra={'node9': 999}))
     assert actions == [('destroy', 'node9', 'not in the inventory')]
 
 
@@ -50,7 +50,7 @@ def test_absent_destroys_running_hosts_and_files(tmp_path, absent):
     (tmp_path / 'lab').mkdir()
     current = current_with(lab, absent=absent)
     current['root_links'] = ['pnlab-mgmt', 'pnlab-node2']
-    actions = lab.plan(current, 'absent')
+    actions = make_lab(tmp_path, 'absent').plan(current)
     destroyed = [t for v, t, _ in actions if v == 'destroy']
     assert destroyed == [h for h in lab.hosts if h not in absent]
     assert ('delete_links', 'pnlab-mgmt pnlab-node2', 'lab_state=absent') in actions
@@ -62,7 +62,7 @@ def test_absent_removes_the_lab_s_cgroups_whatever_runs(tmp_path):
     lab = make_lab(tmp_path)
     current = current_with(lab, absent=lab.hosts)
     current['cgroups'] = ['/sys/fs/cgroup/memory/podnet/lab']
-    assert lab.plan(current, 'absent') == [
+    assert make_lab(tmp_path, 'absent').plan(current) == [
         ('remove_cgroups', '/sys/fs/cgroup/memory/podnet/lab', 'lab_state=absent')]
 
 

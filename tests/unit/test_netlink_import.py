@@ -59,10 +59,18 @@ def test_a_netlink_refusal_fails_the_module_naming_its_object(monkeypatch):
     exceptions.NetlinkError = Refused
     monkeypatch.setitem(sys.modules, 'pyroute2.netlink.exceptions', exceptions)
 
-    def apply(actions, current):
-        raise Refused(17, 'File exists')
+    class Bridge(reconcile.Reconciler):
+        subject = 'cni0'
+
+        def read(self):
+            return {}
+
+        def plan(self, current):
+            return [reconcile.Action('add', 'cni0', 'missing')]
+
+        def do_add(self, action, current):
+            raise Refused(17, 'File exists')
 
     with pytest.raises(SystemExit) as failed:
-        reconcile.run_module(Module(), 'cni0', read=dict, plan=lambda current: ['add'],
-                             apply=apply, show=lambda state: {})
+        reconcile.run_module(Module(), lambda module: Bridge())
     assert failed.value.code['msg'] == "cni0: the kernel refused a change: (17, 'File exists')"

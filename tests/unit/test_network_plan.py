@@ -25,10 +25,10 @@ def spec(tmp_path, mtu=1450, controllers=('172.30.1.1',)):
                        list(controllers))
 
 
-def node_network(tmp_path, **kwargs):
+def node_network(tmp_path, state='present', **kwargs):
     def run(argv, data=None):
         raise AssertionError('plan must not run nft: %s' % argv)
-    return NodeNetwork(run, spec(tmp_path, **kwargs))
+    return NodeNetwork(run, spec(tmp_path, **kwargs), state)
 
 
 def converged(**changes):
@@ -47,29 +47,29 @@ def verbs(actions):
 
 # -- plan ---------------------------------------------------------------------
 def test_converged_network_needs_nothing(tmp_path):
-    assert node_network(tmp_path).plan(converged(), 'present') == []
+    assert node_network(tmp_path).plan(converged()) == []
 
 
 def test_bridge_mtu_change_reconfigures_the_bridge_and_says_why(tmp_path):
-    assert node_network(tmp_path, mtu=1500).plan(converged(), 'present') == [
+    assert node_network(tmp_path, mtu=1500).plan(converged()) == [
         Action('set_bridge', 'cni0', 'mtu 1450, want 1500')]
 
 
 def test_stale_bridge_address_reconfigures_the_bridge(tmp_path):
     bridge = {'mtu': 1450, 'addresses': ['10.42.1.1/24', '10.42.9.1/24'], 'up': True}
-    [action] = node_network(tmp_path).plan(converged(bridge=bridge), 'present')
+    [action] = node_network(tmp_path).plan(converged(bridge=bridge))
     assert action.verb == 'set_bridge' and '10.42.9.1/24' in action.reason
 
 
 def test_bridge_down_is_reconfigured(tmp_path):
     bridge = {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': False}
-    assert node_network(tmp_path).plan(converged(bridge=bridge), 'present') == [
+    assert node_network(tmp_path).plan(converged(bridge=bridge)) == [
         Action('set_bridge', 'cni0', 'up False, want True')]
 
 
 def test_missing_tables_are_created(tmp_path):
     tables = {'ip podnet-nat': None, 'inet podnet-isolation': None}
-    assert node_network(tmp_path).plan(converged(tables=tables), 'present') == [
+    assert node_network(tmp_path).plan(converged(tables=tables)) == [
         Action('set_table', 'inet podnet-isolation', 'missing'),
         Action('set_table', 'ip podnet-nat', 'missing')]
 
@@ -77,12 +77,12 @@ def test_missing_tables_are_created(tmp_path):
 def test_a_changed_isolation_table_is_rewritten(tmp_path):
     current = converged()
     current['tables']['inet podnet-isolation'] = isolation_ruleset(CLUSTER_CIDR, None, [])
-    assert verbs(node_network(tmp_path).plan(current, 'present')) == [
+    assert verbs(node_network(tmp_path).plan(current)) == [
         ('set_table', 'inet podnet-isolation')]
 
 
 def test_a_different_recorded_cidr_is_saved(tmp_path):
-    [action] = node_network(tmp_path).plan(converged(pod_cidr='10.42.7.0/24'), 'present')
+    [action] = node_network(tmp_path).plan(converged(pod_cidr='10.42.7.0/24'))
     assert action == Action('save_pod_cidr', str(tmp_path / 'pod-cidr'),
                             'recorded 10.42.7.0/24, want 10.42.1.0/24')
 
@@ -90,23 +90,23 @@ def test_a_different_recorded_cidr_is_saved(tmp_path):
 def test_fresh_node_gets_bridge_tables_and_cidr_in_that_order(tmp_path):
     fresh = converged(bridge=None, pod_cidr=None,
                       tables={'ip podnet-nat': None, 'inet podnet-isolation': None})
-    assert [a.verb for a in node_network(tmp_path).plan(fresh, 'present')] == [
+    assert [a.verb for a in node_network(tmp_path).plan(fresh)] == [
         'set_bridge', 'set_table', 'set_table', 'save_pod_cidr']
 
 
 def test_absent_removes_everything_that_exists(tmp_path):
-    assert verbs(node_network(tmp_path).plan(converged(), 'absent')) == [
+    assert verbs(node_network(tmp_path, 'absent').plan(converged())) == [
         ('delete_bridge', 'cni0'), ('delete_table', 'inet podnet-isolation'),
         ('delete_table', 'ip podnet-nat'), ('forget_pod_cidr', str(tmp_path / 'pod-cidr'))]
 
 
 def test_absent_removes_only_what_exists(tmp_path):
-    net = node_network(tmp_path)
+    net = node_network(tmp_path, 'absent')
     current = converged(bridge=None, pod_cidr=None)
     current['tables']['inet podnet-isolation'] = None
-    assert verbs(net.plan(current, 'absent')) == [('delete_table', 'ip podnet-nat')]
+    assert verbs(net.plan(current)) == [('delete_table', 'ip podnet-nat')]
     current['tables']['ip podnet-nat'] = None
-    assert net.plan(current, 'absent') == []
+    assert net.plan(current) == []
 
 
 # -- isolation: pods never reach mgmt or the controller ------------------------
@@ -162,7 +162,7 @@ def test_diff_shows_both_tables_in_nft_syntax_and_names_the_object(tmp_path):
     net = node_network(tmp_path)
     current = converged(tables={'ip podnet-nat': nat_ruleset(POD_CIDR, CLUSTER_CIDR),
                                 'inet podnet-isolation': None})
-    actions = net.plan(current, 'present')
+    actions = net.plan(current)
     shown = reconcile.diff('podnet_network', net.show(current), net.show(net.wanted(current)),
                            actions)
     assert shown['before_header'] == 'podnet_network (now)'

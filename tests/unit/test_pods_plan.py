@@ -183,8 +183,7 @@ def test_the_diff_names_changed_commands_not_running_to_running(node):
     """Regression: the diff said "running" -> "running" when containers changed."""
     old, new = pod('web'), pod('web', argv=['/bin/sleep', '60'])
     current = node_state({'default/web': state(old, commands={'main': ['/bin/sleep', '3600']})})
-    node.current = current
-    before, after = node.show(current, {'default/web': new}), node.show(None, {'default/web': new})
+    before, after = node.show(current), node.show_wanted(current, {'default/web': new})
     assert before['default/web']['containers'] == {'main': '/bin/sleep 3600 (running)'}
     assert after['default/web']['containers'] == {'main': '/bin/sleep 60 (running)'}
 

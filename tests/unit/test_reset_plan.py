@@ -108,7 +108,7 @@ def test_policy_absent_plans_from_the_table_alone():
     policy = library('podnet_policy')
     assert steps(policy.plan(([], []), None)) == [('delete_table', policy.TABLE)]
     assert policy.plan(None, None) == []
-    assert policy.show({'table': None}, None) == {policy.TABLE: None}
+    assert policy.NodePolicy(None, '/nowhere', None).show({'table': None}) == {policy.TABLE: None}
 
 
 # -- node: persist file and state directory -----------------------------------
@@ -124,12 +124,13 @@ def test_node_absent_removes_the_persist_file_and_podnets_state(tmp_path):
     for name in ('lock', 'pod-cidr', '.pod-cidr.abc123'):
         (tmp_path / 'state' / name).write_text('x')
     (tmp_path / '90-podnet.conf').write_text('net.ipv4.ip_forward = 1\n')
-    current = node.read_absent(p)
-    actions = node.plan_absent(p, current)
+    reset = node.NodeReset(p)
+    current = reset.read()
+    actions = reset.plan(current)
     assert steps(actions) == [('remove_file', p['persist_file']), ('remove_state', p['state_dir'])]
-    node.apply_absent(p, actions, current)
+    reset.apply(actions, current)
     assert sorted(os.listdir(tmp_path)) == []
-    assert node.plan_absent(p, node.read_absent(p)) == []
+    assert reset.plan(reset.read()) == []
 
 
 def test_node_absent_keeps_what_is_not_podnets_and_a_mount_point(tmp_path):
@@ -166,10 +167,10 @@ def test_the_policy_record_follows_the_table(tmp_path):
     assert policy.plan_source('[1', record, path)[0].reason.startswith('unreadable (not JSON: ')
 
     ran = []
-    policy.apply(lambda *a, **k: ran.append(a) or (0, '', ''),
-                 policy.plan_source(None, record, path), False, lambda: [], record, path)
+    present = policy.NodePolicy(lambda *a, **k: ran.append(a) or (0, '', ''), str(tmp_path), ([], [], {}, record))
+    present.apply(policy.plan_source(None, record, path), None)
     assert ran == [], 'recording the source alone rewrote the nft table'
     assert policy.policy_source.load(str(tmp_path)) == {
         'policies': [], 'pods': [{'namespace': 'x', 'name': 'a'}], 'namespaces': {'x': {}}}
-    policy.apply(None, policy.plan_source(record, None, path), True, lambda: [], None, path)
+    policy.NodePolicy(None, str(tmp_path), None).apply(policy.plan_source(record, None, path), None)
     assert policy.policy_source.load(str(tmp_path)) is None

@@ -1,13 +1,17 @@
-"""The one shape of every podnet module that changes a node:
+"""The one contract of every podnet module that changes a node or the lab:
+a Reconciler.
 
-    current = read()                  # kernel and disk, read once
-    actions = plan(current)           # pure: [Action(verb, target, reason)]
-    apply(actions, current)           # skipped in check mode
+    current = r.read()                # kernel and disk, read once
+    actions = r.plan(current)         # pure: [Action(verb, target, reason)]
+    r.apply(actions, current)         # skipped in check mode: r.do_<verb>(action, current) each
 
-`run_module` wraps it once for all modules: the node lock, check mode, the
-diff users read (before and after as YAML, then one line per action) and
-errors as fail_json naming the object. Check mode and diff come from the
-same plan as the change, so they tell the truth.
+and, for --diff, r.show(current) before and r.show_wanted(current) (by
+default r.show(r.wanted(current))) after. `run_module(module, build)` runs it once for all modules: it builds
+the reconciler (build(module): a spec error names its field), takes the
+node lock, honours check mode, renders the diff users read (before and
+after as YAML, then one line per action) and turns errors into fail_json
+naming the object. Check mode and diff come from the same plan as the
+change, so they tell the truth.
 """
 import collections
 import json
@@ -70,28 +74,85 @@ def diff(subject, before, after, actions):
             'prepared': ''.join('%s\n' % (a,) for a in actions)}
 
 
-def run_module(module, subject, read, plan, apply, show, lock_dir=None, result=None,
-               absent=False):
-    """Reconcile and exit. show(current) and show(None) give the diff's
-    before and after; result(current, actions) adds module-specific return
-    values.
-    absent (state absent) and check mode lock the node only if a lock file
-    is there: neither may leave one on a node that had none."""
+class Reconciler:
+    """What one module reconciles. A subclass sets `subject` (the diff's
+    header, and the object a kernel error names), reads, plans and says
+    what it wants, and does each verb of its plan in a method `do_<verb>`.
+    `lock_dir`: the folder of the node lock (None: no lock); `absent`:
+    state absent, which never creates a lock."""
+    subject = 'podnet'
+    lock_dir = None
+    absent = False
+
+    def read(self):
+        """The current state, from the kernel and disk."""
+        raise NotImplementedError
+
+    def plan(self, current):
+        """[Action] from current to what is wanted; pure."""
+        raise NotImplementedError
+
+    def wanted(self, current):
+        """The state the plan leads to, as show() takes it."""
+        raise NotImplementedError
+
+    def show(self, state):
+        """A state as the diff shows it."""
+        return state
+
+    def show_wanted(self, current):
+        """What the diff shows after a run from current."""
+        return self.show(self.wanted(current))
+
+    def apply(self, actions, current):
+        """Each action by its verb's method, in the plan's order."""
+        for action in actions:
+            self.do(action.verb)(action, current)
+
+    def do(self, verb):
+        return getattr(self, 'do_' + verb)
+
+    def result(self, current, actions):
+        """What the module returns besides changed, actions and diff."""
+        return {}
+
+    def warnings(self, current, result):
+        """What the run says without failing (result: what result() gave)."""
+        return []
+
+
+def run_module(module, build):
+    """Reconcile with build(module), a Reconciler, and exit.
+    Check mode and state absent lock the node only if a lock file is there:
+    neither may leave one on a node that had none."""
+    subject = 'podnet'
     try:
-        with node_lock(lock_dir, create=not (absent or module.check_mode)) if lock_dir else nullcontext() as lock:
-            current = read()
-            actions = plan(current)
-            healed = [Action('replace_lock', os.path.join(lock_dir, LOCK_FILE), lock)] if lock else []
-            # Only --diff shows it: a run without pays neither for it nor for YAML.
-            shown = diff(subject, show(current), show(None), actions) if module._diff else {}
-            if actions and not module.check_mode:
-                apply(actions, current)
-            extra = result(current, actions) if result else {}
-            actions = healed + actions  # the lock was replaced before the run, as node_lock says
-            if shown:
-                shown['prepared'] = ''.join('%s\n' % (a,) for a in healed) + shown['prepared']
+        reconciler = build(module)
+        subject = reconciler.subject
+        actions, shown, extra = _reconcile(reconciler, module.check_mode, module._diff)
+        for warning in reconciler.warnings(*extra):
+            module.warn(warning)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     except kernel_errors() as exc:
         module.fail_json(msg='%s: the kernel refused a change: %s' % (subject, exc), subject=subject)
-    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions], diff=shown, **extra)
+    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions], diff=shown, **extra[1])
+
+
+def _reconcile(r, check_mode, with_diff):
+    """(actions, diff, (current, result)) of one reconcile."""
+    create = not (r.absent or check_mode)
+    with node_lock(r.lock_dir, create=create) if r.lock_dir else nullcontext() as lock:
+        current = r.read()
+        actions = r.plan(current)
+        # Only --diff shows it: a run without pays neither for it nor for YAML.
+        shown = diff(r.subject, r.show(current), r.show_wanted(current), actions) if with_diff else {}
+        if actions and not check_mode:
+            r.apply(actions, current)
+        extra = current, r.result(current, actions)
+    if lock:  # the lock was replaced before the run, as node_lock says
+        healed = Action('replace_lock', os.path.join(r.lock_dir, LOCK_FILE), lock)
+        actions = [healed] + actions
+        if shown:
+            shown['prepared'] = '%s\n' % (healed,) + shown['prepared']
+    return actions, shown, extra

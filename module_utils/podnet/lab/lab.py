@@ -11,6 +11,7 @@ import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import LabError
+from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
@@ -63,17 +64,23 @@ def controller_routes(lab_name):
     return found
 
 
-class Lab:
-    def __init__(self, spec, paths, run, cluster_cidr='10.42.0.0/16'):
+class Lab(Reconciler):
+    """The lab's hosts (fabric, outside, nodes), its management bridge,
+    SSH identity and cgroups; state absent removes them all."""
+
+    def __init__(self, spec, paths, run, cluster_cidr='10.42.0.0/16', state='present', check_mode=False):
         self.spec = spec
         self.paths = paths
         self.run = run
+        self.absent, self.check_mode = state == 'absent', check_mode
+        self.subject = 'podnet_lab %s' % spec.name
         self.hosts = [labnet.FABRIC, labnet.OUTSIDE] + [n.name for n in spec.nodes]
         self.vms = LabVms(spec, paths, cluster_cidr)
         self.hierarchies = cgroups.read_hierarchies()
+        self._pids = {}  # host: init PID while apply() runs
 
     # -- reading -----------------------------------------------------------
-    def read_current(self):
+    def read(self):
         """{'hosts': {name: {'pid', 'problems'}}, 'extra': {name: pid}, ...}"""
         pids = running_hosts(self.spec.name)
         self._refuse_foreign(pids)
@@ -136,60 +143,81 @@ class Lab:
         return {'pid': pid, 'problems': problems}
 
     # -- planning ----------------------------------------------------------
-    def plan(self, current, state):
-        """A list of (verb, target, reason): what apply() would do."""
-        if state == 'absent':
-            actions = [('destroy', h, 'lab_state=absent')
-                       for h, s in current['hosts'].items() if s['pid']]
-            actions += [('destroy', h, 'lab_state=absent') for h in current['extra']]
-            if current['root_links']:
-                actions.append(('delete_links', ' '.join(current['root_links']), 'lab_state=absent'))
-            if current['cgroups']:
-                actions.append(('remove_cgroups', ' '.join(current['cgroups']), 'lab_state=absent'))
-            if os.path.exists(self.paths.run_dir):
-                actions.append(('remove_files', self.paths.run_dir, 'lab_state=absent'))
-            return actions
+    def plan(self, current):
+        """[Action]: what apply() would do."""
+        if self.absent:
+            return self._plan_absent(current)
         actions = []
         if current['identity']:
-            actions.append(('identity', self.paths.ssh_dir, ', '.join(current['identity'])))
+            actions.append(Action('identity', self.paths.ssh_dir, ', '.join(current['identity'])))
         if current['bridge']:
-            actions.append(('bridge', names.mgmt_bridge(self.spec.name), '; '.join(current['bridge'])))
-        actions += [('destroy', h, 'not in the inventory') for h in current['extra']]
+            actions.append(Action('bridge', names.mgmt_bridge(self.spec.name), '; '.join(current['bridge'])))
+        actions += [Action('destroy', h, 'not in the inventory') for h in current['extra']]
         fabric_new = bool(current['hosts'][labnet.FABRIC]['problems'])
         for host in self.hosts:
             problems = current['hosts'][host]['problems']
             if fabric_new and host != labnet.FABRIC and not problems:
                 problems = ['its underlay goes with the fabric']
             if problems:
-                actions.append(('create', host, '; '.join(problems)))
+                actions.append(Action('create', host, '; '.join(problems)))
         return actions
+
+    def _plan_absent(self, current):
+        gone = 'lab_state=absent'
+        actions = [Action('destroy', h, gone) for h, s in current['hosts'].items() if s['pid']]
+        actions += [Action('destroy', h, gone) for h in current['extra']]
+        if current['root_links']:
+            actions.append(Action('delete_links', ' '.join(current['root_links']), gone))
+        if current['cgroups']:
+            actions.append(Action('remove_cgroups', ' '.join(current['cgroups']), gone))
+        if os.path.exists(self.paths.run_dir):
+            actions.append(Action('remove_files', self.paths.run_dir, gone))
+        return actions
+
+    # -- showing -----------------------------------------------------------
+    def show(self, state):
+        return summary(state)
+
+    def show_wanted(self, current):
+        return {} if self.absent else {h: 'running' for h in summary(current)}
+
+    def result(self, current, actions):
+        return dict(hosts=self.show(current) if self.check_mode else self.show_wanted(current))
 
     # -- applying ----------------------------------------------------------
     def apply(self, actions, current):
-        pids = {h: s['pid'] for h, s in current['hosts'].items()}
-        pids.update(current['extra'])
-        for verb, target, _ in actions:
-            if verb == 'identity':
-                if labssh.RELOAD_ON & set(labssh.ensure_identity(self.run, self.paths.ssh_dir)):
-                    self._reload_sshd(current)
-                os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
-            elif verb == 'bridge':
-                labnet.ensure_mgmt_bridge(self.spec)
-            elif verb == 'destroy' and self.vms.is_vm(target):
-                self.vms.destroy(target)
-            elif verb == 'destroy':
-                LabHost(self.spec.name, target, pids.pop(target, None)).destroy()
-                cgroups.remove_lab_host(self.spec.name, target, self.hierarchies)
-            elif verb == 'create':
-                pids[target] = self._recreate(target, pids)
-            elif verb == 'delete_links':
-                labnet.delete_root_links(target.split())
-            elif verb == 'remove_cgroups':
-                cgroups.remove_lab(self.spec.name, self.hierarchies)
-            elif verb == 'remove_files':
-                self._remove_files()
-        if any(verb == 'create' for verb, _, _ in actions):
+        self._pids = {h: s['pid'] for h, s in current['hosts'].items()}
+        self._pids.update(current['extra'])
+        super().apply(actions, current)
+        if any(a.verb == 'create' for a in actions):
             self._wait_for_ssh()
+
+    def do_identity(self, _action, current):
+        if labssh.RELOAD_ON & set(labssh.ensure_identity(self.run, self.paths.ssh_dir)):
+            self._reload_sshd(current)
+        os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
+
+    def do_bridge(self, _action, _current):
+        labnet.ensure_mgmt_bridge(self.spec)
+
+    def do_destroy(self, action, _current):
+        if self.vms.is_vm(action.target):
+            self.vms.destroy(action.target)
+            return
+        LabHost(self.spec.name, action.target, self._pids.pop(action.target, None)).destroy()
+        cgroups.remove_lab_host(self.spec.name, action.target, self.hierarchies)
+
+    def do_create(self, action, _current):
+        self._pids[action.target] = self._recreate(action.target, self._pids)
+
+    def do_delete_links(self, action, _current):
+        labnet.delete_root_links(action.target.split())
+
+    def do_remove_cgroups(self, _action, _current):
+        cgroups.remove_lab(self.spec.name, self.hierarchies)
+
+    def do_remove_files(self, _action, _current):
+        self._remove_files()
 
     def _reload_sshd(self, current):
         """Healthy nodes' sshd take the new configuration (a node an older

@@ -22,7 +22,7 @@ import ipaddress
 import socket
 
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.core.reconcile import Action
+from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.explain import nfteval
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, delete_link, link_index, links_by_name, rtnl
@@ -217,55 +217,86 @@ def show(state):
                    for kind in ('fdb', 'neigh', 'routes')})
 
 
-def apply(actions, wanted, node, run):
-    for verb, target, _ in actions:
-        if verb == 'set_table':
-            nft.apply(run, nft.table_commands(*target.split(), *wanted['guard']), target)
-        elif verb == 'delete_table':
-            nft.apply(run, nft.delete_commands(*target.split()), target)
-    with rtnl() as ipr:
-        for verb, target, _ in actions:
-            if verb not in nft.TABLE_VERBS:
-                _APPLY[verb](ipr, target, wanted, node)
+class Backend(Reconciler):
+    """The backend of one node: its device, FDB, neighbours, routes and guard."""
 
+    def __init__(self, run, backend, node, peers, state_dir, absent=False):
+        self.subject = 'podnet_backend %s' % ('absent' if absent else backend)
+        self.run, self.backend, self.node, self.peers = run, backend, node, peers
+        self.lock_dir, self.absent = state_dir, absent
+        self._wanted = NOTHING if absent else wanted_state(backend, node, peers)
+        self._ipr = None  # the netlink socket while apply() runs
 
-def _create_vtep(ipr, _, wanted, node):
-    vtep = wanted['vtep']
-    ipr.link('add', ifname=VTEP, kind='vxlan', vxlan_id=vtep['vni'], vxlan_port=vtep['port'],
-             vxlan_local=vtep['local'], vxlan_learning=0, address=vtep['mac'], mtu=vtep['mtu'],
-             vxlan_link=link_index(ipr, node['underlay_ifname']))
-    index = link_index(ipr, VTEP)
-    address, length = vtep['address'].split('/')
-    ipr.addr('add', index=index, address=address, prefixlen=int(length))
-    ipr.link('set', index=index, state='up')
+    def read(self):
+        return read_state(self.run)
 
+    def plan(self, current):
+        return plan(current, self._wanted)
 
-def _set_route(ipr, dst, wanted, node):
-    gateway, ifname, onlink = wanted['routes'][dst]
-    ipr.route('replace', dst=dst, gateway=gateway, oif=link_index(ipr, ifname),
-              proto=RTPROT_PODNET, flags=RTNH_F_ONLINK if onlink else 0)
+    def wanted(self, current):
+        return self._wanted
 
+    def show(self, state):
+        return show(state)
 
-def _set_fdb(ipr, mac, wanted, node):
-    """The kernel has no fdb replace for VXLAN remotes: drop any old
-    remote of this MAC, then append the wanted one."""
-    index = link_index(ipr, VTEP)
-    try:
-        ipr.fdb('del', ifindex=index, lladdr=mac)
-    except NetlinkError as exc:
-        if exc.code != errno.ENOENT:
-            raise
-    ipr.fdb('append', ifindex=index, lladdr=mac, dst=wanted['fdb'][mac])
+    def apply(self, actions, current):
+        """The guard table first, then every netlink change on one socket."""
+        super().apply([a for a in actions if a.verb in nft.TABLE_VERBS], current)
+        with rtnl() as self._ipr:
+            super().apply([a for a in actions if a.verb not in nft.TABLE_VERBS], current)
 
+    def result(self, current, actions):
+        return {} if self.absent else dict(
+            foreign_drops=foreign_drops(self.run, self.backend, self.node, self.peers))
 
-_APPLY = {
-    'delete_vtep': lambda ipr, name, w, n: delete_link(ipr, name),
-    'create_vtep': _create_vtep,
-    'del_fdb': lambda ipr, mac, w, n: ipr.fdb('del', ifindex=link_index(ipr, VTEP), lladdr=mac),
-    'set_fdb': _set_fdb,
-    'del_neigh': lambda ipr, ip, w, n: ipr.neigh('del', ifindex=link_index(ipr, VTEP), dst=ip),
-    'set_neigh': lambda ipr, ip, w, n: ipr.neigh('replace', ifindex=link_index(ipr, VTEP), dst=ip,
-                                                lladdr=w['neigh'][ip], state=NUD_PERMANENT),
-    'del_routes': lambda ipr, dst, w, n: ipr.route('del', dst=dst, proto=RTPROT_PODNET),
-    'set_routes': _set_route,
-}
+    def warnings(self, current, result):
+        return ['a table podnet does not own would drop traffic between nodes: %s' % w
+                for w in result.get('foreign_drops', ())]
+
+    def do_set_table(self, action, _current):
+        nft.apply(self.run, nft.table_commands(*GUARD.split(), *self._wanted['guard']), action.target)
+
+    def do_delete_table(self, action, _current):
+        nft.apply(self.run, nft.delete_commands(*GUARD.split()), action.target)
+
+    def do_delete_vtep(self, action, _current):
+        delete_link(self._ipr, action.target)
+
+    def do_create_vtep(self, _action, _current):
+        vtep, ipr = self._wanted['vtep'], self._ipr
+        ipr.link('add', ifname=VTEP, kind='vxlan', vxlan_id=vtep['vni'], vxlan_port=vtep['port'],
+                 vxlan_local=vtep['local'], vxlan_learning=0, address=vtep['mac'], mtu=vtep['mtu'],
+                 vxlan_link=link_index(ipr, self.node['underlay_ifname']))
+        index = link_index(ipr, VTEP)
+        address, length = vtep['address'].split('/')
+        ipr.addr('add', index=index, address=address, prefixlen=int(length))
+        ipr.link('set', index=index, state='up')
+
+    def do_set_routes(self, action, _current):
+        gateway, ifname, onlink = self._wanted['routes'][action.target]
+        self._ipr.route('replace', dst=action.target, gateway=gateway, oif=link_index(self._ipr, ifname),
+                        proto=RTPROT_PODNET, flags=RTNH_F_ONLINK if onlink else 0)
+
+    def do_del_routes(self, action, _current):
+        self._ipr.route('del', dst=action.target, proto=RTPROT_PODNET)
+
+    def do_set_fdb(self, action, _current):
+        """The kernel has no fdb replace for VXLAN remotes: drop any old
+        remote of this MAC, then append the wanted one."""
+        index = link_index(self._ipr, VTEP)
+        try:
+            self._ipr.fdb('del', ifindex=index, lladdr=action.target)
+        except NetlinkError as exc:
+            if exc.code != errno.ENOENT:
+                raise
+        self._ipr.fdb('append', ifindex=index, lladdr=action.target, dst=self._wanted['fdb'][action.target])
+
+    def do_del_fdb(self, action, _current):
+        self._ipr.fdb('del', ifindex=link_index(self._ipr, VTEP), lladdr=action.target)
+
+    def do_set_neigh(self, action, _current):
+        self._ipr.neigh('replace', ifindex=link_index(self._ipr, VTEP), dst=action.target,
+                        lladdr=self._wanted['neigh'][action.target], state=NUD_PERMANENT)
+
+    def do_del_neigh(self, action, _current):
+        self._ipr.neigh('del', ifindex=link_index(self._ipr, VTEP), dst=action.target)

@@ -8,7 +8,7 @@ import collections
 import ipaddress
 import os
 
-from ansible.module_utils.podnet.core.reconcile import Action
+from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_any, unreadable, write_atomic
 from ansible.module_utils.podnet.explain import nfteval
 from ansible.module_utils.podnet.kernel import nft
@@ -38,6 +38,9 @@ NetworkSpec = collections.namedtuple(
 
 def table_name(table):
     return '%s %s' % table
+
+
+TABLES = {table_name(t): t for t in (NAT, ISOLATION)}  # by the name actions target
 
 
 def nat_ruleset(pod_cidr, cluster_cidr):
@@ -142,16 +145,22 @@ def _reason(have, want):
                      for k in sorted(want) if have.get(k) != want[k])
 
 
-class NodeNetwork:
-    def __init__(self, run, spec):
+class NodeNetwork(Reconciler):
+    """cni0 with the pods' gateway, the nat and isolation tables, and the
+    recorded pod CIDR of one node."""
+    subject = 'podnet_network'
+
+    def __init__(self, run, spec, state='present'):
         self.run = run
         self.spec = spec
+        self.absent = state == 'absent'
+        self.lock_dir = spec.state_dir
         self.gateway = None  # state absent needs no pod CIDR
         if spec.pod_cidr:
             net = ipaddress.IPv4Network(spec.pod_cidr)
             self.gateway = '%s/%d' % (net.network_address + 1, net.prefixlen)
 
-    def read_current(self):
+    def read(self):
         with rtnl() as ipr:
             links = links_by_name(ipr)
             by_index = addresses_by_link(ipr)
@@ -182,6 +191,8 @@ class NodeNetwork:
         return sorted(set(self.spec.controllers) - set(current['own']))
 
     def wanted(self, current):
+        if self.absent:
+            return {}
         spec = self.spec
         return {'bridge': {'mtu': spec.mtu, 'addresses': [self.gateway], 'up': True},
                 'tables': {table_name(NAT): nat_ruleset(spec.pod_cidr, spec.cluster_cidr),
@@ -191,12 +202,14 @@ class NodeNetwork:
 
     def show(self, state):
         """A state as the diff shows it: tables in nft's own syntax."""
+        if not state:
+            return {}
         return {'bridge': state['bridge'], 'pod_cidr': state['pod_cidr'],
                 'nftables': {name: nft.describe(*table) if table else None
                              for name, table in sorted(state['tables'].items())}}
 
-    def plan(self, current, state):
-        if state == 'absent':
+    def plan(self, current):
+        if self.absent:
             return self._plan_absent(current)
         wanted, actions = self.wanted(current), []
         if current['bridge'] != wanted['bridge']:
@@ -217,14 +230,17 @@ class NodeNetwork:
             actions.append(Action('forget_pod_cidr', self._cidr_file(), 'state absent'))
         return actions
 
-    def apply(self, actions, current):
-        for action in actions:
-            getattr(self, '_' + action.verb)(action.target, current)
+    def result(self, current, actions):
+        return dict(gateway=self.gateway, mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
+                    controller_addresses=self.controllers(current), foreign_drops=self.foreign_drops(current))
+
+    def warnings(self, current, result):
+        return ['a table podnet does not own would drop pod traffic: %s' % w for w in result['foreign_drops']]
 
     def _cidr_file(self):
         return os.path.join(self.spec.state_dir, POD_CIDR_FILE)
 
-    def _set_bridge(self, _, current):
+    def do_set_bridge(self, _action, _current):
         with rtnl() as ipr:
             index = ensure_bridge(ipr, BRIDGE, self.spec.mtu)
             for stale in addresses_by_link(ipr).get(index, set()) - {self.gateway}:
@@ -233,20 +249,19 @@ class NodeNetwork:
             ensure_address(ipr, index, self.gateway)
             ipr.link('set', index=index, mtu=self.spec.mtu, state='up')
 
-    def _set_table(self, name, current):
-        family, table = name.split()
-        chains, rules = self.wanted(current)['tables'][name]
-        nft.apply(self.run, nft.table_commands(family, table, chains, rules), name)
+    def do_set_table(self, action, current):
+        chains, rules = self.wanted(current)['tables'][action.target]
+        nft.apply(self.run, nft.table_commands(*TABLES[action.target], chains, rules), action.target)
 
-    def _save_pod_cidr(self, path, _):
-        write_atomic(path, self.spec.pod_cidr + '\n')
+    def do_save_pod_cidr(self, action, _current):
+        write_atomic(action.target, self.spec.pod_cidr + '\n')
 
-    def _delete_bridge(self, _, current):
+    def do_delete_bridge(self, _action, _current):
         with rtnl() as ipr:
             delete_link(ipr, BRIDGE)
 
-    def _delete_table(self, name, _):
-        nft.apply(self.run, nft.delete_commands(*name.split()), name)
+    def do_delete_table(self, action, _current):
+        nft.apply(self.run, nft.delete_commands(*TABLES[action.target]), action.target)
 
-    def _forget_pod_cidr(self, path, _):
-        remove_any(path)
+    def do_forget_pod_cidr(self, action, _current):
+        remove_any(action.target)

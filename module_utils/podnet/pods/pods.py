@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import PodnetError
-from ansible.module_utils.podnet.core.reconcile import Action
+from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import caps, cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, links_by_name, rtnl
@@ -52,6 +52,7 @@ PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder')
           ('release',),
           ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
           ('restart', 'set_mtu', 'set_pids', 'relabel'), ('guard', 'delete_table'))
+SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')  # what the module returns of each pod
 TRANSIENT = ('problems', 'dead', 'oom', 'mtu_now', 'pids_max', 'key')  # read from the kernel, never saved
 
 
@@ -107,7 +108,6 @@ class NodePods:
         self.mtu = mtu
         self.run = run
         self.view = list(view)
-        self.current = None
 
     # -- reading -----------------------------------------------------------
     def _state_path(self, key):
@@ -122,12 +122,10 @@ class NodePods:
             record['key'] = key
             self._check(record, links, bridge)
         owners = self.ipam.owners()
-        self.current = NodeState(records, list_netns(), owners, self.ipam.stale_folders(),
-                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
-                                 foreign_ports(links, bridge, records), sole_bridge(links),
-                                 *self._own_cgroups(records, set(owners.values())),
-                                 folders=self._folders())
-        return self.current
+        return NodeState(records, list_netns(), owners, self.ipam.stale_folders(),
+                         nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
+                         foreign_ports(links, bridge, records), sole_bridge(links),
+                         *self._own_cgroups(records, set(owners.values())), folders=self._folders())
 
     def _folders(self):
         try:
@@ -155,10 +153,9 @@ class NodePods:
         folders = [d for d in (self.pods_dir, os.path.join(self.state_dir, IPAM_DIR))
                    if os.path.isdir(d)]
         own, foreign = self._own_cgroups(records, HostLocalIpam.every_owner(self.state_dir))
-        self.current = NodeState(records, list_netns(), {}, folders,
-                                 nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
-                                 cgroups=own, foreign_cgroups=foreign)
-        return self.current
+        return NodeState(records, list_netns(), {}, folders,
+                         nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE), unreadable,
+                         cgroups=own, foreign_cgroups=foreign)
 
     def _check(self, state, links, bridge):
         veth = links.get(state['veth'])
@@ -301,6 +298,8 @@ class NodePods:
 
     # -- applying ----------------------------------------------------------
     def apply(self, actions, current, wanted):
+        """Phase by phase (PHASES): deletes and creates in batches through
+        the spawner, every other verb by its method do_<verb>."""
         records = current.pods
         spawn = Spawner()
         failed = None
@@ -316,7 +315,7 @@ class NodePods:
                         failed = exc
                 else:
                     for action in (a for a in actions if a.verb in phase):
-                        getattr(self, '_' + action.verb)(action.target, records, wanted, spawn)
+                        getattr(self, 'do_' + action.verb)(action.target, current, wanted, spawn)
         finally:
             spawn.close()
         if failed:
@@ -441,8 +440,8 @@ class NodePods:
         """A container's writable folders (/tmp, /var/tmp, /run), in its pod's."""
         return os.path.join(self._log_dir(key), container)
 
-    def _restart(self, key, records, wanted, spawn):
-        state = records[key]
+    def do_restart(self, key, current, wanted, spawn):
+        state = current.pods[key]
         pod = wanted[key]
         try:
             for container in pod['containers']:
@@ -454,61 +453,61 @@ class NodePods:
         finally:  # the containers that did start are recorded, so never started twice
             self._save(key, state)
 
-    def _set_mtu(self, key, records, wanted, spawn):
-        state = records[key]
+    def do_set_mtu(self, key, current, wanted, spawn):
+        state = current.pods[key]
         with rtnl() as ipr:
             ipr.link('set', index=link_index(ipr, state['veth']), mtu=self.mtu)
         with rtnl(netns_path(state['netns'])) as ipr:
             ipr.link('set', index=link_index(ipr, 'eth0'), mtu=self.mtu)
 
-    def _set_pids(self, key, records, wanted, spawn):
-        self._cgroups(records[key]).set_pids(self.pids_limit)
+    def do_set_pids(self, key, current, wanted, spawn):
+        self._cgroups(current.pods[key]).set_pids(self.pids_limit)
 
-    def _relabel(self, key, records, wanted, spawn):
-        records[key]['labels'] = wanted[key].get('labels', {})
-        self._save(key, records[key])
+    def do_relabel(self, key, current, wanted, spawn):
+        current.pods[key]['labels'] = wanted[key].get('labels', {})
+        self._save(key, current.pods[key])
 
-    def _reserve(self, key, records, wanted, spawn):
-        self.ipam.reserve(records[key]['ip'], records[key]['uid'])
+    def do_reserve(self, key, current, wanted, spawn):
+        self.ipam.reserve(current.pods[key]['ip'], current.pods[key]['uid'])
 
-    def _forget_netns(self, netns, records, wanted, spawn):
+    def do_forget_netns(self, netns, current, wanted, spawn):
         """A sandbox no record owns (a create cut short): stop its processes;
         its veth goes with the namespace, its address with a release."""
         kill_holders([netns])
         remove_netns(netns)
 
-    def _forget_cgroup(self, path, records, wanted, spawn):
+    def do_forget_cgroup(self, path, current, wanted, spawn):
         cgroups.PodCgroups(self.hierarchies, path).remove()
 
-    def _remove_cgroups(self, _, records, wanted, spawn):
+    def do_remove_cgroups(self, _, current, wanted, spawn):
         cgroups.prune_kubepods(self.hierarchies)
 
-    def _forget_folder(self, path, records, wanted, spawn):
+    def do_forget_folder(self, path, current, wanted, spawn):
         remove_tree(path)
 
-    def _forget_record(self, path, records, wanted, spawn):
+    def do_forget_record(self, path, current, wanted, spawn):
         remove_any(path)
 
-    def _unbridge(self, port, records, wanted, spawn):
+    def do_unbridge(self, port, current, wanted, spawn):
         with rtnl() as ipr:
             index = link_index(ipr, port)
             if index is not None:
                 ipr.link('set', index=index, master=0)
 
-    def _forget_ipam(self, folder, records, wanted, spawn):
+    def do_forget_ipam(self, folder, current, wanted, spawn):
         remove_tree(folder)
 
-    _remove_folder = _forget_ipam
+    do_remove_folder = do_forget_ipam
 
-    def _release(self, address, records, wanted, spawn):
+    def do_release(self, address, current, wanted, spawn):
         self.ipam.release(address)
 
-    def _guard(self, _, records, wanted, spawn):
-        chains, rules = srcguard.ruleset(records.values(), self.current.sole_bridge)
+    def do_guard(self, _, current, wanted, spawn):
+        chains, rules = srcguard.ruleset(current.pods.values(), current.sole_bridge)
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
 
-    def _delete_table(self, _, records, wanted, spawn):
+    def do_delete_table(self, _, current, wanted, spawn):
         nft.apply(self.run, nft.delete_commands(srcguard.FAMILY, srcguard.TABLE), srcguard.TABLE)
 
     def _teardown(self, state):
@@ -549,20 +548,23 @@ class NodePods:
         write_atomic(self._state_path(key), json.dumps(keep, indent=1, sort_keys=True))
 
     # -- showing -----------------------------------------------------------
-    def show(self, current, wanted):
-        """Pods as the diff shows them: now (current given) or wanted."""
-        if current is not None:
-            return {k: _view(s.get('commands'), s['dead'], s['problems'], s.get('labels'))
-                    for k, s in current.pods.items()}
-        return {k: _view({c['name']: c['argv'] for c in pod['containers']}, self._left_down(k, pod),
+    def show(self, current):
+        """Pods as the diff shows them now."""
+        return {k: _view(s.get('commands'), s['dead'], s['problems'], s.get('labels'))
+                for k, s in current.pods.items()}
+
+    def show_wanted(self, current, wanted):
+        """The wanted pods as the diff shows them, after a run from current."""
+        return {k: _view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
                          (), pod.get('labels', {})) for k, pod in wanted.items()}
 
-    def _left_down(self, key, pod):
-        """Containers a restartPolicy of Never keeps exited."""
-        record = self.current.pods.get(key) if self.current else None
-        if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
-            return ()
-        return record['dead']
+
+def _left_down(current, key, pod):
+    """Containers a restartPolicy of Never keeps exited."""
+    record = current.pods.get(key)
+    if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
+        return ()
+    return record['dead']
 
 
 def foreign_ports(links, bridge, records):
@@ -609,3 +611,40 @@ def container_view(paths):
         if home:
             found.append(os.path.dirname(os.path.realpath(home)))
     return sorted(set(found))
+
+
+class PodsReconciler(Reconciler):
+    """The pods of one node as podnet_pods reconciles them: the wanted
+    pods by namespace/name, or none with state absent."""
+    subject = 'pods of this node'
+
+    def __init__(self, node, wanted, absent=False, check_mode=False):
+        self.node, self.pods, self.absent, self.check_mode = node, wanted, absent, check_mode
+        self.lock_dir = node.state_dir
+
+    def read(self):
+        return self.node.read_remains() if self.absent else self.node.read_current()
+
+    def plan(self, current):
+        return self.node.plan_absent(current) if self.absent else self.node.plan(current, self.pods)
+
+    def show(self, state):
+        return self.node.show(state)
+
+    def show_wanted(self, current):
+        return self.node.show_wanted(current, self.pods)
+
+    def apply(self, actions, current):
+        self.node.apply(actions, current, self.pods)
+
+    def result(self, current, actions):
+        new = sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
+        return {'pods': {k: {f: s.get(f) for f in SHOWN} for k, s in current.pods.items()},
+                'pending': new if self.check_mode else [],
+                'ips': {k: s.get('ip') for k, s in current.pods.items()}}
+
+    def warnings(self, current, result):
+        lacking = [c for c in cgroups.CONTROLLERS if c not in self.node.hierarchies]
+        if lacking and not self.absent:
+            return ['this node has no %s cgroup controller: its pods run without those limits' % ', '.join(lacking)]
+        return []
