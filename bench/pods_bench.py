@@ -109,30 +109,34 @@ def podnet_pods(count, state, containers, cgroups=True, seccomp='RuntimeDefault'
     import podnet_testlib  # noqa: F401  (makes module_utils importable)
     from ansible.module_utils.podnet.node.network import NetworkSpec, NodeNetwork
     from ansible.module_utils.podnet.core.reconcile import Action
-    from ansible.module_utils.podnet.pods.pods import NodePods
+    from ansible.module_utils.podnet.pods.reconciler import PodsReconciler
 
     def run(argv, data=None):
         done = subprocess.run(argv, input=data, capture_output=True, text=True)
         return done.returncode, done.stdout, done.stderr
     spec = NetworkSpec(state, '10.42.1.0/24', '10.42.0.0/16', 1450, None, None, [])
-    NodeNetwork(run, spec).apply([Action('set_bridge', 'cni0', 'bench')], None)
-    node = NodePods(state, '10.42.1.0/24', 1450, run, hierarchies=None if cgroups else {})
+    NodeNetwork(run, spec).do_set_bridge(Action('set_bridge', 'cni0', 'bench'), None)
     container = {'name': 'c', 'argv': ['sleep', '3600'], 'seccomp': seccomp}
     wanted = {'bench/p%d' % i: {'namespace': 'bench', 'name': 'p%d' % i, 'labels': {},
                                 'containers': [container] * containers}
               for i in range(count)}
+
+    def pods(wanted):
+        return PodsReconciler(state, '10.42.1.0/24', 1450, run, wanted, hierarchies=None if cgroups else {})
     figures = {}
-    current = node.read_current()
+    node = pods(wanted)
+    current = node.read()
     start = time.perf_counter()
-    node.apply(node.plan(current, wanted), current, wanted)
+    node.apply(node.plan(current), current)
     figures['setup'] = time.perf_counter() - start
     start = time.perf_counter()
-    actions = node.plan(node.read_current(), wanted)
+    actions = node.plan(node.read())
     figures['recheck'] = time.perf_counter() - start
     assert actions == [], actions
-    current = node.read_current()
+    gone = pods({})
+    current = gone.read()
     start = time.perf_counter()
-    node.apply(node.plan(current, {}), current, {})
+    gone.apply(gone.plan(current), current)
     figures['teardown'] = time.perf_counter() - start
     return figures
 

@@ -198,13 +198,12 @@ def main():
 
 
 def pods_of_node(module):
-    from ansible.module_utils.podnet.pods.pods import NodePods, PodsReconciler, container_view
+    from ansible.module_utils.podnet.pods.reconciler import PodsReconciler, container_view
     p = module.params
-    absent = p['state'] == 'absent'
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
-    node = NodePods(p['state_dir'], None if absent else p['pod_cidr'], p['mtu'],
-                    module.run_command, container_view(p['view']), p['pids_limit'])
-    return PodsReconciler(node, wanted, absent, module.check_mode)
+    return PodsReconciler(p['state_dir'], None if p['state'] == 'absent' else p['pod_cidr'], p['mtu'],
+                          module.run_command, wanted, module.check_mode, container_view(p['view']),
+                          p['pids_limit'])
 
 CONTAINER = dict(name=dict(type='str', required=True),
                  argv=dict(type='list', elements='str', required=True),

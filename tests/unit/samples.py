@@ -8,7 +8,9 @@ from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.lab import labspec
 from ansible.module_utils.podnet.plan import manifests
 from ansible.module_utils.podnet.pods import srcguard
-from ansible.module_utils.podnet.pods.pods import NodeState, spec_hash, veth_name
+from ansible.module_utils.podnet.pods.health import Health
+from ansible.module_utils.podnet.pods.planner import NodeState
+from ansible.module_utils.podnet.pods.records import spec_hash, veth_name
 
 
 # -- pods and their records ---------------------------------------------------
@@ -21,8 +23,11 @@ def pod(name, labels=None, argv=('/bin/sleep', '3600')):
                             'ports': []}]}
 
 
+HEALTH = ('problems', 'dead', 'oom', 'mtu_now', 'pids_max')  # node_state() makes them its Health
+
+
 def state(wanted, uid='11111111-2222', ip='10.42.1.2', **changes):
-    """A healthy pod's record as read_current() returns it."""
+    """A healthy pod's record, with what the kernel says of it (HEALTH)."""
     found = {'namespace': wanted['namespace'], 'name': wanted['name'], 'uid': uid,
              'netns': 'cni-' + uid, 'veth': veth_name(uid), 'ip': ip, 'mac': '02:00:00:00:00:01',
              'spec_hash': spec_hash(wanted), 'labels': dict(wanted['labels']),
@@ -35,14 +40,15 @@ def state(wanted, uid='11111111-2222', ip='10.42.1.2', **changes):
 def node_state(records=None, sandboxes=None, ipam=None, stale=(), guard=None):
     """A consistent node: every record's sandbox and address in place and
     the guard matching the records, unless given otherwise."""
-    records = dict(records or {})
+    records = {key: dict(r) for key, r in (records or {}).items()}
+    health = {key: Health(**{f: r.pop(f) for f in HEALTH if f in r}) for key, r in records.items()}
     if sandboxes is None:
         sandboxes = [r['netns'] for r in records.values()]
     if ipam is None:
         ipam = {r['ip']: r['uid'] for r in records.values()}
     if guard is None:
         guard = nft.wanted_table(*srcguard.ruleset(records.values()))
-    return NodeState(records, list(sandboxes), dict(ipam), list(stale), guard)
+    return NodeState(records, list(sandboxes), dict(ipam), list(stale), guard, health=health)
 
 
 # -- a lab spec -----------------------------------------------------------------

@@ -8,9 +8,11 @@ import pytest
 from ansible.module_utils.podnet.core import statefile
 from ansible.module_utils.podnet.node import nodestate
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
-from ansible.module_utils.podnet.pods.pods import NodePods
+from ansible.module_utils.podnet.kernel.cgroups import DEFAULT_PIDS_LIMIT
+from ansible.module_utils.podnet.pods.planner import Planner
+from ansible.module_utils.podnet.pods.records import RecordStore
 from ansible.module_utils.podnet.policy import policy_source
-from samples import node_state, pod, state
+from samples import HEALTH, node_state, pod, state
 
 BAD = {'garbage': b'{garbage', 'empty': b'', 'wrong type': b'[1,2]', 'binary': b'\x00\xffgarbage',
        'missing fields': b'{"namespace": "default", "name": "web"}'}
@@ -28,7 +30,7 @@ def corrupt(path, how):
 
 
 def good_record(name='web'):
-    return {k: v for k, v in state(pod(name)).items() if k not in ('problems', 'dead', 'mtu_now')}
+    return {k: v for k, v in state(pod(name)).items() if k not in HEALTH}
 
 
 @pytest.mark.parametrize('how', sorted(WHY))
@@ -47,7 +49,7 @@ def test_an_unreadable_pod_record_is_named_and_the_others_are_read(tmp_path, how
 def test_the_run_removes_an_unreadable_record_and_makes_its_pod_again(tmp_path):
     """Its sandbox and address, which no record owns now, are swept as
     those of a run cut short; the pod it stood for is created anew."""
-    node = NodePods(str(tmp_path), '10.42.1.0/24', 1450, run=None)
+    node = Planner(1450, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     web = state(pod('web'))
     current = node_state({'default/web': web}, sandboxes=[web['netns'], 'cni-of-the-lost-record'],
                          ipam={web['ip']: web['uid'], '10.42.1.3': 'the-lost-record'})
@@ -61,7 +63,10 @@ def test_the_run_removes_an_unreadable_record_and_makes_its_pod_again(tmp_path):
         ('release', '10.42.1.3', 'no pod of the-lost-record holds it')]
     folder = tmp_path / 'pods' / 'default_db.json'
     corrupt(folder, 'folder')
-    node.do_forget_record(str(folder), None, {}, None)
+    from ansible.module_utils.podnet.core.reconcile import Action
+    from ansible.module_utils.podnet.pods.runtime import PodRuntime
+    PodRuntime(None, None, 1450, DEFAULT_PIDS_LIMIT, {}, (), None).do_forget_record(
+        Action('forget_record', str(folder), 'unreadable'), None)
     assert not folder.exists()
 
 
@@ -123,7 +128,7 @@ def test_a_lock_path_that_is_a_folder_is_replaced_by_a_run_and_reported(tmp_path
 def test_a_port_on_cni0_that_is_no_pods_veth_is_taken_off_it(tmp_path):
     """Regression (issue 21): a veth 'rogue0' set master cni0 was reported by
     neither --check nor site.yml."""
-    from ansible.module_utils.podnet.pods import pods
+    from ansible.module_utils.podnet.pods import reconciler as pods
     web = state(pod('web'))
     links = {'cni0': {'index': 3, 'IFLA_LINKINFO': {'IFLA_INFO_KIND': 'bridge'}},
              web['veth']: {'index': 4, 'IFLA_MASTER': 3}, 'rogue0': {'index': 5, 'IFLA_MASTER': 3},
@@ -131,6 +136,6 @@ def test_a_port_on_cni0_that_is_no_pods_veth_is_taken_off_it(tmp_path):
     assert pods.foreign_ports(links, 3, {'default/web': web}) == ['rogue0']
     current = node_state({'default/web': web})
     current.foreign_ports = ['rogue0']
-    node = NodePods(str(tmp_path), '10.42.1.0/24', 1450, run=None)
+    node = Planner(1450, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     assert [(a.verb, a.target, a.reason) for a in node.plan(current, {'default/web': pod('web')})] == [
         ('unbridge', 'rogue0', "on cni0, and no pod's veth")]

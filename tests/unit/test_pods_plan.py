@@ -1,19 +1,17 @@
-"""NodePods.plan() over crafted node state (as read_current() returns it):
-records, sandboxes, IPAM and the source guard; spec_hash, veth_name and
-hostname."""
+"""Planner.plan() over crafted node state (as PodsReconciler.read() returns
+it): records and their health, sandboxes, IPAM and the source guard;
+spec_hash, veth_name and hostname."""
 import re
 
 import pytest
 from ansible.module_utils.podnet.core.reconcile import Action
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.pods import srcguard
-from ansible.module_utils.podnet.pods.pods import (
-    NodePods,
-    hostname,
-    mtu_seen,
-    spec_hash,
-    veth_name,
-)
+from ansible.module_utils.podnet.kernel.cgroups import DEFAULT_PIDS_LIMIT
+from ansible.module_utils.podnet.pods.health import mtu_seen
+from ansible.module_utils.podnet.pods.planner import Planner
+from ansible.module_utils.podnet.pods.reconciler import PodsReconciler
+from ansible.module_utils.podnet.pods.records import RecordStore, hostname, spec_hash, veth_name
 from samples import MTU, node_state, pod, state
 
 GUARD = Action('guard', srcguard.TABLE, 'pods changed')
@@ -21,7 +19,7 @@ GUARD = Action('guard', srcguard.TABLE, 'pods changed')
 
 @pytest.fixture
 def node(tmp_path):
-    return NodePods(str(tmp_path), '10.42.1.0/24', MTU, run=None)
+    return Planner(MTU, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
 
 
 def test_new_pod_is_created(node):
@@ -129,7 +127,7 @@ def test_two_pods_on_one_address_the_one_ipam_does_not_name_is_recreated(node):
 def test_releases_come_before_creates_in_apply_order():
     """Regression: a run killed while creating 240 pods left the CIDR
     'exhausted' for ever, as leaked addresses were released after creates."""
-    from ansible.module_utils.podnet.pods.pods import PHASES
+    from ansible.module_utils.podnet.pods.runtime import PHASES
     order = [verb for phase in PHASES for verb in phase]
     assert order.index('release') < order.index('create')
     assert order.index('forget_netns') < order.index('create')
@@ -174,16 +172,17 @@ def test_hostname_is_the_planned_one_or_the_name_cut_as_kubernetes_does():
     assert len(hostname({'name': 'x' * 250})) == 63
 
 
-def test_node_pods_constructor_does_no_io(tmp_path):
-    NodePods(str(tmp_path / 'absent'), '10.42.1.0/24', MTU, run=None)
+def test_the_pods_reconciler_constructor_does_no_io(tmp_path):
+    PodsReconciler(str(tmp_path / 'absent'), '10.42.1.0/24', MTU, run=None, hierarchies={})
     assert not (tmp_path / 'absent').exists()
 
 
-def test_the_diff_names_changed_commands_not_running_to_running(node):
+def test_the_diff_names_changed_commands_not_running_to_running(tmp_path):
     """Regression: the diff said "running" -> "running" when containers changed."""
     old, new = pod('web'), pod('web', argv=['/bin/sleep', '60'])
     current = node_state({'default/web': state(old, commands={'main': ['/bin/sleep', '3600']})})
-    before, after = node.show(current), node.show_wanted(current, {'default/web': new})
+    pods = PodsReconciler(str(tmp_path), '10.42.1.0/24', MTU, None, {'default/web': new}, hierarchies={})
+    before, after = pods.show(current), pods.show_wanted(current)
     assert before['default/web']['containers'] == {'main': '/bin/sleep 3600 (running)'}
     assert after['default/web']['containers'] == {'main': '/bin/sleep 60 (running)'}
 
@@ -200,7 +199,7 @@ def test_the_guard_drops_every_port_without_a_pod_where_cni0_is_the_only_bridge(
     """Regression (issue 21): the catch-all matched only iifname "veth*", so
     frames from a foreign port on cni0 ('rogue0') were not checked at all.
     With bridges of the node's own, their ports are left alone."""
-    from ansible.module_utils.podnet.pods import pods
+    from ansible.module_utils.podnet.pods import reconciler as pods
     records = [state(pod('web'))]
     assert nft.describe(*srcguard.ruleset(records))['ports'][-1] == 'drop'
     assert nft.describe(*srcguard.ruleset(records, sole_bridge=False))['ports'][-1] == 'iifname "veth*" drop'
@@ -242,8 +241,8 @@ def test_a_pod_s_folder_is_root_s_alone_and_new(node, tmp_path):
     old = tmp_path / 'pods' / 'default_web' / 'c' / 'tmp'
     old.mkdir(parents=True)
     (old / 'attack').symlink_to('/tmp')
-    node._private_folder('default/web')
-    node._private_folder('default/db')
+    RecordStore(str(tmp_path)).make_folder('default/web')
+    RecordStore(str(tmp_path)).make_folder('default/db')
     for name in ('default_web', 'default_db'):
         assert stat.S_IMODE(os.stat(tmp_path / 'pods' / name).st_mode) == 0o700
         assert os.listdir(tmp_path / 'pods' / name) == []

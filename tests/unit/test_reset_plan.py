@@ -12,8 +12,11 @@ from ansible.module_utils.podnet.core.statefile import node_lock
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.node import backend, nodestate
 from ansible.module_utils.podnet.pods import srcguard
-from ansible.module_utils.podnet.pods.pods import NodePods, NodeState
-from samples import node_state, pod, state
+from ansible.module_utils.podnet.kernel.cgroups import DEFAULT_PIDS_LIMIT
+from ansible.module_utils.podnet.pods.planner import NodeState, Planner
+from ansible.module_utils.podnet.pods.reconciler import PodsReconciler
+from ansible.module_utils.podnet.pods.records import RecordStore
+from samples import HEALTH, node_state, pod, state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +34,7 @@ def library(name):
 
 # -- pods ---------------------------------------------------------------------
 def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
-    node = NodePods(str(tmp_path), None, None, run=None)
+    node = Planner(None, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     web = state(pod('web'))
     current = node_state({'default/web': web}, sandboxes=[web['netns'], 'cni-left-by-a-crash'],
                          stale=[str(tmp_path / 'pods'), str(tmp_path / 'ipam')])
@@ -57,33 +60,33 @@ def test_pods_absent_sweeps_the_pod_cgroups_podnet_started_and_never_a_kubelet_s
     ipam = tmp_path / 'state' / 'ipam' / '10.42.1.0_24'
     ipam.mkdir(parents=True)
     (ipam / '10.42.1.5').write_text('1a\neth0\n')
-    node = NodePods(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'does not exist'),
-                    hierarchies=hierarchies)
-    planned = steps(node.plan_absent(node.read_remains()))
+    node = PodsReconciler(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'does not exist'),
+                          hierarchies=hierarchies)
+    planned = steps(node.plan(node.read()))
     assert ('forget_cgroup', 'kubepods/besteffort/pod1a') in planned
     assert ('forget_cgroup', 'kubepods/besteffort/podbe') not in planned
     assert (('remove_cgroups', 'kubepods') in planned) is not kubelet_pod
 
 
 def test_pods_absent_on_a_reset_node_does_nothing(tmp_path):
-    node = NodePods(str(tmp_path), None, None, run=None)
+    node = Planner(None, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     assert node.plan_absent(NodeState({}, [], {}, [], None)) == []
 
 
 def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
     (tmp_path / 'pods').mkdir()
-    record = {k: v for k, v in state(pod('web')).items() if k not in ('problems', 'dead', 'mtu_now')}
+    record = {k: v for k, v in state(pod('web')).items() if k not in HEALTH}
     (tmp_path / 'pods' / 'default_web.json').write_text(json.dumps(record))
     (tmp_path / 'pods' / 'default_bad.json').write_text('{garbage')
-    node = NodePods(str(tmp_path), None, None, run=lambda argv: (1, '', 'does not exist'))
-    current = node.read_remains()
-    assert list(current.pods) == ['default/web'] and current.pods['default/web']['problems'] == []
+    node = PodsReconciler(str(tmp_path), None, None, run=lambda argv: (1, '', 'does not exist'), hierarchies={})
+    current = node.read()
+    assert list(current.pods) == ['default/web'] and current.health == {}
     assert current.stale_ipam == [str(tmp_path / 'pods')] and current.guard is None
     assert list(current.unreadable) == [str(tmp_path / 'pods' / 'default_bad.json')]
 
 
 def test_pods_absent_removes_its_folders_after_the_pods_and_the_guard_last():
-    from ansible.module_utils.podnet.pods.pods import PHASES
+    from ansible.module_utils.podnet.pods.runtime import PHASES
     order = [verb for phase in PHASES for verb in phase]
     assert order.index('delete') < order.index('remove_folder') < order.index('delete_table')
 

@@ -1,0 +1,160 @@
+"""The pods of one node, reconciled: podnet_pods' Reconciler.
+
+read() takes the records (records.py), checks each against the kernel
+(health.py) and reads the node's sandboxes, IPAM, guard and pod cgroups;
+plan() is the Planner's (planner.py); apply() the PodRuntime's
+(runtime.py). A broken pod is recreated, a container that died is
+restarted (in a fresh cgroup and writable folders, as a runtime starts a
+new container), and pods no longer wanted are removed with everything
+they had: whatever still runs in their network namespace or their cgroups
+is killed, not only the processes the record names."""
+import os
+
+from ansible.module_utils.podnet.core.reconcile import Reconciler
+from ansible.module_utils.podnet.kernel import cgroups, nft
+from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
+from ansible.module_utils.podnet.node.network import BRIDGE
+from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
+from ansible.module_utils.podnet.pods import srcguard
+from ansible.module_utils.podnet.pods.health import Checker
+from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
+from ansible.module_utils.podnet.pods.planner import NodeState, Planner
+from ansible.module_utils.podnet.pods.records import RecordStore, spec_hash
+from ansible.module_utils.podnet.pods.runtime import PodRuntime
+from ansible.module_utils.podnet.pods.sandbox import list_netns
+
+SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')  # what the module returns of each pod
+
+
+class PodsReconciler(Reconciler):
+    """wanted: the pods of this node by namespace/name; pod_cidr None means
+    state absent, which removes every pod without checking it.
+    hierarchies: cgroups.read_hierarchies() unless given ({}: none)."""
+    subject = 'pods of this node'
+
+    def __init__(self, state_dir, pod_cidr, mtu, run, wanted=None, check_mode=False, view=(),
+                 pids_limit=cgroups.DEFAULT_PIDS_LIMIT, hierarchies=None):
+        self.lock_dir, self.absent, self.check_mode = state_dir, pod_cidr is None, check_mode
+        self.pods = wanted or {}
+        self.run = run
+        self.hierarchies = cgroups.read_hierarchies() if hierarchies is None else hierarchies
+        self.store = RecordStore(state_dir)
+        self.ipam = HostLocalIpam(state_dir, pod_cidr) if pod_cidr else None
+        self.checker = Checker(self.ipam, mtu, self.hierarchies)
+        self.planner = Planner(mtu, pids_limit, self.hierarchies, self.store)
+        self.runtime = PodRuntime(self.store, self.ipam, mtu, pids_limit, self.hierarchies, view, run)
+
+    # -- reading -----------------------------------------------------------
+    def read(self):
+        return self._read_remains() if self.absent else self._read_current()
+
+    def _read_current(self):
+        records, unreadable = self.store.read()
+        with rtnl() as ipr:
+            links = links_by_name(ipr)
+        bridge = links[BRIDGE]['index'] if BRIDGE in links else None
+        health = {key: self.checker.check(record, links, bridge) for key, record in records.items()}
+        owners = self.ipam.owners()
+        return NodeState(records, list_netns(), owners, self.ipam.stale_folders(), self._guard(), unreadable,
+                         foreign_ports(links, bridge, records), sole_bridge(links),
+                         *self._own_cgroups(records, set(owners.values())), folders=self.store.folders(),
+                         health=health)
+
+    def _read_remains(self):
+        """For state absent: the records (unchecked), sandboxes, the guard
+        and the state folders of pods (records and logs, IPAM)."""
+        records, unreadable = self.store.read()
+        folders = [d for d in (self.store.pods_dir, os.path.join(self.store.state_dir, IPAM_DIR))
+                   if os.path.isdir(d)]
+        own, foreign = self._own_cgroups(records, HostLocalIpam.every_owner(self.store.state_dir))
+        return NodeState(records, list_netns(), {}, folders, self._guard(), unreadable,
+                         cgroups=own, foreign_cgroups=foreign)
+
+    def _guard(self):
+        return nft.current_table(self.run, srcguard.FAMILY, srcguard.TABLE)
+
+    def _own_cgroups(self, records, allocated):
+        """({uid: cgroup} of the pods podnet started, whether kubepods holds
+        others). podnet's are the ones its records or IPAM files name: IPAM
+        names a pod before its cgroup is made, so a run cut short leaves
+        none unnamed; a kubelet's pods on the same machine are never ours."""
+        found = cgroups.pod_folders(self.hierarchies)
+        own = {r['uid'] for r in records.values()} | allocated
+        return {u: p for u, p in found.items() if u in own}, bool(set(found) - own)
+
+    # -- the contract --------------------------------------------------------
+    def plan(self, current):
+        return self.planner.plan_absent(current) if self.absent else self.planner.plan(current, self.pods)
+
+    def apply(self, actions, current):
+        self.runtime.apply(actions, current, self.pods)
+
+    def show(self, state):
+        """Pods as the diff shows them now."""
+        return {k: _view(r.get('commands'), state.health_of(k).dead, state.health_of(k).problems,
+                         r.get('labels')) for k, r in state.pods.items()}
+
+    def show_wanted(self, current):
+        """The wanted pods as the diff shows them, after a run from current."""
+        return {k: _view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
+                         (), pod.get('labels', {})) for k, pod in self.pods.items()}
+
+    def result(self, current, actions):
+        new = sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
+        return {'pods': {k: {f: r.get(f) for f in SHOWN} for k, r in current.pods.items()},
+                'pending': new if self.check_mode else [],
+                'ips': {k: r.get('ip') for k, r in current.pods.items()}}
+
+    def warnings(self, current, result):
+        lacking = [c for c in cgroups.CONTROLLERS if c not in self.hierarchies]
+        if lacking and not self.absent:
+            return ['this node has no %s cgroup controller: its pods run without those limits' % ', '.join(lacking)]
+        return []
+
+
+def _left_down(current, key, pod):
+    """Containers a restartPolicy of Never keeps exited."""
+    record = current.pods.get(key)
+    if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
+        return ()
+    return current.health_of(key).dead
+
+
+def _view(commands, dead, problems, labels):
+    shown = {'containers': {name: '%s (%s)' % (' '.join(argv), 'exited' if name in dead else 'running')
+                            for name, argv in (commands or {}).items()},
+             'labels': labels or {}}
+    if problems:
+        shown['broken'] = list(problems)
+    return shown
+
+
+def foreign_ports(links, bridge, records):
+    """Ports of the pod bridge that no pod record names: a hand-made link,
+    or the veth of a sandbox no record owns (swept with it)."""
+    if bridge is None:
+        return []
+    veths = {r['veth'] for r in records.values()}
+    return sorted(name for name, link in links.items()
+                  if link.get('IFLA_MASTER') == bridge and name not in veths)
+
+
+def sole_bridge(links):
+    return not any(link.get(('IFLA_LINKINFO', 'IFLA_INFO_KIND')) == 'bridge'
+                   for name, link in links.items() if name != BRIDGE)
+
+
+def container_view(paths):
+    """The paths containers see besides the system folders: each given one,
+    and for a virtual environment the Python installation it is made from."""
+    found = []
+    for path in paths:
+        found += [path, os.path.realpath(path)]  # a symlinked venv: the link and what it names
+        try:
+            with open(os.path.join(path, 'pyvenv.cfg')) as f:
+                home = dict(line.split('=', 1) for line in f if '=' in line).get('home ', '').strip()
+        except FileNotFoundError:
+            continue
+        if home:
+            found.append(os.path.dirname(os.path.realpath(home)))
+    return sorted(set(found))

@@ -1,0 +1,97 @@
+"""A node's pod records: <state_dir>/pods/<namespace>_<name>.json for each
+pod podnet started (its sandbox, address, veth, processes, cgroup and the
+hash of its spec), and beside each the pod's own folder, where its
+containers' logs and writable folders are. A record holds only what podnet
+decided; what the kernel says of the pod now is its Health (health.py)."""
+import hashlib
+import json
+import os
+import uuid
+
+from ansible.module_utils.podnet.core import names
+from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
+from ansible.module_utils.podnet.kernel import cgroups
+from ansible.module_utils.podnet.node.nodestate import PODS_DIR, read_pod_records
+from ansible.module_utils.podnet.plan import k8s
+
+KEY = 'key'  # namespace/name, added when a record is read or made, never saved
+
+
+def spec_hash(pod):
+    """What, when changed, needs a new sandbox: containers, not labels."""
+    return hashlib.sha256(json.dumps(pod['containers'], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def veth_name(uid):
+    """Host side of a pod's veth: `veth<8 hex>` as CNI plugins name it."""
+    return 'veth' + hashlib.sha256(uid.encode()).hexdigest()[:8]
+
+
+def hostname(pod):
+    return pod.get('hostname') or k8s.hostname(pod['name'])
+
+
+def new_record(key, pod):
+    """The record of a pod about to be made: a new uid, and what follows from it."""
+    uid = str(uuid.uuid4())
+    return {KEY: key, 'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
+            'netns': 'cni-' + uid, 'cgroup': cgroups.pod_path(pod.get('qos', 'BestEffort'), uid),
+            'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
+            'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
+            'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
+            'commands': {c['name']: c['argv'] for c in pod['containers']},
+            'containers': {}, 'pause': None, 'ip': None}
+
+
+class RecordStore:
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.pods_dir = os.path.join(state_dir, PODS_DIR)
+
+    def read(self):
+        """({key: record}, {path: why}) of the records, and those no run can trust."""
+        records, unreadable = read_pod_records(self.state_dir)
+        for key, record in records.items():
+            record[KEY] = key
+        return records, unreadable
+
+    def path(self, key):
+        return os.path.join(self.pods_dir, key.replace('/', '_') + '.json')
+
+    def folder(self, key):
+        """The pod's own folder: its containers' logs and writable folders."""
+        return os.path.join(self.pods_dir, key.replace('/', '_'))
+
+    def scratch(self, key, container):
+        """A container's writable folders (/tmp, /var/tmp, /run), in its pod's."""
+        return os.path.join(self.folder(key), container)
+
+    def folders(self):
+        """Every pod folder there is (a folder no record owns is swept)."""
+        try:
+            found = os.listdir(self.pods_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        paths = (os.path.join(self.pods_dir, n) for n in found)
+        return sorted(p for p in paths if os.path.isdir(p) and not os.path.islink(p))
+
+    def make_folder(self, key):
+        """The pod's folder, empty and root's alone (0700): its containers'
+        writable folders are in it, and a container is root with CHOWN,
+        FSETID and MKNOD: a setuid program or a device node it leaves there
+        must be out of reach of the node's other users, as a runtime's
+        layers are."""
+        folder = self.folder(key)
+        remove_tree(folder)  # a new pod starts with nothing an earlier one left
+        os.makedirs(folder, mode=0o700)
+
+    def save(self, record):
+        keep = {k: v for k, v in record.items() if k != KEY}
+        write_atomic(self.path(record[KEY]), json.dumps(keep, indent=1, sort_keys=True))
+
+    def forget(self, key):
+        try:
+            os.unlink(self.path(key))
+        except FileNotFoundError:
+            pass
+        remove_tree(self.folder(key))

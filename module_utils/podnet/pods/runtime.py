@@ -1,0 +1,265 @@
+"""Carrying out the plan for the pods of one node: the spawner makes
+sandboxes and containers, this process makes their cgroups and records.
+
+apply() runs the actions phase by phase (PHASES): what frees comes before
+what takes. Deletes and creates go in batches, creates pipelined through
+the spawner; every other verb is a method do_<verb>(action, current)."""
+import os
+
+from ansible.module_utils.podnet.core.errors import PodnetError
+from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree
+from ansible.module_utils.podnet.kernel import caps, cgroups, nft
+from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, rtnl
+from ansible.module_utils.podnet.node.network import BRIDGE
+from ansible.module_utils.podnet.pods import spawner, srcguard
+from ansible.module_utils.podnet.pods.health import pod_cgroups
+from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
+from ansible.module_utils.podnet.pods.sandbox import (
+    Process,
+    SandboxError,
+    Spawner,
+    kill_holders,
+    netns_path,
+    remove_netns,
+)
+
+BATCH = 32  # sandboxes in flight in the spawner's pipe
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder'),
+          ('forget_netns', 'forget_cgroup'),
+          ('release',),
+          ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
+          ('restart', 'set_mtu', 'set_pids', 'relabel'), ('guard', 'delete_table'))
+
+
+def container_caps(container):
+    """Capability numbers a container keeps: the planner's list, else the
+    container runtimes' default set."""
+    return sorted(caps.NUMBERS[name] for name in container.get('capabilities', caps.RUNTIME_DEFAULT))
+
+
+class PodRuntime:
+    """store: the RecordStore; ipam: the HostLocalIpam (None with state
+    absent, which removes IPAM whole); view: the paths containers see
+    besides the system folders; run: a command runner, for nft."""
+
+    def __init__(self, store, ipam, mtu, pids_limit, hierarchies, view, run):
+        self.store, self.ipam, self.mtu, self.pids_limit = store, ipam, mtu, pids_limit
+        self.hierarchies, self.view, self.run = hierarchies, list(view), run
+        self._wanted, self._spawn = {}, None  # while apply() runs
+
+    def apply(self, actions, current, wanted):
+        self._wanted, self._spawn = wanted, Spawner()
+        failed = None
+        try:
+            for phase in PHASES:
+                todo = [a.target for a in actions if a.verb in phase]
+                if phase == ('delete', 'recreate'):
+                    self._delete_many(todo, current.pods)
+                elif phase == ('create', 'recreate'):
+                    try:
+                        self._create_many(todo, current.pods)
+                    except SandboxError as exc:  # the pods made still get their guard
+                        failed = exc
+                else:
+                    for action in (a for a in actions if a.verb in phase):
+                        getattr(self, 'do_' + action.verb)(action, current)
+        finally:
+            self._spawn.close()
+        if failed:
+            raise failed
+
+    # -- deleting and creating, in batches -----------------------------------
+    def _delete_many(self, keys, records):
+        """Kill every process first, then remove links, sandboxes, addresses:
+        the kernel tears the namespaces down together."""
+        gone = [records.pop(k) for k in keys]
+        for record in gone:
+            for proc in list(record['containers'].values()) + [record['pause']]:
+                if proc:
+                    Process.from_dict(proc).kill()
+        kill_holders([record['netns'] for record in gone])  # what no record names, or names wrong
+        with rtnl() as ipr:
+            delete_links(ipr, [record['veth'] for record in gone])
+        for key, record in zip(keys, gone):
+            remove_netns(record['netns'])
+            pod_cgroups(self.hierarchies, record).remove()
+            if record['ip'] and self.ipam:  # state absent removes IPAM whole
+                self.ipam.release(record['ip'], record['uid'])
+            self.store.forget(key)
+
+    def _create_many(self, keys, records):
+        """Pipelined: the spawner makes the next sandboxes while this process
+        records the last ones. A pod that fails is removed; the others stay."""
+        failed = []
+        with rtnl() as ipr:
+            bridge = link_index(ipr, BRIDGE)
+        if keys and bridge is None:
+            raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
+        taken = {r['ip'] for r in records.values()}
+        for start in range(0, len(keys), BATCH):
+            batch = [new_record(k, self._wanted[k]) for k in keys[start:start + BATCH]]
+            try:
+                for record in batch:
+                    record['ip'] = self.ipam.allocate(record['uid'], taken, record=False)
+                    taken.add(record['ip'])
+            finally:  # recorded before any sandbox exists, also when the CIDR runs out
+                self.ipam.record_last()
+            for record in batch:
+                self._submit_sandbox(record, bridge)
+            for record in batch:
+                self._sandbox_ready(record, failed)
+            for record in batch:
+                self._containers_ready(record, failed)
+                if record[KEY] in dict(failed):
+                    self._teardown(record)
+                else:
+                    self.store.save(record)
+                    records[record[KEY]] = record
+        if failed:
+            raise SandboxError(', '.join(k for k, _ in failed), '; '.join(e for _, e in failed))
+
+    def _make_cgroups(self, record, containers, sandbox=False):
+        """The pod's cgroups with its limits, and fresh ones for these
+        containers (and the sandbox's pause)."""
+        leaves = {c['name']: cgroups.container_limits(c.get('resources')) for c in containers}
+        if sandbox:
+            leaves[cgroups.SANDBOX] = cgroups.Limits()
+        pod = self._wanted[record[KEY]]
+        pod_cgroups(self.hierarchies, record).create(cgroups.pod_limits(pod['containers'], self.pids_limit),
+                                                     leaves)
+
+    def _submit_sandbox(self, record, bridge):
+        """The spawner makes the sandbox and wires it: eth0 with the pod's
+        address and default route inside, veth<hex> on cni0 outside. The
+        pod's cgroups are made here, with its limits."""
+        pod = self._wanted[record[KEY]]
+        self._make_cgroups(record, pod['containers'], sandbox=True)
+        self._spawn.submit(record[KEY], op='sandbox', netns=netns_path(record['netns']),
+                           hostname=hostname(pod), veth=record['veth'], mac=record['mac'],
+                           cidr='%s/%d' % (record['ip'], self.ipam.network.prefixlen), mtu=self.mtu,
+                           gateway=str(self.ipam.gateway), bridge=bridge,
+                           broadcast=str(self.ipam.network.broadcast_address))
+
+    def _sandbox_ready(self, record, failed):
+        try:
+            record['pause'] = self._spawn.collect().as_dict()
+            spawner.join_cgroups(pod_cgroups(self.hierarchies, record).dirs(cgroups.SANDBOX),
+                                 record['pause']['pid'])
+            self.store.make_folder(record[KEY])
+        except (PodnetError, OSError) as exc:
+            failed.append((record[KEY], str(exc)))
+            return
+        for container in self._wanted[record[KEY]]['containers']:
+            self._submit_container(record, container)
+
+    def _containers_ready(self, record, failed):
+        if record['pause'] is None or record[KEY] in dict(failed):
+            return
+        for container in self._wanted[record[KEY]]['containers']:
+            try:
+                record['containers'][container['name']] = self._spawn.collect().as_dict()
+            except SandboxError as exc:
+                failed.append((record[KEY], str(exc)))
+
+    def _submit_container(self, record, container):
+        key, pod = record[KEY], self._wanted[record[KEY]]
+        env = {'PATH': DEFAULT_PATH, 'HOSTNAME': hostname(pod)}
+        env.update(container.get('env') or {})
+        self._spawn.submit('%s container %s' % (key, container['name']), op='container',
+                           netns=netns_path(record['netns']), pause=record['pause']['pid'],
+                           argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
+                           caps=container_caps(container), view=self.view,
+                           log=os.path.join(self.store.folder(key), container['name'] + '.log'),
+                           scratch=self.store.scratch(key, container['name']),
+                           cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
+                           cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
+                                     for h in cgroups.distinct(self.hierarchies)],
+                           seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault')
+
+    def _teardown(self, record):
+        """Undo a pod that failed half-way; every step tolerates what is gone."""
+        for proc in list(record['containers'].values()) + [record['pause']]:
+            if proc:
+                Process.from_dict(proc).kill()
+        kill_holders([record['netns']])
+        with rtnl() as ipr:
+            delete_link(ipr, record['veth'])
+        remove_netns(record['netns'])
+        pod_cgroups(self.hierarchies, record).remove()
+        if record['ip']:
+            self.ipam.release(record['ip'], record['uid'])
+        remove_tree(self.store.folder(record[KEY]))
+
+    # -- every other verb ------------------------------------------------------
+    def do_restart(self, action, current):
+        key = action.target
+        record, dead = current.pods[key], current.health_of(key).dead
+        try:
+            for container in self._wanted[key]['containers']:
+                if container['name'] in dead:
+                    remove_tree(self.store.scratch(key, container['name']))
+                    self._make_cgroups(record, [container])
+                    self._submit_container(record, container)
+                    record['containers'][container['name']] = self._spawn.collect().as_dict()
+        finally:  # the containers that did start are recorded, so never started twice
+            self.store.save(record)
+
+    def do_set_mtu(self, action, current):
+        record = current.pods[action.target]
+        with rtnl() as ipr:
+            ipr.link('set', index=link_index(ipr, record['veth']), mtu=self.mtu)
+        with rtnl(netns_path(record['netns'])) as ipr:
+            ipr.link('set', index=link_index(ipr, 'eth0'), mtu=self.mtu)
+
+    def do_set_pids(self, action, current):
+        pod_cgroups(self.hierarchies, current.pods[action.target]).set_pids(self.pids_limit)
+
+    def do_relabel(self, action, current):
+        record = current.pods[action.target]
+        record['labels'] = self._wanted[action.target].get('labels', {})
+        self.store.save(record)
+
+    def do_reserve(self, action, current):
+        record = current.pods[action.target]
+        self.ipam.reserve(record['ip'], record['uid'])
+
+    def do_forget_netns(self, action, _current):
+        """A sandbox no record owns (a create cut short): stop its processes;
+        its veth goes with the namespace, its address with a release."""
+        kill_holders([action.target])
+        remove_netns(action.target)
+
+    def do_forget_cgroup(self, action, _current):
+        cgroups.PodCgroups(self.hierarchies, action.target).remove()
+
+    def do_remove_cgroups(self, _action, _current):
+        cgroups.prune_kubepods(self.hierarchies)
+
+    def do_forget_folder(self, action, _current):
+        remove_tree(action.target)
+
+    def do_forget_record(self, action, _current):
+        remove_any(action.target)
+
+    def do_unbridge(self, action, _current):
+        with rtnl() as ipr:
+            index = link_index(ipr, action.target)
+            if index is not None:
+                ipr.link('set', index=index, master=0)
+
+    def do_forget_ipam(self, action, _current):
+        remove_tree(action.target)
+
+    do_remove_folder = do_forget_ipam
+
+    def do_release(self, action, _current):
+        self.ipam.release(action.target)
+
+    def do_guard(self, _action, current):
+        chains, rules = srcguard.ruleset(current.pods.values(), current.sole_bridge)
+        nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
+                  srcguard.TABLE)
+
+    def do_delete_table(self, _action, _current):
+        nft.apply(self.run, nft.delete_commands(srcguard.FAMILY, srcguard.TABLE), srcguard.TABLE)
