@@ -30,11 +30,12 @@ class ActionModule(ActionBase):
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         # Here, not at the top: Ansible imports action plugins in its main
         # process, which every worker is forked from (the plan pulls in pyroute2).
+        from ansible.module_utils.podnet.lab.labhost import lab_processes
         from ansible.module_utils.podnet.plan import capacity, cluster
         from ansible.module_utils.podnet.core.errors import PodnetError
         try:
             nodes = capacity.with_this_machine(described(p['nodes'], task_vars['hostvars']),
-                                               dict(capacity.read_machine(), **capacity.lab_processes()))
+                                               dict(capacity.read_machine(), **lab_processes()))
             plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), nodes,
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:

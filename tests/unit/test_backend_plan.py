@@ -216,7 +216,7 @@ def evil_table(family, hook, expr, dev=None):
 
 
 def foreign_drops(backend_name, table):
-    from ansible.module_utils.podnet.explain import nfteval
+    from ansible.module_utils.podnet.kernel import nfteval
     return nfteval.drops(table, backend._peer_flows(backend_name, NODE, PEERS))
 
 

@@ -270,7 +270,6 @@ def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     node that started it (its spawner, or its init once that is gone).
     Regression: a pod's own processes named /pause (600 of them) were
     counted as another lab's pods, and every converge was refused."""
-    from ansible.module_utils.podnet.plan import capacity
     argvs = {'1': [b'/pause'], '2': [b'/pause'], '3': [b'/usr/bin/python3.13', b'/x/podnet-lab-init', b'lab', b'node1'],
              '4': [b'/x/podnet-lab-init', b'scale', b'node1'], '5': [b'sleep', b'infinity'], '6': [b'/bin/cat'],
              '8': [b'/pause'], '10': [b'/pause'], '11': [b'/pause']}
@@ -285,7 +284,8 @@ def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     (tmp_path / '9' / 'cmdline').write_bytes(b'/pause\0')
     (tmp_path / '9' / 'stat').write_text('9 (cat) S 99%s\n' % (' 0' * 20))
     (tmp_path / 'self').write_text('')
-    assert capacity.lab_processes(str(tmp_path)) == {
+    from ansible.module_utils.podnet.lab.labhost import lab_processes
+    assert lab_processes(str(tmp_path)) == {
         'kernel_pods': 3, 'kernel_lab_hosts': 2, 'kernel_pods_by_node': {'pid:[100]': 2, 'pid:[200]': 1}}
 
 

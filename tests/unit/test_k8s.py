@@ -1,6 +1,6 @@
 """The shared Kubernetes rules: field sets, and the pod hostname."""
 import pytest
-from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core import k8s
 from ansible.module_utils.podnet.core.errors import SpecError
 
 

@@ -15,6 +15,7 @@ import json
 import random
 
 import pytest
+from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.policy import netpol_nft
 from ansible.module_utils.podnet.policy.netpol import (
     Cluster,
@@ -245,7 +246,7 @@ def test_egress_named_port_becomes_per_pod_address_and_port():
      {'set': [{'range': ['10.0.0.1', '10.0.0.2']}, {'prefix': {'addr': '10.9.0.0', 'len': 16}}]}),
 ])
 def test_canonical_sets_are_printed_as_nft_prints_them(intervals, address, printed):
-    assert netpol_nft.canonical(intervals, address) == printed
+    assert nft.canonical(intervals, address) == printed
 
 
 def test_ip_block_except_boundaries_outside_the_cluster():

@@ -5,7 +5,7 @@ reader cannot judge is listed, never guessed; podnet's policy and nat
 tables are left to their own judges."""
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.node.network import Mgmt, isolation_ruleset
-from ansible.module_utils.podnet.explain.nfteval import judge
+from ansible.module_utils.podnet.kernel.nfteval import judge
 
 PACKET = {'src': '10.42.0.2', 'dst': '10.42.1.3', 'protocol': 'tcp', 'dport': 80,
           'iif': 'veth00000002', 'oif': 'flannel.1'}
@@ -88,7 +88,7 @@ def test_a_wildcard_name_matches_as_nft_matches_it():
 
 
 def test_a_bridged_frame_meets_the_bridge_hooks_with_its_ports_and_the_ip_hooks_on_the_bridge():
-    from ansible.module_utils.podnet.explain.nfteval import POD_PORT, bridged
+    from ansible.module_utils.podnet.kernel.nfteval import POD_PORT, bridged
     frame = dict(PACKET, dst='10.42.0.3', stages=bridged(POD_PORT, POD_PORT, 'cni0'))
     on_ports = ruleset('bridge', 'evil', [chain('prerouting')], [('prerouting', [
         nft.meta_match('iifname', '==', 'veth*'), {'drop': None}])])
@@ -101,7 +101,7 @@ def test_a_bridged_frame_meets_the_bridge_hooks_with_its_ports_and_the_ip_hooks_
 
 
 def test_a_packet_for_the_node_meets_input_and_not_forward():
-    from ansible.module_utils.podnet.explain.nfteval import delivered
+    from ansible.module_utils.podnet.kernel.nfteval import delivered
     vxlan = {'src': '10.11.1.12', 'dst': '10.11.1.11', 'protocol': 'udp', 'dport': 8472,
              'stages': delivered('eth0')}
     drop_8472 = [nft.match('udp', 'dport', '==', 8472), {'drop': None}]

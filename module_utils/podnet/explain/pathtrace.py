@@ -13,7 +13,7 @@ import json
 import os
 import socket
 
-from ansible.module_utils.podnet.explain import nfteval
+from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, links_by_name, rtnl, underlay_facts
 from ansible.module_utils.podnet.node import backend
 from ansible.module_utils.podnet.node.network import BRIDGE, NAT, table_name

@@ -6,6 +6,7 @@ the table, so the kernel never sees half a ruleset. Checking costs one
 `nft -j list table`: chains and rules are compared as nft prints them, with
 handles dropped, so podnet writes expressions in the form nft prints.
 """
+import ipaddress
 import json
 import re
 
@@ -166,6 +167,41 @@ DROP = {'drop': None}
 # -- the table as people read it (diffs) -----------------------------------------
 VERDICTS = ('accept', 'drop', 'return', 'continue')
 BARE_META = ('iifname', 'oifname', 'iif', 'oif', 'mark')
+
+
+# -- values as nft prints them ------------------------------------------------
+def merge(intervals):
+    """Sorted intervals with overlapping and adjacent ones joined."""
+    merged = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _element(lo, hi, address):
+    value = (lambda n: str(ipaddress.IPv4Address(n))) if address else int
+    size = hi - lo + 1
+    if size == 1:
+        return value(lo)
+    if address and size & (size - 1) == 0 and lo % size == 0:
+        return {'prefix': {'addr': value(lo), 'len': 33 - size.bit_length()}}
+    return {'range': [value(lo), value(hi)]}
+
+
+def canonical(intervals, address):
+    """nft's printing of an anonymous set of integer intervals (addresses
+    or ports): a set holding a range is an interval set, which nft merges;
+    one of single values keeps them apart; both list sorted; a lone element
+    is printed without the set."""
+    if any(lo != hi for lo, hi in intervals):
+        items = merge(intervals)
+    else:
+        items = sorted(set(intervals))
+    elements = [_element(lo, hi, address) for lo, hi in items]
+    return elements[0] if len(elements) == 1 else {'set': elements}
 
 
 def describe(chains, rules):

@@ -23,11 +23,10 @@ import socket
 
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
-from ansible.module_utils.podnet.explain import nfteval
+from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, delete_link, link_index, links_by_name, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE, VTEP
-from ansible.module_utils.podnet.policy.netpol_nft import canonical
 
 VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
 RTPROT_PODNET = 200  # marks the routes podnet owns
@@ -70,12 +69,12 @@ def guard_ruleset(node, peers):
       so it is dropped here, where it still comes from cni0."""
     vxlan = nft.match('udp', 'dport', '==', VXLAN_PORT)
     pod_cidrs = [ipaddress.IPv4Network(n['pod_cidr']) for n in [node] + list(peers)]
-    to_pods = canonical([(int(n.network_address), int(n.broadcast_address)) for n in pod_cidrs], True)
+    to_pods = nft.canonical([(int(n.network_address), int(n.broadcast_address)) for n in pod_cidrs], True)
     forward = [[nft.meta_match('iifname', '==', BRIDGE), vxlan, nft.match('ip', 'daddr', '!=', to_pods),
                 nft.DROP]]
     local = [[vxlan, nft.DROP]]
     if peers:
-        vteps = canonical([(int(a), int(a)) for a in
+        vteps = nft.canonical([(int(a), int(a)) for a in
                            (ipaddress.IPv4Address(p['underlay_ip']) for p in peers)], True)
         local = [[vxlan, nft.meta_match('iifname', '!=', node['underlay_ifname']), nft.DROP],
                  [vxlan, nft.match('ip', 'saddr', '!=', vteps), nft.DROP]]

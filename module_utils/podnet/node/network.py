@@ -10,7 +10,7 @@ import os
 
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_any, unreadable, write_atomic
-from ansible.module_utils.podnet.explain import nfteval
+from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import (
     addresses_by_link,
@@ -21,7 +21,6 @@ from ansible.module_utils.podnet.kernel.netlink import (
     rtnl,
 )
 from ansible.module_utils.podnet.node.nodestate import POD_CIDR_FILE, read_pod_cidr_checked
-from ansible.module_utils.podnet.policy.netpol_nft import canonical
 
 BRIDGE = 'cni0'
 VTEP = 'flannel.1'  # the vxlan backend's device (backend.py)
@@ -59,7 +58,7 @@ def _to(networks):
     written as `nft -j list` prints them back."""
     nets = [ipaddress.IPv4Network(n, strict=False) for n in networks]
     intervals = [(int(n.network_address), int(n.broadcast_address)) for n in nets]
-    return nft.match('ip', 'daddr', '==', canonical(intervals, True))
+    return nft.match('ip', 'daddr', '==', nft.canonical(intervals, True))
 
 
 def isolation_ruleset(cluster_cidr, mgmt, controllers):

@@ -42,46 +42,6 @@ def read_machine():
             'neighbours_max': neighbours, 'pid_namespace': os.readlink('/proc/self/ns/pid')}
 
 
-def lab_processes(proc='/proc'):
-    """{kernel_pods, kernel_lab_hosts, kernel_pods_by_node}: the pods (their
-    pause processes) and the lab hosts (their podnet-lab-init: nodes, fabric,
-    outside host) of every lab this process sees, and the pods under each
-    node, keyed by the node's PID namespace (a pause process is PID 1 of its
-    pod's own; its parent, the node's spawner or init, is in the node's).
-    From the controller, in the machine's first PID namespace, that is every
-    embedded lab on its kernel: they all share its neighbour table. A
-    process that calls itself /pause counts only where a lab host's init
-    holds its parent's PID namespace: a pod can name its processes /pause,
-    and a pod's processes are in PID namespaces of their own."""
-    from ansible.module_utils.podnet.lab.labhost import INIT_NAME
-    from ansible.module_utils.podnet.pods.spawner import PAUSE_ARGV0
-    pauses, host_namespaces, hosts = [], set(), 0
-    for pid in os.listdir(proc):
-        try:
-            with open(os.path.join(proc, pid, 'cmdline'), 'rb') as f:
-                argv = f.read().split(b'\0')
-            if argv[0] == PAUSE_ARGV0.encode():
-                pauses.append(_parent_pid_namespace(proc, pid))
-            if INIT_NAME.encode() in map(os.path.basename, argv[:2]):  # run by its interpreter
-                hosts += 1
-                host_namespaces.add(os.readlink(os.path.join(proc, pid, 'ns', 'pid')))
-        except (OSError, ValueError):
-            continue  # not a process, or gone
-    by_node = {}
-    for node in pauses:
-        if node in host_namespaces:
-            by_node[node] = by_node.get(node, 0) + 1
-    return {'kernel_pods': sum(by_node.values()), 'kernel_lab_hosts': hosts, 'kernel_pods_by_node': by_node}
-
-
-def _parent_pid_namespace(proc, pid):
-    from ansible.module_utils.podnet.kernel.linux import read_stat
-    found = read_stat(int(pid), proc)
-    if found is None:
-        raise FileNotFoundError(pid)  # gone
-    return os.readlink(os.path.join(proc, str(found[0]), 'ns', 'pid'))
-
-
 def check_pod_cidrs(placement, cidrs):
     """A node's pods must fit its pod CIDR (less network, gateway, broadcast)."""
     for node, cidr in cidrs.items():
@@ -96,7 +56,7 @@ def with_this_machine(nodes, machine):
     """nodes, those on the kernel this runs on (the controller, for the
     embedded lab) given what a node's namespace cannot show of it: the
     neighbour table's size is only shown in the machine's first namespace,
-    and the other labs' pods and hosts (lab_processes()) only from there."""
+    and the other labs' pods and hosts (labhost.lab_processes()) only from there."""
     seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts', 'kernel_pods_by_node')
             if k in machine}
     return [dict(n, neighbours_max=n.get('neighbours_max') or machine['neighbours_max'], **seen)

@@ -12,7 +12,8 @@ import copy
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.plan import k8s, manifest_files, podspec
+from ansible.module_utils.podnet.core import k8s
+from ansible.module_utils.podnet.plan import manifest_files, podspec
 from ansible.module_utils.podnet.policy import netpol
 
 API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1'}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.kernel import caps
-from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core import k8s
 from ansible.module_utils.podnet.plan.resources import ContainerResources, parse_resources, qos_class
 
 RESTART_POLICIES = ('Always', 'OnFailure', 'Never')

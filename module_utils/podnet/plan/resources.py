@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core import k8s
 
 # An optional sign, a number (1, 1.5, 1. or .5), then one suffix: binary
 # (Ki..Ei), decimal (n u m k M G T P E, or none) or an exponent (e3, E-2;

@@ -12,7 +12,7 @@ from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.node.nodestate import PODS_DIR, read_pod_records
-from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core import k8s
 
 KEY = 'key'  # namespace/name, added when a record is read or made, never saved
 

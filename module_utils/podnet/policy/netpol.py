@@ -15,7 +15,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.plan import k8s
+from ansible.module_utils.podnet.core import k8s
 
 INGRESS, EGRESS = 'Ingress', 'Egress'
 POLICY_TYPES = (INGRESS, EGRESS)

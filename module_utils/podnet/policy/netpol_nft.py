@@ -44,52 +44,17 @@ ESTABLISHED = [{'match': {'op': 'in', 'left': {'ct': {'key': 'state'}},
                           'right': ['established', 'related']}}, ACCEPT]
 
 
-# -- values as nft prints them ------------------------------------------------
-def _merge(intervals):
-    """Sorted intervals with overlapping and adjacent ones joined."""
-    merged = []
-    for lo, hi in sorted(intervals):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
-
-
-def _element(lo, hi, address):
-    value = (lambda n: str(ipaddress.IPv4Address(n))) if address else int
-    size = hi - lo + 1
-    if size == 1:
-        return value(lo)
-    if address and size & (size - 1) == 0 and lo % size == 0:
-        return {'prefix': {'addr': value(lo), 'len': 33 - size.bit_length()}}
-    return {'range': [value(lo), value(hi)]}
-
-
-def canonical(intervals, address):
-    """nft's printing of an anonymous set of integer intervals (addresses
-    or ports): a set holding a range is an interval set, which nft merges;
-    one of single values keeps them apart; both list sorted; a lone element
-    is printed without the set."""
-    if any(lo != hi for lo, hi in intervals):
-        items = _merge(intervals)
-    else:
-        items = sorted(set(intervals))
-    elements = [_element(lo, hi, address) for lo, hi in items]
-    return elements[0] if len(elements) == 1 else {'set': elements}
-
-
 def _address(field, intervals):
     """[] for anyone, [match] for some, None for nobody."""
-    if intervals is None or _merge(intervals) == EVERY_IPV4:
+    if intervals is None or nft.merge(intervals) == EVERY_IPV4:
         return []
     if not intervals:
         return None
-    return [nft.match('ip', field, '==', canonical(intervals, True))]
+    return [nft.match('ip', field, '==', nft.canonical(intervals, True))]
 
 
 def _dport(protocol, intervals):
-    return nft.match(protocol.lower(), 'dport', '==', canonical(intervals, False))
+    return nft.match(protocol.lower(), 'dport', '==', nft.canonical(intervals, False))
 
 
 def _l4proto(protocols):
@@ -184,7 +149,7 @@ def _named_egress(ctx, policy, rule):
             for number in named_port_numbers(pod, port.port, port.protocol):
                 by_port.setdefault((PROTOCOL_NUMBERS[port.protocol], port.protocol, number),
                                    []).append((ip, ip))
-    return [[nft.match('ip', 'daddr', '==', canonical(ips, True)),
+    return [[nft.match('ip', 'daddr', '==', nft.canonical(ips, True)),
              _dport(protocol, [(number, number)])]
             for (_, protocol, number), ips in sorted(by_port.items())]
 
