@@ -53,7 +53,7 @@ def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     sys.path.insert(0, str(ROOT / 'tests'))  # podnet_testlib, conformance.report
     import podnet_testlib  # noqa: F401  (module_utils importable as Ansible does)
-    from ansible.module_utils.podnet.lab.labhost import running_hosts
+    from ansible.module_utils.podnet.lab.host import running_hosts
     was_up = bool(running_hosts('lab'))
     if not was_up:
         timed('playbooks/up.yml')

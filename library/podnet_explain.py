@@ -118,8 +118,8 @@ def fabric_part(lab, src_node, dst_node, destination):
     the destination address itself."""
     from ansible.module_utils.podnet.explain import pathtrace
     from ansible.module_utils.podnet.kernel.netlink import rtnl
-    from ansible.module_utils.podnet.lab import labhost, labnet
-    pid = labhost.running_hosts(lab['name']).get(labnet.FABRIC) if lab else None
+    from ansible.module_utils.podnet.lab import host, fabric
+    pid = host.running_hosts(lab['name']).get(fabric.FABRIC) if lab else None
     target = (lab or {}).get('underlay', {}).get(dst_node) if dst_node else destination
     if pid is None or target is None:
         return explain.fabric_hops(None, src_node, dst_node, target)

@@ -114,7 +114,7 @@ import sys
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.reconcile import run_module
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
-from ansible.module_utils.podnet.lab import labspec
+from ansible.module_utils.podnet.lab import inventory
 
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
                     rack=dict(type='str'), underlay_ip=dict(type='str', required=True),
@@ -123,8 +123,8 @@ NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str
 
 
 def reserved_networks(params, lab_name):
-    from ansible.module_utils.podnet.lab.lab import controller_routes
-    cluster = labspec._network(params['cluster_cidr'], 'cluster_cidr')
+    from ansible.module_utils.podnet.lab.reconciler import controller_routes
+    cluster = inventory._network(params['cluster_cidr'], 'cluster_cidr')
     return [('the cluster CIDR %s' % cluster, cluster)] + controller_routes(lab_name)
 
 
@@ -145,9 +145,9 @@ def main():
 
 
 def lab_of(module):
-    from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
+    from ansible.module_utils.podnet.lab.reconciler import Lab, LabPaths
     p = module.params
-    spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
+    spec = inventory.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
     paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
                      p['outside_server'])
     return Lab(spec, paths, module.run_command, p['cluster_cidr'], p['state'], module.check_mode)

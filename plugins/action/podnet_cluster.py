@@ -30,7 +30,7 @@ class ActionModule(ActionBase):
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
         # Here, not at the top: Ansible imports action plugins in its main
         # process, which every worker is forked from (the plan pulls in pyroute2).
-        from ansible.module_utils.podnet.lab.labhost import lab_processes
+        from ansible.module_utils.podnet.lab.host import lab_processes
         from ansible.module_utils.podnet.plan import capacity, cluster
         from ansible.module_utils.podnet.core.errors import PodnetError
         try:

@@ -12,7 +12,7 @@ import re
 import signal
 
 import pytest
-from ansible.module_utils.podnet.lab.labhost import running_hosts
+from ansible.module_utils.podnet.lab.host import running_hosts
 from conformance import test_node_base as node_base
 from faults.conftest import LAB, changed_output, errors, recap, state_problems, verdict
 from integration.conftest import playbook

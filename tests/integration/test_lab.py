@@ -6,8 +6,8 @@ import os
 import re
 
 import pytest
-from ansible.module_utils.podnet.lab import labssh
-from ansible.module_utils.podnet.lab.labhost import running_hosts
+from ansible.module_utils.podnet.lab import ssh
+from ansible.module_utils.podnet.lab.host import running_hosts
 from podnet_testlib import ROOT
 from integration.conftest import playbook, residue
 
@@ -85,20 +85,20 @@ def test_root_on_a_node_has_a_home_of_its_own_not_the_controllers(multirack):
     bash sourced the controller user's ~/.bashrc (here pyenv init, 90 ms a
     command, and its PATH) on every node."""
     for host in multirack.hosts.values():
-        assert host.check_output('echo $HOME; stat -c %a $HOME') == '%s\n700' % labssh.NODE_HOME
+        assert host.check_output('echo $HOME; stat -c %a $HOME') == '%s\n700' % ssh.NODE_HOME
 
 
 def test_an_older_sshd_configuration_is_replaced_and_taken_up(multirack):
     config = ROOT / '.lab' / 'ssh' / 'sshd_config'
     wanted = config.read_text()
-    config.write_text(wanted.replace('SetEnv HOME=%s\n' % labssh.NODE_HOME, ''))
+    config.write_text(wanted.replace('SetEnv HOME=%s\n' % ssh.NODE_HOME, ''))
     try:
         assert recap_changed(multirack.up('--check').stdout)['node1'] == 1
         assert config.read_text() != wanted  # --check changed nothing
         done = multirack.up()
         assert config.read_text() == wanted
         assert recap_changed(done.stdout)['node1'] == 1
-        assert multirack.hosts['node1'].check_output('echo $HOME') == labssh.NODE_HOME
+        assert multirack.hosts['node1'].check_output('echo $HOME') == ssh.NODE_HOME
     finally:
         config.write_text(wanted)
 

@@ -5,7 +5,7 @@ import copy
 import pytest
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.kernel import nft
-from ansible.module_utils.podnet.lab import labspec
+from ansible.module_utils.podnet.lab import inventory
 from ansible.module_utils.podnet.plan import manifests
 from ansible.module_utils.podnet.pods import srcguard
 from ansible.module_utils.podnet.pods.health import Health
@@ -71,7 +71,7 @@ def parse_with(lab_change=None, node_change=None, reserved=()):
         lab_change(lab)
     if node_change:
         node_change(nodes)
-    return labspec.parse(lab, nodes, reserved)
+    return inventory.parse(lab, nodes, reserved)
 
 
 # -- manifests ------------------------------------------------------------------

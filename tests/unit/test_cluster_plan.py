@@ -284,7 +284,7 @@ def test_the_controller_counts_every_lab_s_pods_and_hosts(tmp_path):
     (tmp_path / '9' / 'cmdline').write_bytes(b'/pause\0')
     (tmp_path / '9' / 'stat').write_text('9 (cat) S 99%s\n' % (' 0' * 20))
     (tmp_path / 'self').write_text('')
-    from ansible.module_utils.podnet.lab.labhost import lab_processes
+    from ansible.module_utils.podnet.lab.host import lab_processes
     assert lab_processes(str(tmp_path)) == {
         'kernel_pods': 3, 'kernel_lab_hosts': 2, 'kernel_pods_by_node': {'pid:[100]': 2, 'pid:[200]': 1}}
 

@@ -2,7 +2,7 @@
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet.lab.lab import Lab, LabPaths
+from ansible.module_utils.podnet.lab.reconciler import Lab, LabPaths
 from samples import parse_with
 
 
@@ -67,19 +67,19 @@ def test_absent_removes_the_lab_s_cgroups_whatever_runs(tmp_path):
 
 
 def test_an_sshd_configuration_an_older_podnet_wrote_is_out_of_date(tmp_path):
-    from ansible.module_utils.podnet.lab import labssh
+    from ansible.module_utils.podnet.lab import ssh
 
     def run(argv):
         done = subprocess.run(argv, capture_output=True, text=True)
         return done.returncode, done.stdout, done.stderr
     ssh_dir = str(tmp_path / 'ssh')
-    assert 'missing sshd_config' in labssh.plan_identity(ssh_dir)
-    assert 'sshd_config' in labssh.ensure_identity(run, ssh_dir)
-    assert labssh.plan_identity(ssh_dir) == [] and labssh.ensure_identity(run, ssh_dir) == []
+    assert 'missing sshd_config' in ssh.plan_identity(ssh_dir)
+    assert 'sshd_config' in ssh.ensure_identity(run, ssh_dir)
+    assert ssh.plan_identity(ssh_dir) == [] and ssh.ensure_identity(run, ssh_dir) == []
     config = tmp_path / 'ssh' / 'sshd_config'
-    config.write_text(config.read_text().replace('SetEnv HOME=%s\n' % labssh.NODE_HOME, ''))
-    assert labssh.plan_identity(ssh_dir) == ['sshd_config out of date']
-    assert labssh.ensure_identity(run, ssh_dir) == ['sshd_config']
+    config.write_text(config.read_text().replace('SetEnv HOME=%s\n' % ssh.NODE_HOME, ''))
+    assert ssh.plan_identity(ssh_dir) == ['sshd_config out of date']
+    assert ssh.ensure_identity(run, ssh_dir) == ['sshd_config']
     assert 'SetEnv HOME=/run/podnet/home' in config.read_text()
 
 
@@ -88,7 +88,7 @@ def test_a_process_started_in_a_node_joins_the_node_s_cgroups_from_outside_first
     provider's cgroup; under cgroup v2's nsdelegate nothing inside the node
     can then move into the node's cgroups, and no pod could start."""
     from ansible.module_utils.podnet.kernel import cgroups
-    from ansible.module_utils.podnet.lab.labhost import LabHost
+    from ansible.module_utils.podnet.lab.host import LabHost
     entries = [{'dir': str(tmp_path / 'memory'), 'type': 'cgroup'},
                {'dir': str(tmp_path / 'unified'), 'type': 'cgroup2'}]
     folders = cgroups.process_folders(entries)

@@ -56,7 +56,7 @@ def with_this_machine(nodes, machine):
     """nodes, those on the kernel this runs on (the controller, for the
     embedded lab) given what a node's namespace cannot show of it: the
     neighbour table's size is only shown in the machine's first namespace,
-    and the other labs' pods and hosts (labhost.lab_processes()) only from there."""
+    and the other labs' pods and hosts (host.lab_processes()) only from there."""
     seen = {k: machine[k] for k in ('kernel_pods', 'kernel_lab_hosts', 'kernel_pods_by_node')
             if k in machine}
     return [dict(n, neighbours_max=n.get('neighbours_max') or machine['neighbours_max'], **seen)

@@ -13,7 +13,7 @@ import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
-from ansible.module_utils.podnet.lab import labssh, qemu, vmimage
+from ansible.module_utils.podnet.lab import ssh, qemu, vmimage
 
 SSH_WAIT_SECONDS = 240  # TCG boots in 20-40 s alone; three at once on two cores take longer
 
@@ -38,8 +38,8 @@ class LabVms:
             ssh_port=node.ssh_port, fabric_netns='/proc/%s/ns/net' % fabric_pid,
             underlay_cidr='%s/%d' % (node.underlay_ip, rack.network.prefixlen),
             underlay_gateway=str(rack.gateway), lab_prefixes=self.lab_prefixes(),
-            host_key=os.path.join(self.paths.ssh_dir, labssh.HOST_KEY),
-            authorized_keys=os.path.join(self.paths.ssh_dir, labssh.CLIENT_KEY + '.pub'),
+            host_key=os.path.join(self.paths.ssh_dir, ssh.HOST_KEY),
+            authorized_keys=os.path.join(self.paths.ssh_dir, ssh.CLIENT_KEY + '.pub'),
             underlay_mtu=self.spec.mtu)
 
     def lab_prefixes(self):

@@ -1,9 +1,9 @@
 """VM nodes of the lab, as the lab module declares them to qemu."""
 import copy
 
-from ansible.module_utils.podnet.lab import labspec
-from ansible.module_utils.podnet.lab.lab import LabPaths
-from ansible.module_utils.podnet.lab.labvm import LabVms
+from ansible.module_utils.podnet.lab import inventory
+from ansible.module_utils.podnet.lab.reconciler import LabPaths
+from ansible.module_utils.podnet.lab.vms import LabVms
 from samples import LAB, NODES
 
 
@@ -11,7 +11,7 @@ def lab_vms(tmp_path, mixed=False):
     nodes = copy.deepcopy(NODES)
     for i, node in enumerate(nodes[mixed:]):
         node.update(kind='qemu', mgmt_ip='127.0.0.1', ssh_port=2231 + i)
-    spec = labspec.parse(copy.deepcopy(LAB), nodes)
+    spec = inventory.parse(copy.deepcopy(LAB), nodes)
     paths = LabPaths(str(tmp_path), spec.name, '/init', '/python', '/var/lib/podnet')
     return LabVms(spec, paths, '10.42.0.0/16')
 

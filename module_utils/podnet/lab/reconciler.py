@@ -15,15 +15,15 @@ from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
-from ansible.module_utils.podnet.lab import labnet, labssh
-from ansible.module_utils.podnet.lab.labhost import (
+from ansible.module_utils.podnet.lab import fabric, ssh
+from ansible.module_utils.podnet.lab.host import (
     LabHost,
     init_program_of,
     processes_by_pid_namespace,
     running_hosts,
     wait_for_tcp,
 )
-from ansible.module_utils.podnet.lab.labvm import LabVms
+from ansible.module_utils.podnet.lab.vms import LabVms
 
 SSH_WAIT_SECONDS = 15
 
@@ -74,7 +74,7 @@ class Lab(Reconciler):
         self.run = run
         self.absent, self.check_mode = state == 'absent', check_mode
         self.subject = 'podnet_lab %s' % spec.name
-        self.hosts = [labnet.FABRIC, labnet.OUTSIDE] + [n.name for n in spec.nodes]
+        self.hosts = [fabric.FABRIC, fabric.OUTSIDE] + [n.name for n in spec.nodes]
         self.vms = LabVms(spec, paths, cluster_cidr)
         self.hierarchies = cgroups.read_hierarchies()
         self._pids = {}  # host: init PID while apply() runs
@@ -92,7 +92,7 @@ class Lab(Reconciler):
             'hosts': hosts,
             'extra': {h: p for h, p in pids.items() if h not in hosts},
             'bridge': self._bridge_problems(root_links),
-            'identity': labssh.plan_identity(self.paths.ssh_dir)
+            'identity': ssh.plan_identity(self.paths.ssh_dir)
                         + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/']),
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
@@ -114,24 +114,24 @@ class Lab(Reconciler):
         bridge = names.mgmt_bridge(self.spec.name)
         if bridge not in root_links:
             return ['no bridge %s' % bridge]
-        return labnet.missing_addresses(None, {bridge: self.spec.mgmt.gateway_cidr})
+        return fabric.missing_addresses(None, {bridge: self.spec.mgmt.gateway_cidr})
 
     def _host_state(self, host, pids, procs, root_links):
         if self.vms.is_vm(host):
-            return self.vms.state(host, pids.get(labnet.FABRIC))
+            return self.vms.state(host, pids.get(fabric.FABRIC))
         pid = pids.get(host)
         if pid is None:
             return {'pid': None, 'problems': ['not running']}
-        problems = labnet.missing_addresses(
-            LabHost(self.spec.name, host, pid).netns, labnet.wanted_addresses(self.spec, host))
-        if host == labnet.OUTSIDE and self.paths.outside_server and \
+        problems = fabric.missing_addresses(
+            LabHost(self.spec.name, host, pid).netns, fabric.wanted_addresses(self.spec, host))
+        if host == fabric.OUTSIDE and self.paths.outside_server and \
                 len(procs.get(os.readlink('/proc/%d/ns/pid' % pid), [])) < 2:
             problems.append('its server is not running')
-        if host == labnet.OUTSIDE and labnet.FABRIC in pids:
-            problems += labnet.missing_addresses(
-                LabHost(self.spec.name, labnet.FABRIC, pids[labnet.FABRIC]).netns,
+        if host == fabric.OUTSIDE and fabric.FABRIC in pids:
+            problems += fabric.missing_addresses(
+                LabHost(self.spec.name, fabric.FABRIC, pids[fabric.FABRIC]).netns,
                 {names.FABRIC_OUTSIDE_IFNAME: self.spec.outside.gateway_cidr})
-        if host not in (labnet.FABRIC, labnet.OUTSIDE):
+        if host not in (fabric.FABRIC, fabric.OUTSIDE):
             port = names.mgmt_port(self.spec.name, host)
             if port not in root_links:
                 problems.append('no management port %s' % port)
@@ -153,10 +153,10 @@ class Lab(Reconciler):
         if current['bridge']:
             actions.append(Action('bridge', names.mgmt_bridge(self.spec.name), '; '.join(current['bridge'])))
         actions += [Action('destroy', h, 'not in the inventory') for h in current['extra']]
-        fabric_new = bool(current['hosts'][labnet.FABRIC]['problems'])
+        fabric_new = bool(current['hosts'][fabric.FABRIC]['problems'])
         for host in self.hosts:
             problems = current['hosts'][host]['problems']
-            if fabric_new and host != labnet.FABRIC and not problems:
+            if fabric_new and host != fabric.FABRIC and not problems:
                 problems = ['its underlay goes with the fabric']
             if problems:
                 actions.append(Action('create', host, '; '.join(problems)))
@@ -193,12 +193,12 @@ class Lab(Reconciler):
             self._wait_for_ssh()
 
     def do_identity(self, _action, current):
-        if labssh.RELOAD_ON & set(labssh.ensure_identity(self.run, self.paths.ssh_dir)):
+        if ssh.RELOAD_ON & set(ssh.ensure_identity(self.run, self.paths.ssh_dir)):
             self._reload_sshd(current)
         os.makedirs(self.paths.control_dir, mode=0o700, exist_ok=True)
 
     def do_bridge(self, _action, _current):
-        labnet.ensure_mgmt_bridge(self.spec)
+        fabric.ensure_mgmt_bridge(self.spec)
 
     def do_destroy(self, action, _current):
         if self.vms.is_vm(action.target):
@@ -211,7 +211,7 @@ class Lab(Reconciler):
         self._pids[action.target] = self._recreate(action.target, self._pids)
 
     def do_delete_links(self, action, _current):
-        labnet.delete_root_links(action.target.split())
+        fabric.delete_root_links(action.target.split())
 
     def do_remove_cgroups(self, _action, _current):
         cgroups.remove_lab(self.spec.name, self.hierarchies)
@@ -227,36 +227,36 @@ class Lab(Reconciler):
                    and current['hosts'][n.name]['pid'] and not current['hosts'][n.name]['problems']]
         for node in healthy:
             host = LabHost(self.spec.name, node.name, current['hosts'][node.name]['pid'])
-            host.enter(self.run, ['mkdir', '-p', '-m', '700', labssh.NODE_HOME])
-            host.enter(self.run, labssh.SSHD_RELOAD)
+            host.enter(self.run, ['mkdir', '-p', '-m', '700', ssh.NODE_HOME])
+            host.enter(self.run, ssh.SSHD_RELOAD)
         self._close_ssh_masters(['%s-' % n.mgmt_ip for n in healthy])
         if healthy:
             self._wait_for_ssh()
 
     def _recreate(self, host, pids):
         if self.vms.is_vm(host):
-            return self.vms.create(host, pids.get(labnet.FABRIC))
+            return self.vms.create(host, pids.get(fabric.FABRIC))
         LabHost(self.spec.name, host, pids.get(host)).destroy()
-        if host not in (labnet.FABRIC, labnet.OUTSIDE):
-            labnet.delete_root_links([names.mgmt_port(self.spec.name, host)])
+        if host not in (fabric.FABRIC, fabric.OUTSIDE):
+            fabric.delete_root_links([names.mgmt_port(self.spec.name, host)])
         lab_host = LabHost(self.spec.name, host)
-        fabric = LabHost(self.spec.name, labnet.FABRIC, pids.get(labnet.FABRIC))
-        if host == labnet.FABRIC:
+        fabric_host = LabHost(self.spec.name, fabric.FABRIC, pids.get(fabric.FABRIC))
+        if host == fabric.FABRIC:
             lab_host.create(self.run, self.paths.python, self.paths.init_program)
-            labnet.plumb_fabric(self.spec, lab_host)
+            fabric.plumb_fabric(self.spec, lab_host)
             lab_host.enter(self.run, ['sysctl', '-qw', 'net.ipv4.ip_forward=1'])
-        elif host == labnet.OUTSIDE:
+        elif host == fabric.OUTSIDE:
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
                             serve=self.paths.outside_server)
-            labnet.plumb_outside(self.spec, fabric, lab_host)
+            fabric.plumb_outside(self.spec, fabric_host, lab_host)
         else:
             node = next(n for n in self.spec.nodes if n.name == host)
             own, listed = self._node_cgroups(host)
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
                             (self.paths.node_state(host), self.paths.state_target), cgroups=listed)
-            labnet.plumb_node(self.spec, node, lab_host, fabric)
+            fabric.plumb_node(self.spec, node, lab_host, fabric_host)
             # sshd, and so every module run and pod, in the node's own cgroup
-            lab_host.enter(self.run, labssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip),
+            lab_host.enter(self.run, ssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip),
                            cgroups.process_folders(own))
         return lab_host.pid
 

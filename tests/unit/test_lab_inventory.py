@@ -4,7 +4,7 @@ import ipaddress
 
 import pytest
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.lab import labspec
+from ansible.module_utils.podnet.lab import inventory
 from samples import LAB, parse_with
 
 
@@ -75,7 +75,7 @@ def test_reserved_networks_may_overlap_each_other():
 
 def test_empty_node_group_is_refused():
     with pytest.raises(SpecError, match='nodes: the inventory group `nodes` has no hosts'):
-        labspec.parse(copy.deepcopy(LAB), [])
+        inventory.parse(copy.deepcopy(LAB), [])
 
 
 def vm_nodes(nodes):
