@@ -67,7 +67,7 @@ EXAMPLES = r'''
   podnet_probe_report:
     results: "{{ ansible_play_hosts | map('extract', hostvars, ['probe', 'results']) | flatten }}"
     pods: {x/a: 10.42.0.7, y/b: 10.42.1.4}
-    output: /tmp/probe.json
+    output: /tmp/reachability.json
   run_once: true
   delegate_to: localhost
 
@@ -118,7 +118,7 @@ differences:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
-from ansible.module_utils.podnet.explain import probe
+from ansible.module_utils.podnet.explain import reachability
 
 CELL_FIELDS = ('from', 'to', 'port', 'protocol', 'allowed')
 
@@ -138,15 +138,15 @@ def main():
     if p['expect_model'] and not p['model']:
         module.fail_json(msg='expect_model: no policy record to compare with (model is empty): '
                              'converge with playbooks/site.yml first')
-    matrices = probe.build(p['results'], p['pods'])
+    matrices = reachability.build(p['results'], p['pods'])
     try:
-        model = probe.model_matrices(matrices, p['model']) if p['model'] else None
+        model = reachability.model_matrices(matrices, p['model']) if p['model'] else None
     except (PodnetError, KeyError, TypeError) as exc:
         module.fail_json(msg='model: not a policy record {policies, pods, namespaces}: %s' % exc)
-    table = probe.table(matrices, model)
+    table = reachability.table(matrices, model)
     found = dict(table=table, matrices=[m.as_dict() for m in matrices],
-                 summary=probe.summary(matrices), differences=[],
-                 disagreements=probe.compare(model, probe.reached(matrices)) if model else [])
+                 summary=reachability.summary(matrices), differences=[],
+                 disagreements=reachability.compare(model, reachability.reached(matrices)) if model else [])
     if found['disagreements'] and p['expect_model']:
         module.fail_json(msg='%d cells differ from the policy model:\n%s' % (
             len(found['disagreements']), '\n'.join(found['disagreements'])), **found)
@@ -158,9 +158,9 @@ def main():
             text = read_text(p['expect'])
             if text is None:
                 module.fail_json(msg='expect: %s does not exist' % p['expect'], **found)
-            found['differences'] = probe.compare(probe.loads(text, p['expect']), matrices)
+            found['differences'] = reachability.compare(reachability.loads(text, p['expect']), matrices)
         if p['output']:
-            text = probe.dumps(matrices, model)
+            text = reachability.dumps(matrices, model)
             changed = read_text(p['output']) != text
             if changed and not module.check_mode:
                 write_atomic(p['output'], text)

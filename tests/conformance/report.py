@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ansible.module_utils.podnet.explain.probe import POD_IN_REASON
+from ansible.module_utils.podnet.explain.reachability import POD_IN_REASON
 
 OUTPUT_CHARS = 1200  # of one command's answer kept as evidence
 COMMANDS_KEPT = 40  # per check: the first ones; the rest are counted

@@ -44,7 +44,7 @@ shown = %(shown)r  # a view path under /tmp, as a clone of the project may be
 os.makedirs(shown, exist_ok=True)
 open(shown + '/shown', 'w').write('the pods python\n')
 from ansible.module_utils.podnet.kernel import caps, cgroups
-from ansible.module_utils.podnet.pods.sandbox import Spawner, ensure_netns_dir
+from ansible.module_utils.podnet.pods.sandbox import SpawnerClient, ensure_netns_dir
 hidden = {l.split()[0] for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns'}
 for _ in range(3):
     ensure_netns_dir()
@@ -52,7 +52,7 @@ mounts = [l for l in open('/proc/self/mountinfo') if l.split()[4] == '/run/netns
           and l.split()[0] not in hidden]
 namespaces = lambda pid: {ns: os.readlink('/proc/%%d/ns/%%s' %% (pid, ns))
                           for ns in ('net', 'uts', 'ipc', 'mnt', 'pid', 'pid_for_children')}
-spawn = Spawner()
+spawn = SpawnerClient()
 pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0')
 results = {'netns_mounts': len(mounts)}
 for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFAULT)),

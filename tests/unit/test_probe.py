@@ -6,7 +6,7 @@ import socket
 import threading
 
 import pytest
-from ansible.module_utils.podnet.explain import probe, prober
+from ansible.module_utils.podnet.explain import prober, reachability
 from ansible.module_utils.podnet.core.errors import SpecError
 
 PODS = {'x/a': '10.42.0.2', 'x/b': '10.42.1.2', 'y/a': '10.42.2.2'}
@@ -33,12 +33,12 @@ def full(allowed=True, port=80, protocol='TCP', pods=PODS, **exceptions):
 
 def test_one_matrix_per_port_and_protocol_sorted():
     results = full(port=81) + full(protocol='UDP') + full()
-    assert [m.name for m in probe.build(results, PODS)] == ['TCP/80', 'UDP/80', 'TCP/81']
+    assert [m.name for m in reachability.build(results, PODS)] == ['TCP/80', 'UDP/80', 'TCP/81']
 
 
 def test_rows_are_sources_columns_targets_sorted():
     results = full(**{'x_a>x_b': False})
-    matrix, = probe.build(list(reversed(results)), PODS)
+    matrix, = reachability.build(list(reversed(results)), PODS)
     assert matrix.pods == ['x/a', 'x/b', 'y/a']
     assert matrix.table() == ['TCP/80', '-\tx/a\tx/b\ty/a', 'x/a\t.\tX\t.', 'x/b\t.\t.\t.',
                               'y/a\t.\t.\t.']
@@ -46,31 +46,31 @@ def test_rows_are_sources_columns_targets_sorted():
 
 def test_unprobed_and_undecided_cells_print_a_question_mark_and_why():
     results = [c for c in full(protocol='SCTP', allowed=None) if c['from'] != 'y/a']
-    matrix, = probe.build(results, PODS)
+    matrix, = reachability.build(results, PODS)
     lines = matrix.table()
     assert lines[2:5] == ['x/a\t?\t?\t?', 'x/b\t?\t?\t?', 'y/a\t?\t?\t?']
     assert lines[5] == '?: not probed; unsupported: no SCTP'
 
 
 def test_pod_only_in_the_cells_is_added_without_ip():
-    matrix, = probe.build([cell('x/a', 'z/c', False)], {'x/a': '10.42.0.2'})
+    matrix, = reachability.build([cell('x/a', 'z/c', False)], {'x/a': '10.42.0.2'})
     assert matrix.pods == ['x/a', 'z/c'] and matrix.ips == {'x/a': '10.42.0.2', 'z/c': None}
 
 
 def test_tables_are_separated_by_a_blank_line():
-    lines = probe.table(probe.build(full() + full(port=81), PODS))
+    lines = reachability.table(reachability.build(full() + full(port=81), PODS))
     assert lines.count('') == 1 and lines[lines.index('') + 1] == 'TCP/81'
 
 
 def test_summary_counts_cells():
-    matrices = probe.build(full(**{'x_a>x_b': False, 'y_a>y_a': None}), PODS)
-    assert probe.summary(matrices) == {'TCP/80': {'allowed': 7, 'denied': 1, 'undecided': 1}}
+    matrices = reachability.build(full(**{'x_a>x_b': False, 'y_a>y_a': None}), PODS)
+    assert reachability.summary(matrices) == {'TCP/80': {'allowed': 7, 'denied': 1, 'undecided': 1}}
 
 
 # -- JSON ------------------------------------------------------------------
 
 def test_json_shape():
-    data = json.loads(probe.dumps(probe.build(full(**{'x_a>x_b': False}), PODS)))
+    data = json.loads(reachability.dumps(reachability.build(full(**{'x_a>x_b': False}), PODS)))
     assert data == [{'port': 80, 'protocol': 'TCP', 'pods': ['x/a', 'x/b', 'y/a'], 'ips': PODS,
                      'allowed': {'x/a': {'x/a': True, 'x/b': False, 'y/a': True},
                                  'x/b': {'x/a': True, 'x/b': True, 'y/a': True},
@@ -78,20 +78,20 @@ def test_json_shape():
 
 
 def test_json_says_why_each_cell_not_allowed_is_so():
-    observed = probe.build(full(**{'x_a>x_b': False, 'y_a>x_a': False, 'x_b>y_a': None}), PODS)
-    model = probe.build(full(**{'x_a>x_b': False}), PODS)
+    observed = reachability.build(full(**{'x_a>x_b': False, 'y_a>x_a': False, 'x_b>y_a': None}), PODS)
+    model = reachability.build(full(**{'x_a>x_b': False}), PODS)
     model[0].reasons = {'x/a': {'x/b': 'ingress of x/b: isolated by x/deny, no rule allows'}}
-    data = json.loads(probe.dumps(observed, model))
+    data = json.loads(reachability.dumps(observed, model))
     assert data[0]['why'] == {
         'x/a': {'x/b': 'ingress of x/b: isolated by x/deny, no rule allows'},
         'x/b': {'y/a': 'unsupported: no SCTP'},
         'y/a': {'x/a': 'the policy model allows it (see the differences)'}}
-    assert probe.compare(probe.loads(probe.dumps(observed, model), 'e.json'), observed) == []
+    assert reachability.compare(reachability.loads(reachability.dumps(observed, model), 'e.json'), observed) == []
 
 
 def test_json_round_trip_compares_equal():
-    matrices = probe.build(full() + full(protocol='UDP', **{'y_a>x_a': False}), PODS)
-    assert probe.compare(probe.loads(probe.dumps(matrices), 'e.json'), matrices) == []
+    matrices = reachability.build(full() + full(protocol='UDP', **{'y_a>x_a': False}), PODS)
+    assert reachability.compare(reachability.loads(reachability.dumps(matrices), 'e.json'), matrices) == []
 
 
 @pytest.mark.parametrize('text, message', [
@@ -106,13 +106,13 @@ def test_json_round_trip_compares_equal():
 ])
 def test_bad_expectation_is_refused_naming_the_field(text, message):
     with pytest.raises(SpecError, match='e.json') as err:
-        probe.loads(text, 'e.json')
+        reachability.loads(text, 'e.json')
     assert message in str(err.value)
 
 
 def test_single_object_is_one_matrix():
     text = '{"port": 81, "protocol": "UDP", "allowed": {"x/a": {"x/b": true}}}'
-    matrix, = probe.loads(text, 'e.json')
+    matrix, = reachability.loads(text, 'e.json')
     assert (matrix.name, matrix.pods, matrix.cell('x/a', 'x/b')) == ('UDP/81', ['x/a', 'x/b'], True)
 
 
@@ -120,45 +120,45 @@ def test_single_object_is_one_matrix():
 
 def expectation(matrices, **changes):
     """dumps(matrices) with cells changed: {'TCP/80 x/a>x/b': value}."""
-    data = json.loads(probe.dumps(matrices))
+    data = json.loads(reachability.dumps(matrices))
     for where, value in changes.items():
         for item in data:
             name, pair = where.split(' ')
             source, target = pair.split('>')
             if name == '%s/%d' % (item['protocol'], item['port']):
                 item['allowed'].setdefault(source, {})[target] = value
-    return probe.loads(json.dumps(data), 'e.json')
+    return reachability.loads(json.dumps(data), 'e.json')
 
 
 def test_every_differing_cell_is_listed():
-    observed = probe.build(full(**{'x_a>x_b': False}) + full(protocol='UDP'), PODS)
+    observed = reachability.build(full(**{'x_a>x_b': False}) + full(protocol='UDP'), PODS)
     expected = expectation(observed, **{'TCP/80 x/a>x/b': True, 'UDP/80 y/a>x/a': False})
-    assert probe.compare(expected, observed) == [
+    assert reachability.compare(expected, observed) == [
         'TCP/80 x/a -> x/b: expected allowed, got denied',
         'UDP/80 y/a -> x/a: expected denied, got allowed']
 
 
 def test_unprobed_pod_and_matrix_differ():
-    observed = probe.build(full(), PODS)
+    observed = reachability.build(full(), PODS)
     expected = expectation(observed, **{'TCP/80 z/c>x/a': True})
-    expected += probe.loads('[{"port": 81, "protocol": "TCP", "allowed": {"x/a": {"x/b": false}}}]',
+    expected += reachability.loads('[{"port": 81, "protocol": "TCP", "allowed": {"x/a": {"x/b": false}}}]',
                             'e.json')
-    assert probe.compare(expected, observed) == [
+    assert reachability.compare(expected, observed) == [
         'TCP/80 z/c -> x/a: expected allowed, got not probed',
         'TCP/81 x/a -> x/b: expected denied, got not probed']
 
 
 def test_undecided_cell_differs_with_its_reason():
-    observed = probe.build(full(protocol='SCTP', allowed=None), PODS)
+    observed = reachability.build(full(protocol='SCTP', allowed=None), PODS)
     expected = expectation(observed, **{'SCTP/80 x/a>x/b': True})
-    assert probe.compare(expected, observed) == [
+    assert reachability.compare(expected, observed) == [
         'SCTP/80 x/a -> x/b: expected allowed, got unsupported: no SCTP']
 
 
 def test_null_expected_cells_and_extra_observed_ones_are_not_compared():
-    observed = probe.build(full(**{'x_a>x_b': False}) + full(port=81), PODS)
+    observed = reachability.build(full(**{'x_a>x_b': False}) + full(port=81), PODS)
     expected = expectation(observed[:1], **{'TCP/80 x/a>x/b': None})
-    assert probe.compare(expected, observed) == []
+    assert reachability.compare(expected, observed) == []
 
 
 # -- the probe plan and the tries ------------------------------------------
@@ -267,8 +267,8 @@ ALLOW_FROM_X = {'metadata': {'namespace': 'x', 'name': 'from-x'}, 'spec': {
 
 
 def test_the_model_computes_each_cell_with_its_reason():
-    observed = probe.build(full(), PODS)
-    model, = probe.model_matrices(observed, record(DENY_X, ALLOW_FROM_X))
+    observed = reachability.build(full(), PODS)
+    model, = reachability.model_matrices(observed, record(DENY_X, ALLOW_FROM_X))
     assert model.cell('y/a', 'x/a') is False
     assert model.reason('y/a', 'x/a') == 'ingress of x/a: isolated by x/deny, x/from-x, no rule allows'
     assert model.cell('x/b', 'x/a') is True
@@ -276,25 +276,25 @@ def test_the_model_computes_each_cell_with_its_reason():
 
 
 def test_denied_cells_are_printed_with_the_reason_grouped_by_policy():
-    observed = probe.build(full(**{'y_a>x_a': False, 'y_a>x_b': False}), PODS)
-    lines = probe.table(observed, probe.model_matrices(observed, record(DENY_X)))
+    observed = reachability.build(full(**{'y_a>x_a': False, 'y_a>x_b': False}), PODS)
+    lines = reachability.table(observed, reachability.model_matrices(observed, record(DENY_X)))
     assert lines[-1] == 'X ingress: isolated by x/deny, no rule allows: y/a->x/a y/a->x/b'
 
 
 def test_a_cell_where_kernel_and_model_disagree_is_flagged_with_the_models_reason():
     # The kernel enforces x/deny, and also denies x/a -> y/a, which nothing isolates.
-    observed = probe.build(full(**{'y_a>x_a': False, 'y_a>x_b': False, 'x_a>x_b': False,
+    observed = reachability.build(full(**{'y_a>x_a': False, 'y_a>x_b': False, 'x_a>x_b': False,
                                    'x_b>x_a': False, 'x_a>y_a': False}), PODS)
-    model = probe.model_matrices(observed, record(DENY_X))
-    assert probe.compare(model, observed) == [
+    model = reachability.model_matrices(observed, record(DENY_X))
+    assert reachability.compare(model, observed) == [
         'TCP/80 x/a -> y/a: expected allowed (egress of x/a: not isolated (no policy selects it '
         'for Egress); ingress of y/a: not isolated (no policy selects it for Ingress)), got denied']
-    assert 'X the policy model allows it (see the differences): x/a->y/a' in probe.table(observed, model)
+    assert 'X the policy model allows it (see the differences): x/a->y/a' in reachability.table(observed, model)
 
 
 def test_a_pod_the_record_does_not_hold_is_not_judged():
-    observed = probe.build(full(), dict(PODS, **{'z/new': '10.42.0.9'}))
-    model, = probe.model_matrices(observed, record())
+    observed = reachability.build(full(), dict(PODS, **{'z/new': '10.42.0.9'}))
+    model, = reachability.model_matrices(observed, record())
     assert model.cell('z/new', 'x/a') is None and model.reason('z/new', 'x/a') == 'not in the policy record'
 
 
@@ -304,11 +304,12 @@ def test_a_refused_cell_reached_the_pod_and_agrees_with_a_model_that_allows_it()
     allows x/a -> y/a, so no disagreement; the table still marks it X, as
     the e2e tests do, and says why. A refusal where the model denies is a
     packet that got through a policy: that one disagrees."""
-    cells = [dict(c, allowed=False, reason=probe.REFUSED) if (c['from'], c['to']) in {('x/a', 'y/a'), ('y/a', 'x/a')}
+    refused = {('x/a', 'y/a'), ('y/a', 'x/a')}
+    cells = [dict(c, allowed=False, reason=reachability.REFUSED) if (c['from'], c['to']) in refused
              else c for c in full(**{'y_a>x_b': False, 'x_a>x_b': False, 'x_b>x_a': False})]
-    observed = probe.build(cells, PODS)
-    model = probe.model_matrices(observed, record(DENY_X))
-    assert probe.compare(model, probe.reached(observed)) == [
+    observed = reachability.build(cells, PODS)
+    model = reachability.model_matrices(observed, record(DENY_X))
+    assert reachability.compare(model, reachability.reached(observed)) == [
         'TCP/80 y/a -> x/a: expected denied (ingress of x/a: isolated by x/deny, no rule allows), got allowed']
-    assert 'X %s: x/a->y/a' % probe.REFUSED_WHY in probe.table(observed, model)
+    assert 'X %s: x/a->y/a' % reachability.REFUSED_WHY in reachability.table(observed, model)
     assert observed[0].cell('x/a', 'y/a') is False  # the truth table is the e2e tests'

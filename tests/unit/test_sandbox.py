@@ -21,13 +21,13 @@ sys.path.insert(0, %(tests)r)
 import podnet_testlib
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
 from ansible.module_utils.podnet.kernel.netlink import add_veth, rtnl, ensure_bridge
-from ansible.module_utils.podnet.pods.sandbox import Spawner
+from ansible.module_utils.podnet.pods.sandbox import SpawnerClient
 with rtnl() as ipr:
     bridge = ensure_bridge(ipr, 'cni0', 1450)
     ipr.addr('add', index=bridge, address='10.42.7.1', prefixlen=24)
     ipr.link('set', index=bridge, state='up')
     add_veth(ipr, 'vlab0', 'vlab1', os.getpid(), 1500)
-spawn = Spawner()
+spawn = SpawnerClient()
 pause = spawn.request('t', op='sandbox', netns='/run/netns/cni-test', hostname='web-0',
                       veth='veth0badcafe', mac='02:00:00:00:00:07', cidr='10.42.7.9/24', mtu=1450,
                       gateway='10.42.7.1', broadcast='10.42.7.255', bridge=bridge)

@@ -140,7 +140,7 @@ def test_missing_libseccomp_says_what_to_do(monkeypatch):
 
 
 def test_runs_beside_linux_rawnl_and_spawner_in_a_bare_interpreter():
-    """The spawner concatenates the sources (sandbox.Spawner): standard
+    """The spawner concatenates the sources (sandbox.SpawnerClient): standard
     library only, and no module-level name defined in two of them."""
     def defined(module):
         names = set()

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 
 from ansible.module_utils.podnet.core.errors import PodnetError, SpecError
-from ansible.module_utils.podnet.explain.probe import PROTOCOLS, REFUSED
+from ansible.module_utils.podnet.explain.reachability import PROTOCOLS, REFUSED
 from ansible.module_utils.podnet.kernel.linux import CLONE_NEWNET, NETNS_DIR, libc
 
 IPPROTO_SCTP = getattr(socket, 'IPPROTO_SCTP', 132)

@@ -3,7 +3,7 @@ mount flags of <sched.h> and <sys/mount.h>, libc through ctypes, a checked
 call and mount, and a process's parent and start time from /proc.
 
 Standard library only: the spawner runs this file's source first, before
-rawnl.py, seccomp.py and spawner.py (sandbox.Spawner), so it must not
+rawnl.py, seccomp.py and spawner.py (sandbox.SpawnerClient), so it must not
 import from podnet.
 """
 import ctypes

@@ -17,7 +17,7 @@ from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
     Process,
     SandboxError,
-    Spawner,
+    SpawnerClient,
     kill_holders,
     netns_path,
     remove_netns,
@@ -49,7 +49,7 @@ class PodRuntime:
         self._wanted, self._spawn = {}, None  # while apply() runs
 
     def apply(self, actions, current, wanted):
-        self._wanted, self._spawn = wanted, Spawner()
+        self._wanted, self._spawn = wanted, SpawnerClient()
         failed = None
         try:
             for phase in PHASES:

@@ -30,8 +30,9 @@ def netns_path(netns):
     return os.path.join(NETNS_DIR, netns)
 
 
-class Spawner:
-    """The spawner process, started on first use, for one module call.
+class SpawnerClient:
+    """The module's end of the spawner process (spawner.py), started on first
+    use, for one module call.
 
     Requests can be pipelined: submit() several, then collect() the replies
     in order, so the spawner forks sandboxes while the module wires the
