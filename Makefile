@@ -35,9 +35,13 @@ down: bootstrap
 # Lint first (seconds), molecule, pytest last: the run ends with pytest's summary line.
 test: bootstrap-tests lint molecule unit-and-integration
 
-# ruff's classic rules (pycodestyle errors, pyflakes) on every Python file: ruff.toml.
+# ruff's classic rules (pycodestyle errors, pyflakes) on every Python file:
+# ruff.toml. yamllint on every YAML file, its warnings failing too: .yamllint.
+# ansible-lint's production profile on the Ansible content, offline: .ansible-lint.
 lint: bootstrap
 	ruff check
+	yamllint --strict .
+	ansible-lint
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").

@@ -27,7 +27,7 @@ options:
     elements: dict
     required: true
     suboptions:
-      name: {description: Inventory name, also the hostname., type: str, required: true}
+      name: {description: 'Inventory name, also the hostname.', type: str, required: true}
       mgmt_ip: {description: Management address (the host's C(ansible_host))., type: str, required: true}
       rack: {description: Rack of the node (C(podnet_rack)); the first rack if omitted., type: str}
       underlay_ip: {description: Underlay address (C(podnet_underlay_ip))., type: str, required: true}

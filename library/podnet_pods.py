@@ -87,7 +87,7 @@ options:
           argv: {description: The command line it runs; not empty., type: list, elements: str, required: true}
           env: {description: Its environment., type: dict, default: {}}
           working_dir: {description: Its working folder (C(/) when not given)., type: str}
-          ports: {description: Its container ports, as the plan gives them., type: list, elements: raw, default: []}
+          ports: {description: 'Its container ports, as the plan gives them.', type: list, elements: raw, default: []}
           image: {description: The image it was planned from., type: str}
           capabilities:
             description: Capability names it keeps (the container runtime default set when not given).

@@ -79,7 +79,7 @@ def test_same_node_and_same_pod_paths(seeded, tmp_path):
     for key, (node, _) in sorted(found.items()):
         by_node.setdefault(node, []).append(key)
     node, (a, b) = next((n, ks[:2]) for n, ks in by_node.items() if len(ks) > 1)
-    path, _ = explain(seeded, tmp_path, a, b, '-e', 'port=8080')
+    path, _ = explain(seeded, tmp_path, a, b, '-e', 'dport=8080')
     ra, rb = found[a][1], found[b][1]
     assert ats(path) == ['%s eth0' % a] * 3 + ['%s %s' % (node, ra['veth']), '%s route' % node] + \
         ['%s cni0' % node] * 3 + ['%s %s' % (node, rb['veth']), '%s nftables' % node, 'ip podnet-nat',
@@ -87,7 +87,7 @@ def test_same_node_and_same_pod_paths(seeded, tmp_path):
                                   'NetworkPolicy ingress', '%s eth0' % b, 'probe']
     assert 'bridge fdb' in path['hops'][7]['says']
 
-    lo, _ = explain(seeded, tmp_path, a, a, '-e', 'port=8080')
+    lo, _ = explain(seeded, tmp_path, a, a, '-e', 'dport=8080')
     assert ats(lo) == ['%s lo' % a] * 2 + ['probe']
     assert 'local %s dev lo' % ra['ip'] in lo['hops'][0]['says']
 
@@ -130,6 +130,8 @@ def test_drift_names_the_broken_hop(seeded, tmp_path):
     (('from=default/nope', 'to=default/netexec-a'), 'from: no pod default/nope runs in the cluster'),
     (('from=default/netexec-a', 'to=10.300.0.1'),
      "to: '10.300.0.1' is neither a pod (namespace/name) nor an IPv4 address"),
+    (('from=default/netexec-a', 'to=default/netexec-b', 'dport=http'), "port: 'http' is not a port number"),
+    # port=, dport's name before, still reaches the module.
     (('from=default/netexec-a', 'to=default/netexec-b', 'port=http'), "port: 'http' is not a port number"),
     (('from=default/netexec-a', 'to=default/netexec-b', 'protocol=ICMP'),
      "protocol: 'ICMP' must be one of TCP, UDP, SCTP"),
