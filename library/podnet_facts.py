@@ -53,7 +53,14 @@ ansible_facts:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.podnet.kernel.netlink import links_by_name, require_pyroute2, rtnl, underlay_facts
+from ansible.module_utils.podnet.kernel.netlink import (
+    AF_INET,
+    RT_TABLE_MAIN,
+    links_by_name,
+    require_pyroute2,
+    rtnl,
+    underlay_facts,
+)
 from ansible.module_utils.podnet.node import backend
 from ansible.module_utils.podnet.node.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.policy import policy_source
@@ -72,7 +79,7 @@ def pod_facts(record, links):
 def route_facts(ipr, by_index):
     return [{'dst': '%s/%d' % (r.get('RTA_DST') or '0.0.0.0', r['dst_len']),
              'gateway': r.get('RTA_GATEWAY'), 'dev': by_index.get(r.get('RTA_OIF')),
-             'proto': r['proto']} for r in ipr.get_routes(family=2, table=254)]
+             'proto': r['proto']} for r in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN)]
 
 
 def main():

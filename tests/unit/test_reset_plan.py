@@ -60,7 +60,7 @@ def test_pods_absent_sweeps_the_pod_cgroups_podnet_started_and_never_a_kubelet_s
     ipam = tmp_path / 'state' / 'ipam' / '10.42.1.0_24'
     ipam.mkdir(parents=True)
     (ipam / '10.42.1.5').write_text('1a\neth0\n')
-    node = PodsReconciler(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'does not exist'),
+    node = PodsReconciler(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'Error: No such file or directory'),
                           hierarchies=hierarchies)
     planned = steps(node.plan(node.read()))
     assert ('forget_cgroup', 'kubepods/besteffort/pod1a') in planned
@@ -78,7 +78,7 @@ def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
     record = {k: v for k, v in state(pod('web')).items() if k not in HEALTH}
     (tmp_path / 'pods' / 'default_web.json').write_text(json.dumps(record))
     (tmp_path / 'pods' / 'default_bad.json').write_text('{garbage')
-    node = PodsReconciler(str(tmp_path), None, None, run=lambda argv: (1, '', 'does not exist'), hierarchies={})
+    node = PodsReconciler(str(tmp_path), None, None, run=lambda argv: (1, '', 'Error: No such file or directory'), hierarchies={})
     current = node.read()
     assert list(current.pods) == ['default/web'] and current.health == {}
     assert current.stale_ipam == [str(tmp_path / 'pods')] and current.guard is None

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 
 from ansible.module_utils.podnet.kernel import rawnl
 
+AF_INET = 2  # socket.AF_INET, as netlink messages carry it
+RT_TABLE_MAIN = 254  # the main routing table (rtnetlink.h)
+
 
 def _lean_pyroute2():
     """Register pyroute2 without running its package __init__, which imports
@@ -83,7 +86,7 @@ def links_by_name(ipr):
 def addresses_by_link(ipr):
     """{ifindex: {'a.b.c.d/len', ...}} of every IPv4 address."""
     found = {}
-    for msg in ipr.get_addr(family=2):
+    for msg in ipr.get_addr(family=AF_INET):
         cidr = '%s/%d' % (msg.get('IFA_ADDRESS'), msg['prefixlen'])
         found.setdefault(msg['index'], set()).add(cidr)
     return found
@@ -180,13 +183,13 @@ def underlay_facts(underlay_ip=None):
     or else the source of the default route. Raises LookupError if none."""
     with rtnl() as ipr:
         if underlay_ip is None:
-            default = [r for r in ipr.get_routes(family=2, table=254) if not r['dst_len']]
+            default = [r for r in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN) if not r['dst_len']]
             if not default:
                 raise LookupError('not given and the node has no default route')
             index = default[0].get('RTA_OIF')
-            addrs = [a for a in ipr.get_addr(family=2, index=index)]
+            addrs = [a for a in ipr.get_addr(family=AF_INET, index=index)]
         else:
-            addrs = [a for a in ipr.get_addr(family=2) if a.get('IFA_ADDRESS') == underlay_ip]
+            addrs = [a for a in ipr.get_addr(family=AF_INET) if a.get('IFA_ADDRESS') == underlay_ip]
         if not addrs:
             raise LookupError('no interface of this node holds %s' % (underlay_ip or 'an address'))
         link = ipr.get_links(addrs[0]['index'])[0]

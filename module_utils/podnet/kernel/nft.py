@@ -6,12 +6,19 @@ the table, so the kernel never sees half a ruleset. Checking costs one
 `nft -j list table`: chains and rules are compared as nft prints them, with
 handles dropped, so podnet writes expressions in the form nft prints.
 """
+import errno
 import ipaddress
 import json
+import os
 import re
 
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.reconcile import Action
+
+
+# What nft prints for a kernel ENOENT (a table or chain that is not there):
+# the errno's own text, as nft prints the kernel's error.
+NOT_FOUND = os.strerror(errno.ENOENT)
 
 
 class NftError(PodnetError):
@@ -23,7 +30,7 @@ def list_items(run, *what):
     that does not exist."""
     rc, out, err = run(['nft', '-j', 'list'] + list(what))
     if rc != 0:
-        if 'No such file or directory' in err or 'does not exist' in err:
+        if NOT_FOUND in err:
             return None
         raise NftError(' '.join(what[1:]) or what[0], err.strip())
     return json.loads(out)['nftables']

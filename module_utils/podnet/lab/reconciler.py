@@ -14,7 +14,7 @@ from ansible.module_utils.podnet.core.errors import LabError
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
-from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
+from ansible.module_utils.podnet.kernel.netlink import AF_INET, RT_TABLE_MAIN, links_by_name, rtnl
 from ansible.module_utils.podnet.lab import fabric, ssh
 from ansible.module_utils.podnet.lab.host import (
     LabHost,
@@ -52,7 +52,7 @@ def controller_routes(lab_name):
     found = []
     with rtnl() as ipr:
         by_index = {link['index']: n for n, link in links_by_name(ipr).items()}
-        for route in ipr.get_routes(family=2, table=254):
+        for route in ipr.get_routes(family=AF_INET, table=RT_TABLE_MAIN):
             if not route['dst_len']:
                 continue
             dev = by_index.get(route.get('RTA_OIF'), '?')

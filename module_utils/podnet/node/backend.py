@@ -25,7 +25,14 @@ from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel import nft
-from ansible.module_utils.podnet.kernel.netlink import NetlinkError, delete_link, link_index, links_by_name, rtnl
+from ansible.module_utils.podnet.kernel.netlink import (
+    RT_TABLE_MAIN,
+    NetlinkError,
+    delete_link,
+    link_index,
+    links_by_name,
+    rtnl,
+)
 from ansible.module_utils.podnet.node.network import BRIDGE, VTEP
 
 VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
@@ -144,7 +151,7 @@ def read_state(run):
         vtep = links.get(VTEP)
         state = {'vtep': _vtep(ipr, vtep) if vtep else None, 'fdb': {}, 'neigh': {}, 'routes': {},
                  'guard': guard}
-        for route in ipr.get_routes(family=socket.AF_INET, table=254, proto=RTPROT_PODNET):
+        for route in ipr.get_routes(family=socket.AF_INET, table=RT_TABLE_MAIN, proto=RTPROT_PODNET):
             dst = '%s/%d' % (route.get('RTA_DST'), route['dst_len'])
             state['routes'][dst] = (route.get('RTA_GATEWAY'), by_index.get(route.get('RTA_OIF')),
                                     bool(route['flags'] & RTNH_F_ONLINK))
