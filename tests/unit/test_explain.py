@@ -2,6 +2,7 @@
 (each bad argument named), the legs each node reads, the nat table judged
 from its rules, the source address read from conntrack, the text output."""
 import pytest
+from podnet_testlib import ROOT
 from ansible.module_utils.podnet.explain import explain, pathtrace
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.node.network import nat_ruleset
@@ -89,18 +90,38 @@ def test_the_nat_decision_is_read_from_the_rules():
         "postrouting rule 0 (match on {'meta': {'key': 'mark'}}))")
 
 
-CONNTRACK = [
-    'ipv4     2 tcp      6 117 TIME_WAIT src=10.42.0.2 dst=10.42.1.2 sport=40000 dport=80 '
-    'src=10.42.1.2 dst=10.42.0.2 sport=80 dport=40000 [ASSURED] mark=0 zone=0 use=2',
-    'ipv4     2 udp      17 29 src=10.42.0.2 dst=203.0.113.10 sport=5000 dport=8081 '
-    'src=203.0.113.10 dst=10.11.1.11 sport=8081 dport=5000 mark=0 zone=0 use=2']
+def entry(reply_dst, timeout):
+    """A conntrack entry as pyroute2 dumps it: the fields reply_destination reads."""
+    from pyroute2.conntrack import NFCTAttrTuple
+    found = type('Entry', (), {})()
+    found.tuple_reply, found.timeout = NFCTAttrTuple(saddr='10.42.1.2', daddr=reply_dst), timeout
+    return found
 
 
-def test_the_source_the_destination_saw_comes_from_conntrack():
-    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 80, 'TCP') == '10.42.0.2'
-    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '203.0.113.10', 8081, 'UDP') == '10.11.1.11'
-    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 81, 'TCP') is None
-    assert pathtrace.seen_in(CONNTRACK, '10.42.0.2', '10.42.1.2', 80, 'UDP') is None
+def test_the_source_the_destination_saw_is_the_reply_destination_of_the_newest_entry():
+    """Regression (issue 22): conntrack was read as /proc/net/nf_conntrack
+    text, which a kernel without CONFIG_NF_CONNTRACK_PROCFS lacks."""
+    assert pathtrace.reply_destination([entry('10.42.0.2', 117)]) == '10.42.0.2'
+    assert pathtrace.reply_destination([entry('10.42.0.2', 3), entry('10.11.1.11', 29)]) == '10.11.1.11'
+    assert pathtrace.reply_destination([]) is None
+
+
+def test_the_conntrack_table_is_read_over_netlink_in_the_node_s_namespace():
+    """A UDP datagram from one address of a fresh namespace to another,
+    masqueraded by nothing: conntrack's reply goes back to its source."""
+    import subprocess
+    import sys
+    script = ("import socket, sys; sys.path[:0] = %r\n"
+              "import podnet_testlib\n"
+              "from ansible.module_utils.podnet.explain import pathtrace\n"
+              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n"
+              "s.sendto(b'x', ('127.0.0.2', 9))\n"
+              "print(pathtrace.seen_source('127.0.0.1', '127.0.0.2', 9, 'UDP'))\n") % [str(ROOT / 'tests')]
+    done = subprocess.run(['unshare', '--net', 'sh', '-c', 'ip link set lo up && modprobe nf_conntrack 2>/dev/null;'
+                           ' nft add table ip t && nft "add chain ip t c { type filter hook output priority 0; }"'
+                           ' && nft add rule ip t c ct state new accept && exec "$0" -c "$1"', sys.executable, script],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == '127.0.0.1', done.stderr
 
 
 def test_text_output_marks_the_hop_that_stops_the_packet():

@@ -33,6 +33,11 @@ def library(name):
 
 
 # -- pods ---------------------------------------------------------------------
+def no_table(argv):
+    """nft, when the table it is asked for is not there."""
+    return 1, '', 'Error: No such file or directory'
+
+
 def test_pods_absent_needs_no_pod_cidr_and_removes_everything(tmp_path):
     node = Planner(None, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     web = state(pod('web'))
@@ -60,7 +65,7 @@ def test_pods_absent_sweeps_the_pod_cgroups_podnet_started_and_never_a_kubelet_s
     ipam = tmp_path / 'state' / 'ipam' / '10.42.1.0_24'
     ipam.mkdir(parents=True)
     (ipam / '10.42.1.5').write_text('1a\neth0\n')
-    node = PodsReconciler(str(tmp_path / 'state'), None, None, run=lambda argv: (1, '', 'Error: No such file or directory'),
+    node = PodsReconciler(str(tmp_path / 'state'), None, None, run=no_table,
                           hierarchies=hierarchies)
     planned = steps(node.plan(node.read()))
     assert ('forget_cgroup', 'kubepods/besteffort/pod1a') in planned
@@ -78,7 +83,7 @@ def test_pods_absent_reads_records_and_folders_without_checking_pods(tmp_path):
     record = {k: v for k, v in state(pod('web')).items() if k not in HEALTH}
     (tmp_path / 'pods' / 'default_web.json').write_text(json.dumps(record))
     (tmp_path / 'pods' / 'default_bad.json').write_text('{garbage')
-    node = PodsReconciler(str(tmp_path), None, None, run=lambda argv: (1, '', 'Error: No such file or directory'), hierarchies={})
+    node = PodsReconciler(str(tmp_path), None, None, run=no_table, hierarchies={})
     current = node.read()
     assert list(current.pods) == ['default/web'] and current.health == {}
     assert current.stale_ipam == [str(tmp_path / 'pods')] and current.guard is None

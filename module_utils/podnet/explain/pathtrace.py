@@ -202,29 +202,24 @@ def probe(source_pod, flow, timeout):
 
 
 def seen_source(src, dst, port, protocol):
-    """From /proc/net/nf_conntrack of this node: the reply tuple's
-    destination of the newest src -> dst:port entry, or None."""
+    """From this node's conntrack table, over netlink: the reply tuple's
+    destination of the src -> dst:port connection, or None."""
+    from pyroute2 import Conntrack
+    from pyroute2.conntrack import NFCTAttrTuple
+    wanted = NFCTAttrTuple(saddr=src, daddr=dst, proto=nfteval.PROTOCOL_NUMBERS[protocol.lower()], dport=port)
     try:
-        with open('/proc/net/nf_conntrack') as f:
-            return seen_in(f.read().splitlines(), src, dst, port, protocol)
-    except OSError:
+        with Conntrack() as table:
+            return reply_destination(table.dump_entries(tuple_orig=wanted))
+    except (OSError, NetlinkError):
         return None
 
 
-def seen_in(lines, src, dst, port, protocol):
-    """seen_source() over conntrack lines, the newest last."""
-    for line in reversed(lines):
-        fields = line.split()  # ipv4 2 tcp 6 117 TIME_WAIT src= dst= sport= dport= src= dst= ...
-        if protocol.lower() not in fields[:3]:
-            continue
-        start = next((i for i, f in enumerate(fields) if f.startswith('src=')), None)
-        if start is None:
-            continue
-        original, reply = fields[start:start + 4], fields[start + 4:start + 8]
-        if original[:2] == ['src=' + src, 'dst=' + dst] and original[3:] == ['dport=%d' % port] \
-                and len(reply) > 1 and reply[1].startswith('dst='):
-            return reply[1][4:]
-    return None
+def reply_destination(entries):
+    """The reply tuple's destination of the entry refreshed last (the most
+    time left: probes to one destination differ in their source port only):
+    the address the destination answered, the source it saw."""
+    newest = max(entries, key=lambda entry: entry.timeout or 0, default=None)
+    return newest.tuple_reply.daddr if newest else None
 
 
 def _onwards(ns, node, route, dst, dst_pod):
