@@ -104,6 +104,19 @@ nodes:
               elements: str
               sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
                        NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
+workloads:
+  description: The pods each workload (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job) keeps, by C(Kind ns/name).
+  returned: success
+  type: dict
+  sample: {Deployment default/web: [default/web-7c5ddbdf54-2xbqz, default/web-7c5ddbdf54-kq8vt]}
+ignored:
+  description:
+    - The objects of the manifests podnet does not model (ConfigMaps, Services, ServiceAccounts...), as C(Kind ns/name);
+      the task also prints them on one line.
+  returned: success
+  type: list
+  elements: str
+  sample: [ConfigMap default/settings, ServiceAccount default/web]
 placement:
   description: Node of every pod, by namespace/name.
   returned: success

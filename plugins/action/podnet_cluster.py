@@ -8,6 +8,7 @@ import json
 import ansible.module_utils
 from ansible import constants as C
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 # podnet's module_utils, importable here as the modules import them.
 ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
@@ -40,6 +41,8 @@ class ActionModule(ActionBase):
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
+        if plan['ignored']:
+            Display().display(ignored_line(plan['ignored']))
         return dict(result, changed=False, **registered(plan))
 
 
@@ -55,8 +58,14 @@ def registered(plan):
     nodes = {name: dict({k: v for k, v in node.items() if k != 'pods'}, pods_json=_text(node['pods']))
              for name, node in plan['nodes'].items()}
     return {'backend': plan['backend'], 'nodes': nodes, 'placement': plan['placement'],
-            'namespaces': plan['namespaces'],
+            'namespaces': plan['namespaces'], 'workloads': plan['workloads'], 'ignored': plan['ignored'],
             'policy_cluster': _text({key: plan[key] for key in ('policies', 'pods', 'namespaces')})}
+
+
+def ignored_line(ignored):
+    """One line naming what the manifests hold that podnet does not model."""
+    return 'podnet: ignored %d object%s podnet does not model: %s' % (
+        len(ignored), '' if len(ignored) == 1 else 's', ', '.join(ignored))
 
 
 def _text(value):

@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import yaml
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.kernel import caps
 from ansible.module_utils.podnet.plan import cluster
@@ -501,12 +502,27 @@ def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
     from podnet_testlib import action_plugin
     plan = build(write(tmp_path, NAMED_PORT))
     kept = action_plugin('podnet_cluster').registered(plan)
-    assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster'}
+    assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster', 'workloads', 'ignored'}
     for name, node in plan['nodes'].items():
         assert kept['nodes'][name] == dict({k: v for k, v in node.items() if k != 'pods'},
                                            pods_json=kept['nodes'][name]['pods_json'])
     assert json.loads(kept['policy_cluster']) == {k: plan[k] for k in ('policies', 'pods', 'namespaces')}
     assert kept['placement'] == plan['placement'] and kept['backend'] == plan['backend']
+
+
+def test_the_plan_says_which_pods_each_workload_keeps_and_names_what_it_ignores(tmp_path):
+    from podnet_testlib import action_plugin
+    deployment = {'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'web'},
+                  'spec': {'replicas': 2, 'selector': {'matchLabels': {'app': 'web'}},
+                           'template': {'metadata': {'labels': {'app': 'web'}},
+                                        'spec': {'containers': [{'name': 'web', 'image': 'kennethreitz/httpbin'}]}}}}
+    config = {'apiVersion': 'v1', 'kind': 'ConfigMap', 'metadata': {'name': 'settings'}}
+    plan = build(write(tmp_path, yaml.safe_dump_all([deployment, config])))
+    [(owner, pods)] = plan['workloads'].items()
+    assert owner == 'Deployment default/web' and len(pods) == 2 and set(pods) <= set(plan['placement'])
+    assert plan['ignored'] == ['ConfigMap default/settings']
+    assert action_plugin('podnet_cluster').ignored_line(plan['ignored']) == \
+        'podnet: ignored 1 object podnet does not model: ConfigMap default/settings'
 
 
 @pytest.mark.parametrize('text, message', [

@@ -308,9 +308,9 @@ def test_policy_in_undeclared_namespace_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize('doc, words', [
-    ({'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {'name': 'd'}},
-     "kind: unsupported kind 'Deployment' (podnet reads Namespace v1, Pod v1, "
-     'NetworkPolicy networking.k8s.io/v1)'),
+    ({'apiVersion': 'apps/v1', 'kind': 'Deployment', 'metadata': {}}, 'Deployment: metadata.name: required'),
+    ({'kind': 'ConfigMap', 'metadata': {'name': 'c'}}, 'apiVersion: required'),
+    ({'apiVersion': 'v1', 'metadata': {'name': 'c'}}, 'kind: required'),
     (dict(POD, apiVersion='v2'), "apiVersion: 'v2' is not v1, the apiVersion of Pod"),
     (dict(POLICY, apiVersion='extensions/v1beta1'),
      "apiVersion: 'extensions/v1beta1' is not networking.k8s.io/v1"),

@@ -55,8 +55,8 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
     (keys of the pods running there), kernel, memory_available}]."""
-    found = manifests.load(manifest_paths)  # refuses an invalid policy too
     order = [n['name'] for n in nodes]
+    found = manifests.load(manifest_paths, order)  # refuses an invalid policy too
     running = {key: n['name'] for n in nodes for key in n.get('pods') or ()}
     placement = manifests.schedule(found.pods, order, running)
     cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
@@ -89,4 +89,6 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                 for k in sorted(pods)]
     return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
-            'policies': found.policies}
+            'policies': found.policies, 'ignored': found.ignored,
+            'workloads': {w: sorted(p.key for p in found.pods if p.owner == w)
+                          for w in ('%s %s' % (w.kind, w.key) for w in found.workloads)}}

@@ -5,18 +5,26 @@ object is checked, defaulted and typed before a single pod starts, and each
 refusal names the file, the object and the field, e.g.
 `manifests/seed/pods.yaml: Pod default/web: spec.containers[1].image: ...`.
 Files are read within bounds by manifest_files, Pods are read by podspec,
+workloads (Deployments and the like) become the pods they keep (workloads),
 NetworkPolicies are validated by netpol and stay raw dicts: the policy
-compiler reads them itself.
+compiler reads them itself. Objects of any other kind (ConfigMaps,
+Services, ServiceAccounts...) are accepted and listed as ignored, never
+silently dropped: a real application's manifests hold many of them.
 """
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core import k8s
-from ansible.module_utils.podnet.plan import manifest_files, podspec
+from ansible.module_utils.podnet.plan import manifest_files, podspec, workloads
 from ansible.module_utils.podnet.policy import netpol
 
-API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1'}
+# Kinds of no namespace among those podnet ignores: named without one.
+CLUSTER_SCOPED = ('ClusterRole', 'ClusterRoleBinding', 'PersistentVolume', 'StorageClass', 'PriorityClass',
+                  'CustomResourceDefinition', 'IngressClass', 'RuntimeClass', 'APIService', 'Node',
+                  'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'CSIDriver')
+API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1', **workloads.KINDS}
 
 
 @dataclass(frozen=True)
@@ -30,15 +38,20 @@ class Manifests:
     namespaces: dict = field(default_factory=dict)  # name -> Namespace
     pods: list = field(default_factory=list)
     policies: list = field(default_factory=list)  # raw NetworkPolicy dicts
+    workloads: list = field(default_factory=list)  # [Workload], whose pods are in pods
+    ignored: list = field(default_factory=list)  # `Kind ns/name` of the objects podnet does not model
 
 
 def _kind(raw, location):
     if not isinstance(raw, dict):
         raise SpecError(location, 'must be a mapping (a Kubernetes object)')
     kind = raw.get('kind')
+    if not isinstance(kind, str) or not kind:
+        raise SpecError(location, 'kind: required, must be a non-empty string')
     if kind not in API_VERSIONS:
-        raise SpecError(location, 'kind: unsupported kind %r (podnet reads %s)' % (
-            kind, ', '.join('%s %s' % kv for kv in API_VERSIONS.items())))
+        if not isinstance(raw.get('apiVersion'), str) or not raw['apiVersion']:
+            raise SpecError(location, 'apiVersion: required, must be a non-empty string')
+        return kind
     if raw.get('apiVersion') != API_VERSIONS[kind]:
         raise SpecError(location, 'apiVersion: %r is not %s, the apiVersion of %s'
                         % (raw.get('apiVersion'), API_VERSIONS[kind], kind))
@@ -81,9 +94,22 @@ def _read(kind, raw, subject, path):
     if kind == 'Pod':
         obj = podspec.parse_pod(raw, subject, path)
         return obj, obj.key, obj.namespace
+    if kind in workloads.KINDS:
+        obj = workloads.parse(kind, raw, subject)
+        return obj, obj.key, obj.namespace
+    if kind not in API_VERSIONS:
+        return _ignored(kind, raw, subject)
     obj = _policy(raw, subject)
     namespace = obj['metadata']['namespace']
     return obj, '%s/%s' % (namespace, obj['metadata']['name']), namespace
+
+
+def _ignored(kind, raw, subject):
+    """An object podnet does not model: named, never read further."""
+    meta = k8s.section(raw, 'metadata', subject)
+    name = k8s.name(meta.get('name'), 'metadata.name', subject)
+    identity = name if kind in CLUSTER_SCOPED else '%s/%s' % (k8s.namespace_of(meta, subject), name)
+    return '%s %s' % (kind, identity), identity, None
 
 
 def _check_namespaces(namespaces, seen):
@@ -94,8 +120,9 @@ def _check_namespaces(namespaces, seen):
                             '(declared: %s)' % (namespace, ', '.join(sorted(namespaces))))
 
 
-def load(paths):
+def load(paths, nodes=()):
     """Read and validate every manifest under paths; return Manifests.
+    nodes: the inventory's node names (a DaemonSet runs a pod on each).
 
     The set is checked as a whole (duplicates, namespaces), so a refusal
     comes before anything is started.
@@ -105,17 +132,38 @@ def load(paths):
         kind = _kind(raw, location)
         subject = _subject(path, location, kind, raw)
         obj, identity, namespace = _read(kind, raw, subject, path)
-        if (kind, identity) in seen:
-            raise SpecError(subject, 'metadata.name: %s %s is also declared in %s'
-                            % (kind, identity, seen[kind, identity][0]))
-        seen[kind, identity] = (location, subject, namespace)
+        _once(seen, kind, identity, location, subject, namespace)
         if kind == 'Namespace':
             found.namespaces[identity] = obj
+        elif kind in workloads.KINDS:
+            found.workloads.append(obj)
+            found.pods += _workload_pods(obj, nodes, seen, location, path)
+        elif kind not in API_VERSIONS:
+            found.ignored.append(obj)
         else:
             (found.pods if kind == 'Pod' else found.policies).append(obj)
     found.namespaces.setdefault(k8s.DEFAULT_NAMESPACE, Namespace(
         k8s.DEFAULT_NAMESPACE, {k8s.NAME_LABEL: k8s.DEFAULT_NAMESPACE}))
     _check_namespaces(found.namespaces, seen)
+    return found
+
+
+def _once(seen, kind, identity, location, subject, namespace):
+    if (kind, identity) in seen:
+        raise SpecError(subject, 'metadata.name: %s %s is also declared in %s'
+                        % (kind, identity, seen[kind, identity][0]))
+    seen[kind, identity] = (location, subject, namespace)
+
+
+def _workload_pods(workload, nodes, seen, location, path):
+    """The Pods a workload keeps, read as any Pod is (a fault names the
+    workload's template), each name taken once among all pods."""
+    found = []
+    for raw in workloads.pods(workload, nodes):
+        pod = dataclasses.replace(podspec.parse_pod(raw, '%s: spec.template' % workload.subject, path),
+                                  owner='%s %s' % (workload.kind, workload.key))
+        _once(seen, 'Pod', pod.key, location, '%s: pod %s' % (workload.subject, pod.name), pod.namespace)
+        found.append(pod)
     return found
 
 

@@ -111,6 +111,7 @@ class Pod:
     restart_policy: str = 'Always'  # Always | OnFailure | Never
     spec_hostname: object = None  # spec.hostname, or None for the pod's name
     source: str = ''  # the manifest file, to name it in later refusals
+    owner: str = ''  # `Kind ns/name` of the workload that made it, '' for a Pod of its own
 
     @property
     def key(self):

@@ -124,7 +124,7 @@ def _requirement(raw, at, subject):
     return Requirement(key, operator, tuple(values))
 
 
-def _selector(raw, at, subject):
+def parse_selector(raw, at, subject):
     raw = _mapping(raw, at, subject, 'selector')
     labels = k8s.labels(raw.get('matchLabels'), at + '.matchLabels', subject)
     expressions = k8s.items(raw.get('matchExpressions'), at + '.matchExpressions', subject)
@@ -171,7 +171,7 @@ def _peer(raw, at, subject):
                         % (at, ', '.join(given)))
     if 'ipBlock' in given:
         return Peer(ip_block=_ip_block(raw['ipBlock'], at + '.ipBlock', subject))
-    return Peer(*(_selector(raw[k], '%s.%s' % (at, k), subject) if k in given else None
+    return Peer(*(parse_selector(raw[k], '%s.%s' % (at, k), subject) if k in given else None
                   for k in ('podSelector', 'namespaceSelector')))
 
 
@@ -240,7 +240,7 @@ def parse_policy(raw, subject=None):
     if not isinstance(name, str) or not name:
         raise SpecError('NetworkPolicy', 'metadata.name: required')
     spec = _mapping(raw.get('spec'), 'spec', subject, 'spec')
-    selector = _selector(spec.get('podSelector'), 'spec.podSelector', subject)
+    selector = parse_selector(spec.get('podSelector'), 'spec.podSelector', subject)
     ingress, egress = _rules(spec, INGRESS, subject), _rules(spec, EGRESS, subject)
     return Policy(namespace, name, selector, _policy_types(spec, subject), ingress, egress)
 
