@@ -117,6 +117,14 @@ ignored:
   type: list
   elements: str
   sample: [ConfigMap default/settings, ServiceAccount default/web]
+notes:
+  description:
+    - By pod (C(Pod ns/name)) or by the workload that made it (C(Kind ns/name)), what its manifest asks that podnet
+      accepts but does not set up and whose absence may change how it behaves (volumes, environment from
+      elsewhere); the task also prints them.
+  returned: success
+  type: dict
+  sample: {Deployment default/web: ["container web: volume data (persistentVolumeClaim) is not mounted at /data"]}
 placement:
   description: Node of every pod, by namespace/name.
   returned: success

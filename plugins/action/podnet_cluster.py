@@ -41,8 +41,8 @@ class ActionModule(ActionBase):
                                  p['cluster_cidr'], p['backend'], p['images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
-        if plan['ignored']:
-            Display().display(ignored_line(plan['ignored']))
+        for line in said(plan):
+            Display().display(line)
         return dict(result, changed=False, **registered(plan))
 
 
@@ -59,13 +59,17 @@ def registered(plan):
              for name, node in plan['nodes'].items()}
     return {'backend': plan['backend'], 'nodes': nodes, 'placement': plan['placement'],
             'namespaces': plan['namespaces'], 'workloads': plan['workloads'], 'ignored': plan['ignored'],
+            'notes': plan['notes'],
             'policy_cluster': _text({key: plan[key] for key in ('policies', 'pods', 'namespaces')})}
 
 
-def ignored_line(ignored):
-    """One line naming what the manifests hold that podnet does not model."""
-    return 'podnet: ignored %d object%s podnet does not model: %s' % (
-        len(ignored), '' if len(ignored) == 1 else 's', ', '.join(ignored))
+def said(plan):
+    """Lines naming what the manifests hold that podnet does not model: the
+    objects it ignores, and per pod (or workload) what it does not set up."""
+    ignored = plan['ignored']
+    lines = ['podnet: ignored %d object%s podnet does not model: %s' % (
+        len(ignored), '' if len(ignored) == 1 else 's', ', '.join(ignored))] if ignored else []
+    return lines + ['podnet: %s: %s' % (owner, '; '.join(notes)) for owner, notes in sorted(plan['notes'].items())]
 
 
 def _text(value):

@@ -502,7 +502,8 @@ def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
     from podnet_testlib import action_plugin
     plan = build(write(tmp_path, NAMED_PORT))
     kept = action_plugin('podnet_cluster').registered(plan)
-    assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster', 'workloads', 'ignored'}
+    assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster', 'workloads', 'ignored',
+                         'notes'}
     for name, node in plan['nodes'].items():
         assert kept['nodes'][name] == dict({k: v for k, v in node.items() if k != 'pods'},
                                            pods_json=kept['nodes'][name]['pods_json'])
@@ -521,8 +522,8 @@ def test_the_plan_says_which_pods_each_workload_keeps_and_names_what_it_ignores(
     [(owner, pods)] = plan['workloads'].items()
     assert owner == 'Deployment default/web' and len(pods) == 2 and set(pods) <= set(plan['placement'])
     assert plan['ignored'] == ['ConfigMap default/settings']
-    assert action_plugin('podnet_cluster').ignored_line(plan['ignored']) == \
-        'podnet: ignored 1 object podnet does not model: ConfigMap default/settings'
+    assert action_plugin('podnet_cluster').said(plan) == [
+        'podnet: ignored 1 object podnet does not model: ConfigMap default/settings']
 
 
 @pytest.mark.parametrize('text, message', [

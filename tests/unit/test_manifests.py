@@ -204,9 +204,6 @@ def test_restart_policy_defaults_to_always_and_is_validated(tmp_path):
      'spec.containers[1].env[3].name', 'not starting with a digit'),
     (lambda d: d['spec']['containers'][1]['env'].append({'name': 'A', 'value': 3}),
      'spec.containers[1].env[3].value', 'must be a string'),
-    (lambda d: d['spec']['containers'][1]['env'].append(
-        {'name': 'IP', 'valueFrom': {'fieldRef': {'fieldPath': 'status.podIP'}}}),
-     'spec.containers[1].env[3].valueFrom', 'not supported'),
     (lambda d: d['spec']['containers'][1]['ports'][0].update(containerPort=0),
      'spec.containers[1].ports[0].containerPort', '1 to 65535'),
     (lambda d: d['spec']['containers'][1]['ports'][0].update(containerPort=65536),

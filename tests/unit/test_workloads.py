@@ -116,3 +116,44 @@ def test_objects_podnet_does_not_model_are_listed_not_refused(tmp_path):
     found = load(tmp_path, workload('Deployment'), *others)
     assert found.ignored == ['ConfigMap default/settings', 'ServiceAccount default/web', 'ClusterRole reader']
     assert len(found.pods) == 3
+
+
+def test_a_pod_exported_from_a_real_cluster_comes_up_as_it_is(tmp_path):
+    """Regression (issue 23): the projected service-account volume and its
+    mount, which every such pod has, made podnet refuse it
+    (`spec.volumes: not supported by podnet`)."""
+    exported = {'apiVersion': 'v1', 'kind': 'Pod',
+                'metadata': {'name': 'web-6d4cf56db6-abcde', 'namespace': 'default', 'uid': 'x', 'resourceVersion': '1',
+                             'generateName': 'web-6d4cf56db6-', 'labels': {'app': 'web'},
+                             'ownerReferences': [{'kind': 'ReplicaSet', 'name': 'web-6d4cf56db6'}]},
+                'spec': {'containers': [{'name': 'web', 'image': 'kennethreitz/httpbin', 'volumeMounts': [
+                    {'name': 'kube-api-access-x7k2p', 'mountPath': '/var/run/secrets/kubernetes.io/serviceaccount',
+                     'readOnly': True}]}],
+                    'serviceAccountName': 'default',
+                    'volumes': [{'name': 'kube-api-access-x7k2p', 'projected': {'sources': [
+                        {'serviceAccountToken': {'path': 'token'}}]}}]},
+                'status': {'phase': 'Running', 'podIP': '10.244.1.5'}}
+    [pod] = load(tmp_path, exported).pods
+    assert pod.key == 'default/web-6d4cf56db6-abcde' and pod.notes == ()
+
+
+def test_what_podnet_does_not_set_up_is_noted_not_refused(tmp_path):
+    doc = workload('Deployment')
+    doc['spec']['template']['spec']['volumes'] = [{'name': 'data', 'persistentVolumeClaim': {'claimName': 'd'}}]
+    doc['spec']['template']['spec']['containers'][0].update(
+        volumeMounts=[{'name': 'data', 'mountPath': '/data'}],
+        env=[{'name': 'TOKEN', 'valueFrom': {'secretKeyRef': {'name': 's', 'key': 't'}}}, {'name': 'A', 'value': '1'}],
+        envFrom=[{'configMapRef': {'name': 'settings'}}])
+    pods = load(tmp_path, doc).pods
+    assert pods[0].containers[0].env == {'A': '1'}
+    assert pods[0].notes == ('container web: env TOKEN (valueFrom) is not set',
+                             'container web: envFrom configMapRef settings is not read',
+                             'container web: volume data (persistentVolumeClaim) is not mounted at /data')
+
+
+def test_a_mount_of_a_volume_the_pod_does_not_have_is_refused(tmp_path):
+    doc = workload('Deployment')
+    doc['spec']['template']['spec']['containers'][0]['volumeMounts'] = [{'name': 'nope', 'mountPath': '/x'}]
+    path = tmp_path / 'app.yaml'
+    path.write_text(yaml.safe_dump(doc))
+    assert "spec.containers[0].volumeMounts[0].name: 'nope' names no volume of spec.volumes" in refusal([path])

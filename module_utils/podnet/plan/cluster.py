@@ -90,5 +90,6 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
     return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies, 'ignored': found.ignored,
+            'notes': {p.owner or 'Pod %s' % p.key: list(p.notes) for p in found.pods if p.notes},
             'workloads': {w: sorted(p.key for p in found.pods if p.owner == w)
                           for w in ('%s %s' % (w.kind, w.key) for w in found.workloads)}}

@@ -3,10 +3,12 @@
 Every field of a Pod is one of three kinds, stated in the tables below:
 read (podnet honours it), ignored (it changes nothing in podnet, such as
 probes or SELinux options, and is accepted so manifests from a cluster run
-unchanged), or not supported (initContainers, volumes, hostPort...): those
-are accepted only with their Kubernetes default, so a pod never runs
+unchanged), or not supported (initContainers, hostNetwork, hostPort...):
+those are accepted only with their Kubernetes default, so a pod never runs
 differently from what its manifest asks without a refusal naming the field.
-Any other field is refused as unknown.
+Any other field is refused as unknown. Volumes, their mounts and
+environment taken from elsewhere (valueFrom, envFrom) are read to be noted:
+podnet sets none of them up, and each pod's notes say so (Pod.notes).
 
 Among what is read: each container's cpu and memory (resources.py, as the
 API server defaults them) and its seccomp profile, RuntimeDefault unless
@@ -30,26 +32,31 @@ DEFAULT_SECCOMP = 'RuntimeDefault'
 ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
 
 # (read, ignored, {not supported: accepted default}) per part of a Pod.
-SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'securityContext'),
+SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'securityContext', 'volumes'),
         ('terminationGracePeriodSeconds', 'serviceAccountName', 'serviceAccount',
          'automountServiceAccountToken', 'imagePullSecrets', 'tolerations', 'priority',
          'priorityClassName', 'preemptionPolicy', 'schedulerName', 'enableServiceLinks',
          'readinessGates', 'subdomain', 'dnsConfig', 'overhead', 'resources'),
-        {'initContainers': [], 'ephemeralContainers': [], 'volumes': [], 'hostNetwork': False,
+        {'initContainers': [], 'ephemeralContainers': [], 'hostNetwork': False,
          'hostPID': False, 'hostIPC': False, 'shareProcessNamespace': False, 'hostUsers': True,
          'setHostnameAsFQDN': False, 'hostAliases': [], 'nodeSelector': {}, 'affinity': {},
          'topologySpreadConstraints': [], 'runtimeClassName': None,
          'activeDeadlineSeconds': None, 'schedulingGates': [], 'resourceClaims': [],
          'os': {'name': 'linux'}})
 CONTAINER = (('name', 'image', 'command', 'args', 'env', 'ports', 'workingDir', 'securityContext',
-              'resources'),
+              'resources', 'volumeMounts', 'envFrom'),
              ('imagePullPolicy', 'resizePolicy', 'terminationMessagePath',
               'terminationMessagePolicy', 'livenessProbe', 'readinessProbe', 'startupProbe',
               'stdin', 'stdinOnce', 'tty'),
-             {'volumeMounts': [], 'volumeDevices': [], 'envFrom': [], 'lifecycle': None,
+             {'volumeDevices': [], 'lifecycle': None,
               'restartPolicy': None})
 PORT = (('containerPort', 'protocol', 'name'), (), {'hostPort': None, 'hostIP': None})
-ENV = (('name', 'value'), (), {'valueFrom': None})
+ENV = (('name', 'value', 'valueFrom'),)
+MOUNT = (('name', 'mountPath'), ('readOnly', 'subPath', 'subPathExpr', 'mountPropagation', 'recursiveReadOnly'))
+# The volume every pod of a real cluster has, which the kubelet injects: the
+# service account's token, the cluster's CA and the namespace. Nothing a
+# network test reads: its absence is not worth a note.
+SERVICE_ACCOUNT_VOLUME = 'kube-api-access-'
 # Processes run as root with the capabilities of caps.keeps() under the
 # seccomp profile seccompProfile asks for (pod-wide, or per container):
 # identity and filesystem settings podnet cannot apply are refused, filters
@@ -86,6 +93,7 @@ class Container:
     cap_drop: tuple = ()
     seccomp_profile: str = DEFAULT_SECCOMP  # the container's, else the pod's, else the default
     resources: ContainerResources = ContainerResources()  # cpu and memory, defaulted
+    unset: tuple = ()  # what it asks that podnet does not model: notes (see Pod.notes)
 
     @property
     def capabilities(self):
@@ -114,6 +122,13 @@ class Pod:
     owner: str = ''  # `Kind ns/name` of the workload that made it, '' for a Pod of its own
 
     @property
+    def notes(self):
+        """What the manifest asks that podnet accepts but does not model and
+        whose absence may change how the pod behaves: volumes (mounted
+        nowhere) and environment taken from elsewhere (not set)."""
+        return tuple(note for c in self.containers for note in c.unset)
+
+    @property
     def key(self):
         return '%s/%s' % (self.namespace, self.name)
 
@@ -131,7 +146,9 @@ class Pod:
         return qos_class(c.resources for c in self.containers)
 
 
-def _env(raw, where, subject):
+def _env(raw, where, subject, unset):
+    """{name: value} of the container's env; what comes from elsewhere
+    (valueFrom, envFrom) goes to unset, as a note."""
     env = {}
     for i, item in enumerate(k8s.items(raw.get('env'), where + '.env', subject)):
         at = '%s.env[%d]' % (where, i)
@@ -139,11 +156,43 @@ def _env(raw, where, subject):
         if not isinstance(item.get('name'), str) or not ENV_NAME.match(item['name']):
             raise SpecError(subject, '%s.name: required, letters, digits, -, _ and . '
                             'not starting with a digit' % at)
+        if item.get('valueFrom') is not None:
+            unset.append('env %s (valueFrom) is not set' % item['name'])
+            continue
         value = '' if item.get('value') is None else item['value']
         if not isinstance(value, str):
             raise SpecError(subject, '%s.value: %r must be a string (quote it)' % (at, value))
         env[item['name']] = value
     return env
+
+
+def _env_from(raw, where, subject, unset):
+    for i, source in enumerate(k8s.items(raw.get('envFrom'), where + '.envFrom', subject, dict)):
+        kind = next((k for k in ('configMapRef', 'secretRef') if k in source), 'source')
+        unset.append('envFrom %s %s is not read' % (kind, (source.get(kind) or {}).get('name', i)))
+
+
+def _mounts(raw, where, subject, volumes, unset):
+    """Notes for the volumes the container mounts: podnet mounts none."""
+    for i, mount in enumerate(k8s.items(raw.get('volumeMounts'), where + '.volumeMounts', subject)):
+        at = '%s.volumeMounts[%d]' % (where, i)
+        mount = k8s.fields(mount, at, subject, *MOUNT)
+        name = mount.get('name')
+        if name not in volumes:
+            raise SpecError(subject, '%s.name: %r names no volume of spec.volumes' % (at, name))
+        if not name.startswith(SERVICE_ACCOUNT_VOLUME):
+            unset.append('volume %s (%s) is not mounted at %s' % (name, volumes[name], mount.get('mountPath')))
+
+
+def _volumes(spec, subject):
+    """{name: kind} of spec.volumes (emptyDir, configMap, persistentVolumeClaim...)."""
+    found = {}
+    for i, volume in enumerate(k8s.items(spec.get('volumes'), 'spec.volumes', subject, dict)):
+        name = k8s.name(volume.get('name'), 'spec.volumes[%d].name' % i, subject, label=True)
+        if name in found:
+            raise SpecError(subject, 'spec.volumes[%d].name: %r is already used' % (i, name))
+        found[name] = next((k for k in sorted(volume) if k != 'name'), 'no source')
+    return found
 
 
 def _port(raw, at, subject):
@@ -213,8 +262,9 @@ def _security(raw, at, subject, pod_seccomp):
                                         subject) or pod_seccomp}
 
 
-def _container(raw, where, subject, pod_seccomp):
+def _container(raw, where, subject, pod_seccomp, volumes):
     raw = k8s.fields(raw, where, subject, *CONTAINER)
+    unset = []
     image = raw.get('image')
     if not isinstance(image, str) or not image.strip() or image != image.strip():
         raise SpecError(subject, '%s.image: %r must be a non-empty string without '
@@ -230,10 +280,17 @@ def _container(raw, where, subject, pod_seccomp):
         name=k8s.name(raw.get('name'), where + '.name', subject, label=True), image=image,
         command=k8s.items(raw.get('command'), where + '.command', subject, str),
         args=k8s.items(raw.get('args'), where + '.args', subject, str),
-        env=_env(raw, where, subject), working_dir=working_dir or None,
+        env=_env(raw, where, subject, unset), working_dir=working_dir or None,
         ports=[_port(p, '%s.ports[%d]' % (where, i), subject) for i, p in enumerate(ports)],
         resources=parse_resources(raw.get('resources'), where + '.resources', subject),
+        unset=_unset(raw, where, subject, volumes, unset),
         **_security(raw.get('securityContext'), where + '.securityContext', subject, pod_seccomp))
+
+
+def _unset(raw, where, subject, volumes, unset):
+    _env_from(raw, where, subject, unset)
+    _mounts(raw, where, subject, volumes, unset)
+    return tuple('container %s: %s' % (raw.get('name'), note) for note in unset)
 
 
 def _check_unique(subject, named):
@@ -249,8 +306,8 @@ def _containers(spec, subject):
     raw = spec.get('containers')
     if not isinstance(raw, list) or not raw:
         raise SpecError(subject, 'spec.containers: required, at least one container')
-    pod_seccomp = _pod_seccomp(spec, subject)
-    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod_seccomp)
+    pod_seccomp, volumes = _pod_seccomp(spec, subject), _volumes(spec, subject)
+    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod_seccomp, volumes)
                   for i, c in enumerate(raw)]
     _check_unique(subject, [('spec.containers[%d].name' % i, c.name)
                             for i, c in enumerate(containers)])
