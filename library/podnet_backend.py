@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: the routes between nodes' pod networks (vxlan or host-gw)."""
 
 DOCUMENTATION = r'''
@@ -46,7 +47,7 @@ options:
   state:
     description: C(absent) removes the backend's device, routes and table.
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

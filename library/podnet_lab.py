@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: bring the embedded lab's hosts and networks up or down."""
 
 DOCUMENTATION = r'''
@@ -27,7 +28,7 @@ options:
     elements: dict
     required: true
     suboptions:
-      name: {description: Inventory name, also the hostname., type: str, required: true}
+      name: {description: 'Inventory name, also the hostname.', type: str, required: true}
       mgmt_ip: {description: Management address (the host's C(ansible_host))., type: str, required: true}
       rack: {description: Rack of the node (C(podnet_rack)); the first rack if omitted., type: str}
       underlay_ip: {description: Underlay address (C(podnet_underlay_ip))., type: str, required: true}
@@ -74,7 +75,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -147,7 +149,7 @@ def main():
         spec = labspec.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
         paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
                          p['outside_server'])
-        lab = Lab(spec, paths, lambda argv: module.run_command(argv), p['cluster_cidr'])
+        lab = Lab(spec, paths, module.run_command, p['cluster_cidr'])
         current = lab.read_current()
         actions = lab.plan(current, p['state'])
         if actions and not module.check_mode:

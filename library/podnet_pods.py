@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: reconcile every pod of one node in one call."""
 
 DOCUMENTATION = r'''
@@ -87,7 +88,7 @@ options:
           argv: {description: The command line it runs; not empty., type: list, elements: str, required: true}
           env: {description: Its environment., type: dict, default: {}}
           working_dir: {description: Its working folder (C(/) when not given)., type: str}
-          ports: {description: Its container ports, as the plan gives them., type: list, elements: raw, default: []}
+          ports: {description: 'Its container ports, as the plan gives them.', type: list, elements: raw, default: []}
           image: {description: The image it was planned from., type: str}
           capabilities:
             description: Capability names it keeps (the container runtime default set when not given).
@@ -127,7 +128,7 @@ options:
     elements: path
     default: []
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -219,7 +220,7 @@ def main():
                    'pods': {k: {f: s.get(f) for f in SHOWN} for k, s in current.pods.items()},
                    'pending': sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
                    if module.check_mode else [],
-                                       'ips': {k: s.get('ip') for k, s in current.pods.items()}},
+                   'ips': {k: s.get('ip') for k, s in current.pods.items()}},
                absent=absent)
 
 

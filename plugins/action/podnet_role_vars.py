@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """podnet_role_vars runs in Ansible's own process on the controller, once
 per play: it checks the variables of several roles on every host of the
 play against the roles' meta/argument_specs.yml, as Ansible checks a role's

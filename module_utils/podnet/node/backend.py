@@ -233,7 +233,7 @@ _APPLY = {
     'set_fdb': _set_fdb,
     'del_neigh': lambda ipr, ip, w, n: ipr.neigh('del', ifindex=link_index(ipr, VTEP), dst=ip),
     'set_neigh': lambda ipr, ip, w, n: ipr.neigh('replace', ifindex=link_index(ipr, VTEP), dst=ip,
-                                                lladdr=w['neigh'][ip], state=NUD_PERMANENT),
+                                                 lladdr=w['neigh'][ip], state=NUD_PERMANENT),
     'del_routes': lambda ipr, dst, w, n: ipr.route('del', dst=dst, proto=RTPROT_PODNET),
     'set_routes': _set_route,
 }
