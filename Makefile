@@ -7,14 +7,16 @@ export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 INVENTORY ?= inventories/lab
 
 NODE ?= node1
+COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/galaxy.yml).tar.gz
 
-.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint collection down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
 	@echo "make test  - lint, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
+	@echo "make collection - build the podnet.testbed collection: $(COLLECTION)"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
@@ -38,6 +40,10 @@ test: bootstrap-tests lint molecule unit-and-integration
 # ruff's classic rules (pycodestyle errors, pyflakes) on every Python file: ruff.toml.
 lint: bootstrap
 	ruff check
+
+# The collection, laid out from the tree by bin/build-collection (it says how).
+collection: bootstrap
+	bin/build-collection
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").
