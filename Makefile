@@ -9,7 +9,7 @@ INVENTORY ?= inventories/lab
 NODE ?= node1
 COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/galaxy.yml).tar.gz
 
-.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint collection down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
@@ -34,8 +34,9 @@ up: bootstrap
 down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
 
-# Lint first (seconds), molecule, pytest last: the run ends with pytest's summary line.
-test: bootstrap-tests lint molecule unit-and-integration
+# Lint first (seconds), then sanity (a minute), molecule, pytest last: the
+# run ends with pytest's summary line.
+test: bootstrap-tests lint sanity molecule unit-and-integration
 
 # ruff's classic rules (pycodestyle errors, pyflakes) on every Python file: ruff.toml.
 lint: bootstrap
@@ -44,6 +45,11 @@ lint: bootstrap
 # The collection, laid out from the tree by bin/build-collection (it says how).
 collection: bootstrap
 	bin/build-collection
+
+# ansible-test sanity on the collection as it ships (bin/sanity: offline,
+# ansible-core 2.21 only; tests/sanity/ignore-2.21.txt gives each ignore's reason).
+sanity: collection
+	bin/sanity $(COLLECTION)
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").
