@@ -13,7 +13,7 @@ COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
-	@echo "make test  - lint, unit tests, lab integration tests, every molecule scenario but vms"
+	@echo "make test  - lint, sanity, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
 	@echo "make collection - build the podnet.testbed collection: $(COLLECTION)"
