@@ -7,14 +7,16 @@ export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 INVENTORY ?= inventories/lab
 
 NODE ?= node1
+COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/galaxy.yml).tar.gz
 
-.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
-	@echo "make test  - lint, unit tests, lab integration tests, every molecule scenario but vms"
+	@echo "make test  - lint, sanity, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
+	@echo "make collection - build the podnet.testbed collection: $(COLLECTION)"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
@@ -32,8 +34,9 @@ up: bootstrap
 down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
 
-# Lint first (seconds), molecule, pytest last: the run ends with pytest's summary line.
-test: bootstrap-tests lint molecule unit-and-integration
+# Lint first (seconds), then sanity (a minute), molecule, pytest last: the
+# run ends with pytest's summary line.
+test: bootstrap-tests lint sanity molecule unit-and-integration
 
 # ruff's classic rules (pycodestyle errors, pyflakes) on every Python file:
 # ruff.toml. yamllint on every YAML file, its warnings failing too: .yamllint.
@@ -42,6 +45,15 @@ lint: bootstrap
 	ruff check
 	yamllint --strict .
 	ansible-lint
+
+# The collection, laid out from the tree by bin/build-collection (it says how).
+collection: bootstrap
+	bin/build-collection
+
+# ansible-test sanity on the collection as it ships (bin/sanity: offline,
+# ansible-core 2.21 only; tests/sanity/ignore-2.21.txt gives each ignore's reason).
+sanity: collection
+	bin/sanity $(COLLECTION)
 
 # The vms scenario runs under make test-vms: under TCG it takes longer than
 # all the others together (figures in README, "Real VMs").

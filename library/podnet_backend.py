@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: the routes between nodes' pod networks (vxlan or host-gw)."""
 
 DOCUMENTATION = r'''
@@ -49,7 +50,7 @@ options:
   state:
     description: C(absent) removes the backend's device, routes and table.
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -113,6 +114,7 @@ def backend_of(module):
     p = module.params
     return Backend(module.run_command, p['backend'], p['node'], p['peers'], p['state_dir'],
                    absent=p['state'] == 'absent')
+
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: plan the cluster (pod CIDRs, placement, commands) on the controller."""
 
 DOCUMENTATION = r'''
@@ -38,7 +39,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: the path explainer's controller side (playbooks/explain.yml)."""
 
 DOCUMENTATION = r'''
@@ -59,7 +60,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: draw the cluster from the nodes' live facts with Graphviz."""
 
 DOCUMENTATION = r'''
@@ -48,7 +49,8 @@ attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
 requirements: [graphviz (the dot command)]
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

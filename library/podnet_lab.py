@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: bring the embedded lab's hosts and networks up or down."""
 
 DOCUMENTATION = r'''
@@ -74,7 +75,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: full}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -151,6 +153,7 @@ def lab_of(module):
     paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
                      p['outside_server'])
     return Lab(spec, paths, module.run_command, p['cluster_cidr'], p['state'], module.check_mode)
+
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: a node's pod bridge, masquerade and isolation tables."""
 
 DOCUMENTATION = r'''
@@ -46,7 +47,7 @@ options:
   state:
     description: C(absent) removes the bridge, both tables and the recorded CIDR; it needs no other option.
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -144,6 +145,7 @@ def network_of(module):
     from ansible.module_utils.podnet.node.network import NodeNetwork
     p = module.params
     return NodeNetwork(module.run_command, spec_of(p, os.environ), p['state'])
+
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: prepare a node's kernel for pods and report its network facts."""
 
 DOCUMENTATION = r'''
@@ -30,7 +31,7 @@ options:
   state:
     description: C(absent) removes the persist file and the state directory.
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -191,6 +192,7 @@ def main():
 
 def node_of(module):
     return (NodeReset if module.params['state'] == 'absent' else NodeBase)(module.params)
+
 
 if __name__ == '__main__':
     main()

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: reconcile every pod of one node in one call."""
 
 DOCUMENTATION = r'''
@@ -127,7 +128,7 @@ options:
     elements: path
     default: []
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -190,6 +191,7 @@ from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import NODE_STATE_OPTIONS, from_text, run_module
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
+
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
@@ -205,6 +207,7 @@ def pods_of_node(module):
                           module.run_command, wanted, module.check_mode, container_view(p['view']),
                           p['pids_limit'])
 
+
 CONTAINER = dict(name=dict(type='str', required=True),
                  argv=dict(type='list', elements='str', required=True),
                  env=dict(type='dict', default={}),
@@ -214,6 +217,8 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  capabilities=dict(type='list', elements='str'),
                  resources=dict(type='dict', default={}),
                  seccomp=dict(type='str', choices=['RuntimeDefault', 'Unconfined'], default='RuntimeDefault'))
+
+
 POD = dict(namespace=dict(type='str', required=True),
            name=dict(type='str', required=True),
            hostname=dict(type='str'),

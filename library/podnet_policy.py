@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: enforce NetworkPolicy for the pods of one node."""
 
 DOCUMENTATION = r'''
@@ -55,7 +56,7 @@ options:
     description:
       - C(present) needs O(cluster), O(running) and O(node); C(absent) removes the table.
 extends_documentation_fragment: [podnet]
-author: podnet developers
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

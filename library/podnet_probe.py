@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: try every pod pair from inside the pods of one node."""
 
 DOCUMENTATION = r'''
@@ -49,7 +50,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -95,7 +97,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.explain import prober
 
-KEYED = dict(key=dict(type='str', required=True))
+KEYED = dict(key=dict(type='str', required=True, no_log=False))
 
 
 def main():

@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: one ansible-playbook run at a time per lab, on the controller."""
 
 DOCUMENTATION = r'''
@@ -38,7 +39,8 @@ attributes:
     support: full
     details: The lock is taken in check mode too, as the run still reads the lab.
   diff_mode: {support: none}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''

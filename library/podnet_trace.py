@@ -1,4 +1,5 @@
 #!/usr/bin/python
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: one packet's hops through this node, read from the kernel."""
 
 DOCUMENTATION = r'''
@@ -56,7 +57,8 @@ options:
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
-author: podnet developers
+extends_documentation_fragment: [podnet.attributes]
+author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
@@ -104,7 +106,7 @@ probe:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
-POD = dict(key=dict(type='str', required=True), netns=dict(type='str', required=True),
+POD = dict(key=dict(type='str', required=True, no_log=False), netns=dict(type='str', required=True),
            veth=dict(type='str', required=True))
 DEST = dict(POD, ip=dict(type='str', required=True), mac=dict(type='str', required=True))
 

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """podnet_cluster runs in Ansible's own process on the controller: the plan
 is made there from the manifests and the nodes' facts and touches no node,
 and as a module it paid for a fresh interpreter and its AnsiballZ imports

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """podnet_role_vars runs in Ansible's own process on the controller, once
 per play: it checks the variables of several roles on every host of the
 play against the roles' meta/argument_specs.yml, as Ansible checks a role's
@@ -18,6 +19,9 @@ ansible.module_utils.__path__.extend(p for p in C.DEFAULT_MODULE_UTILS_PATH
 
 from ansible.module_utils.podnet.core import names  # noqa: E402  (once the path above has it)
 
+# The roles that come with this plugin: the tree's, or the collection's,
+# which a collection's playbook finds first by their short names.
+OWN_ROLES = os.path.normpath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, 'roles'))
 ARGUMENT_SPEC = dict(roles=dict(type='list', elements='str', required=True),
                      entry_point=dict(type='str', default='main'))
 
@@ -30,7 +34,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         _, p = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        folders = [os.path.join(self._loader.get_basedir(), 'roles')] + list(C.DEFAULT_ROLES_PATH)
+        folders = [OWN_ROLES, os.path.join(self._loader.get_basedir(), 'roles')] + list(C.DEFAULT_ROLES_PATH)
         try:
             specs = {role: role_options(role, p['entry_point'], folders) for role in p['roles']}
         except LookupError as exc:

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """podnet_run_lock runs in Ansible's own process on the controller, whose
 parent is the ansible-playbook run it holds the lock for; as a module it
 paid for a fresh interpreter and its AnsiballZ imports on every run. Its

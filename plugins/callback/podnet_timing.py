@@ -1,12 +1,10 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Where a playbook's time goes: each task's wall time, from its start to
 the last host's result, and the time before the first task (Ansible start,
 inventory, playbook parsing), printed after the recap.
 
     ANSIBLE_CALLBACKS_ENABLED=podnet_timing ansible-playbook ...
 """
-import time
-
-from ansible.plugins.callback import CallbackBase
 
 DOCUMENTATION = '''
 name: podnet_timing
@@ -18,6 +16,10 @@ description:
   - Enable it with C(ANSIBLE_CALLBACKS_ENABLED=podnet_timing).
 requirements: [enable in configuration]
 '''
+
+import time
+
+from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):

@@ -1,3 +1,4 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Loads Ansible's Jinja filters and tests once, in the controller's main
 process, when a play starts: every worker Ansible forks for a task on a
 host then inherits them, where each worker otherwise loaded them itself
@@ -8,8 +9,6 @@ A role or collection that adds plugin folders later clears Ansible's cache
 of them, and the workers load them as before: this only ever saves work.
 Needs no enabling: Ansible loads it from callback_plugins (ansible.cfg).
 """
-from ansible.plugins.callback import CallbackBase
-from ansible.plugins.loader import filter_loader, test_loader
 
 DOCUMENTATION = '''
 name: podnet_warm
@@ -21,6 +20,9 @@ description:
     inherits them instead of loading them itself.
   - Prints nothing. Loaded without enabling, from the project's callback_plugins.
 '''
+
+from ansible.plugins.callback import CallbackBase
+from ansible.plugins.loader import filter_loader, test_loader
 
 
 class CallbackModule(CallbackBase):

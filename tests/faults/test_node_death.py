@@ -20,6 +20,8 @@ from integration.conftest import playbook
 pytestmark = pytest.mark.lab
 
 SEED_PODS = ['multi-container-pod', 'netexec-a', 'netexec-b', 'netexec-c', 'netexec-d']
+
+
 def kill_init(cluster, node):
     os.kill(running_hosts(LAB)[node], signal.SIGKILL)
 

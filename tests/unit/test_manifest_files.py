@@ -80,7 +80,6 @@ def test_many_nodes_without_aliases_are_counted_too(tmp_path, monkeypatch):
     assert 'expands to more than 50 nodes' in refusal([file])
 
 
-
 def test_libyaml_and_pure_python_read_the_same_manifests_and_limits(tmp_path, monkeypatch):
     """libyaml's loader when PyYAML has it (five times faster on 1,000 pods),
     PyYAML's own otherwise: the same objects and the same refusals."""

@@ -22,34 +22,40 @@ FILES = ROOT / 'roles' / 'lab' / 'files'
 # *_payload.zip, puts it first on sys.path and imports from it, as
 # Ansible's does.
 WRAPPER = """import os, sys, tempfile
-preloaded = 'ansible.module_utils.podnet.thing' in sys.modules
+preloaded = 'UTILS.thing' in sys.modules
 folder = tempfile.mkdtemp(dir=os.environ['PAYLOADS'])
 payload = os.path.join(folder, 'ansible_x_payload.zip')
 with open(payload, 'wb') as f:
     f.write(__import__('base64').b64decode(ZIP))
 sys.path.insert(0, payload)
-from ansible.module_utils.podnet import thing
+from UTILS import thing
 print(thing.VALUE, preloaded, os.getppid(), os.getcwd(), os.environ.get('MARK'), sys.argv)
 sys.stderr.write('to stderr\\n')
 %s
-module_fqn='ansible.legacy.podnet_%s'
+module_fqn='MODULES%s'
 zip_data='%s'
 """
+# (module_utils, modules): podnet's from the tree (library/), and from the collection.
+TREE = ('ansible.module_utils.podnet', 'ansible.legacy.podnet_')
+COLLECTION = ('ansible_collections.podnet.testbed.plugins.module_utils.podnet',
+              'ansible_collections.podnet.testbed.plugins.modules.podnet_')
 
 
-def module_zip(value):
+def module_zip(value, utils):
     buffer = io.BytesIO()
+    packages = utils.split('.')
     with zipfile.ZipFile(buffer, 'w') as z:
-        z.writestr('ansible/__init__.py', '')
-        z.writestr('ansible/module_utils/__init__.py', '')
-        z.writestr('ansible/module_utils/podnet/__init__.py', '')
-        z.writestr('ansible/module_utils/podnet/thing.py', 'VALUE = %r\n' % value)
+        for depth in range(1, len(packages) + 1):
+            z.writestr('/'.join(packages[:depth] + ['__init__.py']), '')
+        z.writestr('/'.join(packages + ['thing.py']), 'VALUE = %r\n' % value)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def wrapper(value, tail='', module='test'):
-    data = module_zip(value)
-    return (WRAPPER % (tail, module, data)).replace('ZIP)', repr(data) + ')', 1)
+def wrapper(value, tail='', module='test', layout=TREE):
+    utils, modules = layout
+    data = module_zip(value, utils)
+    text = WRAPPER.replace('UTILS', utils).replace('MODULES', modules)
+    return (text % (tail, module, data)).replace('ZIP)', repr(data) + ')', 1)
 
 
 @pytest.fixture
@@ -130,6 +136,14 @@ def test_the_first_run_starts_a_server_and_every_run_is_forked_from_it(node, tmp
     assert fields(second) == ('one', True, server, str(tmp_path), 'set', "['']")
     assert second.stderr == 'to stderr\n'
     assert oct(folder.stat().st_mode & 0o777) == '0o700'
+
+
+def test_a_module_of_the_collection_is_served_as_one_of_the_tree(node):
+    env, folder = node
+    first = launch(env, wrapper('one', layout=COLLECTION))
+    server = serving(folder)
+    # Its module_utils were preloaded from its zip, by their collection names.
+    assert fields(launch(env, wrapper('one', layout=COLLECTION)))[:3] == fields(first)[:3] == ('one', True, server)
 
 
 def test_the_exit_status_an_error_and_a_killing_signal_come_back_as_they_would(node):

@@ -77,6 +77,7 @@ def test_selects():
     assert selects(Selector(), {}) and selects(Selector(), labelled)
     assert selects(Selector((('pod', 'a'),)), labelled)
     assert not selects(Selector((('pod', 'a'), ('tier', 'db'))), labelled)
+
     def requirement(op, *values):
         return Selector(match_expressions=(Requirement('tier', op, values),))
     assert selects(requirement('In', 'web', 'db'), labelled)

@@ -136,8 +136,9 @@ def fabric_hops(fabric, src_node, dst_node, target):
     bridge = route['dev']
     on_bridge = port in fabric.links and fabric.names.get(
         fabric.links[port].get('IFLA_MASTER')) == bridge
-    return [{'at': 'fabric %s' % bridge, 'says': 'rack switch (the fabric routes %s to it%s)' % (
-                dst_underlay, ' via %s' % route['via'] if route['via'] else ''), 'problem': None},
+    via = ' via %s' % route['via'] if route['via'] else ''
+    return [{'at': 'fabric %s' % bridge, 'says': 'rack switch (the fabric routes %s to it%s)' % (dst_underlay, via),
+             'problem': None},
             {'at': 'fabric %s' % port, 'says': '%s, the port of %s' % (says, dst_node),
              'problem': down or (None if on_bridge else '%s is not on %s' % (port, bridge))}]
 

@@ -121,7 +121,7 @@ def _node(picture, name, facts, rack):
     vtep = facts.get('vtep') or {}
     picture.lines.append('    subgraph %s { label=%s; style=rounded; color="#1f77b4";' % (
         quote('cluster_' + name), _label(name, 'pod CIDR %s' % facts.get('pod_cidr'),
-                                          facts.get('backend'))))
+                                         facts.get('backend'))))
     picture.node(_ident(name, 'eth0'), _label(underlay.get('underlay_ifname', 'underlay'), '%s/%s' % (
         underlay.get('underlay_ip'), underlay.get('underlay_prefixlen')), 'mtu %s' % underlay.get('underlay_mtu')),
         fillcolor='#dbe9f6')

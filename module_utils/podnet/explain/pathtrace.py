@@ -89,7 +89,7 @@ class Netns:
         up = bool(link['flags'] & 1) and state != 'DOWN'
         master = self.names.get(link.get('IFLA_MASTER'))
         says = '%s %s mtu %s%s' % (name, state, link.get('IFLA_MTU'),
-                                    ' master %s' % master if master else '')
+                                   ' master %s' % master if master else '')
         return says, None if up else '%s is down' % name
 
 
@@ -247,7 +247,7 @@ def _to_local_pod(ns, node, dst, dst_pod):
                     'bridge fdb: %s not learned yet (cni0 floods until it is)' % dst_pod['mac'],
                     None if port in (None, dst_pod['veth']) else
                     '%s is learned on %s, but %s has it on %s' % (dst_pod['mac'], port, dst_pod['key'],
-                                                                dst_pod['veth'])))
+                                                                  dst_pod['veth'])))
     says, down = ns.link_says(dst_pod['veth'])
     veth = ns.links.get(dst_pod['veth']) or {}
     return hops + [hop('%s %s' % (node, dst_pod['veth']), says, down or (
@@ -299,7 +299,7 @@ def destination_pod_hops(pod):
         ns = Netns(ipr)
         says, down = ns.link_says('eth0')
         addresses = [m.get('IFA_ADDRESS') for m in ipr.get_addr(family=socket.AF_INET,
-                                                                 index=ns.links['eth0']['index'])] \
+                                                                index=ns.links['eth0']['index'])] \
             if 'eth0' in ns.links else []
     held = pod['ip'] in addresses
     return [hop(at, '%s inet %s' % (says, ', '.join(addresses) or 'none'),
@@ -314,4 +314,3 @@ def _neighbour_says(address, mac, state):
 
 def _failed(address, state):
     return 'ARP for %s failed' % address if state and 'FAILED' in state else None
-

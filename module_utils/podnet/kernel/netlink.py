@@ -187,7 +187,7 @@ def underlay_facts(underlay_ip=None):
             if not default:
                 raise LookupError('not given and the node has no default route')
             index = default[0].get('RTA_OIF')
-            addrs = [a for a in ipr.get_addr(family=AF_INET, index=index)]
+            addrs = list(ipr.get_addr(family=AF_INET, index=index))
         else:
             addrs = [a for a in ipr.get_addr(family=AF_INET) if a.get('IFA_ADDRESS') == underlay_ip]
         if not addrs:

@@ -103,7 +103,7 @@ def drops(ruleset, flows):
     the flows [(description, packet)] that the ruleset drops."""
     found = []
     for flow, packet in flows:
-        dropped_by, _ = judge(ruleset, packet)
+        dropped_by = judge(ruleset, packet)[0]
         if dropped_by:
             found.append('%s: dropped by %s: %s' % (flow, dropped_by, _rule_text(ruleset, dropped_by)))
     return found

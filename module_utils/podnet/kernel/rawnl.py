@@ -30,7 +30,6 @@ IFF_UP, NLA_F_NESTED = 0x1, 0x8000
 IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
 
 
-
 def _attr(kind, payload):
     head = struct.pack('=HH', 4 + len(payload), kind)
     return head + payload + b'\0' * (-len(payload) % 4)

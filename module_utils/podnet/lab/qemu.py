@@ -248,7 +248,7 @@ def _write_fw_cfg(vm):
 
 def _run(vm, argv, pass_fds=()):
     done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          pass_fds=pass_fds)
+                          pass_fds=pass_fds, check=False)
     if done.returncode != 0:
         raise LabError(vm.name, '%s failed: %s' % (os.path.basename(argv[0]),
                                                    (done.stderr or done.stdout).strip()))
@@ -383,4 +383,3 @@ def _remove_files(vm):
             raise LabError(vm.name, 'unknown files left in %s: %s' % (vm.path(), os.listdir(vm.path())))
         raise
     return removed
-

@@ -92,8 +92,8 @@ class Lab(Reconciler):
             'hosts': hosts,
             'extra': {h: p for h, p in pids.items() if h not in hosts},
             'bridge': self._bridge_problems(root_links),
-            'identity': ssh.plan_identity(self.paths.ssh_dir)
-                        + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/']),
+            'identity': (ssh.plan_identity(self.paths.ssh_dir)
+                         + ([] if os.path.isdir(self.paths.control_dir) else ['missing cp/'])),
             'root_links': sorted(n for n in root_links
                                  if n.startswith(names.root_prefix(self.spec.name))),
             'cgroups': cgroups.lab_folders(self.spec.name, self.hierarchies),

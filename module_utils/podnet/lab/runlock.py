@@ -111,4 +111,3 @@ def lock_path(lock_dir, name):
     if not safe.strip('.'):
         raise PodnetError('name', 'a lock name needs a letter or digit: %r' % name)
     return os.path.join(lock_dir, 'run-%s.lock' % safe)
-

@@ -186,7 +186,7 @@ def run_step(step, argv, log=None):
     """Run one build step; LabError naming it, with stderr's tail, on failure."""
     if log:
         log('image build: %s' % step)
-    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise LabError('image build: %s' % step, failure_text(done.stderr or done.stdout))
     return done.stdout
@@ -264,7 +264,7 @@ def _remove_tree(work):
     if not os.path.isdir(work):
         return
     for point in sorted(mounts_under(work), key=len, reverse=True):
-        subprocess.run(['umount', '--lazy', point], capture_output=True)
+        subprocess.run(['umount', '--lazy', point], capture_output=True, check=False)
     left = mounts_under(work)
     if left:
         raise LabError('image build', 'mounts left under %s, not removed: %s' % (work, left))

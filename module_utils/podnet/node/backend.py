@@ -81,8 +81,8 @@ def guard_ruleset(node, peers):
                 nft.DROP]]
     local = [[vxlan, nft.DROP]]
     if peers:
-        vteps = nft.canonical([(int(a), int(a)) for a in
-                           (ipaddress.IPv4Address(p['underlay_ip']) for p in peers)], True)
+        addresses = [int(ipaddress.IPv4Address(p['underlay_ip'])) for p in peers]
+        vteps = nft.canonical([(a, a) for a in addresses], True)
         local = [[vxlan, nft.meta_match('iifname', '!=', node['underlay_ifname']), nft.DROP],
                  [vxlan, nft.match('ip', 'saddr', '!=', vteps), nft.DROP]]
     # nft lists rules chain by chain: written the same way, they read back equal.

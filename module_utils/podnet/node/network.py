@@ -213,7 +213,7 @@ class NodeNetwork(Reconciler):
         wanted, actions = self.wanted(current), []
         if current['bridge'] != wanted['bridge']:
             actions.append(Action('set_bridge', BRIDGE, _reason(current['bridge'],
-                                                                 wanted['bridge'])))
+                                                                wanted['bridge'])))
         for name, table in sorted(wanted['tables'].items()):
             actions += nft.plan_table(name, current['tables'][name], *table)
         if current['pod_cidr'] != self.spec.pod_cidr:

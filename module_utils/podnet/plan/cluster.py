@@ -78,8 +78,8 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
         plan[name] = {'pod_cidr': node['pod_cidr'], 'vtep_mac': node['vtep_mac'],
                       'mtu': node['underlay_mtu'] - overhead, 'peers': peers,
                       'node': {k: node[k] for k in ('name', 'underlay_ip', 'underlay_prefixlen',
-                                                   'underlay_ifname', 'underlay_mtu', 'pod_cidr',
-                                                   'vtep_mac')},
+                                                    'underlay_ifname', 'underlay_mtu', 'pod_cidr',
+                                                    'vtep_mac')},
                       'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
     # What every node's policy compiler needs of each pod, and no more: at
     # 1,000 pods it is sent to every node, and the full pods tripled that task.

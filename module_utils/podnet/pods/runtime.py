@@ -117,7 +117,7 @@ class PodRuntime:
                     self.store.save(record)
                     records[record[KEY]] = record
         if failed:
-            raise SandboxError(', '.join(k for k, _ in failed), '; '.join(e for _, e in failed))
+            raise SandboxError(', '.join(key for key, why in failed), '; '.join(why for key, why in failed))
 
     def _make_cgroups(self, record, containers, sandbox=False):
         """The pod's cgroups with its limits, and fresh ones for these

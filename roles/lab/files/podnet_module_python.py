@@ -42,8 +42,10 @@ RELAYED = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 STARTED_SECONDS = 30  # for a server to take a request (it may be importing a new zip's code)
 START_WAIT_SECONDS = 10  # for a new server to listen; after that this run goes on by itself
 LISTENING = b'L'  # what a new server writes to its stdout, a pipe to its launcher, once it listens
-# The server runs podnet's modules only: code this project tests with it.
-SERVED_MODULES = b"\nmodule_fqn='ansible.legacy.podnet_"
+# The server runs podnet's modules only: code this project tests with it,
+# from the tree (library/) or from the collection podnet.testbed.
+SERVED_MODULES = (b"\nmodule_fqn='ansible.legacy.podnet_",
+                  b"\nmodule_fqn='ansible_collections.podnet.testbed.plugins.modules.podnet_")
 
 
 def _relocated(code, filename):
@@ -151,7 +153,7 @@ def _listening(started):
 
 def served_module(wrapper):
     """Whether the server may run this wrapper's module: podnet's own only."""
-    return SERVED_MODULES in wrapper
+    return any(marker in wrapper for marker in SERVED_MODULES)
 
 
 def fingerprint():

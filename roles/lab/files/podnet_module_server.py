@@ -17,11 +17,11 @@ It runs only the code the controller sends: it preloads Ansible's basic
 and loader and podnet's module_utils from a module's zip, declines a zip
 whose copy of any of those differs (CRC and size) and then retires, so
 that the next run starts a server with the new code; every other
-`ansible.*` module a child imports comes from the child's own zip, and a
-preloaded one its zip lacks is forgotten. It also retires when this
-Python, these scripts or the venv's packages change, and declines a run
-whose environment Python reads at start-up (PYTHON*, LANG, LC_*, TZ)
-differs from its own.
+`ansible.*` or `ansible_collections.*` module a child imports comes from
+the child's own zip, and a preloaded one its zip lacks is forgotten. It
+also retires when this Python, these scripts or the venv's packages
+change, and declines a run whose environment Python reads at start-up
+(PYTHON*, LANG, LC_*, TZ) differs from its own.
 
 It listens on a socket in the node's private /run (pods cannot see it),
 answers root in the node's own mount namespace only, and exits after
@@ -56,7 +56,9 @@ ZIP_DATA = re.compile(rb"^zip_data='([A-Za-z0-9+/=]*)',?$", re.M)
 PAYLOAD_SUFFIX = '_payload.zip'  # the zip an AnsiballZ wrapper writes and puts first on sys.path
 # Preloaded from a zip: what every module run imports, and podnet's own.
 PRELOADED = ('ansible/module_utils/basic.py', 'ansible/module_utils/_internal/_ansiballz/_loader.py')
-PRELOADED_FOLDER = 'ansible/module_utils/podnet/'
+PRELOADED_FOLDERS = ('ansible/module_utils/podnet/', 'ansible_collections/podnet/testbed/plugins/module_utils/podnet/')
+# The packages a module zip holds: a child imports them from its own zip only.
+ZIP_PACKAGES = ('ansible', 'ansible_collections')
 # What the wrapper itself imports, besides its zip.
 WRAPPER_IMPORTS = ('base64', 'datetime', 'resource', 'runpy', 'shutil', 'tempfile', 'zipfile')
 STOPPING = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
@@ -86,8 +88,8 @@ def module_name(file_name):
 
 
 class ZipFinder:
-    """Finds `ansible` and its modules in one module zip only: the given
-    archive, or else (in a child) the zip this run's wrapper wrote, the
+    """Finds the ZIP_PACKAGES and their modules in one module zip only: the
+    given archive, or else (in a child) the zip this run's wrapper wrote, the
     first `*_payload.zip` on sys.path, as the import would without a
     server. A name that zip lacks is missing."""
 
@@ -95,7 +97,7 @@ class ZipFinder:
         self.archive = archive
 
     def find_spec(self, name, path=None, target=None):
-        if name != 'ansible' and not name.startswith('ansible.'):
+        if name.partition('.')[0] not in ZIP_PACKAGES:
             return None
         archive = self.archive or next((p for p in sys.path if p.endswith(PAYLOAD_SUFFIX)), None)
         if archive is None:
@@ -127,7 +129,7 @@ class Server:
         """Preload what this zip (its entries(), if known) brings that the
         server has not tried yet."""
         files = files or entries(payload)
-        wanted = {n for n in files if n in PRELOADED or n.startswith(PRELOADED_FOLDER) and n.endswith('.py')}
+        wanted = {n for n in files if n in PRELOADED or n.startswith(PRELOADED_FOLDERS) and n.endswith('.py')}
         if not wanted - self.tried:
             return
         archive = os.path.join(SERVER_DIR, 'zip-%d-%d' % (os.getpid(), len(self.archives)))
