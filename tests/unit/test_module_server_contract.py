@@ -15,6 +15,7 @@ what those stand for:
 Both pins of requirements.txt are checked: the one this venv has, and
 ansible-core 2.19 on Debian's Python 3.11, which bin/bootstrap falls back
 to (in a venv of its own under .lab/, made once)."""
+import ast
 import base64
 import io
 import os
@@ -34,11 +35,14 @@ PYTHON_INTERNALS = "import atexit, threading, zipimport; " \
 
 
 def constant(path, name):
-    """A constant of the server's files, read as they define it (they are scripts, not a package)."""
-    namespace = {'re': re}
-    line = next(line for line in path.read_text().splitlines() if line.startswith(name + ' = '))
-    exec(line, namespace)
-    return namespace[name]
+    """A constant of the server's files, read as they define it (they are
+    scripts, not a package): a literal, or a re.compile of one."""
+    [value] = [node.value for node in ast.parse(path.read_text()).body if isinstance(node, ast.Assign)
+               and [getattr(t, 'id', None) for t in node.targets] == [name]]
+    if isinstance(value, ast.Call):  # re.compile(pattern, re.FLAG)
+        return re.compile(*[getattr(re, arg.attr) if isinstance(arg, ast.Attribute) else ast.literal_eval(arg)
+                            for arg in value.args])
+    return ast.literal_eval(value)
 
 
 def fallback_venv():
@@ -72,8 +76,9 @@ def wrapper_of(bin_dir, tmp_path, module='podnet_lab'):
 
 
 def test_the_wrapper_names_a_podnet_module_where_the_launcher_looks(ansible, tmp_path):
-    marker = constant(FILES / 'podnet_module_python.py', 'SERVED_MODULES')
-    assert marker + b"lab'" in wrapper_of(ansible, tmp_path)
+    markers = constant(FILES / 'podnet_module_python.py', 'SERVED_MODULES')
+    wrapper = wrapper_of(ansible, tmp_path)
+    assert [m for m in markers if m + b"lab'" in wrapper] == [markers[0]]  # library/'s; the collection's below
 
 
 def test_the_wrapper_carries_its_zip_with_what_the_server_preloads(ansible, tmp_path):
