@@ -87,7 +87,7 @@ def test_the_wrapper_carries_its_zip_with_what_the_server_preloads(ansible, tmp_
     assert found, 'no zip_data line the server can read'
     names = zipfile.ZipFile(io.BytesIO(base64.b64decode(found.group(1)))).namelist()
     assert set(constant(server, 'PRELOADED')) <= set(names)
-    assert any(n.startswith(constant(server, 'PRELOADED_FOLDER')) for n in names)
+    assert any(n.startswith(constant(server, 'PRELOADED_FOLDERS')[0]) for n in names)  # library/'s module
 
 
 def test_python_has_what_a_forked_module_and_the_code_cache_use(ansible):
