@@ -105,6 +105,19 @@ options:
             type: str
             choices: [RuntimeDefault, Unconfined]
             default: RuntimeDefault
+          user:
+            description:
+              - The user and groups its process runs as (root when not given); a user other than root keeps no
+                capability across exec, as with containerd.
+            type: dict
+            suboptions:
+              uid: {description: Its user ID., type: int, default: 0}
+              gid: {description: Its group ID., type: int, default: 0}
+              groups: {description: Its supplementary group IDs., type: list, elements: int, default: []}
+          no_new_privs:
+            description: Set no_new_privs, as C(allowPrivilegeEscalation=false) asks; setuid programs then gain nothing.
+            type: bool
+            default: false
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
@@ -216,7 +229,10 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  image=dict(type='str'),
                  capabilities=dict(type='list', elements='str'),
                  resources=dict(type='dict', default={}),
-                 seccomp=dict(type='str', choices=['RuntimeDefault', 'Unconfined'], default='RuntimeDefault'))
+                 seccomp=dict(type='str', choices=['RuntimeDefault', 'Unconfined'], default='RuntimeDefault'),
+                 user=dict(type='dict', options=dict(uid=dict(type='int', default=0), gid=dict(type='int', default=0),
+                                                     groups=dict(type='list', elements='int', default=[]))),
+                 no_new_privs=dict(type='bool', default=False))
 
 
 POD = dict(namespace=dict(type='str', required=True),

@@ -3,9 +3,13 @@ kubelet lays them out, with the manifest's memory and CPU limits and a pids
 limit; a container the OOM killer ends is restarted by its restart policy
 and named OOMKilled; the RuntimeDefault seccomp profile (no user namespace)
 unless a container asks for Unconfined; /tmp on the node's disk, /dev/shm of
-64 MiB; and whatever a removed pod left running is killed with its cgroups."""
+64 MiB; and whatever a removed pod left running is killed with its cgroups.
+And who a container is (issue 23): the user, group and supplementary groups
+its securityContext names, no capabilities for a user other than root, and
+no_new_privs when it does not allow privilege escalation."""
 import json
 import os
+import re
 
 import pytest
 from ansible.module_utils.podnet.kernel import cgroups
@@ -37,6 +41,9 @@ ZOMBIES = ('import os, time\n'
            'print("forked", made, flush=True)\n'
            'time.sleep(3600)\n')
 HOG = 'import time; time.sleep(0.5); hog = bytearray(256 << 20); time.sleep(3600)'
+WHO = ('id; grep -E "^(CapEff|NoNewPrivs):" /proc/self/status; '
+       'touch /tmp/mine && echo tmp-writable; touch /root-owned 2>/dev/null || echo root-read-only; '
+       'echo who-probed; sleep 3600')
 
 
 def pod(name, containers, **spec):
@@ -56,6 +63,9 @@ PODS = [
     pod('hog', [container('hog', ['python3', '-c', HOG], resources={'limits': {'memory': '32Mi'}})],
         restartPolicy='OnFailure'),
     pod('zombies', [container('zombies', ['python3', '-c', ZOMBIES])]),
+    pod('who', [container('who', ['sh', '-c', WHO],
+                          securityContext={'runAsUser': 1000, 'allowPrivilegeEscalation': False})],
+        securityContext={'runAsGroup': 3000, 'fsGroup': 2000, 'supplementalGroups': [4000]}),
 ]
 
 
@@ -81,8 +91,9 @@ def limited(lab, tmp_path_factory):
     converge(lab, extra)
     records = {r['name']: r for r in pod_records(node2)}
     node2.run("sh -c 'for i in $(seq 100); do grep -q probed %s/pods/default_limits/free.log "
-              "&& grep -q forked %s/pods/default_zombies/zombies.log && break; sleep 0.1; done'",
-              STATE, STATE)
+              "&& grep -q forked %s/pods/default_zombies/zombies.log "
+              "&& grep -q who-probed %s/pods/default_who/who.log && break; sleep 0.1; done'",
+              STATE, STATE, STATE)
     yield lab, node2, extra, seed, records
     converge(lab)
 
@@ -167,3 +178,14 @@ def test_a_removed_pod_leaves_no_process_and_no_cgroup(limited):
     parents = node2.check_output("sh -c 'ps -eo comm= | grep -c python3 || true'")
     assert int(parents) < 10  # not the 1,000 zombies' parent and its children
     assert not [r for r in pod_records(node2) if r['name'] in ('limits', 'hog', 'zombies')]
+
+
+def test_a_container_runs_as_the_user_and_groups_its_security_context_names(limited):
+    """Regression (issue 23): runAsUser other than 0 and fsGroup were refused."""
+    _, node2, _, _, _ = limited
+    out = log(node2, 'who', 'who')
+    ids = dict(part.split('=', 1) for part in re.sub(r'\([^)]*\)', '', out.splitlines()[0]).split())
+    assert (ids['uid'], ids['gid']) == ('1000', '3000') and {'2000', '4000'} <= set(ids['groups'].split(',')), out
+    status = dict(line.split(':', 1) for line in out.splitlines() if line.startswith(('CapEff', 'NoNewPrivs')))
+    assert status['CapEff'].strip() == '0' * 16 and status['NoNewPrivs'].strip() == '1', out
+    assert 'tmp-writable' in out and 'root-read-only' in out

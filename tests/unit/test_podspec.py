@@ -126,12 +126,13 @@ def test_privileged_keeps_every_capability(tmp_path):
     (security(capabilities={'add': [], 'keep': []}),
      'securityContext.capabilities.keep: unknown field'),
     (security(privileged='yes'), "securityContext.privileged: 'yes' must be true or false"),
-    (security(runAsUser=1000), 'spec.containers[0].securityContext.runAsUser: not supported '
-     'by podnet (only the default, 0)'),
-    (security(runAsNonRoot=True), 'securityContext.runAsNonRoot: not supported'),
-    (security(readOnlyRootFilesystem=True), 'securityContext.readOnlyRootFilesystem: '),
-    (spec(securityContext={'runAsUser': 1000}), 'spec.securityContext.runAsUser: not supported'),
-    (spec(securityContext={'fsGroup': 2000}), 'spec.securityContext.fsGroup: not supported'),
+    (security(runAsUser=-1), 'spec.containers[0].securityContext.runAsUser: -1 must be an integer from 0'),
+    (security(runAsUser=0, runAsNonRoot=True), 'securityContext.runAsNonRoot: true, but runAsUser is 0'),
+    (security(readOnlyRootFilesystem='yes'), "securityContext.readOnlyRootFilesystem: 'yes' must be true or false"),
+    (security(privileged=True, allowPrivilegeEscalation=False),
+     'securityContext.allowPrivilegeEscalation: cannot be false with privileged'),
+    (spec(securityContext={'runAsUser': 'root'}), "spec.securityContext.runAsUser: 'root' must be an integer"),
+    (spec(securityContext={'fsGroup': 2 ** 31}), 'spec.securityContext.fsGroup: 2147483648 must be an integer'),
     (spec(securityContext={'sysctls': [{'name': 'net.ipv4.ip_forward', 'value': '1'}]}),
      'spec.securityContext.sysctls: not supported'),
 ])
@@ -249,3 +250,26 @@ def test_resources_refusals_name_the_file_pod_and_field(tmp_path, change, words)
 def test_pod_level_resources_stay_ignored(tmp_path):
     found = load(tmp_path, spec(resources={'limits': {'memory': 'whatever'}}))
     assert found.containers[0].resources == ContainerResources()
+
+
+def test_the_identity_of_real_applications_is_honoured_not_refused(tmp_path):
+    """Regression (issue 23): runAsUser other than 0, runAsNonRoot, fsGroup
+    and readOnlyRootFilesystem were refused, so almost every real
+    application was; now a container runs as the user and groups asked."""
+    found = load(tmp_path, lambda doc: (
+        doc['spec'].update(securityContext={'runAsUser': 1000, 'runAsGroup': 3000, 'fsGroup': 2000,
+                                            'supplementalGroups': [4000], 'runAsNonRoot': True}),
+        doc['spec']['containers'][0].update(securityContext={
+            'runAsUser': 1001, 'allowPrivilegeEscalation': False, 'readOnlyRootFilesystem': True,
+            'capabilities': {'drop': ['ALL']}})))
+    [container] = found.containers
+    assert (container.user, container.group, container.groups, container.no_new_privs) == \
+        (1001, 3000, (2000, 4000), True)
+    assert container.capabilities == [] and container.unset == ()
+
+
+def test_run_as_non_root_without_a_user_runs_as_nobody_and_says_so(tmp_path):
+    found = load(tmp_path, security(runAsNonRoot=True))
+    assert found.containers[0].user == 65534
+    assert found.notes == ('container %s: runs as uid 65534 (runAsNonRoot without runAsUser: no image USER '
+                           'to read)' % found.containers[0].name,)

@@ -31,7 +31,9 @@ def _container(container, argv):
             'working_dir': container.working_dir, 'capabilities': container.capabilities,
             'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
                       for p in container.ports],
-            'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp}
+            'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp,
+            'user': {'uid': container.user, 'gid': container.group, 'groups': list(container.groups)},
+            'no_new_privs': container.no_new_privs}
 
 
 def _local_paths(catalog):

@@ -57,19 +57,28 @@ MOUNT = (('name', 'mountPath'), ('readOnly', 'subPath', 'subPathExpr', 'mountPro
 # service account's token, the cluster's CA and the namespace. Nothing a
 # network test reads: its absence is not worth a note.
 SERVICE_ACCOUNT_VOLUME = 'kube-api-access-'
-# Processes run as root with the capabilities of caps.keeps() under the
-# seccomp profile seccompProfile asks for (pod-wide, or per container):
-# identity and filesystem settings podnet cannot apply are refused, filters
-# it does not apply (SELinux, AppArmor) are ignored.
-IDENTITY = {'runAsUser': 0, 'runAsGroup': 0, 'runAsNonRoot': False}
+# Processes run as the user and groups the securityContext names (root by
+# default, as an image without USER), with the capabilities of caps.keeps()
+# (a user other than root keeps none across exec, as with containerd) under
+# the seccomp profile seccompProfile asks for (pod-wide, or per container),
+# with no_new_privs when allowPrivilegeEscalation is false. The root
+# filesystem is read-only whatever readOnlyRootFilesystem says, but for the
+# scratch folders (/tmp, /var/tmp, /run), which stand for the emptyDirs such
+# pods mount there. Filters podnet does not apply (SELinux, AppArmor) are
+# ignored; what it cannot apply is refused.
+IDENTITY = ('runAsUser', 'runAsGroup', 'runAsNonRoot')
 FILTERS = ('seLinuxOptions', 'appArmorProfile', 'windowsOptions')
-POD_SECURITY = (('seccompProfile',), FILTERS + ('fsGroupChangePolicy', 'supplementalGroupsPolicy',
-                                                'seLinuxChangePolicy'),
-                dict(IDENTITY, supplementalGroups=[], fsGroup=None, sysctls=[]))
+POD_SECURITY = (('seccompProfile', 'fsGroup', 'supplementalGroups') + IDENTITY,
+                FILTERS + ('fsGroupChangePolicy', 'supplementalGroupsPolicy', 'seLinuxChangePolicy'),
+                {'sysctls': []})
 SECCOMP = (('type', 'localhostProfile'),)
-CONTAINER_SECURITY = (('capabilities', 'privileged', 'seccompProfile'),
-                      FILTERS + ('allowPrivilegeEscalation',),
-                      dict(IDENTITY, readOnlyRootFilesystem=False, procMount='Default'))
+CONTAINER_SECURITY = (('capabilities', 'privileged', 'seccompProfile', 'allowPrivilegeEscalation',
+                       'readOnlyRootFilesystem') + IDENTITY,
+                      FILTERS, {'procMount': 'Default'})
+ID_MAX = 2 ** 31 - 1  # what the API server allows of a uid or gid
+# runAsNonRoot with no runAsUser: the kubelet reads the image's USER, which
+# podnet has not; it runs the container as nobody, and notes it.
+NON_ROOT_DEFAULT = 65534
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,10 @@ class Container:
     seccomp_profile: str = DEFAULT_SECCOMP  # the container's, else the pod's, else the default
     resources: ContainerResources = ContainerResources()  # cpu and memory, defaulted
     unset: tuple = ()  # what it asks that podnet does not model: notes (see Pod.notes)
+    user: int = 0  # the uid it runs as
+    group: int = 0  # its gid
+    groups: tuple = ()  # supplementary gids: the pod's supplementalGroups and fsGroup
+    no_new_privs: bool = False  # allowPrivilegeEscalation: false
 
     @property
     def capabilities(self):
@@ -235,36 +248,82 @@ def _seccomp(raw, at, subject):
     return kind
 
 
-def _pod_seccomp(spec, subject):
-    """The profile of the pod's containers that name none: the pod's
-    securityContext.seccompProfile, else DEFAULT_SECCOMP."""
+def _pod_security(spec, subject):
+    """What a pod's securityContext gives its containers: the seccomp
+    profile of those that name none (else DEFAULT_SECCOMP), their identity
+    unless they set their own, and the supplementary groups."""
     at = 'spec.securityContext'
     security = k8s.fields(spec.get('securityContext'), at, subject, *POD_SECURITY)
-    return _seccomp(security.get('seccompProfile'), at + '.seccompProfile',
-                    subject) or DEFAULT_SECCOMP
+    groups = [_id(g, '%s.supplementalGroups[%d]' % (at, i), subject)
+              for i, g in enumerate(k8s.items(security.get('supplementalGroups'), at + '.supplementalGroups',
+                                              subject))]
+    if security.get('fsGroup') is not None:
+        groups.append(_id(security['fsGroup'], at + '.fsGroup', subject))
+    return {'seccomp': _seccomp(security.get('seccompProfile'), at + '.seccompProfile', subject)
+            or DEFAULT_SECCOMP, 'identity': _identity(security, at, subject),
+            'groups': tuple(sorted(set(groups)))}
 
 
-def _security(raw, at, subject, pod_seccomp):
-    """{privileged, cap_add, cap_drop, seccomp_profile} of a container's
-    securityContext; pod_seccomp is the profile when it names none."""
+def _id(value, at, subject):
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= ID_MAX:
+        raise SpecError(subject, '%s: %r must be an integer from 0 to %d' % (at, value, ID_MAX))
+    return value
+
+
+def _identity(security, at, subject):
+    """{runAsUser, runAsGroup, runAsNonRoot} as given (absent when not)."""
+    found = {k: _id(security[k], '%s.%s' % (at, k), subject)
+             for k in ('runAsUser', 'runAsGroup') if security.get(k) is not None}
+    if security.get('runAsNonRoot') is not None:
+        if not isinstance(security['runAsNonRoot'], bool):
+            raise SpecError(subject, '%s.runAsNonRoot: %r must be true or false' % (at, security['runAsNonRoot']))
+        found['runAsNonRoot'] = security['runAsNonRoot']
+    return found
+
+
+def _user(identity, where, subject, unset):
+    """(uid, gid) a container runs as, from its and its pod's identity."""
+    user = identity.get('runAsUser')
+    if identity.get('runAsNonRoot'):
+        if user == 0:
+            raise SpecError(subject, '%s.securityContext.runAsNonRoot: true, but runAsUser is 0: the kubelet '
+                            'would not start it' % where)
+        if user is None:
+            user = NON_ROOT_DEFAULT
+            unset.append('runs as uid %d (runAsNonRoot without runAsUser: no image USER to read)' % user)
+    return user or 0, identity.get('runAsGroup', 0)
+
+
+def _security(raw, at, subject, pod, unset):
+    """{privileged, cap_add, cap_drop, seccomp_profile, user, group, groups,
+    no_new_privs} of a container's securityContext; pod: what the pod's
+    gives it (_pod_security)."""
     raw = k8s.fields(raw, at, subject, *CONTAINER_SECURITY)
-    privileged = raw.get('privileged')
-    if privileged is not None and not isinstance(privileged, bool):
-        raise SpecError(subject, '%s.privileged: %r must be true or false' % (at, privileged))
+    flags = {k: raw.get(k) for k in ('privileged', 'allowPrivilegeEscalation', 'readOnlyRootFilesystem')}
+    for key, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            raise SpecError(subject, '%s.%s: %r must be true or false' % (at, key, value))
     capabilities = k8s.fields(raw.get('capabilities'), at + '.capabilities', subject,
                               ('add', 'drop'))
-    return {'privileged': bool(privileged),
-            'cap_add': _capability_names(capabilities.get('add'), at + '.capabilities.add',
-                                         subject),
+    cap_add = _capability_names(capabilities.get('add'), at + '.capabilities.add', subject)
+    if flags['allowPrivilegeEscalation'] is False and (flags['privileged'] or 'SYS_ADMIN' in cap_add):
+        raise SpecError(subject, '%s.allowPrivilegeEscalation: cannot be false with privileged or '
+                        'CAP_SYS_ADMIN (the API server refuses it)' % at)
+    user, group = _user(dict(pod['identity'], **_identity(raw, at, subject)), at.rsplit('.', 1)[0], subject,
+                        unset)
+    return {'privileged': bool(flags['privileged']), 'cap_add': cap_add,
             'cap_drop': _capability_names(capabilities.get('drop'), at + '.capabilities.drop',
                                           subject),
             'seccomp_profile': _seccomp(raw.get('seccompProfile'), at + '.seccompProfile',
-                                        subject) or pod_seccomp}
+                                        subject) or pod['seccomp'],
+            'user': user, 'group': group, 'groups': pod['groups'],
+            'no_new_privs': flags['allowPrivilegeEscalation'] is False}
 
 
-def _container(raw, where, subject, pod_seccomp, volumes):
+def _container(raw, where, subject, pod, volumes):
     raw = k8s.fields(raw, where, subject, *CONTAINER)
     unset = []
+    security = _security(raw.get('securityContext'), where + '.securityContext', subject, pod, unset)
     image = raw.get('image')
     if not isinstance(image, str) or not image.strip() or image != image.strip():
         raise SpecError(subject, '%s.image: %r must be a non-empty string without '
@@ -283,8 +342,7 @@ def _container(raw, where, subject, pod_seccomp, volumes):
         env=_env(raw, where, subject, unset), working_dir=working_dir or None,
         ports=[_port(p, '%s.ports[%d]' % (where, i), subject) for i, p in enumerate(ports)],
         resources=parse_resources(raw.get('resources'), where + '.resources', subject),
-        unset=_unset(raw, where, subject, volumes, unset),
-        **_security(raw.get('securityContext'), where + '.securityContext', subject, pod_seccomp))
+        unset=_unset(raw, where, subject, volumes, unset), **security)
 
 
 def _unset(raw, where, subject, volumes, unset):
@@ -306,8 +364,8 @@ def _containers(spec, subject):
     raw = spec.get('containers')
     if not isinstance(raw, list) or not raw:
         raise SpecError(subject, 'spec.containers: required, at least one container')
-    pod_seccomp, volumes = _pod_seccomp(spec, subject), _volumes(spec, subject)
-    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod_seccomp, volumes)
+    pod, volumes = _pod_security(spec, subject), _volumes(spec, subject)
+    containers = [_container(c, 'spec.containers[%d]' % i, subject, pod, volumes)
                   for i, c in enumerate(raw)]
     _check_unique(subject, [('spec.containers[%d].name' % i, c.name)
                             for i, c in enumerate(containers)])

@@ -175,7 +175,8 @@ class PodRuntime:
                            cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
                            cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
                                      for h in cgroups.distinct(self.hierarchies)],
-                           seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault')
+                           seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault',
+                           user=container.get('user'), no_new_privs=container.get('no_new_privs', False))
 
     def _teardown(self, record):
         """Undo a pod that failed half-way; every step tolerates what is gone."""

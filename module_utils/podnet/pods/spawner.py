@@ -225,8 +225,11 @@ def _exec_container(req, program, err_w):
     _keep_capabilities(req['caps'])
     for signum in PYTHON_IGNORES:
         signal.signal(signum, signal.SIG_DFL)
+    if req.get('no_new_privs'):
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 'no_new_privs')
     if program:  # while CAP_SYS_ADMIN is still effective: exec drops it
         install_seccomp(program)
+    _become(req.get('user'))
     os.write(err_w, EXEC_MARK.encode())
     os.execvpe(req['argv'][0], req['argv'], req['env'])
 
@@ -360,6 +363,7 @@ def _devices():
 
 # -- capabilities -------------------------------------------------------------
 PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 CAP_VERSION_3 = 0x20080522
 
 
@@ -380,6 +384,15 @@ def _keep_capabilities(keep):
     words[2] &= mask & 0xffffffff
     words[5] &= mask >> 32
     check(libc.capset(header, ctypes.create_string_buffer(struct.pack('=6I', *words), 24)), 'capset')
+
+
+def _become(user):
+    """The container's user and groups, last (the filter allows setuid):
+    a uid other than 0 keeps no capability across exec, as with containerd."""
+    if user:
+        os.setgroups(user.get('groups') or [])
+        os.setgid(user.get('gid') or 0)
+        os.setuid(user.get('uid') or 0)
 
 
 EXEC_MARK = '\0'  # the child's last word before exec
