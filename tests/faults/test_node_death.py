@@ -60,11 +60,13 @@ def lab_yml(cluster, *args):
 
 
 def lab_reports(done, node):
-    """The lab provider runs once for all nodes (on the first): a changed
-    line of its diff must name the node."""
+    """The lab provider runs once for all nodes (on the first): its diff
+    must show the node going from broken to running, and its plan the
+    action that takes it there."""
     text = ''.join(changed_output(done).values())
     return sum(r['changed'] for r in recap(done).values()) > 0 and bool(
-        re.search(r'^[-+].*"%s"' % node, text, re.M))
+        re.search(r"^-%s: '?(broken|absent)" % node, text, re.M) and re.search(r'^\+%s: running' % node, text, re.M)
+        and re.search(r'^create %s: ' % node, text, re.M))
 
 
 def names_node_and_remedy(done, node):
