@@ -56,7 +56,7 @@ done; true'"""
 
 # What a module's process runs on a lab node (ansible_python_interpreter
 # execs the venv's Python with it, the AnsiballZ wrapper on stdin).
-MODULE_RUNNER = '/roles/lab/files/podnet_module_python.py'
+MODULE_RUNNER = '/roles/lab/files/module-server/podnet_module_python.py'
 
 
 @dataclass

@@ -17,7 +17,7 @@ INVENTORY = Path(__file__).resolve().parent / 'reset_inventory'
 SANDBOX, VETH = re.compile(r'cni-[0-9a-f-]{36}'), re.compile(r'veth[0-9a-f]{8}')
 LISTENER = ' [listener]'  # sshd's listener title ends with a count of connections in progress
 UDEV_WORKER = '(udev-worker)'
-MODULE_SERVER = '/roles/lab/files/podnet_module_server.py '
+MODULE_SERVER = '/roles/lab/files/module-server/podnet_module_server.py '
 
 
 @pytest.fixture(scope='module', params=[

@@ -1,4 +1,4 @@
-"""roles/lab/files/podnet_module_python.py, the Python lab nodes run modules
+"""roles/lab/files/module-server/podnet_module_python.py, the Python lab nodes run modules
 with: code compiled from a module's zip is kept by content under HOME and
 loaded from there next time, with the paths of the zip it now runs from."""
 import hashlib
@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER = ROOT / 'roles' / 'lab' / 'files' / 'podnet_module_python.py'
+RUNNER = ROOT / 'roles' / 'lab' / 'files' / 'module-server' / 'podnet_module_python.py'
 SOURCE = b"VALUE = 42\n\ndef boom():\n    raise ValueError('boom')\n"
 # Stands for an AnsiballZ wrapper: imports from its zip, as a module does.
 WRAPPER = """import sys, traceback
@@ -93,7 +93,7 @@ def test_the_launcher_finds_the_venv_however_it_is_called(tmp_path):
     wrapper = tmp_path / 'w.py'
     wrapper.write_text('import sys; print(sys.prefix)')
     for cwd, path in ((ROOT, RUNNER.parent / 'podnet-module-python'),
-                      (ROOT / 'roles', './lab/files/podnet-module-python')):
+                      (ROOT / 'roles', './lab/files/module-server/podnet-module-python')):
         done = subprocess.run([str(path), str(wrapper)], cwd=cwd, capture_output=True, text=True,
                               env=dict(os.environ, HOME=str(tmp_path)))
         assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""roles/lab/files/podnet_module_server.py: a lab node's module server.
+"""roles/lab/files/module-server/podnet_module_server.py: a lab node's module server.
 The first pipelined run starts it; later runs are forked from it with
 their streams, arguments, environment and exit status, their code is the
 code they carry, and the server retires when that code changes."""
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FILES = ROOT / 'roles' / 'lab' / 'files'
+FILES = ROOT / 'roles' / 'lab' / 'files' / 'module-server'
 # Stands for an AnsiballZ wrapper of a podnet module: writes its zip as
 # *_payload.zip, puts it first on sys.path and imports from it, as
 # Ansible's does.

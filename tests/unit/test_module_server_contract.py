@@ -1,4 +1,4 @@
-"""What the lab's module server (roles/lab/files/podnet_module_*.py) takes
+"""What the lab's module server (roles/lab/files/module-server/podnet_module_*.py) takes
 from ansible-core and Python beyond their public interfaces, checked
 against a real AnsiballZ wrapper of a podnet module, as the pinned
 ansible-core writes it. test_module_server.py runs the server with
@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from podnet_testlib import ROOT
 
-FILES = ROOT / 'roles' / 'lab' / 'files'
+FILES = ROOT / 'roles' / 'lab' / 'files' / 'module-server'
 FALLBACK = ROOT / '.lab' / 'contract-2.19'  # Python 3.11 with ansible-core 2.19, as bootstrap would pick
 PYTHON_INTERNALS = "import atexit, threading, zipimport; " \
                    "print(all(map(callable, (zipimport._compile_source, threading._shutdown, atexit._run_exitfuncs))))"

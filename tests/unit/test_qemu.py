@@ -27,7 +27,7 @@ def test_argv_boots_tcg_from_an_overlay_with_the_extracted_kernel():
     assert option(argv, '-drive') == ['file=/srv/podnet/.lab/lab/vm-node1/overlay.qcow2,if=virtio,format=qcow2']
     assert '/img/k/base.qcow2' not in ' '.join(argv), 'the base is never booted'
     assert option(argv, '-serial') == ['file:/srv/podnet/.lab/lab/vm-node1/console.log']
-    assert option(argv, '-monitor') == ['unix:/srv/podnet/.lab/lab/vm-node1/monitor.sock,server,nowait']
+    assert option(argv, '-qmp') == ['unix:/srv/podnet/.lab/lab/vm-node1/qmp.sock,server,nowait']
     assert option(argv, '-pidfile') == ['/srv/podnet/.lab/lab/vm-node1/qemu.pid'] and '-daemonize' in argv
     assert option(argv, '-display') == ['none']
     assert option(argv, '-fw_cfg') == ['name=opt/podnet/hostname,file=/run/h']
@@ -118,3 +118,34 @@ def test_a_port_left_in_time_wait_by_a_stopped_vm_is_free_but_a_listener_is_not(
         served.close()  # the server side closes first, as a dying qemu does: TIME_WAIT on `port`
         client.close()
     assert qemu.port_free(port)
+
+
+def test_the_power_button_is_pressed_over_qmp(tmp_path):
+    """Regression (issue 22): qemu's human monitor was scraped for its
+    prompt; QMP, its machine protocol, says when a command is done."""
+    import json
+    import socket
+    import threading
+    from types import SimpleNamespace
+    from ansible.module_utils.podnet.lab import qemu
+    path = str(tmp_path / 'qmp.sock')
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    heard = []
+
+    def serve():
+        conn, _ = server.accept()
+        with conn, conn.makefile('rb') as lines:
+            conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\n')
+            for _ in range(2):
+                heard.append(json.loads(lines.readline())['execute'])
+                if heard[-1] == 'system_powerdown':
+                    conn.sendall(b'{"event": "POWERDOWN", "data": {}}\n')
+                conn.sendall(b'{"return": {}}\n')
+    thread = threading.Thread(target=serve)
+    thread.start()
+    qemu._qmp(SimpleNamespace(path=lambda name: path), 'system_powerdown')
+    thread.join(5)
+    server.close()
+    assert heard == ['qmp_capabilities', 'system_powerdown']

@@ -10,12 +10,13 @@ usable KVM. A VM has two NICs and adds no link to the root namespace:
   with qemu; the caller puts it on its rack switch (attach_tap).
 Its files live in `<run_dir>/vm-<name>/`: a qcow2 overlay on the image's
 base (the base is never written), the fw_cfg files of vmguest, the qemu pid
-file, monitor socket, console log, and `process` ("pid start time": a pid
+file, QMP socket, console log, and `process` ("pid start time": a pid
 alone may be reused). Refusals (preflight) come before anything starts.
 """
 import errno
 import fcntl
 import ipaddress
+import json
 import os
 import select
 import signal
@@ -91,7 +92,7 @@ class Vm:
                             self.underlay_mtu)
 
 
-FILES = ('overlay.qcow2', 'qemu.pid', 'monitor.sock', 'console.log', 'process') + tuple(
+FILES = ('overlay.qcow2', 'qemu.pid', 'qmp.sock', 'console.log', 'process') + tuple(
     'fw_cfg-' + name for name in FW_CFG_NAMES)
 
 
@@ -107,7 +108,7 @@ def qemu_argv(vm, tap_fd, fw_cfg_paths):
         '-device', 'virtio-net-pci,netdev=u,mac=%s,romfile=' % vm.underlay_mac,
         '-device', 'virtio-rng-pci',
         '-serial', 'file:' + vm.path('console.log'),
-        '-monitor', 'unix:%s,server,nowait' % vm.path('monitor.sock'),
+        '-qmp', 'unix:%s,server,nowait' % vm.path('qmp.sock'),
         '-pidfile', vm.path('qemu.pid'), '-daemonize']
     for name, path in sorted(fw_cfg_paths.items()):
         argv += ['-fw_cfg', 'name=%s,file=%s' % (name, path)]
@@ -128,7 +129,7 @@ def refusals(vms, port_free, mem_available_mb):
             if mac in seen_macs:
                 found.append('%s: MAC %s is also %s\'s' % (vm, mac, seen_macs[mac]))
             seen_macs.setdefault(mac, vm.name)
-        if len(vm.path('monitor.sock')) > SUN_PATH_MAX or ',' in vm.path():
+        if len(vm.path('qmp.sock')) > SUN_PATH_MAX or ',' in vm.path():
             found.append('%s: run folder %s is too long or holds a comma' % (vm, vm.path()))
         needed += vm.memory_mb + OVERHEAD_MB
         if needed > mem_available_mb:
@@ -326,7 +327,7 @@ def _power_off(vm, pid, timeout):
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            _monitor(vm, 'system_powerdown')
+            _qmp(vm, 'system_powerdown')
             if select.select([pidfd], [], [], max(0, min(POWER_BUTTON_EVERY, deadline - time.monotonic())))[0]:
                 break
         else:
@@ -343,27 +344,33 @@ def _power_off(vm, pid, timeout):
         time.sleep(0.05)
 
 
-def _monitor(vm, command):
-    """One human-monitor command, sent at its prompt and answered by the
-    next; a monitor that does not answer is ignored (SIGKILL follows)."""
+def _qmp(vm, command):
+    """One command over QMP, qemu's machine protocol (JSON lines): after
+    its greeting and the capabilities handshake, the command, and its
+    return; a monitor that does not answer is ignored (SIGKILL follows)."""
     try:
         with socket.socket(socket.AF_UNIX) as conn:
             conn.settimeout(2)
-            conn.connect(vm.path('monitor.sock'))
-            _read_prompt(conn)
-            conn.sendall(command.encode() + b'\n')
-            _read_prompt(conn)
-    except OSError:
+            conn.connect(vm.path('qmp.sock'))
+            replies = conn.makefile('rb')
+            if 'QMP' not in json.loads(replies.readline() or b'{}'):
+                return
+            for execute in ('qmp_capabilities', command):
+                conn.sendall(json.dumps({'execute': execute}).encode() + b'\n')
+                _qmp_reply(replies)
+    except (OSError, ValueError):
         pass
 
 
-def _read_prompt(conn):
-    seen = b''
-    while not seen.endswith(b'(qemu) '):
-        chunk = conn.recv(4096)
-        if not chunk:
-            return
-        seen += chunk
+def _qmp_reply(replies):
+    """The command's return (or error), past the events qemu sends meanwhile."""
+    while True:
+        line = replies.readline()
+        if not line:
+            raise OSError('qmp: the monitor closed')
+        message = json.loads(line)
+        if 'return' in message or 'error' in message:
+            return message
 
 
 def _remove_files(vm):
