@@ -28,7 +28,7 @@ PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat 
          'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; stat -f -c "shm-size-%%b-%%S" /dev/shm;'
          'stat -f -c tmp-%%T /tmp; echo kept > /tmp/mark; grep Seccomp: /proc/self/status;'
          'unshare -U -r true 2>/dev/null && echo userns-made || echo userns-refused;'
-         'grep SigIgn /proc/self/status; echo done')
+         'grep SigIgn /proc/self/status; [ -z "$(ls -A /sys/firmware)" ] && echo firmware-masked; echo done')
 
 SCRIPT = r'''
 import json, os, subprocess, sys, time
@@ -197,6 +197,9 @@ def test_the_kernel_knobs_are_read_only_and_sysrq_is_masked(seen):
     program. (Probed on the pod's own ip_forward, harmless if it passed.)"""
     assert 'proc-sys-read-only' in seen['default']
     assert 'sysrq-masked' in seen['default'] or 'no-sysrq' in seen['default']  # a kernel without SysRq
+    # Regression (hostile re-run of issue 21): /sys/firmware and /proc/acpi
+    # were visible, where runtimes hide them
+    assert 'firmware-masked' in seen['default']
 
 
 def test_a_device_node_a_container_makes_opens_nothing(seen):

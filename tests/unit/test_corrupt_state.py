@@ -73,7 +73,8 @@ def test_the_run_removes_an_unreadable_record_and_makes_its_pod_again(tmp_path):
 @pytest.mark.parametrize('how', ['binary', 'folder'])
 def test_an_unreadable_ipam_file_is_released_naming_it(tmp_path, how):
     """Regression: '\\x00\\xffgarbage' in an IPAM file failed the pods task
-    with "'utf-8' codec can't decode...", naming no path."""
+    with "'utf-8' codec can't decode...", naming no path; 'not a pod' was
+    taken for an owner's id (hostile re-run of issue 21)."""
     ipam = HostLocalIpam(str(tmp_path), '10.42.1.0/24')
     bad = tmp_path / 'ipam' / '10.42.1.0_24' / '10.42.1.3'
     corrupt(bad, how)
@@ -84,6 +85,18 @@ def test_an_unreadable_ipam_file_is_released_naming_it(tmp_path, how):
     corrupt(bad, how)
     ipam.reserve('10.42.1.3', 'uid-1')
     assert ipam.owners() == {'10.42.1.3': 'uid-1'}
+
+
+def test_text_that_names_no_owner_in_an_ipam_file_is_named_as_unreadable(tmp_path):
+    """Regression (hostile re-run of issue 21): 'not a pod' was taken for
+    an owner's id; --check said `no pod of not a pod holds it`."""
+    ipam = HostLocalIpam(str(tmp_path), '10.42.1.0/24')
+    bad = tmp_path / 'ipam' / '10.42.1.0_24' / '10.42.1.3'
+    bad.parent.mkdir(parents=True)
+    bad.write_text('not a pod\n')
+    assert ipam.owners()['10.42.1.3'] == 'unreadable %s (not an owner id and interface)' % bad
+    bad.write_text('uid-1\neth0\n')
+    assert ipam.owners()['10.42.1.3'] == 'uid-1'
 
 
 def test_a_garbage_round_robin_mark_is_ignored_and_rewritten(tmp_path):

@@ -273,3 +273,22 @@ def test_run_as_non_root_without_a_user_runs_as_nobody_and_says_so(tmp_path):
     assert found.containers[0].user == 65534
     assert found.notes == ('container %s: runs as uid 65534 (runAsNonRoot without runAsUser: no image USER '
                            'to read)' % found.containers[0].name,)
+
+
+@pytest.mark.parametrize('change, words', [
+    (container(command=['sleep\0', '1']), "spec.containers[0].command[0]: 'sleep\\x00' holds a NUL byte"),
+    (container(args=['a', 'b\0']), 'spec.containers[0].args[1]: '),
+    (container(env=[{'name': 'A', 'value': 'a\0b'}]), "spec.containers[0].env[0].value: 'a\\x00b' holds a NUL"),
+])
+def test_a_nul_byte_is_refused_before_any_node_execs_it(tmp_path, change, words):
+    """Regression (issue 21, hostile re-run): a NUL in a command or an env
+    value passed validation and failed on the node, blaming the program."""
+    assert words in refusal(tmp_path, change)
+
+
+def test_a_cpu_limit_beyond_what_the_kernel_takes_is_refused_naming_it(tmp_path):
+    """Regression (issue 21, hostile re-run): cpu: '100000000000' passed
+    and failed on the node with EINVAL naming neither pod nor field."""
+    words = "spec.containers[0].resources.limits.cpu: '100000000000' is more than the kernel can give"
+    assert words in refusal(tmp_path, container(resources={'limits': {'cpu': '100000000000'}}))
+    assert load(tmp_path, container(resources={'limits': {'cpu': '64'}})).containers[0].resources.cpu_limit == 64000

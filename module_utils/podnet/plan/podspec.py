@@ -175,6 +175,7 @@ def _env(raw, where, subject, unset):
         value = '' if item.get('value') is None else item['value']
         if not isinstance(value, str):
             raise SpecError(subject, '%s.value: %r must be a string (quote it)' % (at, value))
+        _no_nul([value], at + '.value', subject)
         env[item['name']] = value
     return env
 
@@ -206,6 +207,15 @@ def _volumes(spec, subject):
             raise SpecError(subject, 'spec.volumes[%d].name: %r is already used' % (i, name))
         found[name] = next((k for k in sorted(volume) if k != 'name'), 'no source')
     return found
+
+
+def _no_nul(texts, at, subject):
+    """No process takes a NUL byte in its arguments or environment: refused
+    here, naming the field, not when the node execs it."""
+    for i, text in enumerate(texts):
+        if '\0' in text:
+            raise SpecError(subject, '%s: %r holds a NUL byte, which no program can be given'
+                            % (at if len(texts) == 1 else '%s[%d]' % (at, i), text))
 
 
 def _port(raw, at, subject):
@@ -335,6 +345,9 @@ def _container(raw, where, subject, pod, volumes):
         raise SpecError(subject, '%s.workingDir: %r must be an absolute path (runc refuses any other)'
                         % (where, working_dir))
     ports = k8s.items(raw.get('ports'), where + '.ports', subject)
+    for key in ('command', 'args'):
+        _no_nul(k8s.items(raw.get(key), '%s.%s' % (where, key), subject, str), '%s.%s' % (where, key), subject)
+    _no_nul([working_dir or ''], where + '.workingDir', subject)
     return Container(
         name=k8s.name(raw.get('name'), where + '.name', subject, label=True), image=image,
         command=k8s.items(raw.get('command'), where + '.command', subject, str),

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.kernel.cgroups import CPU_PERIOD_US
 from ansible.module_utils.podnet.core import k8s
 
 # An optional sign, a number (1, 1.5, 1. or .5), then one suffix: binary
@@ -25,6 +26,9 @@ DECIMAL = {'n': -9, 'u': -6, 'm': -3, '': 0, 'k': 3, 'M': 6, 'G': 9, 'T': 12, 'P
 QUANTITY_EXAMPLES = 'such as 128Mi, 1G, 500m'
 LARGEST = 2 ** 63 - 1  # an int64, as the runtime takes bytes and cpu shares
 UNITS = {'memory': 1, 'cpu': 1000}  # bytes, millicores
+# The largest CPU limit the kernel takes: a CFS quota of 2^44 - 1 us per
+# period (cgroups.py writes it); above it the write fails (EINVAL).
+CPU_MAX_MILLICORES = ((1 << 44) - 1) * 1000 // CPU_PERIOD_US
 
 # The names of limits and requests: podnet reads cpu and memory; storage,
 # hugepages and extended resources (a vendor's domain/name) change nothing
@@ -128,6 +132,10 @@ def _check_limits(limits, requests, raw, at, subject):
         if name in limits and requests[name] > limits[name]:
             raise SpecError(subject, '%s.requests.%s: %r must be less than or equal to %s limit '
                             'of %s' % (at, name, raw['requests'][name], name, raw['limits'][name]))
+    for kind, amounts in (('limits', limits), ('requests', requests)):
+        if 'cpu' in amounts and amounts['cpu'] * UNITS['cpu'] > CPU_MAX_MILLICORES:
+            raise SpecError(subject, '%s.%s.cpu: %r is more than the kernel can give (%d cores: its CFS quota '
+                            'has 44 bits of microseconds)' % (at, kind, raw[kind]['cpu'], CPU_MAX_MILLICORES // 1000))
     if 'memory' in limits and limits['memory'] < MEMORY_LIMIT_MIN:
         raise SpecError(subject, '%s.limits.memory: %r is below 6Mi, the least runc needs to '
                         'start a container (under it the start fails)'

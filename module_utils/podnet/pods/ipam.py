@@ -93,7 +93,7 @@ class HostLocalIpam:
         found = {}
         for address in addresses:
             path = self._path(address)
-            owner, problem = read_checked(path, lambda text: text.split('\n')[0])
+            owner, problem = read_checked(path, _owner_id)
             if problem:
                 found[address] = 'unreadable %s (%s)' % (path, problem)
             elif owner is not None:
@@ -129,3 +129,12 @@ class HostLocalIpam:
 
     def capacity(self):
         return self.network.num_addresses - 3
+
+
+def _owner_id(text):
+    """The owner id of an address file (`<id>\\n<interface>\\n`, as host-local
+    writes it): one word on the first line, else ValueError."""
+    owner = text.split('\n')[0]
+    if not owner or len(owner.split()) != 1:
+        raise ValueError('not an owner id and interface')
+    return owner

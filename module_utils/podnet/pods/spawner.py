@@ -256,7 +256,11 @@ DEVICES = ('null', 'zero', 'full', 'random', 'urandom', 'tty')
 # modprobe path would run its program as the machine's root), the files
 # that reboot the machine or show its keys and memory hidden.
 PROC_READ_ONLY = ('/proc/sys', '/proc/bus', '/proc/fs', '/proc/irq')
-PROC_MASKED = ('/proc/sysrq-trigger', '/proc/kcore', '/proc/keys', '/proc/timer_list')
+PROC_MASKED = ('/proc/sysrq-trigger', '/proc/kcore', '/proc/keys', '/proc/timer_list', '/proc/latency_stats',
+               '/proc/timer_stats', '/proc/sched_debug')
+# Folders runtimes hide behind an empty read-only tmpfs: the machine's
+# firmware tables (ACPI, EFI) and power capping.
+MASKED_FOLDERS = ('/proc/acpi', '/proc/scsi', '/sys/firmware', '/sys/devices/virtual/powercap')
 NEW_ROOT = NETNS_DIR  # any folder will do as the mount point; this one always exists
 SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
 
@@ -291,6 +295,9 @@ def _enter_view(view, scratch, cgroupfs):
         if os.path.exists(path):
             _bind_ro('/dev/null', path)
     mount('sysfs', '/sys', 'sysfs', MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    for path in MASKED_FOLDERS:
+        if os.path.isdir(path):
+            mount('tmpfs', path, 'tmpfs', RO_SPECIAL, 'size=0')
     _cgroup_view(cgroupfs)
 
 

@@ -5,7 +5,9 @@ to cni0, before routing and before NetworkPolicy see it: a pod that changes
 its address (it may keep NET_ADMIN) or forges ARP is dropped at its port.
 A verdict map jumps from the port to the pod's own chain, so the cost per
 frame does not grow with the number of pods; a port with no pod chain is
-dropped whole, and so is anything but IPv4 and ARP (pods have no IPv6).
+dropped whole, and so is anything but IPv4 and ARP (the cluster is IPv4: a pod
+has only the link-local IPv6 address the kernel gives every interface, and
+its IPv6 goes nowhere: router advertisements and neighbour discovery too).
 
 "A port with no pod chain": the bridge family's hooks see the ports of
 every bridge on the node, and this kernel cannot tell which bridge a frame
