@@ -188,3 +188,12 @@ def test_remove_tree_kills_what_runs_in_it_and_removes_every_folder(pids_hierarc
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_value_the_kernel_refuses_names_the_file(tmp_path):
+    """Regression (hostile re-run of issue 21): a refused cgroup write said
+    `[Errno 22] Invalid argument`, naming neither file nor value."""
+    from ansible.module_utils.podnet.kernel import cgroups
+    with pytest.raises(OSError) as refused:
+        cgroups._write(str(tmp_path / 'missing' / 'cpu.cfs_quota_us'), '1000')
+    assert 'writing %r to %s' % ('1000', tmp_path / 'missing' / 'cpu.cfs_quota_us') in str(refused.value)

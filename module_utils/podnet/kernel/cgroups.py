@@ -237,8 +237,13 @@ class PodCgroups:
 
 
 def _write(path, text):
-    with open(path, 'w') as f:
-        f.write(text)
+    """A cgroup file's value; the kernel's refusal names the file and value
+    (a write error carries no file name of its own)."""
+    try:
+        with open(path, 'w') as f:
+            f.write(text)
+    except OSError as exc:
+        raise OSError(exc.errno, '%s: writing %r to %s' % (exc.strerror, text, path)) from None
 
 
 def _write_all(folder, controllers, version, limits):
