@@ -122,6 +122,17 @@ def test_containers_run_under_runtime_default_seccomp_unless_unconfined(limited)
     assert 'Seccomp:\t0' in free and 'userns-made' in free
 
 
+def test_a_container_runs_as_the_user_and_groups_its_security_context_names(limited):
+    """Regression (issue 23): runAsUser other than 0 and fsGroup were refused."""
+    _, node2, _, _, _ = limited
+    out = log(node2, 'who', 'who')
+    ids = dict(part.split('=', 1) for part in re.sub(r'\([^)]*\)', '', out.splitlines()[0]).split())
+    assert (ids['uid'], ids['gid']) == ('1000', '3000') and {'2000', '4000'} <= set(ids['groups'].split(',')), out
+    status = dict(line.split(':', 1) for line in out.splitlines() if line.startswith(('CapEff', 'NoNewPrivs')))
+    assert status['CapEff'].strip() == '0' * 16 and status['NoNewPrivs'].strip() == '1', out
+    assert 'tmp-writable' in out and 'root-read-only' in out
+
+
 def test_tmp_is_on_the_pod_s_disk_folder_and_dev_shm_is_64_mib(limited):
     _, node2, _, _, _ = limited
     out = log(node2, 'limits', 'probe')
@@ -179,13 +190,3 @@ def test_a_removed_pod_leaves_no_process_and_no_cgroup(limited):
     assert int(parents) < 10  # not the 1,000 zombies' parent and its children
     assert not [r for r in pod_records(node2) if r['name'] in ('limits', 'hog', 'zombies')]
 
-
-def test_a_container_runs_as_the_user_and_groups_its_security_context_names(limited):
-    """Regression (issue 23): runAsUser other than 0 and fsGroup were refused."""
-    _, node2, _, _, _ = limited
-    out = log(node2, 'who', 'who')
-    ids = dict(part.split('=', 1) for part in re.sub(r'\([^)]*\)', '', out.splitlines()[0]).split())
-    assert (ids['uid'], ids['gid']) == ('1000', '3000') and {'2000', '4000'} <= set(ids['groups'].split(',')), out
-    status = dict(line.split(':', 1) for line in out.splitlines() if line.startswith(('CapEff', 'NoNewPrivs')))
-    assert status['CapEff'].strip() == '0' * 16 and status['NoNewPrivs'].strip() == '1', out
-    assert 'tmp-writable' in out and 'root-read-only' in out
