@@ -4,7 +4,7 @@ reference CNI bridge plugin, in the same run.
 Reference ("CNI bridge"): what a container runtime does per pod with the
 Debian package containernetworking-plugins: `ip netns add`, then the
 `bridge` plugin (with `host-local` IPAM) invoked with CNI_COMMAND=ADD.
-podnet: NodePods.apply() creating the same N pods in one call: sandbox
+podnet: PodsReconciler.apply() creating the same N pods in one call: sandbox
 namespace bound under /run/netns, pause process, veth on cni0, address
 from host-local style IPAM, lo up, default route. Both run on a bridge of
 their own in a throwaway node: new network, mount and PID namespaces (with
