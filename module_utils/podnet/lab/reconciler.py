@@ -1,6 +1,6 @@
 """The lab provider: reconcile the running lab with its spec.
 
-Shape: read_current() -> plan(current) -> apply(actions). A lab host is
+Shape: the Reconciler of core/reconcile.py (read, plan, do_<verb>). A lab host is
 either healthy (its init alive and every link and address in place, sshd up
 on nodes) or recreated whole, as a VM would be rebooted: partial repair of a
 half-broken host would hide the fault that broke it.

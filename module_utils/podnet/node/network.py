@@ -2,7 +2,7 @@
 pod CIDR, the masquerade table for pod traffic leaving the cluster, and the
 isolation table that keeps pods off the management network.
 
-Shape: read_current() -> plan(current) -> apply(actions, current).
+Shape: the Reconciler of core/reconcile.py: read() -> plan(current) -> do_<verb>(action, current).
 """
 import collections
 import ipaddress
