@@ -129,18 +129,18 @@ def run_module(module, build):
     try:
         reconciler = build(module)
         subject = reconciler.subject
-        actions, shown, extra = _reconcile(reconciler, module.check_mode, module._diff)
-        for warning in reconciler.warnings(*extra):
+        actions, shown, result, warnings = _reconcile(reconciler, module.check_mode, module._diff)
+        for warning in warnings:
             module.warn(warning)
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)
     except kernel_errors() as exc:
         module.fail_json(msg='%s: the kernel refused a change: %s' % (subject, exc), subject=subject)
-    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions], diff=shown, **extra[1])
+    module.exit_json(changed=bool(actions), actions=[list(a) for a in actions], diff=shown, **result)
 
 
 def _reconcile(r, check_mode, with_diff):
-    """(actions, diff, (current, result)) of one reconcile."""
+    """(actions, diff, result, warnings) of one reconcile."""
     create = not (r.absent or check_mode)
     with node_lock(r.lock_dir, create=create) if r.lock_dir else nullcontext() as lock:
         current = r.read()
@@ -149,10 +149,11 @@ def _reconcile(r, check_mode, with_diff):
         shown = diff(r.subject, r.show(current), r.show_wanted(current), actions) if with_diff else {}
         if actions and not check_mode:
             r.apply(actions, current)
-        extra = current, r.result(current, actions)
+        result = r.result(current, actions)
+        warnings = r.warnings(current, result)
     if lock:  # the lock was replaced before the run, as node_lock says
         healed = Action('replace_lock', os.path.join(r.lock_dir, LOCK_FILE), lock)
         actions = [healed] + actions
         if shown:
             shown['prepared'] = '%s\n' % (healed,) + shown['prepared']
-    return actions, shown, extra
+    return actions, shown, result, warnings

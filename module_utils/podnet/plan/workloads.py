@@ -19,6 +19,7 @@ The API server's rules for the fields read here are applied: a selector
 that does not match the template's labels, negative replicas or a
 restartPolicy the kind forbids are refused, naming the object and field.
 """
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -131,8 +132,9 @@ def pods(workload, nodes):
     the inventory's node names (a DaemonSet's pods go one to each)."""
     base = _pod_base(workload)
     if workload.kind == 'Deployment':
-        prefix = '%s-%s' % (workload.name, template_hash(workload.template))
-        return [_pod(base, '%s-%s' % (prefix, suffix(prefix, i)), {'pod-template-hash': prefix.rsplit('-', 1)[1]})
+        pod_hash = template_hash(workload.template)
+        prefix = '%s-%s' % (workload.name, pod_hash)
+        return [_pod(base, '%s-%s' % (prefix, suffix(prefix, i)), {'pod-template-hash': pod_hash})
                 for i in range(workload.replicas)]
     if workload.kind == 'StatefulSet':
         return [_stateful(base, workload, i) for i in range(workload.replicas)]
@@ -150,11 +152,11 @@ def _pod_base(workload):
     return {'apiVersion': 'v1', 'kind': 'Pod',
             'metadata': {'namespace': workload.namespace,
                          'labels': dict((template.get('metadata') or {}).get('labels') or {})},
-            'spec': json.loads(json.dumps(template['spec']))}
+            'spec': template['spec']}
 
 
 def _pod(base, name, labels, node_name=None):
-    pod = json.loads(json.dumps(base))
+    pod = copy.deepcopy(base)
     pod['metadata'].update(name=name)
     pod['metadata']['labels'].update(labels)
     if node_name is not None:
