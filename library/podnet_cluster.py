@@ -141,8 +141,18 @@ policy_cluster:
     - What every node's policy table is compiled from, as one JSON text, as the policy role passes
       it to podnet_policy on every node (its C(cluster) option); C(from_json) reads it.
     - C(policies), the NetworkPolicy objects as given; C(pods), every pod of the cluster sorted by
-      namespace/name with what podnet_policy needs of it (C(namespace), C(name), C(node), C(labels)
-      and C(ports), its containers' ports); C(namespaces), as above.
+      namespace/name with what podnet_policy and podnet_services need of it (C(namespace), C(name),
+      C(node), C(labels), C(hostname), C(subdomain) and C(ports), its containers' ports);
+      C(namespaces), as above.
+  returned: success
+  type: str
+services_json:
+  description:
+    - Every Service of the cluster, as one JSON text, as the services role passes it to podnet_services
+      on every node. Each has C(namespace), C(name), C(type), C(cluster_ip) (allocated from the service
+      CIDR 10.43.0.0/16 unless the manifest sets it; null for a headless Service), C(selector),
+      C(ports) (C(name), C(protocol), C(port), C(target_port), C(node_port)), C(affinity_timeout),
+      C(external_local), C(internal_local), C(publish_not_ready) and C(external_name).
   returned: success
   type: str
 '''

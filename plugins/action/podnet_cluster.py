@@ -61,7 +61,8 @@ def registered(plan):
     return {'backend': plan['backend'], 'nodes': nodes, 'placement': plan['placement'],
             'namespaces': plan['namespaces'], 'workloads': plan['workloads'], 'ignored': plan['ignored'],
             'notes': plan['notes'],
-            'policy_cluster': _text({key: plan[key] for key in ('policies', 'pods', 'namespaces')})}
+            'policy_cluster': _text({key: plan[key] for key in ('policies', 'pods', 'namespaces')}),
+            'services_json': _text(plan['services'])}
 
 
 def said(plan):

@@ -440,11 +440,12 @@ spec:
 def test_the_plans_cluster_wide_pods_are_what_the_policy_compiler_needs(tmp_path):
     """The plan sends every node the cluster's pods for its policy table: only
     namespace, name, node, labels and ports (a named port resolves from them),
-    not the command lines and environments of 1,000 pods (issue "Scale")."""
+    and for cluster DNS its hostname and subdomain; not the command lines and
+    environments of 1,000 pods (issue "Scale")."""
     from test_reset_plan import library
     plan = build(write(tmp_path, NAMED_PORT))
     assert plan['pods'] == [{'namespace': 'default', 'name': 'web', 'node': 'node2',
-                             'labels': {'app': 'web'},
+                             'labels': {'app': 'web'}, 'hostname': 'web', 'subdomain': None,
                              'ports': [{'name': 'http', 'containerPort': 8080, 'protocol': 'TCP'}]}]
     policy = library('podnet_policy')
     chains, rules, isolated, _ = policy.compile_for(
@@ -497,13 +498,15 @@ def test_the_pods_role_s_json_text_is_the_plan_s_pods_checked_as_a_list(tmp_path
 
 
 def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
-    """Ansible walks every value a task registers: the plan's pods and
-    policies are kept once, as JSON text, and everything else as planned."""
+    """Ansible walks every value a task registers: the plan's pods,
+    policies and Services are kept once, as JSON text, and everything else
+    as planned."""
     from podnet_testlib import action_plugin
     plan = build(write(tmp_path, NAMED_PORT))
     kept = action_plugin('podnet_cluster').registered(plan)
     assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster', 'workloads', 'ignored',
-                         'notes'}
+                         'notes', 'services_json'}
+    assert json.loads(kept['services_json']) == plan['services']
     for name, node in plan['nodes'].items():
         assert kept['nodes'][name] == dict({k: v for k, v in node.items() if k != 'pods'},
                                            pods_json=kept['nodes'][name]['pods_json'])

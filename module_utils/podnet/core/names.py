@@ -24,6 +24,15 @@ def fit_ifname(prefix, name):
     return prefix + hashlib.sha256(name.encode()).hexdigest()[:6]
 
 
+def fnv1a(data):
+    """FNV-1a, 32 bits, of bytes: a stable hash (Python's own is salted per
+    process), the one Kubernetes' controllers use for names."""
+    digest = 2166136261
+    for byte in data:
+        digest = ((digest ^ byte) * 16777619) & 0xFFFFFFFF
+    return digest
+
+
 def stable_mac(*parts):
     """A locally administered unicast MAC derived from parts: a recreated
     host keeps its MACs, so its neighbours' ARP caches stay right, as with

@@ -7,6 +7,7 @@ the table, so the kernel never sees half a ruleset. Checking costs one
 handles dropped, so podnet writes expressions in the form nft prints.
 """
 import errno
+import hashlib
 import ipaddress
 import json
 import os
@@ -115,6 +116,51 @@ def table_commands(family, name, chains, rules):
         cmds.append({'add': {'rule': {'family': family, 'table': name, 'chain': chain,
                                       'expr': expr}}})
     return {'nftables': cmds}
+
+
+# -- tables written as text --------------------------------------------------------
+# A table of maps and per-object chains (Services) reads best written in
+# nft's own syntax, which its JSON cannot be compared with. Such a table is
+# checked by digest instead: the digest of its listing right after podnet
+# loaded it, kept beside the text it was loaded from.
+def load_text(run, family, name, text):
+    """Replace the table by text (`table FAMILY NAME { ... }`) in one transaction."""
+    script = 'add table %s %s\ndelete table %s %s\n%s' % (family, name, family, name, text)
+    rc, _, err = run(['nft', '-f', '-'], data=script)
+    if rc != 0:
+        raise NftError('%s %s' % (family, name), 'nft refused the ruleset: %s' % err.strip())
+
+
+def listing_digest(run, family, name):
+    """A digest of the table as the kernel lists it, None when there is no
+    table. Elements of dynamic sets (what packets put there, e.g. session
+    affinity) are left out, and elements sorted: a hash set lists in the
+    kernel's order."""
+    items = list_items(run, 'table', family, name)
+    if items is None:
+        return None
+    kept = []
+    for item in items:
+        (kind, body), = item.items()
+        if kind == 'metainfo':
+            continue
+        body = {k: v for k, v in body.items() if k != 'handle'}
+        if 'dynamic' in (body.get('flags') or ()):
+            body.pop('elem', None)
+        elif 'elem' in body:
+            body['elem'] = sorted(body['elem'], key=lambda e: json.dumps(e, sort_keys=True))
+        kept.append({kind: body})
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def list_text(run, family, name):
+    """The table as `nft list table` prints it, None when there is none."""
+    rc, out, err = run(['nft', 'list', 'table', family, name])
+    if rc != 0:
+        if NOT_FOUND in err:
+            return None
+        raise NftError('%s %s' % (family, name), err.strip())
+    return out
 
 
 def delete_commands(family, name):

@@ -10,8 +10,9 @@ forward and postrouting hooks, the egress). Every base chain of a stage is
 run, by priority; an ingress or egress chain only on its own device. A
 rule whose matches this reader cannot judge (sets of sets, maps, marks...)
 is reported as not judged, never guessed. podnet's policy table is judged
-by the NetworkPolicy model, its nat table by masqueraded_by(), so both are
-left out of judge().
+by the NetworkPolicy model, its nat table by masqueraded_by() and its
+Services table (maps, numgen) by the Service hop of the path explainer, so
+all three are left out of judge().
 """
 import ipaddress
 from collections import namedtuple
@@ -22,7 +23,7 @@ HOOKS = ('prerouting', 'forward', 'postrouting')
 IP_FAMILIES = ('ip', 'inet')
 # ingress chains are bound to a device: netdev's, and inet's since Linux 5.10
 DEVICE_FAMILIES = ('netdev', 'inet')
-SKIPPED_TABLES = ('podnet-policy', 'podnet-nat')
+SKIPPED_TABLES = ('podnet-policy', 'podnet-nat', 'podnet-services')
 DROPPING_TYPES = ('filter', 'route')  # nat chains translate; a drop there is not judged
 PROTOCOL_NUMBERS = {'tcp': 6, 'udp': 17, 'sctp': 132}
 # An interface name standing for any pod's port on the bridge: it matches

@@ -28,6 +28,7 @@ RTA_OIF, RTA_GATEWAY, RTA_TABLE = 4, 5, 15
 RT_TABLE_MAIN = 254
 IFF_UP, NLA_F_NESTED = 0x1, 0x8000
 IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
+IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA, IFLA_BRPORT_MODE = 4, 5, 4
 
 
 def _attr(kind, payload):
@@ -89,6 +90,18 @@ class Rtnl:
         if ifname:
             attrs += _attr(IFLA_IFNAME, ifname.encode() + b'\0')
         self.request(RTM_SETLINK, _ifinfo(index, IFF_UP if up else 0, IFF_UP) + attrs)
+
+    def bridge_port(self, ifname, master):
+        """Put ifname on the bridge of index master, in hairpin mode: a
+        frame may leave by the port it came in by, which a pod reaching
+        itself through its Service's DNAT needs (the CNI bridge plugin's
+        hairpinMode, which flannel sets). Two requests: port options need
+        the port on its bridge first, and only RTM_NEWLINK reads them."""
+        self.set_link(ifname=ifname, attrs=_attr(IFLA_MASTER, struct.pack('=I', master)))
+        port = _attr(IFLA_INFO_SLAVE_KIND, b'bridge\0') + _attr(
+            IFLA_INFO_SLAVE_DATA | NLA_F_NESTED, _attr(IFLA_BRPORT_MODE, struct.pack('=B', 1)))
+        self.request(RTM_NEWLINK, _ifinfo() + _attr(IFLA_IFNAME, ifname.encode() + b'\0')
+                     + _attr(IFLA_LINKINFO | NLA_F_NESTED, port))
 
     def dump(self, kind, body):
         """The payloads of every message a dump request answers."""

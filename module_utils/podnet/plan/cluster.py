@@ -14,6 +14,7 @@ import os
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.node import backend
 from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr
+from ansible.module_utils.podnet.services import spec as service_spec
 
 VXLAN_OVERHEAD = backend.VXLAN_OVERHEAD
 
@@ -85,13 +86,15 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog):
                       'pods': [pods[k] for k in sorted(pods) if placement[k] == name]}
     # What every node's policy compiler needs of each pod, and no more: at
     # 1,000 pods it is sent to every node, and the full pods tripled that task.
+    subdomains = {p.key: p.subdomain for p in found.pods}
     everyone = [{'namespace': pods[k]['namespace'], 'name': pods[k]['name'], 'node': placement[k],
-                 'labels': pods[k]['labels'],
+                 'labels': pods[k]['labels'], 'hostname': pods[k]['hostname'], 'subdomain': subdomains[k],
                  'ports': [port for c in pods[k]['containers'] for port in c['ports']]}
                 for k in sorted(pods)]
     return {'backend': backend_name, 'nodes': plan, 'placement': placement, 'pods': everyone,
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies, 'ignored': found.ignored,
+            'services': service_spec.plan(found.services),
             'notes': {p.owner or 'Pod %s' % p.key: list(p.notes) for p in found.pods if p.notes},
             'workloads': {w: sorted(p.key for p in found.pods if p.owner == w)
                           for w in ('%s %s' % (w.kind, w.key) for w in found.workloads)}}

@@ -6,9 +6,10 @@ refusal names the file, the object and the field, e.g.
 `manifests/seed/pods.yaml: Pod default/web: spec.containers[1].image: ...`.
 Files are read within bounds by manifest_files, Pods are read by podspec,
 workloads (Deployments and the like) become the pods they keep (workloads),
+Services are read by services.spec,
 NetworkPolicies are validated by netpol and stay raw dicts: the policy
 compiler reads them itself. Objects of any other kind (ConfigMaps,
-Services, ServiceAccounts...) are accepted and listed as ignored, never
+Secrets, ServiceAccounts...) are accepted and listed as ignored, never
 silently dropped: a real application's manifests hold many of them.
 """
 import copy
@@ -19,12 +20,14 @@ from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core import k8s
 from ansible.module_utils.podnet.plan import manifest_files, podspec, workloads
 from ansible.module_utils.podnet.policy import netpol
+from ansible.module_utils.podnet.services import spec as service_spec
 
 # Kinds of no namespace among those podnet ignores: named without one.
 CLUSTER_SCOPED = ('ClusterRole', 'ClusterRoleBinding', 'PersistentVolume', 'StorageClass', 'PriorityClass',
                   'CustomResourceDefinition', 'IngressClass', 'RuntimeClass', 'APIService', 'Node',
                   'ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration', 'CSIDriver')
-API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1', **workloads.KINDS}
+API_VERSIONS = {'Namespace': 'v1', 'Pod': 'v1', 'Service': 'v1', 'NetworkPolicy': 'networking.k8s.io/v1',
+                **workloads.KINDS}
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Manifests:
     pods: list = field(default_factory=list)
     policies: list = field(default_factory=list)  # raw NetworkPolicy dicts
     workloads: list = field(default_factory=list)  # [Workload], whose pods are in pods
+    services: list = field(default_factory=list)  # [services.spec.Service]
     ignored: list = field(default_factory=list)  # `Kind ns/name` of the objects podnet does not model
 
 
@@ -97,6 +101,9 @@ def _read(kind, raw, subject, path):
     if kind in workloads.KINDS:
         obj = workloads.parse(kind, raw, subject)
         return obj, obj.key, obj.namespace
+    if kind == 'Service':
+        obj = service_spec.parse(raw, subject)
+        return obj, obj.key, obj.namespace
     if kind not in API_VERSIONS:
         return _ignored(kind, raw, subject)
     obj = _policy(raw, subject)
@@ -140,6 +147,8 @@ def load(paths, nodes=()):
             found.pods += _workload_pods(obj, nodes, seen, location, path)
         elif kind not in API_VERSIONS:
             found.ignored.append(obj)
+        elif kind == 'Service':
+            found.services.append(obj)
         else:
             (found.pods if kind == 'Pod' else found.policies).append(obj)
     found.namespaces.setdefault(k8s.DEFAULT_NAMESPACE, Namespace(

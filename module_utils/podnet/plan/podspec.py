@@ -32,11 +32,12 @@ DEFAULT_SECCOMP = 'RuntimeDefault'
 ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
 
 # (read, ignored, {not supported: accepted default}) per part of a Pod.
-SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'securityContext', 'volumes'),
+SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'subdomain', 'dnsPolicy', 'securityContext',
+         'volumes'),
         ('terminationGracePeriodSeconds', 'serviceAccountName', 'serviceAccount',
          'automountServiceAccountToken', 'imagePullSecrets', 'tolerations', 'priority',
          'priorityClassName', 'preemptionPolicy', 'schedulerName', 'enableServiceLinks',
-         'readinessGates', 'subdomain', 'dnsConfig', 'overhead', 'resources'),
+         'readinessGates', 'dnsConfig', 'overhead', 'resources'),
         {'initContainers': [], 'ephemeralContainers': [], 'hostNetwork': False,
          'hostPID': False, 'hostIPC': False, 'shareProcessNamespace': False, 'hostUsers': True,
          'setHostnameAsFQDN': False, 'hostAliases': [], 'nodeSelector': {}, 'affinity': {},
@@ -133,6 +134,7 @@ class Pod:
     spec_hostname: object = None  # spec.hostname, or None for the pod's name
     source: str = ''  # the manifest file, to name it in later refusals
     owner: str = ''  # `Kind ns/name` of the workload that made it, '' for a Pod of its own
+    subdomain: object = None  # spec.subdomain: with a headless Service of that name, the pod's DNS name
 
     @property
     def notes(self):
@@ -421,5 +423,8 @@ def parse_pod(raw, subject, source=''):
     if hostname is not None:
         k8s.name(hostname, 'spec.hostname', subject, label=True)
     _check_spec(spec, subject)
+    subdomain = spec.get('subdomain') or None
+    if subdomain is not None:
+        k8s.name(subdomain, 'spec.subdomain', subject, label=True)
     return Pod(namespace, name, labels, node_name, _containers(spec, subject),
-               _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source)
+               _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source, subdomain=subdomain)

@@ -24,7 +24,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ansible.module_utils.podnet.core import k8s
+from ansible.module_utils.podnet.core import k8s, names
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.policy import netpol
 
@@ -177,9 +177,7 @@ def template_hash(template):
     """The pod-template-hash: a hash of the template, written as the
     Deployment controller writes its own (FNV-1a 32, its decimal digits in
     the safe alphabet)."""
-    digest = 2166136261
-    for byte in json.dumps(template, sort_keys=True).encode():
-        digest = ((digest ^ byte) * 16777619) & 0xFFFFFFFF
+    digest = names.fnv1a(json.dumps(template, sort_keys=True).encode())
     return ''.join(ALPHABET[ord(c) % len(ALPHABET)] for c in str(digest))
 
 

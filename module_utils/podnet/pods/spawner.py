@@ -69,7 +69,6 @@ try:
         IFLA_INFO_DATA,
         IFLA_INFO_KIND,
         IFLA_LINKINFO,
-        IFLA_MASTER,
         IFLA_MTU,
         IFLA_NET_NS_FD,
         NLA_F_NESTED,
@@ -157,7 +156,7 @@ def spawn_sandbox(req, home, home_rtnl):
         finally:
             _go_home(home)
         if req.get('veth'):
-            home_rtnl.set_link(ifname=req['veth'], attrs=_attr(IFLA_MASTER, struct.pack('=I', req['bridge'])))
+            home_rtnl.bridge_port(req['veth'], req['bridge'])
         return pid
     except OSError:
         if pid:
