@@ -537,7 +537,18 @@ def test_the_plan_says_which_pods_each_workload_keeps_and_names_what_it_ignores(
     ('[{"namespace": "default", "name": "web", "containers": [], "bogus": 1}]',
      'pods[0] (default/web): unsupported parameter bogus.'),
     ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": []}]}]',
-     'pods[0] (default/web): containers[0] (c): argv is empty')])
+     'pods[0] (default/web): containers[0] (c): argv is empty'),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "../../etc", "target": "/x"}]}]}]',
+     "pods[0] (default/web): containers[0] (c): mounts[0].source: '../../etc' must be a folder within state_dir"),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "/etc", "target": "/x"}]}]}]',
+     'pods[0] (default/web): containers[0] (c): mounts[0].source'),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "dns", "target": "zone"}]}]}]',
+     "pods[0] (default/web): containers[0] (c): mounts[0].target: 'zone' must be an absolute path"),
+    ('[{"namespace": "default", "name": "web", "dns": {"policy": "Sometimes"}, "containers": []}]',
+     'pods[0] (default/web): value of policy must be one of')])
 def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_pod(text, message):
     from test_reset_plan import library
     with pytest.raises(SpecError) as refused:

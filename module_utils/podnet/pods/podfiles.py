@@ -25,6 +25,9 @@ FOLDER = '.etc'
 RESOLV_CONF, HOSTS = '/etc/resolv.conf', '/etc/hosts'
 CLUSTER_OPTIONS = (('ndots', '5'),)
 MAX_NAMESERVERS, MAX_SEARCHES, MAX_SEARCH_CHARS = 3, 32, 2048
+# A pod the plan gave no DNS settings: ClusterFirst on a cluster without DNS.
+NO_CLUSTER_DNS = {'policy': 'ClusterFirst', 'nameservers': [], 'searches': [], 'options': [], 'cluster_dns': None,
+                  'domain': 'cluster.local'}
 HOSTS_HEADER = ('# Kubernetes-managed hosts file.\n'
                 '127.0.0.1\tlocalhost\n'
                 '::1\tlocalhost ip6-localhost ip6-loopback\n'
@@ -89,7 +92,7 @@ def hosts(hostname, subdomain, namespace, ip, domain):
 
 def write(folder, pod, ip, hostname, node_resolv=NODE_RESOLV_CONF):
     """Write the pod's files into its folder; [(file, where containers see it)]."""
-    dns = pod['dns']
+    dns = pod.get('dns') or NO_CLUSTER_DNS
     try:
         with open(node_resolv) as f:
             node_text = f.read()
