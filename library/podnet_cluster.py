@@ -36,6 +36,13 @@ options:
   cluster_cidr: {description: The cluster's pod network., type: str, default: 10.42.0.0/16}
   backend: {description: The backend., type: str, choices: [vxlan, host-gw], default: vxlan}
   images: {description: 'The image catalog: image name to C(entrypoint) and C(cmd).', type: dict, required: true}
+  cluster_dns:
+    description:
+      - The cluster DNS manifest (the cluster role's C(files/cluster-dns.yaml)), run as the manifests are;
+        its pods alone see the zone each node keeps, read-only. ClusterFirst pods resolve through its
+        Service, 10.43.0.10.
+      - Not given, the cluster has no DNS and ClusterFirst pods get their node's resolv.conf.
+    type: path
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}

@@ -66,6 +66,31 @@ options:
       namespace: {description: The pod's namespace., type: str, required: true}
       name: {description: The pod's name., type: str, required: true}
       hostname: {description: "Its hostname (the name cut to 63 characters when not given).", type: str}
+      subdomain:
+        description:
+          - Its spec.subdomain; its C(/etc/hosts) then names it C(<hostname>.<subdomain>.<namespace>.svc.<domain>).
+        type: str
+      dns:
+        description:
+          - What its C(/etc/resolv.conf) is made from, as the kubelet makes it (dnsPolicy and dnsConfig); every
+            container sees that file and the pod's C(/etc/hosts) read-only.
+          - Not given, ClusterFirst on a cluster without DNS, which is the node's own resolv.conf.
+        type: dict
+        suboptions:
+          policy:
+            description: Its dnsPolicy.
+            type: str
+            choices: [ClusterFirst, ClusterFirstWithHostNet, Default, None]
+            default: ClusterFirst
+          nameservers: {description: dnsConfig's nameservers., type: list, elements: str, default: []}
+          searches: {description: dnsConfig's search domains., type: list, elements: str, default: []}
+          options:
+            description: "dnsConfig's options, each [name, value or null]."
+            type: list
+            elements: list
+            default: []
+          cluster_dns: {description: The cluster DNS Service's address; none without cluster DNS., type: str}
+          domain: {description: The cluster domain., type: str, default: cluster.local}
       labels: {description: Its labels., type: dict, default: {}}
       restart_policy:
         description: Whether an exited container is started again.
@@ -118,6 +143,20 @@ options:
             description: Set no_new_privs, as C(allowPrivilegeEscalation=false) asks; setuid programs then gain nothing.
             type: bool
             default: false
+          mounts:
+            description:
+              - Folders of the node's state directory the container sees read-only, each at its C(target).
+                Only the plan's own system pods have any (the cluster DNS pod sees the zone in C(dns)); a
+                user's manifest never gives one.
+            type: list
+            elements: dict
+            default: []
+            suboptions:
+              source:
+                description: "A folder of O(state_dir), relative to it (made if missing)."
+                type: str
+                required: true
+              target: {description: Where the container sees it; an absolute path., type: str, required: true}
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
@@ -197,6 +236,8 @@ actions:
   sample: [[create, default/web, new pod]]
 '''
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
@@ -232,12 +273,25 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  seccomp=dict(type='str', choices=['RuntimeDefault', 'Unconfined'], default='RuntimeDefault'),
                  user=dict(type='dict', options=dict(uid=dict(type='int', default=0), gid=dict(type='int', default=0),
                                                      groups=dict(type='list', elements='int', default=[]))),
-                 no_new_privs=dict(type='bool', default=False))
+                 no_new_privs=dict(type='bool', default=False),
+                 mounts=dict(type='list', elements='dict', default=[],
+                             options=dict(source=dict(type='str', required=True),
+                                          target=dict(type='str', required=True))))
+
+DNS = dict(policy=dict(type='str', choices=['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'],
+                       default='ClusterFirst'),
+           nameservers=dict(type='list', elements='str', default=[]),
+           searches=dict(type='list', elements='str', default=[]),
+           options=dict(type='list', elements='list', default=[]),
+           cluster_dns=dict(type='str'),
+           domain=dict(type='str', default='cluster.local'))
 
 
 POD = dict(namespace=dict(type='str', required=True),
            name=dict(type='str', required=True),
            hostname=dict(type='str'),
+           subdomain=dict(type='str'),
+           dns=dict(type='dict', options=DNS),
            labels=dict(type='dict', default={}),
            restart_policy=dict(type='str', choices=['Always', 'OnFailure', 'Never'], default='Always'),
            node=dict(type='str'),
@@ -263,10 +317,21 @@ def _checked(index, pod):
         raise SpecError(subject, '; '.join(('unsupported parameter %s' if isinstance(e, UnsupportedError) else '%s')
                                            % e for e in checked.errors.errors))
     for number, container in enumerate(checked.validated_parameters['containers']):
+        at = 'containers[%d] (%s)' % (number, container['name'])
         if not container['argv']:
-            raise SpecError(subject, 'containers[%d] (%s): argv is empty: a container needs a program to run'
-                            % (number, container['name']))
+            raise SpecError(subject, '%s: argv is empty: a container needs a program to run' % at)
+        for index, mount in enumerate(container['mounts']):
+            _check_mount(subject, '%s: mounts[%d]' % (at, index), mount)
     return checked.validated_parameters
+
+
+def _check_mount(subject, at, mount):
+    """A mount shows a folder of the state directory, nothing above it."""
+    source = mount['source']
+    if os.path.isabs(source) or '..' in source.split('/') or not source.strip('/.'):
+        raise SpecError(subject, '%s.source: %r must be a folder within state_dir, relative to it' % (at, source))
+    if not os.path.isabs(mount['target']) or '..' in mount['target'].split('/'):
+        raise SpecError(subject, '%s.target: %r must be an absolute path' % (at, mount['target']))
 
 
 def argument_spec():

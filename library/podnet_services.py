@@ -26,7 +26,9 @@ description:
     directory). A run changes the table when the text it would load differs, or when the listing
     no longer matches, which is someone else's change. Session-affinity entries are left out of the
     digest, since packets fill those sets. Loading a new table empties them.
-  - O(state=absent) removes the table, the route and the record; it needs none of the other options.
+  - Writes the cluster DNS zone, C(dns/records.json) in the state directory, from the same Services and
+    endpoints; the cluster DNS pod (podnet-dns) answers from it.
+  - O(state=absent) removes the table, the route, the record and the zone; it needs none of the other options.
 options:
   services:
     description:
@@ -61,7 +63,7 @@ options:
   state:
     description:
       - C(present) needs O(services), O(cluster), O(running), O(node), O(node_ip) and O(pod_cidr);
-        C(absent) removes the table, the route and the record.
+        C(absent) removes the table, the route, the record and the zone.
 extends_documentation_fragment: [podnet]
 author: podnet developers (!UNKNOWN)
 '''
@@ -87,7 +89,8 @@ actions:
   returned: always
   type: list
   elements: list
-  sample: [[set_table, ip podnet-services, the Services or their endpoints changed]]
+  sample: [[set_table, ip podnet-services, the Services or their endpoints changed],
+           [write_zone, /var/lib/podnet/dns/records.json, the Services or their endpoints changed]]
 endpoints:
   description: The endpoints of each Service as this node serves it, address:port by Service port.
   returned: state present
@@ -97,6 +100,7 @@ endpoints:
 
 import hashlib
 import json
+import os
 import socket
 
 from ansible.module_utils.basic import AnsibleModule
@@ -106,6 +110,7 @@ from ansible.module_utils.podnet.core.statefile import read_checked, remove_any,
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import RT_TABLE_MAIN, link_index, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
+from ansible.module_utils.podnet.services import dns
 from ansible.module_utils.podnet.services import endpoints as endpoints_of
 from ansible.module_utils.podnet.services import ruleset
 
@@ -115,20 +120,24 @@ RTPROT_SERVICES = 201  # marks the service CIDR route (200, the backend's, marks
 
 class NodeServices(Reconciler):
     """The node's Services table, the service CIDR route and the record of
-    what the table was loaded from. text: the table's text, None with
-    state absent; route: (destination, source), None with state absent."""
+    what the table was loaded from, and the cluster DNS zone. text: the
+    table's text, None with state absent; route: (destination, source);
+    zone: the zone's text."""
     subject = 'podnet_services'
 
-    def __init__(self, run, state_dir, text, route, found):
+    def __init__(self, run, state_dir, text, route=None, zone=None, found=None):
         self.run, self.lock_dir, self.absent = run, state_dir, text is None
-        self.text, self.route, self.found = text, route, found
+        self.text, self.route, self.zone, self.found = text, route, zone, found
         self.path = '%s/%s' % (state_dir, RECORD)
+        self.zone_path = dns.path(state_dir)
         self.digest = None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
     def read(self):
         record, problem = read_checked(self.path, json.loads)
+        zone, zone_problem = read_checked(self.zone_path)
         return {'listing': nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME),
-                'record': None if problem else record, 'problem': problem, 'route': _route_now()}
+                'record': None if problem else record, 'problem': problem, 'route': _route_now(),
+                'zone': zone, 'zone_problem': zone_problem}
 
     def plan(self, current):
         if self.absent:
@@ -137,6 +146,8 @@ class NodeServices(Reconciler):
                 actions.append(Action('delete_route', current['route'], 'state absent'))
             if current['record'] is not None or current['problem']:
                 actions.append(Action('forget_record', self.path, 'state absent'))
+            if current['zone'] is not None or current['zone_problem']:
+                actions.append(Action('forget_zone', self.zone_path, 'state absent'))
             return actions
         actions = []
         why = self._why_load(current)
@@ -145,6 +156,10 @@ class NodeServices(Reconciler):
         if current['route'] != self._route_text():
             actions.append(Action('set_route', self._route_text(), 'missing' if not current['route']
                                   else 'is %s' % current['route']))
+        if current['zone'] != self.zone:
+            why = current['zone_problem'] or ('missing' if current['zone'] is None
+                                              else 'the Services or their endpoints changed')
+            actions.append(Action('write_zone', self.zone_path, why))
         return actions
 
     def _why_load(self, current):
@@ -163,20 +178,27 @@ class NodeServices(Reconciler):
         return '%s dev %s src %s' % (self.route[0], BRIDGE, self.route[1])
 
     def wanted(self, current):
-        return {'table': self.text, 'route': None if self.absent else self._route_text()}
+        return {'table': self.text, 'route': None if self.absent else self._route_text(), 'zone': self.zone}
 
     def show(self, state):
         if 'listing' in state:  # the current state: the text podnet loaded, if the kernel still holds it
             record = state['record'] or {}
             table = (record.get('text') if record.get('listing') == state['listing'] and state['listing']
                      else nft.list_text(self.run, ruleset.FAMILY, ruleset.NAME))
-            state = {'table': table, 'route': state['route']}
-        return {ruleset.TABLE: _lines(state['table']), 'route': state['route']}
+            state = {'table': table, 'route': state['route'], 'zone': state['zone']}
+        return {ruleset.TABLE: _lines(state['table']), 'route': state['route'], 'dns zone': _names(state['zone'])}
 
     def do_set_table(self, _action, _current):
         nft.load_text(self.run, ruleset.FAMILY, ruleset.NAME, self.text)
         listing = nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME)
         write_atomic(self.path, json.dumps({'digest': self.digest, 'listing': listing, 'text': self.text}))
+
+    def do_write_zone(self, _action, _current):
+        os.makedirs(os.path.dirname(self.zone_path), exist_ok=True)
+        write_atomic(self.zone_path, self.zone)
+
+    def do_forget_zone(self, _action, _current):
+        remove_any(self.zone_path)
 
     def do_delete_table(self, _action, _current):
         nft.apply(self.run, nft.delete_commands(ruleset.FAMILY, ruleset.NAME), ruleset.TABLE)
@@ -210,6 +232,14 @@ def _lines(text):
     return [line.strip() for line in text.splitlines() if line.strip()] if text else None
 
 
+def _names(zone):
+    """The zone's names and records, as the diff shows them."""
+    try:
+        return json.loads(zone)['names'] if zone else None
+    except (ValueError, KeyError, TypeError):
+        return zone
+
+
 def _route_now():
     """The service CIDR route as `dst dev X src Y`, None when there is none."""
     with rtnl() as ipr:
@@ -222,7 +252,7 @@ def _route_now():
 
 
 def compile_for(p):
-    """(table text, {service: {port: [ip:port]}}) for this node."""
+    """(table text, zone text, {service: {port: [ip:port]}}) for this node."""
     services = from_text('services', p['services'], list)
     cluster = from_text('cluster', p['cluster'], dict)
     if 'pods' not in cluster:
@@ -230,19 +260,20 @@ def compile_for(p):
     found = endpoints_of.resolve(services, cluster['pods'], from_text('running', p['running'], dict),
                                  p['unready'])
     text = ruleset.compile_node(services, found, p['node'], p['node_ip'], p['cluster_cidr'])
+    zone = json.dumps(dns.records(services, found), indent=1, sort_keys=True) + '\n'
     served = {key: {port: sorted('%s:%d' % (e['ip'], e['ports'][port]) for e in eps if port in e['ports'])
                     for port in sorted({k for e in eps for k in e['ports']})}
               for key, eps in found.items()}
-    return text, served
+    return text, zone, served
 
 
 def services_of(module):
     p = module.params
     if p['state'] == 'absent':
-        return NodeServices(module.run_command, p['state_dir'], None, None, None)
-    text, served = compile_for(p)
+        return NodeServices(module.run_command, p['state_dir'], None)
+    text, zone, served = compile_for(p)
     return NodeServices(module.run_command, p['state_dir'], text, ruleset.service_cidr_route(p['pod_cidr']),
-                        served)
+                        zone, served)
 
 
 def main():

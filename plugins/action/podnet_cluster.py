@@ -20,7 +20,8 @@ ARGUMENT_SPEC = dict(manifests=dict(type='list', elements='path', required=True)
                      nodes=dict(type='dict', required=True),
                      cluster_cidr=dict(type='str', default='10.42.0.0/16'),
                      backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
-                     images=dict(type='dict', required=True))
+                     images=dict(type='dict', required=True),
+                     cluster_dns=dict(type='path'))
 
 
 class ActionModule(ActionBase):
@@ -39,7 +40,7 @@ class ActionModule(ActionBase):
             nodes = capacity.with_this_machine(described(p['nodes'], task_vars['hostvars']),
                                                dict(capacity.read_machine(), **lab_processes()))
             plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), nodes,
-                                 p['cluster_cidr'], p['backend'], p['images'])
+                                 p['cluster_cidr'], p['backend'], p['images'], p['cluster_dns'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
         for line in said(plan):

@@ -3,6 +3,7 @@ image catalog (and its `paths`), each container's resources and seccomp
 profile and each pod's QoS class, pod CIDRs kept, host-gw across racks refused."""
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -540,7 +541,18 @@ def test_the_plan_says_which_pods_each_workload_keeps_and_names_what_it_ignores(
     ('[{"namespace": "default", "name": "web", "containers": [], "bogus": 1}]',
      'pods[0] (default/web): unsupported parameter bogus.'),
     ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": []}]}]',
-     'pods[0] (default/web): containers[0] (c): argv is empty')])
+     'pods[0] (default/web): containers[0] (c): argv is empty'),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "../../etc", "target": "/x"}]}]}]',
+     "pods[0] (default/web): containers[0] (c): mounts[0].source: '../../etc' must be a folder within state_dir"),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "/etc", "target": "/x"}]}]}]',
+     'pods[0] (default/web): containers[0] (c): mounts[0].source'),
+    ('[{"namespace": "default", "name": "web", "containers": [{"name": "c", "argv": ["true"], '
+     '"mounts": [{"source": "dns", "target": "zone"}]}]}]',
+     "pods[0] (default/web): containers[0] (c): mounts[0].target: 'zone' must be an absolute path"),
+    ('[{"namespace": "default", "name": "web", "dns": {"policy": "Sometimes"}, "containers": []}]',
+     'pods[0] (default/web): value of policy must be one of')])
 def test_pods_text_that_is_not_a_list_of_pods_is_refused_naming_the_pod(text, message):
     from test_reset_plan import library
     with pytest.raises(SpecError) as refused:
@@ -557,3 +569,64 @@ def test_the_plan_action_names_each_node_and_takes_its_pod_cidr_variable():
     assert action_plugin('podnet_cluster').described(facts, hostvars) == [
         {'underlay_ip': '10.11.1.12', 'name': 'node2', 'explicit_pod_cidr': None},
         {'underlay_ip': '10.11.1.11', 'name': 'node1', 'explicit_pod_cidr': '10.42.9.0/24'}]
+
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+CLUSTER_DNS = str(ROOT_DIR / 'roles' / 'cluster' / 'files' / 'cluster-dns.yaml')
+COREDNS = 'rancher/mirrored-coredns-coredns'
+WITH_DNS = dict(CATALOG, **{COREDNS: {'entrypoint': [PYTHON, TOOLS + '/podnet-dns'], 'cmd': []}})
+
+
+def planned_pods(plan):
+    return {'%s/%s' % (p['namespace'], p['name']): p for node in plan['nodes'].values() for p in node['pods']}
+
+
+def test_cluster_dns_runs_coredns_in_kube_system_and_it_alone_sees_the_zone(manifests):
+    pods = planned_pods(cluster.build(manifests, NODES, '10.42.0.0/16', 'vxlan', WITH_DNS, CLUSTER_DNS))
+    [key] = [k for k in pods if k.startswith('kube-system/coredns-')]
+    coredns = pods[key]
+    [container] = coredns['containers']
+    assert container['argv'] == [PYTHON, TOOLS + '/podnet-dns']
+    assert container['mounts'] == [{'source': 'dns', 'target': '/var/lib/podnet-dns'}]
+    assert container['capabilities'] == ['NET_BIND_SERVICE'] and container['no_new_privs']
+    assert coredns['labels']['k8s-app'] == 'kube-dns' and coredns['dns']['policy'] == 'Default'
+    for other in (p for k, p in pods.items() if k != key):
+        assert all(c['mounts'] == [] for c in other['containers']), other['name']
+        assert other['dns'] == {'policy': 'ClusterFirst', 'nameservers': [], 'searches': [], 'options': [],
+                                'cluster_dns': '10.43.0.10', 'domain': 'cluster.local'}
+
+
+def test_a_user_s_copy_of_the_coredns_deployment_mounts_nothing(tmp_path):
+    copy = (tmp_path / 'mine.yaml')
+    copy.write_text(open(CLUSTER_DNS).read().replace('name: coredns', 'name: my-dns').replace(
+        'name: kube-dns', 'name: my-dns').replace('clusterIP: 10.43.0.10', ''))  # kube-dns's, refused twice
+    pods = planned_pods(cluster.build([str(copy)], NODES, '10.42.0.0/16', 'vxlan', WITH_DNS, CLUSTER_DNS))
+    mine = [p for k, p in pods.items() if k.startswith('kube-system/my-dns-')]
+    assert mine and mine[0]['containers'][0]['mounts'] == []
+
+
+def test_without_cluster_dns_there_is_no_coredns_and_pods_have_no_cluster_nameserver(manifests):
+    pods = planned_pods(build(manifests))
+    assert not [k for k in pods if k.startswith('kube-system/')]
+    assert {p['dns']['cluster_dns'] for p in pods.values()} == {None}
+
+
+def test_the_plan_s_cluster_dns_address_is_the_kube_dns_service_s():
+    [service] = [d for d in yaml.safe_load_all(open(CLUSTER_DNS)) if d['kind'] == 'Service']
+    assert service['spec']['clusterIP'] == cluster.CLUSTER_DNS_IP
+    assert service['metadata']['name'] == 'kube-dns' and service['metadata']['namespace'] == 'kube-system'
+
+
+def test_the_role_s_catalog_runs_podnet_dns_for_coredns_s_image():
+    defaults = yaml.safe_load(open(ROOT_DIR / 'roles' / 'cluster' / 'defaults' / 'main.yml'))
+    assert defaults['podnet_cluster_dns'] is True
+    assert defaults['podnet_images'][COREDNS]['entrypoint'][1].endswith('/podnet-dns')
+
+
+def test_statefulset_pods_carry_their_subdomain_to_the_node(tmp_path):
+    stateful = {'apiVersion': 'apps/v1', 'kind': 'StatefulSet', 'metadata': {'name': 'web'},
+                'spec': {'replicas': 2, 'serviceName': 'web', 'selector': {'matchLabels': {'app': 'web'}},
+                         'template': {'metadata': {'labels': {'app': 'web'}},
+                                      'spec': {'containers': [{'name': 'web', 'image': 'kennethreitz/httpbin'}]}}}}
+    pods = planned_pods(build(write(tmp_path, yaml.safe_dump(stateful))))
+    assert {(p['hostname'], p['subdomain']) for p in pods.values()} == {('web-0', 'web'), ('web-1', 'web')}

@@ -28,7 +28,10 @@ PROBE = ('grep CapEff /proc/self/status; cat /srv/secret; ls %(root)s/.lab; cat 
          'echo x > /dev/shm/f && stat -c shm-%%a /dev/shm; stat -f -c "shm-size-%%b-%%S" /dev/shm;'
          'stat -f -c tmp-%%T /tmp; echo kept > /tmp/mark; grep Seccomp: /proc/self/status;'
          'unshare -U -r true 2>/dev/null && echo userns-made || echo userns-refused;'
-         'grep SigIgn /proc/self/status; [ -z "$(ls -A /sys/firmware)" ] && echo firmware-masked; echo done')
+         'grep SigIgn /proc/self/status; [ -z "$(ls -A /sys/firmware)" ] && echo firmware-masked;'
+         'cat /etc/resolv.conf /etc/hosts /var/lib/podnet-dns/records.json;'
+         'echo x >> /etc/resolv.conf || echo resolv-read-only; touch /var/lib/podnet-dns/new || echo zone-read-only;'
+         'echo done')
 
 SCRIPT = r'''
 import json, os, subprocess, sys, time
@@ -40,6 +43,13 @@ subprocess.run(['mount', '--bind', '/run/netns', '/run/netns'], check=True)
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run'], check=True)
 subprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/srv'], check=True)
 open('/srv/secret', 'w').write('the lab key\n')
+os.makedirs('/srv/pod')
+os.makedirs('/srv/zone')
+open('/srv/pod/resolv.conf', 'w').write('nameserver 10.43.0.10\n')
+open('/srv/pod/hosts', 'w').write('10.42.1.6\tweb-0.web.shop.svc.cluster.local\tweb-0\n')
+open('/srv/zone/records.json', 'w').write('{"the": "zone"}\n')
+binds = [['/srv/pod/resolv.conf', '/etc/resolv.conf'], ['/srv/pod/hosts', '/etc/hosts'],
+         ['/srv/zone', '/var/lib/podnet-dns']]
 shown = %(shown)r  # a view path under /tmp, as a clone of the project may be
 os.makedirs(shown, exist_ok=True)
 open(shown + '/shown', 'w').write('the pods python\n')
@@ -61,7 +71,7 @@ for name, keep in (('default', sorted(caps.NUMBERS[c] for c in caps.RUNTIME_DEFA
     spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                   argv=['/bin/sh', '-c', %(probe)r], env={'PATH': '/usr/bin:/bin'}, cwd='/',
                   log=log, caps=keep, view=[shown], scratch=%(scratch)r + name,
-                  seccomp=name == 'default')
+                  seccomp=name == 'default', binds=binds)
     for _ in range(100):
         if os.path.exists(log) and 'done' in open(log).read():
             break
@@ -179,6 +189,15 @@ def test_system_folders_are_read_only_and_scratch_is_writable(seen):
     out = seen['default']
     assert 'usr-writable' not in out and 'Read-only file system' in out
     assert 'tmp-ok' in out
+
+
+def test_the_pod_s_files_are_read_only_over_etc_and_a_mount_at_its_target(seen):
+    """The pod's resolv.conf and hosts, and the cluster DNS pod's zone
+    folder: seen where asked, never writable from inside."""
+    out = seen['default']
+    assert 'nameserver 10.43.0.10' in out and 'web-0.web.shop.svc.cluster.local' in out
+    assert '{"the": "zone"}' in out
+    assert 'resolv-read-only' in out and 'zone-read-only' in out
 
 
 def test_the_container_has_the_pod_hostname(seen):

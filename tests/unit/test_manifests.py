@@ -68,11 +68,12 @@ def test_multi_document_file_gives_typed_objects(tmp_path):
     assert found.policies == [dict(POLICY, metadata={'name': 'deny-all', 'namespace': 'default'})]
 
 
-def test_default_namespace_exists_implicitly(tmp_path):
+def test_default_and_kube_system_namespaces_exist_implicitly(tmp_path):
     found = manifests.load([write(tmp_path / 'p.yaml', pod())])
     assert found.pods[0].namespace == 'default'
     assert found.namespaces == {
-        'default': Namespace('default', {'kubernetes.io/metadata.name': 'default'})}
+        'default': Namespace('default', {'kubernetes.io/metadata.name': 'default'}),
+        'kube-system': Namespace('kube-system', {'kubernetes.io/metadata.name': 'kube-system'})}
 
 
 def test_declared_default_keeps_its_labels_and_the_automatic_one_wins(tmp_path):
@@ -107,13 +108,13 @@ def test_list_kind_is_expanded_in_yaml_and_json(tmp_path):
         {'apiVersion': 'v1', 'kind': 'List', 'items': [pod('b', 'prod'), POLICY]}))
     found = manifests.load([tmp_path])
     assert [p.key for p in found.pods] == ['prod/a', 'prod/b']
-    assert set(found.namespaces) == {'prod', 'default'}
+    assert set(found.namespaces) == {'prod', 'default', 'kube-system'}
     assert [p['metadata']['name'] for p in found.policies] == ['deny-all']
 
 
 def test_an_explicit_empty_list_means_no_workloads():
     found = manifests.load([])
-    assert (found.pods, found.policies, list(found.namespaces)) == ([], [], ['default'])
+    assert (found.pods, found.policies, list(found.namespaces)) == ([], [], ['default', 'kube-system'])
 
 
 @pytest.mark.parametrize('name, text', [
@@ -295,7 +296,7 @@ def test_pod_in_undeclared_namespace_is_refused(tmp_path):
     file = write(tmp_path / 'p.yaml', pod(namespace='staging'))
     message = refusal([file])
     assert message.startswith('%s: Pod staging/web: metadata.namespace: ' % file)
-    assert "'staging' is not declared (declared: default)" in message
+    assert "'staging' is not declared (declared: default, kube-system)" in message
 
 
 def test_policy_in_undeclared_namespace_is_refused(tmp_path):

@@ -72,7 +72,8 @@ def test_the_repository_manifests_still_load():
      'spec.containers[0].ports[0].hostIP: not supported'),
     (spec(dnsPolicy='Bogus'), "spec.dnsPolicy: 'Bogus' must be one of ClusterFirst, "
      'ClusterFirstWithHostNet, Default, None'),
-    (spec(dnsPolicy='None'), 'spec.dnsConfig: required when dnsPolicy is None'),
+    (spec(dnsPolicy='None'), 'spec.dnsConfig.nameservers: must provide at least one DNS nameserver '
+     'when dnsPolicy is None'),
     (spec(hostname='Web_1'), "spec.hostname: 'Web_1' is not a DNS-1123 label"),
     # Regression: accepted, and the container ran in / (runc refuses it)
     (container(workingDir='../..'), "spec.containers[0].workingDir: '../..' must be an absolute path"),

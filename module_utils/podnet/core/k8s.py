@@ -12,6 +12,7 @@ import re
 from ansible.module_utils.podnet.core.errors import SpecError
 
 DEFAULT_NAMESPACE = 'default'
+SYSTEM_NAMESPACE = 'kube-system'  # holds the cluster DNS; exists in every cluster, as default does
 NAME_LABEL = 'kubernetes.io/metadata.name'
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 HOSTNAME_MAX = 63  # the kernel's 64-byte hostname less its NUL

@@ -120,7 +120,7 @@ def _ignored(kind, raw, subject):
 
 
 def _check_namespaces(namespaces, seen):
-    """Every pod and policy lives in a declared namespace, or in default."""
+    """Every pod and policy lives in a declared namespace, or in default or kube-system."""
     for _, subject, namespace in seen.values():
         if namespace is not None and namespace not in namespaces:
             raise SpecError(subject, 'metadata.namespace: namespace %r is not declared '
@@ -151,8 +151,8 @@ def load(paths, nodes=()):
             found.services.append(obj)
         else:
             (found.pods if kind == 'Pod' else found.policies).append(obj)
-    found.namespaces.setdefault(k8s.DEFAULT_NAMESPACE, Namespace(
-        k8s.DEFAULT_NAMESPACE, {k8s.NAME_LABEL: k8s.DEFAULT_NAMESPACE}))
+    for name in (k8s.DEFAULT_NAMESPACE, k8s.SYSTEM_NAMESPACE):
+        found.namespaces.setdefault(name, Namespace(name, {k8s.NAME_LABEL: name}))
     _check_namespaces(found.namespaces, seen)
     return found
 

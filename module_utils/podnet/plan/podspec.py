@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.kernel import caps
 from ansible.module_utils.podnet.core import k8s
+from ansible.module_utils.podnet.plan import poddns
 from ansible.module_utils.podnet.plan.resources import ContainerResources, parse_resources, qos_class
 
 RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
-DNS_POLICIES = ('ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None')
 SECCOMP_TYPES = ('RuntimeDefault', 'Unconfined', 'Localhost')
 # The profile of a container whose manifest names none. Kubelet's own
 # default is Unconfined, but podnet runs untrusted pods, so it filters them
@@ -32,12 +32,12 @@ DEFAULT_SECCOMP = 'RuntimeDefault'
 ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
 
 # (read, ignored, {not supported: accepted default}) per part of a Pod.
-SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'subdomain', 'dnsPolicy', 'securityContext',
-         'volumes'),
+SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'dnsConfig', 'subdomain',
+         'securityContext', 'volumes'),
         ('terminationGracePeriodSeconds', 'serviceAccountName', 'serviceAccount',
          'automountServiceAccountToken', 'imagePullSecrets', 'tolerations', 'priority',
          'priorityClassName', 'preemptionPolicy', 'schedulerName', 'enableServiceLinks',
-         'readinessGates', 'dnsConfig', 'overhead', 'resources'),
+         'readinessGates', 'overhead', 'resources'),
         {'initContainers': [], 'ephemeralContainers': [], 'hostNetwork': False,
          'hostPID': False, 'hostIPC': False, 'shareProcessNamespace': False, 'hostUsers': True,
          'setHostnameAsFQDN': False, 'hostAliases': [], 'nodeSelector': {}, 'affinity': {},
@@ -134,7 +134,7 @@ class Pod:
     spec_hostname: object = None  # spec.hostname, or None for the pod's name
     source: str = ''  # the manifest file, to name it in later refusals
     owner: str = ''  # `Kind ns/name` of the workload that made it, '' for a Pod of its own
-    subdomain: object = None  # spec.subdomain: with a headless Service of that name, the pod's DNS name
+    dns: poddns.PodDns = poddns.PodDns()  # dnsPolicy, dnsConfig and subdomain (poddns.py)
 
     @property
     def notes(self):
@@ -401,13 +401,6 @@ def _choice(spec, key, choices, subject):
     return value
 
 
-def _check_spec(spec, subject):
-    """The part of a spec podnet validates but does not keep: there is no
-    cluster DNS (dnsPolicy)."""
-    if _choice(spec, 'dnsPolicy', DNS_POLICIES, subject) == 'None' and not spec.get('dnsConfig'):
-        raise SpecError(subject, 'spec.dnsConfig: required when dnsPolicy is None')
-
-
 def parse_pod(raw, subject, source=''):
     """A validated, defaulted Pod from a raw manifest dict; source is the
     file it came from."""
@@ -422,9 +415,6 @@ def parse_pod(raw, subject, source=''):
     hostname = spec.get('hostname') or None
     if hostname is not None:
         k8s.name(hostname, 'spec.hostname', subject, label=True)
-    _check_spec(spec, subject)
-    subdomain = spec.get('subdomain') or None
-    if subdomain is not None:
-        k8s.name(subdomain, 'spec.subdomain', subject, label=True)
     return Pod(namespace, name, labels, node_name, _containers(spec, subject),
-               _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source, subdomain=subdomain)
+               _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source,
+               dns=poddns.parse(spec, subject))

@@ -18,8 +18,11 @@ KEY = 'key'  # namespace/name, added when a record is read or made, never saved
 
 
 def spec_hash(pod):
-    """What, when changed, needs a new sandbox: containers, not labels."""
-    return hashlib.sha256(json.dumps(pod['containers'], sort_keys=True).encode()).hexdigest()[:16]
+    """What, when changed, needs a new sandbox: containers, and what the
+    pod's resolv.conf and hosts are made from; not labels."""
+    made_from = {'containers': pod['containers'], 'hostname': hostname(pod), 'subdomain': pod.get('subdomain'),
+                 'dns': pod.get('dns')}
+    return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def veth_name(uid):

@@ -11,7 +11,7 @@ from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree
 from ansible.module_utils.podnet.kernel import caps, cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
-from ansible.module_utils.podnet.pods import spawner, srcguard
+from ansible.module_utils.podnet.pods import podfiles, spawner, srcguard
 from ansible.module_utils.podnet.pods.health import pod_cgroups
 from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
@@ -147,6 +147,8 @@ class PodRuntime:
             spawner.join_cgroups(pod_cgroups(self.hierarchies, record).dirs(cgroups.SANDBOX),
                                  record['pause']['pid'])
             self.store.make_folder(record[KEY])
+            pod = self._wanted[record[KEY]]
+            podfiles.write(self.store.folder(record[KEY]), pod, record['ip'], hostname(pod))
         except (PodnetError, OSError) as exc:
             failed.append((record[KEY], str(exc)))
             return
@@ -170,6 +172,7 @@ class PodRuntime:
                            netns=netns_path(record['netns']), pause=record['pause']['pid'],
                            argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
                            caps=container_caps(container), view=self.view,
+                           binds=podfiles.binds(self.store.folder(key)) + self._mounts(container),
                            log=os.path.join(self.store.folder(key), container['name'] + '.log'),
                            scratch=self.store.scratch(key, container['name']),
                            cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
@@ -177,6 +180,17 @@ class PodRuntime:
                                      for h in cgroups.distinct(self.hierarchies)],
                            seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault',
                            user=container.get('user'), no_new_privs=container.get('no_new_privs', False))
+
+    def _mounts(self, container):
+        """(folder, target) of the container's read-only mounts, each a
+        folder of the node's state (made if missing, so that the pod can
+        start before what fills it has run)."""
+        found = []
+        for mount in container.get('mounts') or ():
+            source = os.path.join(self.store.state_dir, mount['source'])
+            os.makedirs(source, mode=0o755, exist_ok=True)
+            found.append((source, mount['target']))
+        return found
 
     def _teardown(self, record):
         """Undo a pod that failed half-way; every step tolerates what is gone."""

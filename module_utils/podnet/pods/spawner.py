@@ -18,11 +18,12 @@ Requests:
       (The module puts pause in its cgroup: the spawner is the busier.)
   {"op": "container", "netns": PATH, "pause": PID, "argv": [...], "env": {...},
    "cwd": DIR, "log": FILE, "caps": [NUMBER...], "view": [PATH...],
-   "scratch": DIR, "cgroups": [DIR...], "seccomp": BOOL}
+   "scratch": DIR, "cgroups": [DIR...], "seccomp": BOOL, "binds": [[SOURCE, TARGET]...]}
       joins the cgroups, the sandbox's network (PATH) and the pause
       process's UTS and IPC namespaces, gets new PID and mount namespaces
       and a root of its own (system folders and `view`, read-only; /tmp,
-      /var/tmp and /run writable, on disk in `scratch`), keeps only `caps`,
+      /var/tmp and /run writable, on disk in `scratch`; each bind's SOURCE
+      read-only at TARGET, as the pod's resolv.conf and hosts), keeps only `caps`,
       with seccomp: under the RuntimeDefault profile (seccomp.py), execs argv.
 Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
 """
@@ -216,7 +217,7 @@ def _exec_container(req, program, err_w):
     mount(None, '/', None, MS_REC | MS_PRIVATE)
     null = os.open('/dev/null', os.O_RDONLY)
     log = os.open(req['log'], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)  # before the view hides it
-    _enter_view(req.get('view') or (), req['scratch'], req.get('cgroupfs') or ())
+    _enter_view(req.get('view') or (), req['scratch'], req.get('cgroupfs') or (), req.get('binds') or ())
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -264,7 +265,7 @@ NEW_ROOT = NETNS_DIR  # any folder will do as the mount point; this one always e
 SYS_PIVOT_ROOT = {'x86_64': 155, 'aarch64': 41}
 
 
-def _enter_view(view, scratch, cgroupfs):
+def _enter_view(view, scratch, cgroupfs, binds):
     mount('tmpfs', NEW_ROOT, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m')
     # Scratch first: a view path may lie under /tmp (a clone of the project).
     for path, mode in SCRATCH.items():
@@ -278,6 +279,8 @@ def _enter_view(view, scratch, cgroupfs):
         _expose(path)
     for path in MASKED:
         _mask(NEW_ROOT + path)
+    for source, target in binds:
+        _bind_over(source, target)
     for path in ('/proc', '/sys', '/dev'):
         os.makedirs(NEW_ROOT + path, exist_ok=True)
     _devices()
@@ -338,6 +341,24 @@ def _expose(path):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         open(target, 'a').close()
     _bind_ro(path, target)
+
+
+def _bind_over(source, target):
+    """source, read-only, at target in the new root, over what the view
+    has there (a file over /etc/resolv.conf), or at a new place on the
+    root's tmpfs. A target that is a symlink (/etc/resolv.conf to
+    systemd-resolved's file in /run) is followed, within the new root."""
+    at = NEW_ROOT + target
+    if os.path.islink(at):
+        link = os.readlink(at)
+        at = os.path.normpath(NEW_ROOT + link if link.startswith('/') else os.path.join(os.path.dirname(at), link))
+        if not at.startswith(NEW_ROOT + '/'):
+            raise OSError('%s: a symlink out of the container\'s root' % target)
+    if not os.path.exists(at):
+        os.makedirs(at if os.path.isdir(source) else os.path.dirname(at), exist_ok=True)
+        if not os.path.isdir(source):
+            open(at, 'a').close()
+    _bind_ro(source, at)
 
 
 def _bind_ro(source, target):
