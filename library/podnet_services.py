@@ -91,11 +91,15 @@ actions:
   elements: list
   sample: [[set_table, ip podnet-services, the Services or their endpoints changed],
            [write_zone, /var/lib/podnet/dns/records.json, the Services or their endpoints changed]]
-endpoints:
-  description: The endpoints of each Service as this node serves it, address:port by Service port.
+services:
+  description:
+    - Each Service as this node serves it, with each port's endpoints (pod, node, ip and port). The record
+      C(services.json) in the state directory keeps the same, for podnet_facts and the path explainer.
   returned: state present
   type: dict
-  sample: {default/web: {http: [10.42.0.5:80, 10.42.1.4:80]}}
+  sample: {default/web: {type: ClusterIP, cluster_ip: 10.43.12.7, affinity_timeout: null, external_local: false,
+                         ports: [{name: http, protocol: TCP, port: 80, node_port: null,
+                                  endpoints: [{pod: default/web-0, node: node1, ip: 10.42.0.5, port: 8080}]}]}}
 '''
 
 import hashlib
@@ -125,12 +129,13 @@ class NodeServices(Reconciler):
     zone: the zone's text."""
     subject = 'podnet_services'
 
-    def __init__(self, run, state_dir, text, route=None, zone=None, found=None):
+    def __init__(self, run, state_dir, text, route=None, zone=None, served=None):
         self.run, self.lock_dir, self.absent = run, state_dir, text is None
-        self.text, self.route, self.zone, self.found = text, route, zone, found
+        self.text, self.route, self.zone, self.served = text, route, zone, served
         self.path = '%s/%s' % (state_dir, RECORD)
         self.zone_path = dns.path(state_dir)
-        self.digest = None if text is None else hashlib.sha256(text.encode()).hexdigest()
+        self.digest = None if text is None else hashlib.sha256(
+            (text + json.dumps(served, sort_keys=True)).encode()).hexdigest()
 
     def read(self):
         record, problem = read_checked(self.path, json.loads)
@@ -191,7 +196,8 @@ class NodeServices(Reconciler):
     def do_set_table(self, _action, _current):
         nft.load_text(self.run, ruleset.FAMILY, ruleset.NAME, self.text)
         listing = nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME)
-        write_atomic(self.path, json.dumps({'digest': self.digest, 'listing': listing, 'text': self.text}))
+        write_atomic(self.path, json.dumps({'digest': self.digest, 'listing': listing, 'text': self.text,
+                                            'services': self.served}))
 
     def do_write_zone(self, _action, _current):
         os.makedirs(os.path.dirname(self.zone_path), exist_ok=True)
@@ -222,7 +228,7 @@ class NodeServices(Reconciler):
                           proto=RTPROT_SERVICES, table=RT_TABLE_MAIN)
 
     def result(self, current, actions):
-        return {} if self.absent else {'endpoints': self.found}
+        return {} if self.absent else {'services': self.served}
 
 
 def _lines(text):
@@ -252,7 +258,7 @@ def _route_now():
 
 
 def compile_for(p):
-    """(table text, zone text, {service: {port: [ip:port]}}) for this node."""
+    """(table text, zone text, served(): the Services as this node serves them)."""
     services = from_text('services', p['services'], list)
     cluster = from_text('cluster', p['cluster'], dict)
     if 'pods' not in cluster:
@@ -261,19 +267,30 @@ def compile_for(p):
                                  p['unready'])
     text = ruleset.compile_node(services, found, p['node'], p['node_ip'], p['cluster_cidr'])
     zone = json.dumps(dns.records(services, found), indent=1, sort_keys=True) + '\n'
-    served = {key: {port: sorted('%s:%d' % (e['ip'], e['ports'][port]) for e in eps if port in e['ports'])
-                    for port in sorted({k for e in eps for k in e['ports']})}
-              for key, eps in found.items()}
-    return text, zone, served
+    return text, zone, served(services, found)
+
+
+def served(services, found):
+    """{service: {type, cluster_ip, affinity_timeout, external_local, ports:
+    [{name, protocol, port, node_port, endpoints: [{pod, node, ip, port}]}]}}."""
+    summary = {}
+    for service in services:
+        key = '%(namespace)s/%(name)s' % service
+        ports = [dict({k: port[k] for k in ('name', 'protocol', 'port', 'node_port')}, endpoints=[
+            {'pod': e['pod'], 'node': e['node'], 'ip': e['ip'], 'port': e['ports'][endpoints_of.port_key(port)]}
+            for e in found[key] if endpoints_of.port_key(port) in e['ports']]) for port in service['ports']]
+        summary[key] = dict({k: service[k] for k in ('type', 'cluster_ip', 'affinity_timeout', 'external_local')},
+                            ports=ports)
+    return summary
 
 
 def services_of(module):
     p = module.params
     if p['state'] == 'absent':
         return NodeServices(module.run_command, p['state_dir'], None)
-    text, zone, served = compile_for(p)
+    text, zone, summary = compile_for(p)
     return NodeServices(module.run_command, p['state_dir'], text, ruleset.service_cidr_route(p['pod_cidr']),
-                        zone, served)
+                        zone, summary)
 
 
 def main():
