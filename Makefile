@@ -9,15 +9,19 @@ INVENTORY ?= inventories/lab
 NODE ?= node1
 COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/galaxy.yml).tar.gz
 
-.PHONY: help bootstrap bootstrap-tests bench-scale up test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
+MANIFESTS ?=
+MANIFEST_VARS = $(if $(MANIFESTS),-e '{"podnet_manifests": $(shell python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' $(MANIFESTS))}')
+.PHONY: help bootstrap bootstrap-tests bench-scale exec outside up test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
 
 help:
-	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster"
+	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster (MANIFESTS='manifests/seed manifests/app')"
 	@echo "make test  - lint, sanity, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
 	@echo "make collection - build the podnet.testbed collection: $(COLLECTION)"
 	@echo "make ssh   - log in to a lab node (NODE=node1; CMD='lsns -t net' runs one command)"
+	@echo "make outside - run CMD on the lab's outside host (a client off the cluster)"
+	@echo "make exec  - run CMD in a pod's container, as kubectl exec (POD=ns/name or ns/<workload>, CONTAINER=)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make bench - lab, pod, policy and explain benchmarks, each against its baseline"
 	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
@@ -28,8 +32,9 @@ bootstrap:
 bootstrap-tests:
 	@bin/bootstrap --tests
 
+# MANIFESTS='manifests/seed manifests/app' replaces podnet_manifests (roles/cluster).
 up: bootstrap
-	ansible-playbook -i $(INVENTORY) playbooks/up.yml
+	ansible-playbook -i $(INVENTORY) playbooks/up.yml $(MANIFEST_VARS)
 
 down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent
@@ -87,6 +92,17 @@ bench-scale:
 	@bin/bootstrap --bench-scale
 	python bench/scale_bench.py 1000 $(if $(CORES),--cores $(CORES))
 	python bench/policy_bench.py --pods 1000 --nodes 20 1000
+
+# A command in a pod's container (bin/podnet-exec says how it finds the pod).
+exec: export PODNET_EXEC_CMD = $(value CMD)
+exec:
+	@bin/podnet-exec $(INVENTORY) $(POD) $(CONTAINER) -- sh -c "$$PODNET_EXEC_CMD"
+
+# A command on the lab's outside host (203.0.113.10), a client off the
+# cluster: its network namespace, entered from this machine (it has no SSH).
+outside: export PODNET_OUTSIDE_CMD = $(value CMD)
+outside:
+	@nsenter -t $$(pgrep -f 'podnet-lab-init [^ ]* outside' | head -1) -n sh -c "$$PODNET_OUTSIDE_CMD"
 
 # Log in to a lab node with the lab's own key and host key (CMD= runs a
 # command there, passed whole so that pipes and ; run on the node).

@@ -115,13 +115,13 @@ def source(folder, target):
 
 
 def _option(text):
-    name, _, value = text.partition(':')
+    name, value = text.split(':', 1) if ':' in text else (text, '')
     return (name, value) if value else (name, None)
 
 
 def _merged(options, new):
     """options with new ones appended, a new one replacing an old of its name."""
-    names = [name for name, _ in new]
+    names = [option[0] for option in new]
     return [option for option in options if option[0] not in names] + list(new)
 
 
