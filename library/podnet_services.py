@@ -22,10 +22,12 @@ description:
   - Adds the route to the service CIDR through C(cni0), from the pods' gateway address, so the
     node's own processes reach ClusterIPs.
   - The table is checked by digest, not rule by rule. Next to the table the module keeps the text
-    it loaded and the digest of the kernel's listing right after (C(services.json) in the state
-    directory). A run changes the table when the text it would load differs, or when the listing
-    no longer matches, which is someone else's change. Session-affinity entries are left out of the
-    digest, since packets fill those sets. Loading a new table empties them.
+    it loaded, the digest of the kernel's listing right after and the namespace's nftables generation
+    then (C(services.json) in the state directory); while the generation holds, no table has changed
+    and the table is not listed again (a second at 1,000 Services). A run changes the table when the
+    text it would load differs, or when the listing no longer matches, which is someone else's change.
+    Session-affinity entries are left out of the digest, since packets fill those sets. Loading a new
+    table empties them.
   - Writes the cluster DNS zone, C(dns/records.json) in the state directory, from the same Services and
     endpoints; the cluster DNS pod (podnet-dns) answers from it.
   - O(state=absent) removes the table, the route, the record and the zone; it needs none of the other options.
@@ -140,9 +142,17 @@ class NodeServices(Reconciler):
     def read(self):
         record, problem = read_checked(self.path, json.loads)
         zone, zone_problem = read_checked(self.zone_path)
-        return {'listing': nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME),
+        return {'listing': self._listing(record if isinstance(record, dict) else {}),
                 'record': None if problem else record, 'problem': problem, 'route': _route_now(),
                 'zone': zone, 'zone_problem': zone_problem}
+
+    def _listing(self, record):
+        """The digest of the table's listing: the recorded one while the
+        namespace's nftables generation is the one recorded right after the
+        load (nothing changed any table since), else listed afresh."""
+        if record.get('listing') and record.get('generation') == nft.generation():
+            return record['listing']
+        return nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME)
 
     def plan(self, current):
         if self.absent:
@@ -195,9 +205,9 @@ class NodeServices(Reconciler):
 
     def do_set_table(self, _action, _current):
         nft.load_text(self.run, ruleset.FAMILY, ruleset.NAME, self.text)
-        listing = nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME)
-        write_atomic(self.path, json.dumps({'digest': self.digest, 'listing': listing, 'text': self.text,
-                                            'services': self.served}))
+        listing, generation = nft.listing_digest(self.run, ruleset.FAMILY, ruleset.NAME), nft.generation()
+        write_atomic(self.path, json.dumps({'digest': self.digest, 'listing': listing, 'generation': generation,
+                                            'text': self.text, 'services': self.served}))
 
     def do_write_zone(self, _action, _current):
         os.makedirs(os.path.dirname(self.zone_path), exist_ok=True)
