@@ -178,7 +178,7 @@ def test_a_load_balancer_port_answers_on_every_nodes_address(underlay, outside, 
         assert answer.stdout in {p.name for p in echo}, (node, answer.stdout, answer.stderr)
 
 
-def test_network_policy_judges_the_endpoint_after_dnat(vips, echo, clients):
+def test_the_endpoint_is_judged_by_policy_after_dnat(vips, echo, clients):
     """`guarded` admits only pods labelled role=friend (the echo pods): the
     policy sees the endpoint pod behind the ClusterIP, and a denied
     connection times out (drop), as G5 says."""
