@@ -157,6 +157,12 @@ options:
                 type: str
                 required: true
               target: {description: Where the container sees it; an absolute path., type: str, required: true}
+          stand_in:
+            description:
+              - Whether it runs the stand-in for an image podnet cannot run (the cluster plan's C(stand_ins));
+                a probe the stand-in cannot answer then counts as passing, and the run says so.
+            type: bool
+            default: false
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
@@ -276,7 +282,8 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  no_new_privs=dict(type='bool', default=False),
                  mounts=dict(type='list', elements='dict', default=[],
                              options=dict(source=dict(type='str', required=True),
-                                          target=dict(type='str', required=True))))
+                                          target=dict(type='str', required=True))),
+                 stand_in=dict(type='bool', default=False))
 
 DNS = dict(policy=dict(type='str', choices=['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'],
                        default='ClusterFirst'),
