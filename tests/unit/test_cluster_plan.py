@@ -630,6 +630,8 @@ def test_statefulset_pods_carry_their_subdomain_to_the_node(tmp_path):
                                       'spec': {'containers': [{'name': 'web', 'image': 'kennethreitz/httpbin'}]}}}}
     pods = planned_pods(build(write(tmp_path, yaml.safe_dump(stateful))))
     assert {(p['hostname'], p['subdomain']) for p in pods.values()} == {('web-0', 'web'), ('web-1', 'web')}
+
+
 STAND_IN = """apiVersion: v1
 kind: Pod
 metadata: {name: shop}

@@ -13,7 +13,7 @@ import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.node import backend
-from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr
+from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr, probes
 from ansible.module_utils.podnet.services import dns
 from ansible.module_utils.podnet.services import spec as service_spec
 
@@ -42,8 +42,14 @@ def _container(container, argv, stand_in=False):
              'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp,
              'user': {'uid': container.user, 'gid': container.group, 'groups': list(container.groups)},
              'no_new_privs': container.no_new_privs, 'mounts': []}
-    if stand_in:  # only then: a pod planned before stand-ins existed keeps its spec hash
+    # Only when there are: a pod planned before stand-ins and probes keeps its spec hash.
+    planned_probes = container.probes
+    if stand_in:
         found['stand_in'] = True
+        planned_probes = probes.for_stand_in(planned_probes, {p.container_port for p in container.ports
+                                                              if p.protocol == 'TCP'})
+    if planned_probes:
+        found['probes'] = planned_probes
     return found
 
 
@@ -70,11 +76,13 @@ class Images:
         return _container(container, list(local) + argv[1:] if local else argv)
 
 
-def stand_in_notes(pod, planned):
-    """What a pod's stand-ins do not do: serve SCTP (no SCTP sockets)."""
+def planned_notes(planned):
+    """What a planned pod's containers do not do: a stand-in serves no SCTP
+    (no SCTP sockets), and some probes count as passing untried."""
     return ['container %s: its stand-in does not serve SCTP port %d (the nodes have no SCTP sockets)'
             % (c['name'], p['containerPort']) for c in planned['containers'] if c.get('stand_in')
-            for p in c['ports'] if p['protocol'] not in images.STAND_IN_PROTOCOLS]
+            for p in c['ports'] if p['protocol'] not in images.STAND_IN_PROTOCOLS] + [
+        note for c in planned['containers'] for note in probes.notes(c['name'], c.get('probes') or {})]
 
 
 def _pod(pod, catalog, cluster_dns):
@@ -87,7 +95,7 @@ def _pod(pod, catalog, cluster_dns):
             container['mounts'] = [dict(ZONE_MOUNT)]
     return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
             'subdomain': pod.dns.subdomain, 'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
-            'qos': pod.qos_class, 'containers': containers,
+            'owner': pod.owner, 'qos': pod.qos_class, 'containers': containers,
             'dns': pod.dns.for_node(CLUSTER_DNS_IP if cluster_dns else None, CLUSTER_DOMAIN)}
 
 
@@ -145,7 +153,7 @@ def _notes(found, planned):
     """By pod (or the workload that made it), what podnet does not set up."""
     notes = {}
     for pod in found:
-        said = list(pod.notes) + stand_in_notes(pod, planned[pod.key])
+        said = list(pod.notes) + planned_notes(planned[pod.key])
         if said:
             notes[pod.owner or 'Pod %s' % pod.key] = said
     return notes
