@@ -37,7 +37,11 @@ spec:
     image: busybox
     command: [sh, -c, "touch /tmp/ready && exec sleep 3600"]
     readinessProbe:
-      exec: {command: [sh, -c, 'test -e /tmp/ready && test "$(id -u)" = 1000 && grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status']}
+      exec:
+        command:
+        - sh
+        - -c
+        - 'test -e /tmp/ready && test "$(id -u)" = 1000 && grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status'
 ---
 apiVersion: v1
 kind: Pod
@@ -76,6 +80,10 @@ SHOW = """
 """
 
 
+UDP_ECHO = ("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
+            "s.sendto(b'echo hi', ('%s', 5353)); print(s.recv(64).decode())\"")
+
+
 @pytest.fixture(scope='module')
 def lab():
     yield from running_lab('lab', 'lab')
@@ -105,8 +113,7 @@ def test_stand_ins_probes_and_unready(lab, tmp_path):
         node1, ip = lab.hosts['node1'], first['node1']['ips']['default/standin']
         assert node1.check_output('curl -s --max-time 3 http://%s:8080/hostname', ip) == 'standin'
         assert node1.check_output('curl -s --max-time 3 "http://%s:8080/echo?msg=podnet"', ip) == 'podnet'
-        udp = node1.check_output("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                                 "s.settimeout(3); s.sendto(b'echo hi', ('%s', 5353)); print(s.recv(64).decode())\"", ip)
+        udp = node1.check_output(UDP_ECHO, ip)
         assert udp == 'hi'
         done, second = converge(lab, tmp_path, ['manifests/seed', str(pods)])
         assert recap(done)['node1']['changed'] == 0 and second['node1']['actions'] == []
