@@ -43,6 +43,20 @@ options:
         Service, 10.43.0.10.
       - Not given, the cluster has no DNS and ClusterFirst pods get their node's resolv.conf.
     type: path
+  unknown_images:
+    description:
+      - What a container whose image the catalog does not have and which gives no C(command) runs.
+      - C(stand-in) runs the catalog's C(registry.k8s.io/e2e-test-images/agnhost) in its C(stand-in) mode
+        instead, which answers as agnhost netexec does (HTTP C(/hostname), C(/clientip), C(/echo); UDP
+        C(hostname), C(echo), C(clientip)) on every TCP and UDP C(containerPort) the container declares
+        (SCTP ports are skipped and noted, for the nodes have no SCTP sockets), and pauses when it declares none.
+        The container's C(args) are not run, its C(env) is kept; an init container's stand-in completes at once.
+        The task prints the images it stood in for on one line.
+      - C(refuse) refuses such a container, naming it.
+      - A container that gives a C(command) runs it, whatever its image.
+    type: str
+    choices: [stand-in, refuse]
+    default: stand-in
 attributes:
   check_mode: {support: full}
   diff_mode: {support: none}
@@ -105,6 +119,7 @@ nodes:
             env: {description: 'Environment variables, expanded.', type: dict}
             working_dir: {description: 'The working directory, or null.', type: str}
             ports: {description: 'Container ports: name, containerPort, protocol.', type: list, elements: dict}
+            stand_in: {description: 'True, and only there, when it runs the stand-in (O(unknown_images)).', type: bool}
             capabilities:
               description: The Linux capabilities the container keeps, sorted, without C(CAP_);
                 the container runtime's default set after C(securityContext.capabilities) drop and add,
@@ -134,6 +149,13 @@ notes:
   returned: success
   type: dict
   sample: {Deployment default/web: ["container web: volume data (persistentVolumeClaim) is not mounted at /data"]}
+stand_ins:
+  description:
+    - By image, as the manifests write it, the containers (C(ns/pod/container)) that run the stand-in
+      for it (O(unknown_images)); the task also prints them on one line.
+  returned: success
+  type: dict
+  sample: {myorg/checkout:1.4: [default/checkout-5d8f7c9b4-x2k9q/checkout, default/checkout-5d8f7c9b4-q7w4z/c]}
 placement:
   description: Node of every pod, by namespace/name.
   returned: success

@@ -98,6 +98,12 @@ options:
         choices: [Always, OnFailure, Never]
         default: Always
       node: {description: The node it is planned on., type: str}
+      owner:
+        description:
+          - The workload that keeps it, as C(Kind ns/name) (empty for a Pod of its own). When a workload's pods
+            are replaced (a rollout), its new pods on this node are started before its old ones are removed.
+        type: str
+        default: ''
       qos:
         description: Its QoS class, which places its cgroup, as kubelet does.
         type: str
@@ -157,6 +163,27 @@ options:
                 type: str
                 required: true
               target: {description: Where the container sees it; an absolute path., type: str, required: true}
+          stand_in:
+            description:
+              - Whether it runs the stand-in for an image podnet cannot run (the cluster plan's C(stand_ins));
+                a probe the stand-in cannot answer then counts as passing, and the run says so.
+            type: bool
+            default: false
+          probes:
+            description:
+              - Its C(liveness), C(readiness) and C(startup) probes as the cluster plan gives them (C(handler) httpGet,
+                tcpSocket, exec or grpc; C(port), C(path), C(scheme), C(headers) or C(command); C(initial_delay),
+                C(timeout), C(period), C(success_threshold), C(failure_threshold); C(skip), why it counts as passing
+                untried).
+              - Each probe of a running pod is tried once per run, from the node. httpGet and tcpSocket connect to
+                the pod's IP. exec runs the command inside the container's namespaces and cgroups, with its
+                capabilities, seccomp profile, no_new_privs and user, never with more. A liveness probe is tried up
+                to C(failure_threshold) times in a row before it fails; C(period) and C(success_threshold) have no
+                other part, since there is one try per run.
+              - A pod whose readiness (or startup) probe fails, or whose container exited, is in RV(unready); a
+                failing liveness probe restarts the container if C(restart_policy) allows, saying so in RV(actions).
+            type: dict
+            default: {}
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
@@ -228,6 +255,16 @@ ips:
   returned: always
   type: dict
   sample: {default/multi-container-pod: 10.42.1.14}
+unready:
+  description:
+    - The pods of RV(ips) that run but are not ready, sorted, as C(namespace/name) (what Services take out of their
+      endpoints) - a readiness or startup probe failed or has not passed yet (C(initial_delay)), or a container
+      exited and its restart policy keeps it down. A pod created or restarted in this run is judged after it started,
+      its readiness probe retried for a few seconds. In check mode, as the pods are now.
+  returned: always
+  type: list
+  elements: str
+  sample: [default/web-7c5ddbdf54-2xbqz]
 actions:
   description: What was done (or would be, in check mode) as verb, pod and reason.
   returned: always
@@ -276,7 +313,9 @@ CONTAINER = dict(name=dict(type='str', required=True),
                  no_new_privs=dict(type='bool', default=False),
                  mounts=dict(type='list', elements='dict', default=[],
                              options=dict(source=dict(type='str', required=True),
-                                          target=dict(type='str', required=True))))
+                                          target=dict(type='str', required=True))),
+                 stand_in=dict(type='bool', default=False),
+                 probes=dict(type='dict', default={}))
 
 DNS = dict(policy=dict(type='str', choices=['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'],
                        default='ClusterFirst'),
@@ -295,6 +334,7 @@ POD = dict(namespace=dict(type='str', required=True),
            labels=dict(type='dict', default={}),
            restart_policy=dict(type='str', choices=['Always', 'OnFailure', 'Never'], default='Always'),
            node=dict(type='str'),
+           owner=dict(type='str', default=''),
            qos=dict(type='str', choices=['Guaranteed', 'Burstable', 'BestEffort'], default='BestEffort'),
            containers=dict(type='list', elements='dict', required=True, options=CONTAINER))
 

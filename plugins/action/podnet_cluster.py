@@ -21,7 +21,8 @@ ARGUMENT_SPEC = dict(manifests=dict(type='list', elements='path', required=True)
                      cluster_cidr=dict(type='str', default='10.42.0.0/16'),
                      backend=dict(type='str', choices=['vxlan', 'host-gw'], default='vxlan'),
                      images=dict(type='dict', required=True),
-                     cluster_dns=dict(type='path'))
+                     cluster_dns=dict(type='path'),
+                     unknown_images=dict(type='str', choices=['stand-in', 'refuse'], default='stand-in'))
 
 
 class ActionModule(ActionBase):
@@ -40,7 +41,8 @@ class ActionModule(ActionBase):
             nodes = capacity.with_this_machine(described(p['nodes'], task_vars['hostvars']),
                                                dict(capacity.read_machine(), **lab_processes()))
             plan = cluster.build(cluster.resolve_paths(p['manifests'], p['root']), nodes,
-                                 p['cluster_cidr'], p['backend'], p['images'], p['cluster_dns'])
+                                 p['cluster_cidr'], p['backend'], p['images'], p['cluster_dns'],
+                                 p['unknown_images'])
         except PodnetError as exc:
             return dict(result, failed=True, msg=str(exc), subject=exc.subject)
         for line in said(plan):
@@ -61,17 +63,22 @@ def registered(plan):
              for name, node in plan['nodes'].items()}
     return {'backend': plan['backend'], 'nodes': nodes, 'placement': plan['placement'],
             'namespaces': plan['namespaces'], 'workloads': plan['workloads'], 'ignored': plan['ignored'],
-            'notes': plan['notes'],
+            'notes': plan['notes'], 'stand_ins': plan['stand_ins'],
             'policy_cluster': _text({key: plan[key] for key in ('policies', 'pods', 'namespaces')}),
             'services_json': _text(plan['services'])}
 
 
 def said(plan):
     """Lines naming what the manifests hold that podnet does not model: the
-    objects it ignores, and per pod (or workload) what it does not set up."""
-    ignored = plan['ignored']
+    objects it ignores, the images it stands in for, and per pod (or
+    workload) what it does not set up."""
+    ignored, stand_ins = plan['ignored'], plan['stand_ins']
     lines = ['podnet: ignored %d object%s podnet does not model: %s' % (
         len(ignored), '' if len(ignored) == 1 else 's', ', '.join(ignored))] if ignored else []
+    if stand_ins:
+        lines.append('podnet: stood in for %d image%s podnet cannot run (agnhost netexec on their containerPorts): %s'
+                     % (len(stand_ins), '' if len(stand_ins) == 1 else 's',
+                        ', '.join('%s (%s)' % (image, ', '.join(stand_ins[image])) for image in sorted(stand_ins))))
     return lines + ['podnet: %s: %s' % (owner, '; '.join(notes)) for owner, notes in sorted(plan['notes'].items())]
 
 

@@ -19,10 +19,10 @@ def lab():
     yield from running_lab('lab', 'lab')
 
 
-def converge(lab, *extra_files, check=True):
+def converge(lab, *extra_files, check=True, **variables):
     manifests = ['manifests/seed'] + [str(f) for f in extra_files]
     return playbook(lab.inventory, 'playbooks/site.yml', '-e',
-                    json.dumps({'podnet_manifests': manifests}), check=check)
+                    json.dumps(dict(variables, podnet_manifests=manifests)), check=check)
 
 
 def pod_record(host, name):
@@ -60,7 +60,7 @@ def test_a_bad_manifest_fails_before_any_change(lab, tmp_path):
     before = {n: h.check_output('ip netns list') for n, h in lab.hosts.items()}
     bad = tmp_path / 'bad.yaml'
     bad.write_text(json.dumps(dict(EXTRA, spec={'containers': [{'name': 'x', 'image': 'no/such'}]})))
-    done = converge(lab, bad, check=False)
+    done = converge(lab, bad, check=False, podnet_unknown_images='refuse')
     assert done.returncode != 0
     assert "spec.containers[0].image: unknown image 'no/such' and no command" in done.stdout
     assert {n: h.check_output('ip netns list') for n, h in lab.hosts.items()} == before

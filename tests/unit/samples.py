@@ -23,7 +23,8 @@ def pod(name, labels=None, argv=('/bin/sleep', '3600')):
                             'ports': []}]}
 
 
-HEALTH = ('problems', 'dead', 'oom', 'mtu_now', 'pids_max')  # node_state() makes them its Health
+# node_state() makes them its Health
+HEALTH = ('problems', 'dead', 'oom', 'mtu_now', 'pids_max', 'unready', 'unhealthy')
 
 
 def state(wanted, uid='11111111-2222', ip='10.42.1.2', **changes):

@@ -368,6 +368,45 @@ def test_pause_exits_0_on_signal(spawn, signum):
     assert proc.signal_and_wait(signum) == 0
 
 
+# --- stand-in -----------------------------------------------------------
+
+def test_stand_in_answers_as_netexec_on_every_declared_port(spawn):
+    first, second, udp = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+    proc = spawn('stand-in', '--tcp', str(first), '--tcp', str(second), '--udp', str(udp))
+    for port in (first, second):
+        assert until(lambda: http_get(port, '/hostname'), proc, 'stand-in HTTP') == (200, socket.gethostname())
+        status, client = http_get(port, '/clientip')
+        assert status == 200 and client.startswith(HOST + ':')
+        assert http_get(port, '/echo?msg=hi') == (200, 'hi')
+    assert until(lambda: udp_ask(udp, b'hostname'), proc, 'stand-in UDP') == socket.gethostname()
+    assert udp_ask(udp, b'echo x') == 'x'
+    assert udp_ask(udp, b'clientip').startswith(HOST + ':')
+
+
+def test_stand_in_without_ports_pauses_until_a_signal(spawn):
+    proc = spawn('stand-in')
+    deadline = time.monotonic() + WAIT
+    while 'no containerPort, paused' not in proc.stderr():
+        assert proc.popen.poll() is None and time.monotonic() < deadline, proc.stderr()
+        time.sleep(0.02)
+    assert proc.signal_and_wait(signal.SIGTERM) == 0
+
+
+def test_stand_in_serves_the_ports_it_can_and_says_which_it_cannot(spawn):
+    with socket.socket() as taken:
+        taken.bind(('0.0.0.0', 0))
+        taken.listen(1)
+        busy, free = taken.getsockname()[1], free_port()
+        proc = spawn('stand-in', '--tcp', str(busy), '--tcp', str(free))
+        assert until(lambda: http_get(free, '/hostname'), proc, 'stand-in HTTP')[0] == 200
+        assert 'TCP port %d not served' % busy in proc.stderr()
+
+
+def test_stand_in_for_an_init_container_completes_at_once():
+    done = run('stand-in', '--complete')
+    assert done.returncode == 0 and 'completed' in done.stderr
+
+
 # --- command line -------------------------------------------------------
 
 @pytest.mark.parametrize('args', [

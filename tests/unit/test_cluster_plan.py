@@ -77,8 +77,8 @@ def manifests(tmp_path):
     return [str(path)]
 
 
-def build(manifests, backend='vxlan', nodes=NODES):
-    return cluster.build(manifests, nodes, '10.42.0.0/16', backend, CATALOG)
+def build(manifests, backend='vxlan', nodes=NODES, unknown_images='stand-in'):
+    return cluster.build(manifests, nodes, '10.42.0.0/16', backend, CATALOG, unknown_images=unknown_images)
 
 
 def pod_of(plan, key):
@@ -418,7 +418,7 @@ def test_an_empty_manifest_file_plans_nothing_and_is_refused(tmp_path):
 def test_refusals_after_loading_name_the_file(tmp_path, text, words):
     [path] = write(tmp_path, text)
     with pytest.raises(SpecError) as info:
-        build([path])
+        build([path], unknown_images='refuse')
     assert str(info.value).startswith('%s: %s' % (path, words))
 
 
@@ -506,7 +506,7 @@ def test_the_registered_plan_holds_pods_and_policies_as_text_only(tmp_path):
     plan = build(write(tmp_path, NAMED_PORT))
     kept = action_plugin('podnet_cluster').registered(plan)
     assert set(kept) == {'backend', 'nodes', 'placement', 'namespaces', 'policy_cluster', 'workloads', 'ignored',
-                         'notes', 'services_json'}
+                         'notes', 'services_json', 'stand_ins'}
     assert json.loads(kept['services_json']) == plan['services']
     for name, node in plan['nodes'].items():
         assert kept['nodes'][name] == dict({k: v for k, v in node.items() if k != 'pods'},
@@ -630,3 +630,71 @@ def test_statefulset_pods_carry_their_subdomain_to_the_node(tmp_path):
                                       'spec': {'containers': [{'name': 'web', 'image': 'kennethreitz/httpbin'}]}}}}
     pods = planned_pods(build(write(tmp_path, yaml.safe_dump(stateful))))
     assert {(p['hostname'], p['subdomain']) for p in pods.values()} == {('web-0', 'web'), ('web-1', 'web')}
+
+
+STAND_IN = """apiVersion: v1
+kind: Pod
+metadata: {name: shop}
+spec:
+  nodeName: node1
+  containers:
+  - name: api
+    image: myorg/api:1.4
+    args: [--listen, ":8080"]
+    workingDir: /app
+    env: [{name: MODE, value: prod}]
+    ports: [{containerPort: 8080}, {containerPort: 53, protocol: UDP}, {containerPort: 9999, protocol: SCTP}]
+  - {name: worker, image: myorg/worker}
+  - {name: tool, image: myorg/tool, command: [sleep, "1"]}
+"""
+
+
+def test_an_unknown_image_without_command_gets_the_stand_in_on_its_ports(tmp_path):
+    plan = build(write(tmp_path, STAND_IN))
+    api, worker, tool = pod_of(plan, 'default/shop')['containers']
+    agnhost = CATALOG[AGNHOST]['entrypoint']
+    assert api['argv'] == agnhost + ['stand-in', '--tcp', '8080', '--udp', '53']
+    assert api['stand_in'] is True and api['env'] == {'MODE': 'prod'} and api['working_dir'] is None
+    assert worker['argv'] == agnhost + ['stand-in'] and worker['stand_in'] is True
+    assert tool['argv'] == ['sleep', '1'] and 'stand_in' not in tool  # a command runs as given
+    assert plan['stand_ins'] == {'myorg/api:1.4': ['default/shop/api'], 'myorg/worker': ['default/shop/worker']}
+
+
+def test_the_plan_notes_the_sctp_ports_a_stand_in_skips_and_says_what_it_stood_in_for(tmp_path):
+    from podnet_testlib import action_plugin
+    plan = build(write(tmp_path, STAND_IN))
+    assert plan['notes'] == {'Pod default/shop': [
+        'container api: its stand-in does not serve SCTP port 9999 (the nodes have no SCTP sockets)']}
+    assert action_plugin('podnet_cluster').said(plan)[0] == (
+        'podnet: stood in for 2 images podnet cannot run (agnhost netexec on their containerPorts): '
+        'myorg/api:1.4 (default/shop/api), myorg/worker (default/shop/worker)')
+
+
+def test_a_plan_without_stand_ins_says_nothing_of_them(manifests):
+    from podnet_testlib import action_plugin
+    plan = build(manifests)
+    said = action_plugin('podnet_cluster').said(plan)
+    assert plan['stand_ins'] == {} and not any('stood in' in line for line in said)
+
+
+def test_unknown_images_refuse_keeps_the_refusal(tmp_path):
+    with pytest.raises(SpecError) as refused:
+        build(write(tmp_path, STAND_IN), unknown_images='refuse')
+    assert "Pod default/shop: spec.containers[0].image: unknown image 'myorg/api:1.4' and no command" in str(
+        refused.value)
+
+
+def test_a_stand_in_needs_agnhost_in_the_catalog(tmp_path):
+    catalog = {k: v for k, v in CATALOG.items() if k != AGNHOST}
+    with pytest.raises(SpecError) as refused:
+        cluster.build(write(tmp_path, STAND_IN), NODES, '10.42.0.0/16', 'vxlan', catalog)
+    assert ("spec.containers[0].image: unknown image 'myorg/api:1.4', and the image catalog has no %s" % AGNHOST
+            in str(refused.value))
+
+
+def test_a_stand_in_container_passes_the_pods_module_s_checks(tmp_path):
+    from podnet_testlib import action_plugin
+    from test_reset_plan import library
+    kept = action_plugin('podnet_cluster').registered(build(write(tmp_path, STAND_IN)))
+    [shop] = library('podnet_pods').pods_of(kept['nodes']['node1']['pods_json'])
+    assert [c['stand_in'] for c in shop['containers']] == [True, True, False]

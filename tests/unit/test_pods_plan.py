@@ -256,3 +256,60 @@ def test_a_pod_folder_no_record_owns_is_swept(node, tmp_path):
     current.folders = [str(tmp_path / 'pods' / 'default_web'), str(tmp_path / 'pods' / 'default_deep')]
     assert node.plan(current, {'default/web': web}) == [
         ('forget_folder', str(tmp_path / 'pods' / 'default_deep'), 'no pod owns it (its containers wrote there)')]
+
+
+def test_a_failed_liveness_probe_restarts_the_container_saying_why(node):
+    web = pod('web')
+    record = state(web, unhealthy={'main': 'container main: liveness probe failed: HTTP status 500'})
+    assert node.plan(node_state({'default/web': record}), {'default/web': web}) == [
+        ('restart', 'default/web', 'container main: liveness probe failed: HTTP status 500')]
+
+
+def test_a_failed_liveness_probe_under_restart_policy_never_restarts_nothing(node):
+    web = dict(pod('web'), restart_policy='Never')
+    record = state(web, unhealthy={'main': 'container main: liveness probe failed: exit code 1'})
+    assert node.plan(node_state({'default/web': record}), {'default/web': web}) == []
+
+
+def test_a_pod_that_is_not_ready_is_left_alone(node):
+    web = pod('web')
+    record = state(web, unready=['container main: readiness probe failed: exit code 1'])
+    assert node.plan(node_state({'default/web': record}), {'default/web': web}) == []
+
+
+def rollout(owner_of_old='Deployment default/web'):
+    old = dict(pod('web-5d8f7c9b4-aaaaa'), owner=owner_of_old)
+    new = dict(pod('web-7c5ddbdf54-bbbbb', argv=['/bin/sleep', '60']), owner='Deployment default/web')
+    return node_state({'default/web-5d8f7c9b4-aaaaa': state(old, owner=old['owner'])}), {'default/' + new['name']: new}
+
+
+def test_a_rollout_creates_the_new_pods_before_it_retires_the_old_ones(node):
+    current, wanted = rollout()
+    assert node.plan(current, wanted) == [
+        ('create', 'default/web-7c5ddbdf54-bbbbb', 'new pod'),
+        ('retire', 'default/web-5d8f7c9b4-aaaaa', 'replaced by the new pods of Deployment default/web'), GUARD]
+
+
+def test_the_runtime_retires_after_it_creates():
+    from ansible.module_utils.podnet.pods.runtime import PHASES
+    verbs = [verb for phase in PHASES for verb in phase]
+    assert verbs.index('delete') < verbs.index('create') < verbs.index('retire') < verbs.index('guard')
+
+
+def test_a_pod_of_another_owner_or_none_is_deleted_first(node):
+    for owner in ('Deployment default/other', ''):
+        current, wanted = rollout(owner)
+        assert node.plan(current, wanted)[0] == ('delete', 'default/web-5d8f7c9b4-aaaaa', 'not wanted on this node')
+
+
+def test_scaling_down_alone_deletes_at_once(node):
+    current, _ = rollout()
+    assert node.plan(current, {})[0] == ('delete', 'default/web-5d8f7c9b4-aaaaa', 'not wanted on this node')
+
+
+def test_a_pod_without_probes_or_stand_in_keeps_the_spec_hash_it_had():
+    web = pod('web')
+    planned = dict(web, containers=[dict(web['containers'][0], probes={}, stand_in=False)])
+    assert spec_hash(planned) == spec_hash(web)
+    probed = dict(web, containers=[dict(web['containers'][0], probes={'readiness': {'handler': 'exec'}})])
+    assert spec_hash(probed) != spec_hash(web)

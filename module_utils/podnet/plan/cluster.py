@@ -13,7 +13,7 @@ import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.node import backend
-from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr
+from ansible.module_utils.podnet.plan import capacity, images, manifests, podcidr, probes
 from ansible.module_utils.podnet.services import dns
 from ansible.module_utils.podnet.services import spec as service_spec
 
@@ -30,17 +30,27 @@ def resolve_paths(paths, root):
     return [p if os.path.isabs(p) or os.path.exists(p) else os.path.join(root, p) for p in paths]
 
 
-def _container(container, argv):
+def _container(container, argv, stand_in=False):
     """What the node needs to run one container. resources: memory in bytes
     and cpu in millicores ({memory,cpu}_{limit,request}, None where unset);
-    seccomp: RuntimeDefault or Unconfined."""
-    return {'name': container.name, 'argv': argv, 'env': dict(container.env),
-            'working_dir': container.working_dir, 'capabilities': container.capabilities,
-            'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
-                      for p in container.ports],
-            'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp,
-            'user': {'uid': container.user, 'gid': container.group, 'groups': list(container.groups)},
-            'no_new_privs': container.no_new_privs, 'mounts': []}
+    seccomp: RuntimeDefault or Unconfined. A stand-in has no working_dir
+    (the image's folders are not there) and says it is one."""
+    found = {'name': container.name, 'argv': argv, 'env': dict(container.env),
+             'working_dir': None if stand_in else container.working_dir, 'capabilities': container.capabilities,
+             'ports': [{'name': p.name, 'containerPort': p.container_port, 'protocol': p.protocol}
+                       for p in container.ports],
+             'resources': dataclasses.asdict(container.resources), 'seccomp': container.seccomp,
+             'user': {'uid': container.user, 'gid': container.group, 'groups': list(container.groups)},
+             'no_new_privs': container.no_new_privs, 'mounts': []}
+    # Only when there are: a pod planned before stand-ins and probes keeps its spec hash.
+    planned_probes = container.probes
+    if stand_in:
+        found['stand_in'] = True
+        planned_probes = probes.for_stand_in(planned_probes, {p.container_port for p in container.ports
+                                                              if p.protocol == 'TCP'})
+    if planned_probes:
+        found['probes'] = planned_probes
+    return found
 
 
 def _local_paths(catalog):
@@ -48,29 +58,55 @@ def _local_paths(catalog):
     return {images.image_name(k): v.get('paths') or {} for k, v in catalog.items()}
 
 
-def _pod(pod, catalog, paths, cluster_dns):
-    """cluster_dns: the built-in cluster DNS manifest, or None without one:
-    its pods alone see the node's zone (no user manifest mounts anything)."""
-    argvs = images.resolve_pod(pod, catalog)
-    containers = []
-    for c in pod.containers:
-        argv = argvs[c.name]
-        local = paths.get(images.image_name(c.image), {}).get(argv[0])
-        containers.append(_container(c, list(local) + argv[1:] if local else argv))
-        if cluster_dns and pod.source == cluster_dns:
-            containers[-1]['mounts'] = [dict(ZONE_MOUNT)]
+class Images:
+    """The catalog as containers meet it: each container's command line,
+    or the stand-in's, and which containers got a stand-in."""
+
+    def __init__(self, catalog, unknown):
+        self.catalog, self.unknown, self.paths = catalog, unknown, _local_paths(catalog)
+        self.stand_ins = {}  # image as written -> [ns/pod/container]
+
+    def container(self, container, pod):
+        """The container as the node runs it (_container)."""
+        if images.stands_in(container, self.catalog, self.unknown):
+            self.stand_ins.setdefault(container.image, []).append('%s/%s' % (pod.key, container.name))
+            return _container(container, images.stand_in_argv(container, self.catalog, pod), stand_in=True)
+        argv = images.resolve(container, self.catalog, pod)
+        local = self.paths.get(images.image_name(container.image), {}).get(argv[0])
+        return _container(container, list(local) + argv[1:] if local else argv)
+
+
+def planned_notes(planned):
+    """What a planned pod's containers do not do: a stand-in serves no SCTP
+    (no SCTP sockets), and some probes count as passing untried."""
+    return ['container %s: its stand-in does not serve SCTP port %d (the nodes have no SCTP sockets)'
+            % (c['name'], p['containerPort']) for c in planned['containers'] if c.get('stand_in')
+            for p in c['ports'] if p['protocol'] not in images.STAND_IN_PROTOCOLS] + [
+        note for c in planned['containers'] for note in probes.notes(c['name'], c.get('probes') or {})]
+
+
+def _pod(pod, catalog, cluster_dns):
+    """catalog: Images; cluster_dns: the built-in cluster DNS manifest, or
+    None without one: its pods alone see the node's zone (no user manifest
+    mounts anything)."""
+    containers = [catalog.container(c, pod) for c in pod.containers]
+    if cluster_dns and pod.source == cluster_dns:
+        for container in containers:
+            container['mounts'] = [dict(ZONE_MOUNT)]
     return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
             'subdomain': pod.dns.subdomain, 'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
-            'qos': pod.qos_class, 'containers': containers,
+            'owner': pod.owner, 'qos': pod.qos_class, 'containers': containers,
             'dns': pod.dns.for_node(CLUSTER_DNS_IP if cluster_dns else None, CLUSTER_DOMAIN)}
 
 
-def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog, cluster_dns=None):
+def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog, cluster_dns=None,
+          unknown_images=images.STAND_IN):
     """nodes: [{name, underlay_ip, underlay_prefixlen, underlay_ifname,
     underlay_mtu, pod_cidr (persisted or None), explicit_pod_cidr, pods
     (keys of the pods running there), kernel, memory_available}];
     cluster_dns: the cluster DNS manifest to run (roles/cluster/files/
-    cluster-dns.yaml), or None for a cluster without DNS."""
+    cluster-dns.yaml), or None for a cluster without DNS; unknown_images:
+    stand-in or refuse (podnet_unknown_images)."""
     order = [n['name'] for n in nodes]
     found = manifests.load(list(manifest_paths) + ([cluster_dns] if cluster_dns else []),
                            order)  # refuses an invalid policy too
@@ -79,8 +115,8 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog, cluster_dn
     cidrs = podcidr.allocate(cluster_cidr, order, {n['name']: n.get('pod_cidr') for n in nodes},
                              {n['name']: n['explicit_pod_cidr'] for n in nodes
                               if n.get('explicit_pod_cidr')})
-    paths = _local_paths(catalog)
-    pods = {p.key: _pod(p, catalog, paths, cluster_dns) for p in found.pods}
+    known = Images(catalog, unknown_images)
+    pods = {p.key: _pod(p, known, cluster_dns) for p in found.pods}
     records = {n['name']: dict(n, pod_cidr=cidrs[n['name']], vtep_mac=names.stable_mac('vtep', n['name']))
                for n in nodes}
     capacity.check_pod_cidrs(placement, cidrs)
@@ -108,6 +144,16 @@ def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog, cluster_dn
             'namespaces': {n: dict(ns.labels) for n, ns in found.namespaces.items()},
             'policies': found.policies, 'ignored': found.ignored,
             'services': service_spec.plan(found.services),
-            'notes': {p.owner or 'Pod %s' % p.key: list(p.notes) for p in found.pods if p.notes},
+            'notes': _notes(found.pods, pods), 'stand_ins': known.stand_ins,
             'workloads': {w: sorted(p.key for p in found.pods if p.owner == w)
                           for w in ('%s %s' % (w.kind, w.key) for w in found.workloads)}}
+
+
+def _notes(found, planned):
+    """By pod (or the workload that made it), what podnet does not set up."""
+    notes = {}
+    for pod in found:
+        said = list(pod.notes) + planned_notes(planned[pod.key])
+        if said:
+            notes[pod.owner or 'Pod %s' % pod.key] = said
+    return notes

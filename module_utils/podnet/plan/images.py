@@ -5,12 +5,22 @@ CMD its image config would carry, and a container's command line is built
 from them with the kubelet's rules, so manifests written for a real cluster
 run unchanged. A tag or digest and the implicit docker.io registry are
 ignored: `docker.io/library/busybox:1.36` is `busybox`.
+
+An image the catalog does not have, in a container that gives no command,
+gets a stand-in (unless podnet_unknown_images is `refuse`): the catalog's
+agnhost re-implementation in its `stand-in` mode, which answers as agnhost
+netexec does on every TCP and UDP containerPort the container declares, so
+a real application's network can be tested without its images. An
+explicit command still runs as given, stand-in or not.
 """
 import re
 
 from ansible.module_utils.podnet.core.errors import SpecError
 
 CATALOG = 'image catalog'
+AGNHOST = 'registry.k8s.io/e2e-test-images/agnhost'  # what stands in, from the catalog
+STAND_IN, REFUSE = 'stand-in', 'refuse'  # podnet_unknown_images
+STAND_IN_PROTOCOLS = ('TCP', 'UDP')  # no SCTP: the nodes' kernels have no SCTP sockets
 EXPANSION = re.compile(r'\$\$|\$\(([^)]*)\)')
 
 
@@ -80,6 +90,27 @@ def _where(container, pod):
         return 'container %s' % container.name, ''
     position = [c.name for c in pod.containers].index(container.name)
     return pod.subject, 'spec.containers[%d].' % position
+
+
+def stands_in(container, catalog, unknown=STAND_IN):
+    """Whether the container runs the stand-in: its image is not in the
+    catalog, it gives no command, and unknown images are not refused."""
+    return unknown == STAND_IN and not container.command and image_name(container.image) not in index(catalog)
+
+
+def stand_in_argv(container, catalog, pod=None, init=False):
+    """The stand-in's command line: agnhost's entrypoint in the catalog,
+    `stand-in` and the container's TCP and UDP ports (an init container's
+    stand-in completes at once: there is nothing it could wait for)."""
+    subject, prefix = _where(container, pod)
+    entrypoint = index(catalog).get(AGNHOST, ([], []))[0]
+    if not entrypoint:
+        raise SpecError(subject, '%simage: unknown image %r, and the %s has no %s entrypoint to stand in '
+                        'for it (or set podnet_unknown_images: refuse)' % (prefix, container.image, CATALOG, AGNHOST))
+    if init:
+        return entrypoint + [STAND_IN, '--complete']
+    return entrypoint + [STAND_IN] + [arg for p in container.ports if p.protocol in STAND_IN_PROTOCOLS
+                                      for arg in ('--' + p.protocol.lower(), str(p.container_port))]
 
 
 def resolve(container, catalog, pod=None):

@@ -2,7 +2,7 @@
 
 Every field of a Pod is one of three kinds, stated in the tables below:
 read (podnet honours it), ignored (it changes nothing in podnet, such as
-probes or SELinux options, and is accepted so manifests from a cluster run
+SELinux options, and is accepted so manifests from a cluster run
 unchanged), or not supported (initContainers, hostNetwork, hostPort...):
 those are accepted only with their Kubernetes default, so a pod never runs
 differently from what its manifest asks without a refusal naming the field.
@@ -11,8 +11,9 @@ environment taken from elsewhere (valueFrom, envFrom) are read to be noted:
 podnet sets none of them up, and each pod's notes say so (Pod.notes).
 
 Among what is read: each container's cpu and memory (resources.py, as the
-API server defaults them) and its seccomp profile, RuntimeDefault unless
-the manifest asks for Unconfined or the container is privileged.
+API server defaults them), its probes (probes.py) and its seccomp profile,
+RuntimeDefault unless the manifest asks for Unconfined or the container is
+privileged.
 """
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.kernel import caps
 from ansible.module_utils.podnet.core import k8s
 from ansible.module_utils.podnet.plan import poddns
+from ansible.module_utils.podnet.plan import probes
 from ansible.module_utils.podnet.plan.resources import ContainerResources, parse_resources, qos_class
 
 RESTART_POLICIES = ('Always', 'OnFailure', 'Never')
@@ -45,10 +47,9 @@ SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'dn
          'activeDeadlineSeconds': None, 'schedulingGates': [], 'resourceClaims': [],
          'os': {'name': 'linux'}})
 CONTAINER = (('name', 'image', 'command', 'args', 'env', 'ports', 'workingDir', 'securityContext',
-              'resources', 'volumeMounts', 'envFrom'),
+              'resources', 'volumeMounts', 'envFrom') + tuple(probes.KINDS),
              ('imagePullPolicy', 'resizePolicy', 'terminationMessagePath',
-              'terminationMessagePolicy', 'livenessProbe', 'readinessProbe', 'startupProbe',
-              'stdin', 'stdinOnce', 'tty'),
+              'terminationMessagePolicy', 'stdin', 'stdinOnce', 'tty'),
              {'volumeDevices': [], 'lifecycle': None,
               'restartPolicy': None})
 PORT = (('containerPort', 'protocol', 'name'), (), {'hostPort': None, 'hostIP': None})
@@ -108,6 +109,7 @@ class Container:
     group: int = 0  # its gid
     groups: tuple = ()  # supplementary gids: the pod's supplementalGroups and fsGroup
     no_new_privs: bool = False  # allowPrivilegeEscalation: false
+    probes: dict = field(default_factory=dict)  # liveness, readiness, startup: as probes.parse plans them
 
     @property
     def capabilities(self):
@@ -346,7 +348,8 @@ def _container(raw, where, subject, pod, volumes):
     if working_dir and not working_dir.startswith('/'):
         raise SpecError(subject, '%s.workingDir: %r must be an absolute path (runc refuses any other)'
                         % (where, working_dir))
-    ports = k8s.items(raw.get('ports'), where + '.ports', subject)
+    ports = [_port(p, '%s.ports[%d]' % (where, i), subject)
+             for i, p in enumerate(k8s.items(raw.get('ports'), where + '.ports', subject))]
     for key in ('command', 'args'):
         _no_nul(k8s.items(raw.get(key), '%s.%s' % (where, key), subject, str), '%s.%s' % (where, key), subject)
     _no_nul([working_dir or ''], where + '.workingDir', subject)
@@ -355,7 +358,7 @@ def _container(raw, where, subject, pod, volumes):
         command=k8s.items(raw.get('command'), where + '.command', subject, str),
         args=k8s.items(raw.get('args'), where + '.args', subject, str),
         env=_env(raw, where, subject, unset), working_dir=working_dir or None,
-        ports=[_port(p, '%s.ports[%d]' % (where, i), subject) for i, p in enumerate(ports)],
+        ports=ports, probes=probes.parse(raw, where, subject, ports),
         resources=parse_resources(raw.get('resources'), where + '.resources', subject),
         unset=_unset(raw, where, subject, volumes, unset), **security)
 

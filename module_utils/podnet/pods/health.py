@@ -1,7 +1,8 @@
 """What the kernel says of a recorded pod, as a CNI CHECK would: the pause
 process in its sandbox, eth0's address, default route, MTU and veth peer,
 the veth on cni0, the pod's cgroups; and which containers exited (the OOM
-killer's among them). A Health is read, never saved with the record."""
+killer's among them). Its probes' verdicts (probes.py) join it. A Health is
+read, never saved with the record."""
 import ipaddress
 import os
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ class Health:
     oom: list = field(default_factory=list)       # of those, the ones the OOM killer ended
     mtu_now: int = None                           # the MTU the pod has (mtu_seen)
     pids_max: str = None                          # the pod cgroup's pids.max, as the file says it
+    unready: list = field(default_factory=list)   # why it is not ready (probes.Prober.judge)
+    unhealthy: dict = field(default_factory=dict)  # container -> why its liveness probe failed
 
 
 def pod_cgroups(hierarchies, record):

@@ -2,8 +2,10 @@
 what is wanted: pure, so check mode and the real run share it.
 
 A pod whose containers changed or whose sandbox is broken is made again; a
-container that exited is restarted by its restartPolicy; pods no longer
-wanted are removed. IPAM is reconciled against the records: an address a
+container that exited or failed its liveness probe is restarted by its
+restartPolicy; pods no longer wanted are removed, and those of a workload
+whose new pods are created in the same run are retired only after them (a
+rollout: the new pods come up before the old ones go). IPAM is reconciled against the records: an address a
 running pod holds is reserved again if its file is gone, addresses of pods
 that are gone are released before any pod is created, and two pods never
 share an address. What no record owns (sandboxes, folders, cgroups,
@@ -40,6 +42,13 @@ class NodeState:
         return self.health.get(key, UNCHECKED)
 
 
+def restart_reason(health):
+    """Why a pod's containers are restarted: they exited, or failed their liveness probe."""
+    reasons = ['container %s' % ', '.join(c + (' exited (OOMKilled)' if c in health.oom else ' exited')
+                                          for c in health.dead)] if health.dead else []
+    return ', '.join(reasons + [health.unhealthy[c] for c in sorted(health.unhealthy)])
+
+
 class Planner:
     """mtu, pids_limit: what every pod gets; hierarchies: the cgroup
     hierarchies; store: the RecordStore (where each pod's folder is)."""
@@ -50,8 +59,10 @@ class Planner:
     def plan(self, current, wanted):
         """[Action] in the order of runtime.PHASES."""
         records = current.pods
-        actions = [Action('delete', k, 'not wanted on this node') for k in sorted(records)
-                   if k not in wanted]
+        rolling = {pod.get('owner') for key, pod in wanted.items() if key not in records} - {'', None}
+        gone = [k for k in sorted(records) if k not in wanted]
+        actions = [Action('delete', k, 'not wanted on this node') for k in gone
+                   if records[k].get('owner') not in rolling]
         actions += [Action('forget_record', path, 'unreadable (%s): its pod is made again' % why)
                     for path, why in sorted(current.unreadable.items())]
         actions += [Action('unbridge', port, 'on %s, and no pod\'s veth' % BRIDGE)
@@ -72,6 +83,8 @@ class Planner:
         for key in sorted(set(kept) - recreated):
             actions += self._repairs(key, wanted[key], kept[key], current.health_of(key))
         actions += addresses + self._sweep(current)
+        actions += [Action('retire', k, 'replaced by the new pods of %s' % records[k]['owner']) for k in gone
+                    if records[k].get('owner') in rolling]
         return actions + self._guard_action(current, kept, actions)
 
     def plan_absent(self, current):
@@ -87,9 +100,9 @@ class Planner:
         found = []
         # The exit status of a container is its node init's to reap, not
         # ours to see: OnFailure restarts like Always; Never leaves it down.
-        if health.dead and pod.get('restart_policy', 'Always') != 'Never':
-            found.append(Action('restart', key, 'container %s' % ', '.join(
-                c + (' exited (OOMKilled)' if c in health.oom else ' exited') for c in health.dead)))
+        # A failed liveness probe is a failure under OnFailure too.
+        if (health.dead or health.unhealthy) and pod.get('restart_policy', 'Always') != 'Never':
+            found.append(Action('restart', key, restart_reason(health)))
         if health.mtu_now != self.mtu:
             found.append(Action('set_mtu', key, 'MTU %s, want %s' % (health.mtu_now, self.mtu)))
         want = cgroups.pids_text(self.pids_limit)
@@ -131,7 +144,7 @@ class Planner:
                 + [Action('forget_ipam', folder, 'an earlier pod CIDR') for folder in current.stale_ipam])
 
     def _guard_action(self, current, kept, actions):
-        if any(a.verb in ('create', 'recreate', 'delete') for a in actions):
+        if any(a.verb in ('create', 'recreate', 'delete', 'retire') for a in actions):
             return [Action('guard', srcguard.TABLE, 'pods changed')]
         if nft.needs_update(current.guard, *srcguard.ruleset(kept.values(), current.sole_bridge)):
             return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]

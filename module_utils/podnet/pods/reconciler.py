@@ -1,7 +1,8 @@
 """The pods of one node, reconciled: podnet_pods' Reconciler.
 
 read() takes the records (records.py), checks each against the kernel
-(health.py) and reads the node's sandboxes, IPAM, guard and pod cgroups;
+(health.py), tries the probes of each running pod (probes.py) and reads
+the node's sandboxes, IPAM, guard and pod cgroups;
 plan() is the Planner's (planner.py); apply() the PodRuntime's
 (runtime.py). A broken pod is recreated, a container that died is
 restarted (in a fresh cgroup and writable folders, as a runtime starts a
@@ -19,9 +20,10 @@ from ansible.module_utils.podnet.pods import srcguard
 from ansible.module_utils.podnet.pods.health import Checker
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
 from ansible.module_utils.podnet.pods.planner import NodeState, Planner
+from ansible.module_utils.podnet.pods.probes import Prober
 from ansible.module_utils.podnet.pods.records import RecordStore, spec_hash
 from ansible.module_utils.podnet.pods.runtime import PodRuntime
-from ansible.module_utils.podnet.pods.sandbox import list_netns
+from ansible.module_utils.podnet.pods.sandbox import Process, SpawnerClient, list_netns
 
 SHOWN = ('ip', 'netns', 'veth', 'mac', 'uid')  # what the module returns of each pod
 
@@ -54,11 +56,27 @@ class PodsReconciler(Reconciler):
             links = links_by_name(ipr)
         bridge = links[BRIDGE]['index'] if BRIDGE in links else None
         health = {key: self.checker.check(record, links, bridge) for key, record in records.items()}
+        self._judge(records, health)
         owners = self.ipam.owners()
         return NodeState(records, list_netns(), owners, self.ipam.stale_folders(), self._guard(), unreadable,
                          foreign_ports(links, bridge, records), sole_bridge(links),
                          *self._own_cgroups(records, set(owners.values())), folders=self.store.folders(),
                          health=health)
+
+    def _judge(self, records, health):
+        """Each running pod's probes: its Health says why it is not ready and
+        which containers failed their liveness probe. A pod to be made again
+        is not ready, and its probes are not tried."""
+        spawn = SpawnerClient()  # started only if an exec probe needs it
+        try:
+            for key, record in records.items():
+                pod, found = self.pods.get(key), health[key]
+                if found.problems or pod is None or record['spec_hash'] != spec_hash(pod):
+                    found.unready = list(found.problems) or ['not wanted as it runs']
+                    continue
+                found.unready, found.unhealthy = Prober(self.hierarchies, spawn).judge(record, pod, found.dead)
+        finally:
+            spawn.close()
 
     def _read_remains(self):
         """For state absent: the records (unchecked), sandboxes, the guard
@@ -103,13 +121,33 @@ class PodsReconciler(Reconciler):
         new = sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
         return {'pods': {k: {f: r.get(f) for f in SHOWN} for k, r in current.pods.items()},
                 'pending': new if self.check_mode else [],
-                'ips': {k: r.get('ip') for k, r in current.pods.items()}}
+                'ips': {k: r.get('ip') for k, r in current.pods.items()},
+                'unready': [] if self.absent else self._unready(current, actions)}
+
+    def _unready(self, current, actions):
+        """Sorted keys of the running pods that are not ready: as read, or,
+        for those this run started or restarted, once they had time to be."""
+        started = {a.target for a in actions if a.verb in ('create', 'recreate', 'restart')}
+        if self.check_mode:
+            started = set()
+        settled = Prober(self.hierarchies, SpawnerClient())
+        try:
+            fresh = settled.settle({k: (current.pods[k], self.pods[k]) for k in started if k in current.pods},
+                                   exited)
+        finally:
+            settled.spawn.close()
+        return sorted(set(fresh) | {k for k in current.pods if k not in started and current.health_of(k).unready})
 
     def warnings(self, current, result):
         lacking = [c for c in cgroups.CONTROLLERS if c not in self.hierarchies]
         if lacking and not self.absent:
             return ['this node has no %s cgroup controller: its pods run without those limits' % ', '.join(lacking)]
         return []
+
+
+def exited(record):
+    """Names of a record's containers that are not running."""
+    return [name for name, proc in record['containers'].items() if not Process.from_dict(proc).alive()]
 
 
 def _left_down(current, key, pod):

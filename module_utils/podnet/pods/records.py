@@ -17,10 +17,16 @@ from ansible.module_utils.podnet.core import k8s
 KEY = 'key'  # namespace/name, added when a record is read or made, never saved
 
 
+# Container fields podnet added later: unset, they are hashed as before they
+# existed, so that a new podnet remakes no pod that does not use them.
+ADDED_LATER = ('stand_in', 'probes')
+
+
 def spec_hash(pod):
     """What, when changed, needs a new sandbox: containers, and what the
     pod's resolv.conf and hosts are made from; not labels."""
-    made_from = {'containers': pod['containers'], 'hostname': hostname(pod), 'subdomain': pod.get('subdomain'),
+    containers = [{k: v for k, v in c.items() if v or k not in ADDED_LATER} for c in pod['containers']]
+    made_from = {'containers': containers, 'hostname': hostname(pod), 'subdomain': pod.get('subdomain'),
                  'dns': pod.get('dns')}
     return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -40,7 +46,7 @@ def new_record(key, pod):
     return {KEY: key, 'namespace': pod['namespace'], 'name': pod['name'], 'uid': uid,
             'netns': 'cni-' + uid, 'cgroup': cgroups.pod_path(pod.get('qos', 'BestEffort'), uid),
             'veth': veth_name(uid), 'mac': names.stable_mac('pod', uid),
-            'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}),
+            'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}), 'owner': pod.get('owner', ''),
             'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
             'commands': {c['name']: c['argv'] for c in pod['containers']},
             'containers': {}, 'pause': None, 'ip': None}

@@ -2,9 +2,11 @@
 sandboxes and containers, this process makes their cgroups and records.
 
 apply() runs the actions phase by phase (PHASES): what frees comes before
-what takes. Deletes and creates go in batches, creates pipelined through
+what takes, but for the old pods of a rollout, retired once the new ones
+run (and kept when a new one failed). Deletes and creates go in batches, creates pipelined through
 the spawner; every other verb is a method do_<verb>(action, current)."""
 import os
+import time
 
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree
@@ -28,7 +30,7 @@ DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder'),
           ('forget_netns', 'forget_cgroup'),
           ('release',),
-          ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'),
+          ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'), ('retire',),
           ('restart', 'set_mtu', 'set_pids', 'relabel'), ('guard', 'delete_table'))
 
 
@@ -36,6 +38,33 @@ def container_caps(container):
     """Capability numbers a container keeps: the planner's list, else the
     container runtimes' default set."""
     return sorted(caps.NUMBERS[name] for name in container.get('capabilities', caps.RUNTIME_DEFAULT))
+
+
+def container_env(pod, container):
+    """The environment a container's processes start with."""
+    env = {'PATH': DEFAULT_PATH, 'HOSTNAME': hostname(pod)}
+    env.update(container.get('env') or {})
+    return env
+
+
+def confinement(container):
+    """What confines a container's processes, and its exec probes: the
+    capabilities it keeps, seccomp, its user and no_new_privs."""
+    return {'caps': container_caps(container),
+            'seccomp': container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault',
+            'user': container.get('user'), 'no_new_privs': container.get('no_new_privs', False)}
+
+
+STOP_WAIT = 5.0  # seconds a killed container's PID namespace gets to go
+
+
+def stop(process):
+    """Kill a container (the PID 1 of its namespace: the kernel ends the
+    rest) and wait until it is gone."""
+    process.kill()
+    deadline = time.monotonic() + STOP_WAIT
+    while process.alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 class PodRuntime:
@@ -54,7 +83,9 @@ class PodRuntime:
         try:
             for phase in PHASES:
                 todo = [a.target for a in actions if a.verb in phase]
-                if phase == ('delete', 'recreate'):
+                if phase == ('retire',):
+                    self._delete_many([] if failed else todo, current.pods)
+                elif phase == ('delete', 'recreate'):
                     self._delete_many(todo, current.pods)
                 elif phase == ('create', 'recreate'):
                     try:
@@ -166,20 +197,17 @@ class PodRuntime:
 
     def _submit_container(self, record, container):
         key, pod = record[KEY], self._wanted[record[KEY]]
-        env = {'PATH': DEFAULT_PATH, 'HOSTNAME': hostname(pod)}
-        env.update(container.get('env') or {})
         self._spawn.submit('%s container %s' % (key, container['name']), op='container',
                            netns=netns_path(record['netns']), pause=record['pause']['pid'],
-                           argv=container['argv'], env=env, cwd=container.get('working_dir') or '/',
-                           caps=container_caps(container), view=self.view,
+                           argv=container['argv'], env=container_env(pod, container),
+                           cwd=container.get('working_dir') or '/', view=self.view,
                            binds=podfiles.binds(self.store.folder(key)) + self._mounts(container),
                            log=os.path.join(self.store.folder(key), container['name'] + '.log'),
                            scratch=self.store.scratch(key, container['name']),
                            cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
                            cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
                                      for h in cgroups.distinct(self.hierarchies)],
-                           seccomp=container.get('seccomp', 'RuntimeDefault') == 'RuntimeDefault',
-                           user=container.get('user'), no_new_privs=container.get('no_new_privs', False))
+                           **confinement(container))
 
     def _mounts(self, container):
         """(folder, target) of the container's read-only mounts, each a
@@ -208,11 +236,15 @@ class PodRuntime:
 
     # -- every other verb ------------------------------------------------------
     def do_restart(self, action, current):
-        key = action.target
-        record, dead = current.pods[key], current.health_of(key).dead
+        """Start again the containers that exited, and those that failed their
+        liveness probe, once they are gone (their ports with them)."""
+        key, health = action.target, current.health_of(action.target)
+        record, restarted = current.pods[key], set(health.dead) | set(health.unhealthy)
+        for name in sorted(health.unhealthy):
+            stop(Process.from_dict(record['containers'][name]))
         try:
             for container in self._wanted[key]['containers']:
-                if container['name'] in dead:
+                if container['name'] in restarted:
                     remove_tree(self.store.scratch(key, container['name']))
                     self._make_cgroups(record, [container])
                     self._submit_container(record, container)

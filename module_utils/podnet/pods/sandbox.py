@@ -60,6 +60,16 @@ class SpawnerClient:
             raise SandboxError(subject, reply['error'])
         return Process(reply['pid'], reply['start'])
 
+    def probe(self, subject, **req):
+        """The exit code of an exec probe (spawner.TIMED_OUT past its timeout),
+        with nothing pipelined before it."""
+        self.submit(subject, op='probe', **req)
+        self._pending.popleft()
+        reply = json.loads(self._proc.stdout.readline() or '{"error": "spawner died"}')
+        if 'error' in reply:
+            raise SandboxError(subject, reply['error'])
+        return reply['status']
+
     def request(self, subject, **req):
         self.submit(subject, **req)
         return self.collect()

@@ -25,7 +25,15 @@ Requests:
       /var/tmp and /run writable, on disk in `scratch`; each bind's SOURCE
       read-only at TARGET, as the pod's resolv.conf and hosts), keeps only `caps`,
       with seccomp: under the RuntimeDefault profile (seccomp.py), execs argv.
-Replies: {"pid": HOST_PID, "start": START_TIME} or {"error": TEXT}.
+  {"op": "probe", "target": PID, "argv": [...], "env": {...}, "cwd": DIR,
+   "caps": [NUMBER...], "seccomp": BOOL, "user": {...}, "no_new_privs": BOOL,
+   "cgroups": [DIR...], "timeout": SECONDS}
+      an exec probe: a fork joins the cgroups and the namespaces of the
+      container whose PID 1 is PID (mount namespace and so its root too),
+      forks the command confined as a container (caps, seccomp, user), and
+      waits for it at most `timeout` seconds (then kills it).
+Replies: {"pid": HOST_PID, "start": START_TIME}, {"status": EXIT_CODE}
+(a probe; -1 when it timed out) or {"error": TEXT}.
 """
 import collections
 import ctypes
@@ -36,6 +44,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import warnings  # noqa: F401  os.execvpe imports it late, when the container's root no longer has it
 
 try:
@@ -484,6 +493,73 @@ def _container(req, program, err_w):
         os._exit(127)
 
 
+# -- exec probes ---------------------------------------------------------------
+# The container's mount namespace last: from there on, /proc is its own.
+PROBE_NAMESPACES = ((CLONE_NEWIPC, 'ipc'), (CLONE_NEWUTS, 'uts'), (CLONE_NEWNET, 'net'), (CLONE_NEWPID, 'pid'),
+                    (CLONE_NEWCGROUP, 'cgroup'), (CLONE_NEWNS, 'mnt'))
+TIMED_OUT = -1
+
+
+def run_probe(req):
+    """The exit code of an exec probe (TIMED_OUT past its timeout). A fork
+    enters the container, so the spawner stays home; its child, in the
+    container's PID namespace, is confined as the container is and execs."""
+    program = seccomp_program(req['caps']) if req.get('seccomp') else None
+    pid = os.fork()
+    if pid == 0:
+        code = 126
+        try:
+            code = _probe_in_container(req, program)
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return TIMED_OUT if code == 255 else code
+
+
+def _probe_in_container(req, program):
+    entered = [(os.open('/proc/%d/ns/%s' % (req['target'], name), os.O_RDONLY), flag)
+               for flag, name in PROBE_NAMESPACES]
+    null = os.open('/dev/null', os.O_RDWR)
+    join_cgroups(req.get('cgroups') or ())
+    for fd, flag in entered:
+        check(libc.setns(fd, flag), 'setns')
+    child = os.fork()
+    if child == 0:
+        try:
+            _exec_probe(req, program, null)
+        finally:
+            os._exit(127)
+    deadline = time.monotonic() + req['timeout']
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return 128 - code if code < 0 else min(code, 254)  # 255: the timeout's
+        time.sleep(0.005)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    return 255
+
+
+def _exec_probe(req, program, null):
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    try:
+        os.chdir(req.get('cwd') or '/')
+    except OSError:
+        os.chdir('/')
+    _keep_capabilities(req['caps'])
+    for signum in PYTHON_IGNORES:
+        signal.signal(signum, signal.SIG_DFL)
+    if req.get('no_new_privs'):
+        check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 'no_new_privs')
+    if program:
+        install_seccomp(program)
+    _become(req.get('user'))
+    os.execvpe(req['argv'][0], req['argv'], req['env'])
+
+
 def _start_or_gone(pid):
     """A container may finish before its start time is read: 0 then names a
     process that is not alive, which is what it is."""
@@ -502,6 +578,13 @@ def _answer(make):
         pid = make()
         _send({'pid': pid, 'start': _start_or_gone(pid)})
     except Exception as exc:  # noqa: BLE001  (one request fails, the spawner serves the next)
+        _send({'error': str(exc) or type(exc).__name__})
+
+
+def _answer_probe(req):
+    try:
+        _send({'status': run_probe(req)})
+    except Exception as exc:  # noqa: BLE001  (one probe fails, the spawner serves the next)
         _send({'error': str(exc) or type(exc).__name__})
 
 
@@ -544,6 +627,9 @@ def main():
                 _send({'error': str(exc) or type(exc).__name__})
             continue
         _answer_all(waiting)
+        if req['op'] == 'probe':
+            _answer_probe(req)
+            continue
         _answer(lambda: spawn_sandbox(req, home, home_rtnl))
     _answer_all(waiting)
 

@@ -1,0 +1,124 @@
+"""What real applications put in their pods, on a real lab: a container
+whose image podnet cannot run gets the stand-in, which answers as agnhost
+netexec on its ports; readiness probes (exec inside the container, as its
+user and without capabilities; httpGet) decide `unready`; a failing
+liveness probe restarts its container; a healthy node converges to
+changed=0."""
+import json
+import textwrap
+
+import pytest
+from integration.conftest import playbook, recap, running_lab
+
+pytestmark = pytest.mark.lab
+
+PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: standin}
+spec:
+  nodeName: node1
+  containers:
+  - name: api
+    image: example.com/shop/api:1.0
+    args: [--serve]
+    ports: [{containerPort: 8080, name: http}, {containerPort: 5353, protocol: UDP}]
+    readinessProbe: {httpGet: {path: /healthz, port: http}}
+    livenessProbe: {exec: {command: [/app/health]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ready}
+spec:
+  nodeName: node1
+  securityContext: {runAsUser: 1000, runAsGroup: 1000}
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "touch /tmp/ready && exec sleep 3600"]
+    readinessProbe:
+      exec:
+        command:
+        - sh
+        - -c
+        - 'test -e /tmp/ready && test "$(id -u)" = 1000 && grep -q "^CapEff:[[:space:]]*0*$" /proc/self/status'
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: notready}
+spec:
+  nodeName: node1
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+    readinessProbe: {exec: {command: ["false"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dying}
+spec:
+  nodeName: node2
+  containers:
+  - name: main
+    image: busybox
+    command: [sleep, "3600"]
+    livenessProbe: {tcpSocket: {port: 9}, failureThreshold: 1}
+"""
+SHOW = """
+- name: Converge
+  ansible.builtin.import_playbook: %s/playbooks/site.yml
+
+- name: Show what the pods module returned
+  hosts: nodes
+  gather_facts: false
+  tasks:
+    - name: Print it
+      ansible.builtin.debug:
+        msg: "RESULT {{ inventory_hostname }} {{ {'unready': podnet_pods_result.unready,
+              'actions': podnet_pods_result.actions, 'ips': podnet_pods_result.ips} | to_json }}"
+"""
+
+
+UDP_ECHO = ("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); "
+            "s.sendto(b'echo hi', ('%s', 5353)); print(s.recv(64).decode())\"")
+
+
+@pytest.fixture(scope='module')
+def lab():
+    yield from running_lab('lab', 'lab')
+
+
+def converge(lab, tmp_path, manifests):
+    book = tmp_path / 'show.yml'
+    book.write_text(SHOW % lab.inventory.parents[1])
+    done = playbook(lab.inventory, str(book), '-e', json.dumps({'podnet_manifests': manifests}))
+    results = {}
+    for line in done.stdout.splitlines():
+        if '"msg": "RESULT ' in line:
+            node, text = json.loads('{%s}' % line.strip())['msg'].split(' ', 2)[1:]
+            results[node] = json.loads(text)
+    return done, results
+
+
+def test_stand_ins_probes_and_unready(lab, tmp_path):
+    pods = tmp_path / 'pods.yaml'
+    pods.write_text(textwrap.dedent(PODS))
+    try:
+        done, first = converge(lab, tmp_path, ['manifests/seed', str(pods)])
+        assert 'podnet: stood in for 1 image podnet cannot run' in done.stdout
+        assert 'example.com/shop/api:1.0 (default/standin/api)' in done.stdout
+        assert 'container api: liveness probe counts as passing: its exec probe cannot run in a stand-in' in done.stdout
+        assert first['node1']['unready'] == ['default/notready']
+        node1, ip = lab.hosts['node1'], first['node1']['ips']['default/standin']
+        assert node1.check_output('curl -s --max-time 3 http://%s:8080/hostname', ip) == 'standin'
+        assert node1.check_output('curl -s --max-time 3 "http://%s:8080/echo?msg=podnet"', ip) == 'podnet'
+        udp = node1.check_output(UDP_ECHO, ip)
+        assert udp == 'hi'
+        done, second = converge(lab, tmp_path, ['manifests/seed', str(pods)])
+        assert recap(done)['node1']['changed'] == 0 and second['node1']['actions'] == []
+        assert second['node1']['unready'] == ['default/notready']
+        [restart] = second['node2']['actions']
+        assert restart[:2] == ['restart', 'default/dying'] and 'liveness probe failed' in restart[2]
+    finally:
+        converge(lab, tmp_path, ['manifests/seed'])
