@@ -122,6 +122,7 @@ from ansible.module_utils.podnet.services import ruleset
 
 RECORD = 'services.json'
 RTPROT_SERVICES = 201  # marks the service CIDR route (200, the backend's, marks its peers' routes)
+RT_SCOPE_LINK = 253
 
 
 class NodeServices(Reconciler):
@@ -229,13 +230,15 @@ class NodeServices(Reconciler):
             if index is None:
                 raise SpecError(BRIDGE, 'no pod bridge on this node: run the network role first')
             ipr.route('replace', dst=destination, oif=index, prefsrc=source, proto=RTPROT_SERVICES,
-                      scope=253, table=RT_TABLE_MAIN)
+                      scope=RT_SCOPE_LINK, table=RT_TABLE_MAIN)
 
     def do_delete_route(self, _action, _current):
         with rtnl() as ipr:
             for route in ipr.get_routes(family=socket.AF_INET, table=RT_TABLE_MAIN, proto=RTPROT_SERVICES):
+                # The route's own scope: the kernel deletes only a route of the scope asked
+                # (or of any, 255), and pyroute2 asks for universe (0) by default.
                 ipr.route('del', dst='%s/%d' % (route.get('RTA_DST'), route['dst_len']),
-                          proto=RTPROT_SERVICES, table=RT_TABLE_MAIN)
+                          proto=RTPROT_SERVICES, table=RT_TABLE_MAIN, scope=route['scope'])
 
     def result(self, current, actions):
         return {} if self.absent else {'services': self.served}

@@ -146,19 +146,27 @@ def node_problems(node, host):
     owned, ips = {r['netns'] for r in records}, [r['ip'] for r in records]
     problems += ['%s: orphan netns %s' % (node, n) for n in netns if n not in owned]
     problems += ['%s: leaked IPAM file %s' % (node, a) for a in ipam if a not in ips]
-    return problems, [r['name'] for r in records], ips
+    return problems, ['%(namespace)s/%(name)s' % r for r in records], ips
+
+
+SYSTEM_NAMESPACE = 'kube-system'  # the cluster DNS pod's (roles/cluster/files/cluster-dns.yaml)
 
 
 def state_problems(cluster, wanted_names):
     """Every way the nodes' state differs from a converged cluster running
-    exactly wanted_names: lost, extra or doubled pods, duplicate addresses,
-    and each node's own problems."""
-    problems, names, ips = [], [], []
+    exactly wanted_names (of the default namespace) and the cluster DNS pod
+    (kube-system's one pod): lost, extra or doubled pods, duplicate
+    addresses, and each node's own problems."""
+    problems, keys, ips = [], [], []
     for node, host in cluster.hosts.items():
         found = node_problems(node, host)
         problems += found[0]
-        names += found[1]
+        keys += found[1]
         ips += found[2]
+    system = [k for k in keys if k.startswith(SYSTEM_NAMESPACE + '/')]
+    if len(system) != 1:
+        problems.append('cluster DNS: want one pod in %s, found %s' % (SYSTEM_NAMESPACE, system or 'none'))
+    names = [k.split('/', 1)[1] for k in keys if k not in system]
     problems += ['pod lost: %s' % n for n in sorted(set(wanted_names) - set(names))]
     problems += ['pod not wanted: %s' % n for n in sorted(set(names) - set(wanted_names))]
     problems += ['pod recorded twice: %s' % n for n in twice(names)]
