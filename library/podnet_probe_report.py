@@ -28,7 +28,7 @@ description:
     (C(X ingress: isolated by x/deny-all, no rule allows: y/a->x/a ...)), and every cell
     where the model and the kernel disagree is returned in C(disagreements) with the
     model's reason, and warned about; with O(expect_model) they fail the task."
-  - "Cells of Service targets (C(svc <namespace>/<name>:<port>), podnet_probe's O(probe_services)) are
+  - "Cells of Service targets (C(svc <namespace>/<name>:<port>), podnet_probe's C(probe_services)) are
     columns of their port's matrix. Given O(services), the model judges them at the endpoints, after
     DNAT, as Kubernetes does: allowed when the model allows the client to reach every endpoint of the
     port, denied when it allows none, undecided (not compared) when it allows some, since the kernel

@@ -71,7 +71,7 @@ def model_cell(decide, client, services, key, protocol):
     if not port['endpoints']:
         return None, 'no endpoints: the Service rejects, no policy judges'
     decisions = [(e['pod'], decide(client, e['pod'], e['port'], protocol)) for e in port['endpoints']]
-    if any(decision is None for _, decision in decisions):
+    if any(entry[1] is None for entry in decisions):
         return None, 'an endpoint is not in the policy record'
     allowed = [pod for pod, decision in decisions if decision.allowed]
     if len(allowed) == len(decisions):
