@@ -32,7 +32,8 @@ description:
     columns of their port's matrix. Given O(services), the model judges them at the endpoints, after
     DNAT, as Kubernetes does: allowed when the model allows the client to reach every endpoint of the
     port, denied when it allows none, undecided (not compared) when it allows some, since the kernel
-    picks an endpoint per connection, or when the Service has no endpoint; the tables say so."
+    picks an endpoint per connection, when the Service has no endpoint, or when the client is an endpoint
+    (hairpin, masqueraded: its policy sees the node's address); the tables say so."
   - "Against the model, a cell refused (a TCP reset, an ICMP port unreachable) counts as
     allowed: podnet drops what a policy denies and never rejects, so a refusal comes from
     the target pod itself, with nothing listening on the port. The truth table still marks

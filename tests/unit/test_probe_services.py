@@ -77,7 +77,8 @@ def test_service_columns_follow_the_pods_in_their_port_s_table_and_are_never_row
 def test_the_model_judges_a_service_cell_at_its_endpoints_after_dnat():
     """x/a is isolated for ingress from y/a; x/b is not: to x/web (a and b)
     the model allows some endpoints, so it does not judge; to x/only-a it
-    denies; to x/nothing no policy judges (the Service rejects)."""
+    denies y/a and allows x/b, and does not judge x/a, which reaches itself
+    (hairpin); to x/nothing no policy judges (the Service rejects)."""
     source = policy_record({'metadata': {'name': 'only-x', 'namespace': 'x'},
                             'spec': {'podSelector': {'matchLabels': {'pod': 'a'}}, 'policyTypes': ['Ingress'],
                                      'ingress': [{'from': [{'podSelector': {}}]}]}})
@@ -91,8 +92,10 @@ def test_the_model_judges_a_service_cell_at_its_endpoints_after_dnat():
     results = full(**{'y_a>x_a': False}) + [probed(s, t) for s in PODS for t in columns]
     observed = reachability.build(results, PODS)
     model, = reachability.model_matrices(observed, source, SERVICES)
-    assert model.cell('x/b', 'svc x/web:80') is True
-    assert model.reason('x/b', 'svc x/web:80').startswith('every endpoint allowed after DNAT')
+    assert model.cell('x/b', 'svc x/only-a:80') is True
+    assert model.reason('x/b', 'svc x/only-a:80').startswith('every endpoint allowed after DNAT')
+    assert model.cell('x/a', 'svc x/only-a:80') is None  # hairpin: x/a's policy sees x/a's node
+    assert model.reason('x/a', 'svc x/only-a:80') == servicetargets.HAIRPIN
     assert model.cell('y/a', 'svc x/web:80') is None
     assert model.reason('y/a', 'svc x/web:80') == ('allowed to 1 of 2 endpoints (x/b): the kernel picks one '
                                                    'per connection')

@@ -8,15 +8,19 @@ NetworkPolicy model judges a Service cell the way Kubernetes does, after
 DNAT, at the endpoints: it is allowed when the model allows the client to
 reach every endpoint of the port, denied when it allows none, and left
 undecided when it allows some (the kernel picks an endpoint per
-connection, so either outcome is right) or there is no endpoint (the
-Services table rejects it; no policy judges).
+connection, so either outcome is right), when there is no endpoint (the
+Services table rejects it; no policy judges) or when the client is an
+endpoint (hairpin: masqueraded, its policy sees the node's address).
 """
 from ansible.module_utils.podnet.core.errors import SpecError
 
 PREFIX = 'svc '
 ALL = 'all'
+# The Services table masquerades a pod that reaches itself through its
+# Service (as kube-proxy does), so its own policy judges the node's address.
+HAIRPIN = 'hairpin: the client is an endpoint, masqueraded to its node\'s address; the model does not judge it'
 RULE = ('svc columns: the policy model judges the endpoints after DNAT; allowed when it allows every '
-        'endpoint, denied when it allows none, not judged when it allows some or there is none')
+        'endpoint, denied when it allows none, not judged when it allows some, there is none or the client is one')
 
 
 def is_service(key):
@@ -70,6 +74,8 @@ def model_cell(decide, client, services, key, protocol):
         return None, 'not in the Services record'
     if not port['endpoints']:
         return None, 'no endpoints: the Service rejects, no policy judges'
+    if any(e['pod'] == client for e in port['endpoints']):
+        return None, HAIRPIN
     decisions = [(e['pod'], decide(client, e['pod'], e['port'], protocol)) for e in port['endpoints']]
     if any(entry[1] is None for entry in decisions):
         return None, 'an endpoint is not in the policy record'
