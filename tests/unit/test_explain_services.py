@@ -222,3 +222,8 @@ def test_the_reply_is_un_nated_back_to_the_cluster_ip():
 
 def test_a_pod_target_is_unchanged_by_services():
     assert 'service' not in locate('default/a', 'default/b')
+
+
+def test_a_single_endpoint_is_followed_as_the_only_one():
+    found = locate('default/a', 'svc/default/echo', '81', 'UDP')
+    assert (found['service']['endpoint'], found['service']['why']) == (ECHO_B, 'its only endpoint')

@@ -112,10 +112,10 @@ def follow(service, wanted=None):
         return found, 'as asked (-e endpoint=%s)' % wanted
     if not endpoints:
         return None, None
-    why = 'the first by pod name, the numgen map\'s 0'
-    if len(endpoints) > 1:
-        why += '; the kernel picks per connection, the probe says which it took, -e endpoint=<pod> follows another'
-    return endpoints[0], why
+    if len(endpoints) == 1:
+        return endpoints[0], 'its only endpoint'
+    return endpoints[0], ('the first by pod name, the numgen map\'s 0; the kernel picks per connection, the '
+                          'probe says which it took, -e endpoint=<pod> follows another')
 
 
 def label(service):
