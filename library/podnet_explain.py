@@ -18,6 +18,15 @@ description:
     pod, the probe), the first hop that stops the packet, and whether the probe agrees
     with the prediction. The verdicts name the policy and rule that allow, or the
     policies that isolate a pod with no rule that allows.
+  - "O(to) may be a Service, as C(svc/<namespace>/<name>) or its ClusterIP, from the source node's
+    record (O(services_by_node)); O(port) is then one of its ports (number or name, default its first
+    of the protocol). The path follows one endpoint, the first by pod name or O(endpoint): the source's
+    leg gets C(service), so its node reads the DNAT hops (table C(ip podnet-services), the chain, the
+    endpoints and how one is chosen) and probes the ClusterIP; the rest goes to the endpoint pod, whose
+    ingress verdict is judged after DNAT, and a C(conntrack) hop tells the reverse NAT. The probe hop
+    names the endpoint the kernel chose. A Service without endpoints stops at the DNAT hop (no endpoints,
+    rejected) and the probe agrees only when refused. An unknown or headless Service, or a port or
+    endpoint it does not have, fails naming O(to), O(port) or O(endpoint) before any probe."
   - Changes nothing but O(output), a JSON file of the result.
 options:
   pods_by_node:
@@ -29,12 +38,22 @@ options:
     type: str
     required: true
   to:
-    description: The destination, a pod as namespace/name or an IPv4 address.
+    description:
+      - The destination, a pod as namespace/name, a Service as svc/namespace/name or its ClusterIP, or an IPv4 address.
     type: str
     required: true
   port:
-    description: Destination port; default the first port the destination pod declares, else 80.
+    description:
+      - Destination port; default the first port the destination pod declares, else 80.
+      - To a Service, one of its ports, by number or name; default its first port of the protocol.
     type: str
+  endpoint:
+    description: To a Service, the endpoint pod (namespace/name) the path follows; default the first by pod name.
+    type: str
+  services_by_node:
+    description: Every node's Services as podnet_facts gives them (C(ansible_facts.podnet.services)), by node.
+    type: dict
+    default: {}
   protocol:
     description: C(TCP) (default), C(UDP) or C(SCTP), any case.
     type: str
@@ -74,11 +93,27 @@ EXAMPLES = r'''
   run_once: true
   delegate_to: localhost
   register: located
+
+- name: The same to the Service default/echo, following a chosen endpoint.
+  podnet_explain:
+    pods_by_node: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars,
+                      ['ansible_facts', 'podnet', 'pods']))) }}"
+    services_by_node: "{{ dict(ansible_play_hosts | zip(ansible_play_hosts | map('extract', hostvars,
+                          ['ansible_facts', 'podnet', 'services']))) }}"
+    from: default/netexec-a
+    to: svc/default/echo
+    endpoint: default/echo-7d4b9c8f6d-x2x7k
+  run_once: true
+  delegate_to: localhost
+  register: located
 '''
 
 RETURN = r'''
 located:
-  description: The endpoints, port, protocol and C(legs) (node to its podnet_trace options).
+  description:
+    - The endpoints, port, protocol and C(legs) (node to its podnet_trace options).
+    - To a Service, also C(service) (key, ClusterIP, port, endpoints, the endpoint followed and why);
+      C(destination) is then the endpoint pod, C(port) its port after DNAT.
   returned: without traces
   type: dict
 hops:
@@ -111,7 +146,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
-from ansible.module_utils.podnet.explain import explain
+from ansible.module_utils.podnet.explain import explain, servicepath
 
 
 def fabric_part(lab, src_node, dst_node, destination):
@@ -131,8 +166,10 @@ def fabric_part(lab, src_node, dst_node, destination):
 
 def assemble(p):
     located, traces = p['located'], p['traces']
-    src, dst = located['source'], located['destination']
+    src, dst, service = located['source'], located['destination'], located.get('service')
     first = traces[src['node']]
+    if service and service['endpoint'] is None:  # the DNAT hop stops it, before any policy judges
+        return _result(located, first['hops'], first, None, rejected=first.get('rejected', False))
     decision, verdicts = explain.policy_sides(p['policy_source'], located)
     # The destination pod's own hop comes last, after its ingress verdict.
     arrives = '%s eth0' % dst['key']
@@ -142,9 +179,17 @@ def assemble(p):
     if dst.get('node') and dst['node'] != src['node']:
         hops += [h for h in traces[dst['node']]['hops'] if h['at'] != arrives]
     hops += verdicts[1:] + [h for t in traces.values() for h in t['hops'] if h['at'] == arrives]
+    if service:
+        hops.append(servicepath.reverse_nat_hop(src['node'], service, src['ip']))
+    return _result(located, hops, first, decision)
+
+
+def _result(located, hops, first, decision, rejected=False):
+    """The path with the probe's outcome last, where it stops, and whether
+    the probe agrees with the prediction."""
     stop = explain.first_problem(hops)
-    probe_hop, agrees = explain.outcome_hop(first['probe'], decision, stop is None, dst['key'])
-    hops.append(probe_hop)
+    probe_hop, agrees = explain.outcome_hop(first['probe'], decision, stop is None, located, rejected)
+    hops = hops + [probe_hop]
     return {'hops': hops, 'lines': explain.lines(hops), 'stops_at': stop, 'agrees': agrees,
             'verdict': {'allowed': decision.allowed, 'reason': decision.reason} if decision else None}
 
@@ -156,12 +201,14 @@ def main():
                        'port': dict(type='str'), 'protocol': dict(type='str'),
                        'backends': dict(type='dict', default={}), 'traces': dict(type='dict'),
                        'located': dict(type='dict'), 'policy_source': dict(type='dict'),
-                       'lab': dict(type='dict'), 'output': dict(type='path')},
+                       'lab': dict(type='dict'), 'output': dict(type='path'),
+                       'services_by_node': dict(type='dict', default={}), 'endpoint': dict(type='str')},
         required_by={'traces': 'located'}, supports_check_mode=True)
     p = module.params
     try:
         if not p['traces']:
-            located = explain.locate(p['pods_by_node'], p['from'], p['to'], p['port'], p['protocol'])
+            request = explain.Request(p['from'], p['to'], p['port'], p['protocol'], p['endpoint'])
+            located = explain.locate(p['pods_by_node'], request, p['services_by_node'])
             for node, leg in located['legs'].items():
                 if 'source_pod' not in leg:
                     leg['iif'] = 'flannel.1' if p['backends'].get(node) == 'vxlan' else 'underlay'

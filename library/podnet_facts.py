@@ -17,6 +17,10 @@ description:
   - C(policy_source) is what the node's policy table was compiled from (the
     NetworkPolicy objects, the running pods, the namespaces' labels), as
     podnet_policy recorded it; null when the node enforces no policy table.
+  - C(services) is every Service as the node's Services table serves it (type, ClusterIP,
+    session affinity timeout, traffic policies, and each port with its endpoints (pod, node,
+    IP and port)), as podnet_services recorded it; null when the node serves no Services table.
+    The path explainer and the prober take Services as targets from it.
   - Changes nothing.
 options:
   state_dir: {description: The node's state directory., type: path, default: /var/lib/podnet}
@@ -38,7 +42,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ansible_facts:
-  description: C(podnet) with pod_cidr, backend, underlay, vtep, pods, routes, fdb, neighbours and policy_source.
+  description:
+    - C(podnet) with pod_cidr, backend, underlay, vtep, pods, routes, fdb, neighbours, policy_source and services.
   returned: always
   type: dict
   sample: {podnet: {pod_cidr: 10.42.1.0/24, backend: vxlan,
@@ -50,7 +55,12 @@ ansible_facts:
            fdb: {"02:6f:fc:67:c4:4b": 10.11.1.13}, neighbours: {10.42.2.0: "02:6f:fc:67:c4:4b"},
            policy_source: {policies: [], namespaces: {default: {}},
                            pods: [{namespace: default, name: netexec-a, node: node1, ip: 10.42.0.3,
-                                   labels: {app: netexec}, ports: []}]}}}
+                                   labels: {app: netexec}, ports: []}]},
+           services: {default/echo: {type: ClusterIP, cluster_ip: 10.43.118.21, affinity_timeout: null,
+                                     external_local: false, internal_local: false,
+                                     ports: [{name: http, protocol: TCP, port: 80, node_port: null,
+                                              endpoints: [{pod: default/echo-7d4b9c8f6d-x2x7k, node: node2,
+                                                           ip: 10.42.1.4, port: 8080}]}]}}}}
 '''
 
 
@@ -66,6 +76,7 @@ from ansible.module_utils.podnet.kernel.netlink import (
 from ansible.module_utils.podnet.node import backend
 from ansible.module_utils.podnet.node.nodestate import read_pod_cidr, read_pod_records
 from ansible.module_utils.podnet.policy import policy_source
+from ansible.module_utils.podnet.services import record as services_record
 
 
 def pod_facts(record, links):
@@ -103,7 +114,8 @@ def main():
              'fdb': kernel['fdb'], 'neighbours': kernel['neigh'],
              'pods': {key: pod_facts(record, links)
                       for key, record in read_pod_records(state_dir)[0].items()},
-             'policy_source': policy_source.load(state_dir)}
+             'policy_source': policy_source.load(state_dir),
+             'services': services_record.served(state_dir)}
     module.exit_json(changed=False, ansible_facts={'podnet': facts})
 
 

@@ -20,6 +20,10 @@ description:
   - Probes run concurrently in worker threads, each entering its source's namespace
     with the setns system call, which moves only that thread; the module's own thread stays in
     the node's namespace. Python standard library and ctypes only.
+  - With O(probe_services), also probes from every source to each port of those Services at
+    the ClusterIP and port, as a client connects (the node DNATs it to an endpoint); the result's
+    target is C(svc <namespace>/<name>:<port>). The Services come from O(services); an unknown
+    Service, or a headless one named, fails before any probe, naming O(probe_services).
   - Changes nothing, so it runs in check mode too.
 options:
   sources:
@@ -45,6 +49,16 @@ options:
     elements: str
     choices: [TCP, UDP, SCTP]
     default: [TCP]
+  services:
+    description:
+      - The Services a node serves (podnet_facts C(services)), to find the ClusterIPs and ports of O(probe_services).
+    type: dict
+  probe_services:
+    description:
+      - The Services to probe, as namespace/name, or C(all) for every Service with a ClusterIP; empty, none.
+    type: list
+    elements: str
+    default: []
   timeout: {description: Seconds before a probe counts as denied., type: float, default: 1.0}
   concurrency: {description: Probes in flight at once (worker threads)., type: int, default: 64}
 attributes:
@@ -62,6 +76,14 @@ EXAMPLES = r'''
     ports: [80, 81]
     protocols: [TCP, UDP]
   register: probe
+
+- name: Probe from this node's pods to the pods on port 8080 and to every port of the Service default/echo.
+  podnet_probe:
+    sources: "{{ my_sources }}"
+    targets: "{{ my_targets }}"
+    ports: [8080]
+    services: "{{ ansible_facts.podnet.services }}"
+    probe_services: [default/echo]
 
 - name: Probe SCTP with a shorter timeout (cells are unsupported on a kernel without SCTP).
   podnet_probe:
@@ -83,7 +105,8 @@ results:
   sample: [{from: x/a, to: y/b, port: 80, protocol: TCP, allowed: true, reason: connected},
            {from: x/a, to: y/b, port: 80, protocol: UDP, allowed: false, reason: timeout},
            {from: x/a, to: y/b, port: 80, protocol: SCTP, allowed: null,
-            reason: "unsupported: this kernel has no SCTP sockets (protocol not supported)"}]
+            reason: "unsupported: this kernel has no SCTP sockets (protocol not supported)"},
+           {from: x/a, to: "svc default/echo:80", port: 80, protocol: TCP, allowed: true, reason: connected}]
 elapsed:
   description: Seconds the probes took.
   returned: success
@@ -95,7 +118,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError
-from ansible.module_utils.podnet.explain import prober
+from ansible.module_utils.podnet.explain import prober, servicetargets
 
 KEYED = dict(key=dict(type='str', required=True, no_log=False))
 
@@ -110,6 +133,8 @@ def main():
             ports=dict(type='list', elements='int', required=True),
             protocols=dict(type='list', elements='str', choices=list(prober.PROTOCOLS),
                            default=['TCP']),
+            services=dict(type='dict'),
+            probe_services=dict(type='list', elements='str', default=[]),
             timeout=dict(type='float', default=1.0),
             concurrency=dict(type='int', default=64)),
         supports_check_mode=True)
@@ -119,7 +144,8 @@ def main():
                          % (p['timeout'], p['concurrency']))
     started = time.monotonic()
     try:
-        probes = prober.plan(p['sources'], p['targets'], p['ports'], p['protocols'])
+        services = servicetargets.plan(p['services'], p['probe_services'])
+        probes = prober.plan(p['sources'], p['targets'], p['ports'], p['protocols'], services)
         results = prober.run(probes, p['timeout'], p['concurrency'])
     except PodnetError as exc:
         module.fail_json(msg=str(exc), subject=exc.subject)

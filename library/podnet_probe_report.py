@@ -28,6 +28,12 @@ description:
     (C(X ingress: isolated by x/deny-all, no rule allows: y/a->x/a ...)), and every cell
     where the model and the kernel disagree is returned in C(disagreements) with the
     model's reason, and warned about; with O(expect_model) they fail the task."
+  - "Cells of Service targets (C(svc <namespace>/<name>:<port>), podnet_probe's C(probe_services)) are
+    columns of their port's matrix. Given O(services), the model judges them at the endpoints, after
+    DNAT, as Kubernetes does: allowed when the model allows the client to reach every endpoint of the
+    port, denied when it allows none, undecided (not compared) when it allows some, since the kernel
+    picks an endpoint per connection, when the Service has no endpoint, or when the client is an endpoint
+    (hairpin, masqueraded: its policy sees the node's address); the tables say so."
   - "Against the model, a cell refused (a TCP reset, an ICMP port unreachable) counts as
     allowed: podnet drops what a policy denies and never rejects, so a refusal comes from
     the target pod itself, with nothing listening on the port. The truth table still marks
@@ -52,6 +58,10 @@ options:
     type: path
   model:
     description: A node's policy record (podnet_facts C(policy_source)) to compare the kernel with.
+    type: dict
+  services:
+    description:
+      - The Services a node serves (podnet_facts C(services)), for the model to judge Service cells at their endpoints.
     type: dict
   expect_model:
     description: Fail when a cell differs from what O(model) computes.
@@ -130,7 +140,8 @@ def main():
         argument_spec=dict(results=dict(type='list', elements='dict', required=True),
                            pods=dict(type='dict', required=True),
                            output=dict(type='path'), expect=dict(type='path'),
-                           model=dict(type='dict'), expect_model=dict(type='bool', default=False)),
+                           model=dict(type='dict'), services=dict(type='dict'),
+                           expect_model=dict(type='bool', default=False)),
         supports_check_mode=True)
     p = module.params
     broken = [c for c in p['results'] if not all(k in c for k in CELL_FIELDS)]
@@ -142,7 +153,7 @@ def main():
                              'converge with playbooks/site.yml first')
     matrices = reachability.build(p['results'], p['pods'])
     try:
-        model = reachability.model_matrices(matrices, p['model']) if p['model'] else None
+        model = reachability.model_matrices(matrices, p['model'], p['services']) if p['model'] else None
     except (PodnetError, KeyError, TypeError) as exc:
         module.fail_json(msg='model: not a policy record {policies, pods, namespaces}: %s' % exc)
     table = reachability.table(matrices, model)

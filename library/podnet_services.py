@@ -100,6 +100,7 @@ services:
   returned: state present
   type: dict
   sample: {default/web: {type: ClusterIP, cluster_ip: 10.43.12.7, affinity_timeout: null, external_local: false,
+                         internal_local: false,
                          ports: [{name: http, protocol: TCP, port: 80, node_port: null,
                                   endpoints: [{pod: default/web-0, node: node1, ip: 10.42.0.5, port: 8080}]}]}}
 '''
@@ -118,9 +119,9 @@ from ansible.module_utils.podnet.kernel.netlink import RT_TABLE_MAIN, link_index
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.services import dns
 from ansible.module_utils.podnet.services import endpoints as endpoints_of
+from ansible.module_utils.podnet.services import record as services_record
 from ansible.module_utils.podnet.services import ruleset
-
-RECORD = 'services.json'
+SERVED_FIELDS = ('type', 'cluster_ip', 'affinity_timeout', 'external_local', 'internal_local')
 RTPROT_SERVICES = 201  # marks the service CIDR route (200, the backend's, marks its peers' routes)
 RT_SCOPE_LINK = 253
 
@@ -135,7 +136,7 @@ class NodeServices(Reconciler):
     def __init__(self, run, state_dir, text, route=None, zone=None, served=None):
         self.run, self.lock_dir, self.absent = run, state_dir, text is None
         self.text, self.route, self.zone, self.served = text, route, zone, served
-        self.path = '%s/%s' % (state_dir, RECORD)
+        self.path = services_record.path(state_dir)
         self.zone_path = dns.path(state_dir)
         self.digest = None if text is None else hashlib.sha256(
             (text + json.dumps(served, sort_keys=True)).encode()).hexdigest()
@@ -284,15 +285,15 @@ def compile_for(p):
 
 
 def served(services, found):
-    """{service: {type, cluster_ip, affinity_timeout, external_local, ports:
-    [{name, protocol, port, node_port, endpoints: [{pod, node, ip, port}]}]}}."""
+    """{service: {type, cluster_ip, affinity_timeout, external_local, internal_local,
+    ports: [{name, protocol, port, node_port, endpoints: [{pod, node, ip, port}]}]}}."""
     summary = {}
     for service in services:
         key = '%(namespace)s/%(name)s' % service
         ports = [dict({k: port[k] for k in ('name', 'protocol', 'port', 'node_port')}, endpoints=[
             {'pod': e['pod'], 'node': e['node'], 'ip': e['ip'], 'port': e['ports'][endpoints_of.port_key(port)]}
             for e in found[key] if endpoints_of.port_key(port) in e['ports']]) for port in service['ports']]
-        summary[key] = dict({k: service[k] for k in ('type', 'cluster_ip', 'affinity_timeout', 'external_local')},
+        summary[key] = dict({k: service[k] for k in SERVED_FIELDS},
                             ports=ports)
     return summary
 

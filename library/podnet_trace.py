@@ -19,9 +19,19 @@ description:
     the ip and inet families) for the new connection, and names the rule that drops or
     rejects it; podnet's policy table is judged by the NetworkPolicy model instead.
   - On the source node it also reads the live nat table's decision.
+  - "With O(service) (a pod to a Service's ClusterIP), the source pod's route is read to the
+    ClusterIP, and the DNAT hops follow the packet's arrival on the node, read from the live
+    table C(ip podnet-services): the C(service-ips) map's element for the ClusterIP, protocol and
+    port and the chain it goes to (or the C(no-endpoint-services) element that rejects it, where
+    the path stops), how that chain picks among its endpoints (C(numgen random), ClientIP
+    affinity sets with their timeout and whether this client is in one), and the endpoint
+    chain's DNAT to the endpoint at O(dst) and O(port), the one the explanation follows. The rest of
+    the path is traced to that endpoint."
+
   - With O(probe), then sends one real probe from the source pod to O(dst) and reads
     the node's conntrack entry of it, which gives the source address the
-    destination saw.
+    destination saw. With O(service), the probe goes to the ClusterIP and its port,
+    and the conntrack entry also gives the endpoint the kernel chose.
   - Each hop says what the kernel holds there and names the problem that stops the
     packet there, if any (a missing route, FDB or neighbour entry, a down link).
   - Changes nothing (the probe is one connection or datagram).
@@ -47,7 +57,26 @@ options:
       mac: {description: Its eth0 MAC., type: str, required: true}
       netns: {description: Its sandbox., type: str, required: true}
       veth: {description: Its veth on the node., type: str, required: true}
-  port: {description: Destination port., type: int, required: true}
+  port: {description: "Destination port (with O(service) the endpoint's port, after DNAT).", type: int, required: true}
+  service:
+    description:
+      - The Service the source pod sends to; O(dst) and O(port) are then the endpoint the path follows
+        (O(dst) the ClusterIP itself when the Service has no endpoints). Only with O(source_pod).
+    type: dict
+    suboptions:
+      key: {description: namespace/name of the Service., type: str, required: true}
+      ip: {description: Its ClusterIP., type: str, required: true}
+      port: {description: The Service port., type: int, required: true}
+      endpoints:
+        description:
+          - The endpoints of the port as podnet_facts C(services) gives them (pod, node, ip, port), to name them.
+        type: list
+        elements: dict
+        default: []
+      endpoint:
+        description: The endpoint the path follows (pod, node, ip, port); null when there is none.
+        type: dict
+      why: {description: Why the path follows that endpoint., type: str}
   protocol: {description: The protocol., type: str, choices: [TCP, UDP, SCTP], required: true}
   probe:
     description: Send one probe from O(source_pod) to O(dst) on O(port) after reading.
@@ -62,6 +91,22 @@ author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
+- name: The source half of x/a -> the Service default/echo (10.43.118.21:80), following one endpoint.
+  podnet_trace:
+    src: 10.42.0.2
+    dst: 10.42.1.4
+    port: 8080
+    protocol: TCP
+    source_pod: {key: x/a, netns: cni-607c5530-b6d8-ba57-420e-a467d7b10c56, veth: veth7912056b}
+    service:
+      key: default/echo
+      ip: 10.43.118.21
+      port: 80
+      endpoints: [{pod: default/echo-7d4b9c8f6d-x2x7k, node: node2, ip: 10.42.1.4, port: 8080}]
+      endpoint: {pod: default/echo-7d4b9c8f6d-x2x7k, node: node2, ip: 10.42.1.4, port: 8080}
+      why: the first by pod name
+    probe: true
+
 - name: The first half of x/a -> y/b on x/a's node, with a probe to port 80.
   podnet_trace:
     src: 10.42.0.2
@@ -91,16 +136,22 @@ hops:
   sample: [{at: x/a eth0, says: "ip route get 10.42.1.3: via 10.42.0.1 10.42.1.3 dev eth0 src 10.42.0.2",
             problem: null}]
 leaves_by:
-  description: C(cni0) when the destination is local, else the interface the packet leaves on.
+  description: C(cni0) when the destination is local, else the interface the packet leaves on; null where it stops.
   returned: always
   type: str
+rejected:
+  description: Whether this node rejects the packet at the DNAT hop (a Service without endpoints).
+  returned: always
+  type: bool
 probe:
   description:
     - The probe's outcome (C(connected), C(refused), C(answered), C(timeout) ...) and the source address
       the destination saw.
+    - With O(service), C(endpoint) is the endpoint (C(ip:port)) the kernel chose, from the conntrack
+      entry's reply tuple; null when conntrack holds none (the packet was rejected or dropped first).
   returned: with O(probe)
   type: dict
-  sample: {outcome: connected, delivered: true, seen_source: 10.42.0.2}
+  sample: {outcome: connected, delivered: true, seen_source: 10.42.0.2, endpoint: "10.42.1.4:8080"}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
@@ -109,6 +160,9 @@ from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 POD = dict(key=dict(type='str', required=True, no_log=False), netns=dict(type='str', required=True),
            veth=dict(type='str', required=True))
 DEST = dict(POD, ip=dict(type='str', required=True), mac=dict(type='str', required=True))
+SERVICE = dict(key=dict(type='str', required=True, no_log=False), ip=dict(type='str', required=True),
+               port=dict(type='int', required=True), endpoints=dict(type='list', elements='dict', default=[]),
+               endpoint=dict(type='dict'), why=dict(type='str'))
 
 
 def main():
@@ -117,11 +171,13 @@ def main():
                            source_pod=dict(type='dict', options=POD), iif=dict(type='str'),
                            destination_pod=dict(type='dict', options=DEST),
                            port=dict(type='int', required=True),
+                           service=dict(type='dict', options=SERVICE),
                            protocol=dict(type='str', choices=['TCP', 'UDP', 'SCTP'], required=True),
                            probe=dict(type='bool', default=False),
                            timeout=dict(type='float', default=1.0)),
         required_one_of=[('source_pod', 'iif')], mutually_exclusive=[('source_pod', 'iif')],
-        required_if=[('probe', True, ('source_pod',))], supports_check_mode=True)
+        required_if=[('probe', True, ('source_pod',))], required_by={'service': 'source_pod'},
+        supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet.core.errors import PodnetError
     from ansible.module_utils.podnet.explain import pathtrace
@@ -129,9 +185,10 @@ def main():
     try:
         flow = pathtrace.Flow(p['src'], p['dst'], p['port'], p['protocol'])
         result = pathtrace.trace_node(module.run_command, flow, p['source_pod'], p['iif'],
-                                      p['destination_pod'])
+                                      p['destination_pod'], p['service'])
         if p['probe']:
-            result['probe'] = pathtrace.probe(p['source_pod'], flow, p['timeout'])
+            target = (p['service']['ip'], p['service']['port']) if p['service'] else None
+            result['probe'] = pathtrace.probe(p['source_pod'], flow, p['timeout'], target)
     except (PodnetError, OSError) as exc:
         module.fail_json(msg='%s -> %s: %s' % (p['src'], p['dst'], exc))
     module.exit_json(changed=False, **result)

@@ -20,7 +20,7 @@ PODS = {'node1': {'default/a': pod('10.42.0.2', '02:00:00:00:00:02', 'veth000000
 
 
 def test_a_cross_node_request_gives_each_node_its_half():
-    found = explain.locate(PODS, 'default/a', 'default/b', None, 'tcp')
+    found = explain.locate(PODS, explain.Request('default/a', 'default/b', None, 'tcp'))
     assert (found['port'], found['protocol']) == (80, 'TCP')  # b declares 80
     assert found['legs']['node1'] == {
         'src': '10.42.0.2', 'dst': '10.42.1.2', 'port': 80, 'protocol': 'TCP', 'probe': True,
@@ -29,13 +29,13 @@ def test_a_cross_node_request_gives_each_node_its_half():
 
 
 def test_same_node_same_pod_and_an_address():
-    assert list(explain.locate(PODS, 'default/a', 'default/c')['legs']) == ['node1']
-    assert 'destination_pod' in explain.locate(PODS, 'default/a', 'default/c')['legs']['node1']
-    assert 'destination_pod' not in explain.locate(PODS, 'default/a', 'default/a')['legs']['node1']
-    outside = explain.locate(PODS, 'default/a', '203.0.113.10', '443')
+    assert list(explain.locate(PODS, explain.Request('default/a', 'default/c'))['legs']) == ['node1']
+    assert 'destination_pod' in explain.locate(PODS, explain.Request('default/a', 'default/c'))['legs']['node1']
+    assert 'destination_pod' not in explain.locate(PODS, explain.Request('default/a', 'default/a'))['legs']['node1']
+    outside = explain.locate(PODS, explain.Request('default/a', '203.0.113.10', '443'))
     assert outside['destination'] == {'key': '203.0.113.10', 'ip': '203.0.113.10'}
     assert outside['port'] == 443 and list(outside['legs']) == ['node1']
-    assert explain.locate(PODS, 'default/a', '10.42.1.2')['destination']['key'] == 'default/b'
+    assert explain.locate(PODS, explain.Request('default/a', '10.42.1.2'))['destination']['key'] == 'default/b'
 
 
 @pytest.mark.parametrize('args, subject, message', [
@@ -51,7 +51,7 @@ def test_same_node_same_pod_and_an_address():
     (('default/a', 'default/b', '80', 'icmp'), 'protocol', "'icmp' must be one of TCP, UDP, SCTP")])
 def test_bad_arguments_are_named(args, subject, message):
     with pytest.raises(SpecError) as raised:
-        explain.locate(PODS, *args)
+        explain.locate(PODS, explain.Request(*args))
     assert raised.value.subject == subject and message in str(raised.value)
 
 
@@ -91,7 +91,7 @@ def test_the_nat_decision_is_read_from_the_rules():
 
 
 def entry(reply_dst, timeout):
-    """A conntrack entry as pyroute2 dumps it: the fields reply_destination reads."""
+    """A conntrack entry as pyroute2 dumps it: the fields newest_reply reads."""
     from pyroute2.conntrack import NFCTAttrTuple
     found = type('Entry', (), {})()
     found.tuple_reply, found.timeout = NFCTAttrTuple(saddr='10.42.1.2', daddr=reply_dst), timeout
@@ -101,9 +101,9 @@ def entry(reply_dst, timeout):
 def test_the_source_the_destination_saw_is_the_reply_destination_of_the_newest_entry():
     """Regression (issue 22): conntrack was read as /proc/net/nf_conntrack
     text, which a kernel without CONFIG_NF_CONNTRACK_PROCFS lacks."""
-    assert pathtrace.reply_destination([entry('10.42.0.2', 117)]) == '10.42.0.2'
-    assert pathtrace.reply_destination([entry('10.42.0.2', 3), entry('10.11.1.11', 29)]) == '10.11.1.11'
-    assert pathtrace.reply_destination([]) is None
+    assert pathtrace.newest_reply([entry('10.42.0.2', 117)]).daddr == '10.42.0.2'
+    assert pathtrace.newest_reply([entry('10.42.0.2', 3), entry('10.11.1.11', 29)]).daddr == '10.11.1.11'
+    assert pathtrace.newest_reply([]) is None
 
 
 def test_the_conntrack_table_is_read_over_netlink_in_the_node_s_namespace():

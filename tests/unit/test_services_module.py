@@ -6,6 +6,7 @@ import json
 
 import pytest
 from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.services import record as services_record
 from test_reset_plan import library
 
 services = library('podnet_services')
@@ -33,7 +34,7 @@ def node(tmp_path, text='table ip podnet-services {}\n', zone='{}\n', record=Non
     (tmp_path / 'dns').mkdir(exist_ok=True)
     (tmp_path / 'dns' / 'records.json').write_text(zone)
     if record is not None:
-        (tmp_path / services.RECORD).write_text(json.dumps(record))
+        (tmp_path / services_record.FILE).write_text(json.dumps(record))
     return reconciler
 
 
@@ -67,7 +68,7 @@ def test_a_missing_table_or_record_is_loaded(tmp_path, kernel):
     kernel['generation'], kernel['listing'] = ['boot', 1, 8], None
     assert plan(node(tmp_path, record=loaded(tmp_path))) == [('set_table', 'missing')]
     kernel['listing'] = 'L1'
-    (tmp_path / services.RECORD).unlink()
+    (tmp_path / services_record.FILE).unlink()
     assert plan(node(tmp_path)) == [
         ('set_table', 'the record of what it was loaded from (%s/services.json) is missing' % tmp_path)]
 

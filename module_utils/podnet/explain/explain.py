@@ -1,42 +1,101 @@
 """The path explainer on the controller (playbooks/explain.yml): check the
-user's from/to/port/protocol against the live pods, say which node reads
-which half of the path (podnet_trace), then put the halves, the lab
-fabric, the NetworkPolicy verdicts and the probe's outcome in order.
+user's from/to/port/protocol against the live pods and Services, say which
+node reads which half of the path (podnet_trace), then put the halves, the
+lab fabric, the NetworkPolicy verdicts and the probe's outcome in order.
+To a Service, the path follows one endpoint after the DNAT hop
+(servicepath.py).
 
 A path is a list of hops {at, says, problem}; the first hop with a problem
 is where the packet stops. The prediction is "delivered" when no hop has a
-problem and both policy sides allow; a probe that disagrees is flagged.
+problem and both policy sides allow, "refused" when a Service without
+endpoints rejects it; a probe that disagrees is flagged.
 """
 import ipaddress
 import re
+from dataclasses import dataclass
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.explain import servicepath
+from ansible.module_utils.podnet.explain.reachability import REFUSED
 from ansible.module_utils.podnet.policy import netpol
 
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 POD_KEY = re.compile(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$')
 
 
-def locate(pods_by_node, source, destination, port=None, protocol=None):
-    """{source, destination, port, protocol, legs}; legs: {node: the
-    podnet_trace options of its half}. Raises SpecError naming the
-    argument before anything is sent."""
+@dataclass(frozen=True)
+class Request:
+    """What the user asks: -e from=, to= (a pod, an address, svc/ns/name or
+    a ClusterIP), dport=, protocol= and, for a Service, endpoint= (the
+    endpoint pod to follow)."""
+    source: str
+    destination: str
+    port: object = None
+    protocol: str = None
+    endpoint: str = None
+
+
+def locate(pods_by_node, request, services_by_node=None):
+    """{source, destination, port, protocol, legs[, service]}; legs: {node:
+    the podnet_trace options of its half}. services_by_node: each node's
+    podnet_facts `services`; the source's node's say what a Service target
+    is, since that node DNATs. Raises SpecError naming the argument before
+    anything is sent."""
     pods = {key: dict(pod, key=key, node=node)
             for node, found in pods_by_node.items() for key, pod in found.items()}
-    src = _pod(pods, 'from', source)
-    dst = _destination(pods, destination)
-    protocol = _protocol(protocol)
-    port = _port(port, dst, protocol)
+    src = _pod(pods, 'from', request.source)
+    protocol = _protocol(request.protocol)
+    service = servicepath.target((services_by_node or {}).get(src['node']), request.destination,
+                                 request.port, protocol, src['node'])
+    if service:
+        return _locate_service(pods, src, service, request.endpoint)
+    if request.endpoint:
+        raise SpecError('endpoint', 'only for a Service target (to=svc/<namespace>/<name> or its ClusterIP)')
+    dst = _destination(pods, request.destination)
+    port = _port(request.port, dst, protocol)
     flow = {'src': src['ip'], 'dst': dst['ip'], 'port': port, 'protocol': protocol}
     legs = {src['node']: dict(flow, source_pod=_trace_pod(src), probe=True)}
     if dst['key'] == src['key']:
         pass  # over lo inside the pod: no node is crossed
-    elif dst.get('node') == src['node']:
+    else:
+        _destination_leg(legs, src, dst, flow)
+    return {'source': src, 'destination': dst, 'port': port, 'protocol': protocol, 'legs': legs}
+
+
+def _destination_leg(legs, src, dst, flow):
+    """The destination pod's half: on the source's leg when it runs on the
+    same node, else a leg of its own node."""
+    if dst.get('node') == src['node']:
         legs[src['node']]['destination_pod'] = _trace_dest(dst)
     elif dst.get('node'):
         legs[dst['node']] = dict(flow, destination_pod=_trace_dest(dst))
-    return {'source': src, 'destination': dst, 'port': port, 'protocol': protocol, 'legs': legs}
+
+
+def _locate_service(pods, src, service, wanted):
+    """A Service target: the path follows one endpoint pod (the packet's
+    destination after DNAT, on the source's node); the probe and the
+    source pod's own route go to the ClusterIP."""
+    endpoint, why = servicepath.follow(service, wanted)
+    service = dict(service, endpoint=endpoint, why=why)
+    if endpoint is None:  # the source's node rejects it: no other node is crossed
+        dst = {'key': servicepath.label(service), 'ip': service['ip'], 'node': None}
+        flow = {'src': src['ip'], 'dst': service['ip'], 'port': service['port'], 'protocol': service['protocol']}
+    else:
+        if endpoint['pod'] not in pods:
+            raise SpecError('to', 'endpoint %s of Service %s runs on no node: the Services table is older '
+                            'than the pods; converge (site.yml)' % (endpoint['pod'], service['key']))
+        dst = pods[endpoint['pod']]
+        flow = {'src': src['ip'], 'dst': endpoint['ip'], 'port': endpoint['port'], 'protocol': service['protocol']}
+    legs = {src['node']: dict(flow, source_pod=_trace_pod(src), probe=True, service=_trace_service(service))}
+    if endpoint is not None:
+        _destination_leg(legs, src, dst, flow)
+    return {'source': src, 'destination': dst, 'port': flow['port'], 'protocol': flow['protocol'],
+            'legs': legs, 'service': service}
+
+
+def _trace_service(service):
+    return {k: service[k] for k in ('key', 'ip', 'port', 'endpoints', 'endpoint', 'why')}
 
 
 def _pod(pods, argument, key):
@@ -143,15 +202,25 @@ def fabric_hops(fabric, src_node, dst_node, target):
              'problem': down or (None if on_bridge else '%s is not on %s' % (port, bridge))}]
 
 
-def outcome_hop(probe, decision, path_ok, destination):
-    """The probe's outcome against the prediction; disagreement flagged."""
-    predicted = path_ok and (decision is None or decision.allowed)
-    seen = probe.get('seen_source')
-    says = '%s: %s%s' % (destination, probe['outcome'],
-                         ', the destination saw source %s' % seen if seen else '')
-    agree = predicted == probe['delivered']
+def outcome_hop(probe, decision, path_ok, located, rejected=False):
+    """The probe's outcome against the prediction; disagreement flagged.
+    rejected: the source's node rejects it (a Service without endpoints),
+    so the prediction is a refusal."""
+    service = located.get('service')
+    if service:
+        says = servicepath.probe_says(probe, service)
+    else:
+        seen = probe.get('seen_source')
+        says = '%s: %s%s' % (located['destination']['key'], probe['outcome'],
+                             ', the destination saw source %s' % seen if seen else '')
+    if rejected:
+        predicted, agree = REFUSED, probe['outcome'] == REFUSED
+    else:
+        predicted = path_ok and (decision is None or decision.allowed)
+        agree = predicted == probe['delivered']
+        predicted = 'delivered' if predicted else 'stopped'
     return {'at': 'probe', 'says': says, 'problem': None if agree else
-            'DISAGREES with the prediction (%s)' % ('delivered' if predicted else 'stopped')}, agree
+            'DISAGREES with the prediction (%s)' % predicted}, agree
 
 
 def first_problem(hops):

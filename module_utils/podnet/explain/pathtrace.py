@@ -13,6 +13,7 @@ import json
 import os
 import socket
 
+from ansible.module_utils.podnet.explain import servicepath
 from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, links_by_name, rtnl, underlay_facts
 from ansible.module_utils.podnet.node import backend
@@ -128,14 +129,19 @@ def loopback_hops(pod, address):
             hop(at, says + ': every container of the pod shares it', down)]
 
 
-def node_hops(node, src, dst, iif, dst_pod=None):
+def node_hops(node, flow, iif, dst_pod=None, dnat=()):
     """On a node: the packet arriving on iif (a pod's veth, flannel.1 or the
-    underlay NIC), its route lookup, then cni0 and the destination pod's
-    veth when dst is local, or the tunnel or next hop when it is not."""
+    underlay NIC), the DNAT hops of a Service (the packet goes on to
+    flow.dst, the endpoint, unless they stop it), its route lookup, then
+    cni0 and the destination pod's veth when the endpoint or pod is local,
+    or the tunnel or next hop when it is not."""
+    src, dst = flow.src, flow.dst
     with rtnl() as ipr:
         ns = Netns(ipr)
         says, down = ns.link_says(iif)
-        hops = [hop('%s %s' % (node, iif), says, down)]
+        hops = [hop('%s %s' % (node, iif), says, down)] + list(dnat)
+        if any(h['problem'] for h in dnat):
+            return hops, None
         route, why = ns.route_get(dst, src, iif)
         lookup = 'route lookup %s from %s iif %s' % (dst, src, iif)
         if route is None:
@@ -146,35 +152,48 @@ def node_hops(node, src, dst, iif, dst_pod=None):
     return hops, route['dev']
 
 
-def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None):
-    """{hops, leaves_by} of this node: from inside source_pod when it runs
-    here (else arriving on iif; `underlay`: the underlay NIC), to
-    destination_pod's eth0 when it runs here."""
+def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, service=None):
+    """{hops, leaves_by, rejected} of this node: from inside source_pod when
+    it runs here (else arriving on iif; `underlay`: the underlay NIC), to
+    destination_pod's eth0 when it runs here. service (the source's node
+    only): the pod sends to its ClusterIP and port, this node DNATs it to
+    flow.dst (servicepath.py); rejected when the node rejects it there."""
     hops = []
-    if source_pod and flow.src == flow.dst:
-        return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo'}
+    if source_pod and flow.src == flow.dst and not service:
+        return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo', 'rejected': False}
     if source_pod:
-        hops += source_pod_hops(source_pod, flow.dst)
+        hops += source_pod_hops(source_pod, service['ip'] if service else flow.dst)
         iif = source_pod['veth']
     elif iif == 'underlay':
         iif = underlay_facts()['underlay_ifname']
     node = socket.gethostname()
-    node_part, leaves_by = node_hops(node, flow.src, flow.dst, iif, destination_pod)
+    ruleset, unread = read_ruleset(run)
+    dnat, rejected = servicepath.dnat_hops(ruleset, service, flow.src, flow.protocol) if service else ([], False)
+    node_part, leaves_by = node_hops(node, flow, iif, destination_pod, dnat)
+    hops += node_part
+    if any(h['problem'] for h in dnat):
+        return {'hops': hops, 'leaves_by': None, 'rejected': rejected}
     packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif,
                   oif=leaves_by)
-    hops += node_part + nftables_hops(run, node, packet, sent_here=bool(source_pod))
+    hops += nftables_hops(ruleset, unread, node, packet, sent_here=bool(source_pod))
     if destination_pod and leaves_by == BRIDGE:
         hops += destination_pod_hops(destination_pod)
-    return {'hops': hops, 'leaves_by': leaves_by}
+    return {'hops': hops, 'leaves_by': leaves_by, 'rejected': False}
 
 
-def nftables_hops(run, node, packet, sent_here):
-    """The filter chains judged for the new connection and, where a pod
-    sends it, the nat decision: both from one read of the ruleset."""
+def read_ruleset(run):
+    """(ruleset, None) of `nft -j list ruleset`, or (None, why not)."""
     rc, out, err = run(['nft', '-j', 'list', 'ruleset'])
     if rc != 0:
-        return [hop('%s nftables' % node, 'nft list ruleset failed: %s' % err.strip())]
-    ruleset = json.loads(out)
+        return None, 'nft list ruleset failed: %s' % err.strip()
+    return json.loads(out), None
+
+
+def nftables_hops(ruleset, unread, node, packet, sent_here):
+    """The filter chains judged for the new connection and, where a pod
+    sends it, the nat decision: both from one read of the ruleset."""
+    if ruleset is None:
+        return [hop('%s nftables' % node, unread)]
     return [filter_hop(ruleset, node, packet)] + ([nat_hop(ruleset, packet)] if sent_here else [])
 
 
@@ -188,38 +207,53 @@ def filter_hop(ruleset, node, packet):
     return hop('%s nftables' % node, says, 'dropped by %s' % dropped_by if dropped_by else None)
 
 
-def probe(source_pod, flow, timeout):
-    """One real probe from source_pod, then the source address the
-    destination saw: the reply direction of the node's conntrack entry
-    (the pod's own address, or the node's when masqueraded)."""
+def probe(source_pod, flow, timeout, target=None):
+    """One real probe from source_pod to target (ip, port; default the
+    flow's destination), then, from the node's conntrack entry of it: the
+    source address the destination saw (the pod's own address, or the
+    node's when masqueraded) and, when the node DNATed it (a ClusterIP),
+    the endpoint the kernel chose."""
     from ansible.module_utils.podnet.explain import prober
-    attempt, = prober.plan([source_pod], [{'key': flow.dst, 'ip': flow.dst}], [flow.port],
-                           [flow.protocol])
+    ip, port = target or (flow.dst, flow.port)
+    attempt, = prober.plan([source_pod], [{'key': ip, 'ip': ip}], [port], [flow.protocol])
     result, = prober.run([attempt], timeout, 1)
     delivered = result['allowed'] is True or result['reason'] == prober.REFUSED  # reached, nothing listened
-    return {'outcome': result['reason'], 'delivered': delivered,
-            'seen_source': seen_source(*flow) if delivered else None}
+    reply = conntrack_reply(flow.src, ip, port, flow.protocol) if delivered or target else None
+    found = {'outcome': result['reason'], 'delivered': delivered,
+             'seen_source': reply.daddr if reply and delivered else None}
+    if target:
+        dnatted = reply and (reply.saddr, reply.sport) != (ip, port)
+        found['endpoint'] = '%s:%s' % (reply.saddr, reply.sport) if dnatted else None
+    return found
 
 
 def seen_source(src, dst, port, protocol):
     """From this node's conntrack table, over netlink: the reply tuple's
     destination of the src -> dst:port connection, or None."""
+    reply = conntrack_reply(src, dst, port, protocol)
+    return reply.daddr if reply else None
+
+
+def conntrack_reply(src, dst, port, protocol):
+    """The reply tuple of the newest src -> dst:port entry in this node's
+    conntrack table, read over netlink, or None: its source is who
+    answered (the endpoint a DNAT chose), its destination the source the
+    answer went to."""
     from pyroute2 import Conntrack
     from pyroute2.conntrack import NFCTAttrTuple
     wanted = NFCTAttrTuple(saddr=src, daddr=dst, proto=nfteval.PROTOCOL_NUMBERS[protocol.lower()], dport=port)
     try:
         with Conntrack() as table:
-            return reply_destination(table.dump_entries(tuple_orig=wanted))
+            return newest_reply(table.dump_entries(tuple_orig=wanted))
     except (OSError, NetlinkError):
         return None
 
 
-def reply_destination(entries):
-    """The reply tuple's destination of the entry refreshed last (the most
-    time left: probes to one destination differ in their source port only):
-    the address the destination answered, the source it saw."""
+def newest_reply(entries):
+    """The reply tuple of the entry refreshed last (the most time left:
+    probes to one destination differ in their source port only)."""
     newest = max(entries, key=lambda entry: entry.timeout or 0, default=None)
-    return newest.tuple_reply.daddr if newest else None
+    return newest.tuple_reply if newest else None
 
 
 def _onwards(ns, node, route, dst, dst_pod):

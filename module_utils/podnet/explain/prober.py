@@ -46,30 +46,34 @@ class Probe:
                 'protocol': self.protocol, 'allowed': allowed, 'reason': reason}
 
 
-def plan(sources, targets, ports, protocols):
+def plan(sources, targets, ports, protocols, services=()):
     """[Probe] for every source x target x port x protocol, a pod to itself
-    included, sorted by source; the input is checked first.
+    included, then from every source to each Service port (services:
+    [{key, ip, port, protocol}], servicetargets.plan) on its own port and
+    protocol; sorted by source; the input is checked first.
     sources: [{key, netns}], targets: [{key, ip}]."""
-    for target in targets:
+    for target in list(targets) + list(services):
         try:
             ipaddress.IPv4Address(target['ip'])
         except ValueError:
             raise SpecError('target %s' % target['key'], 'ip: %r is not an IPv4 address'
                             % (target['ip'],)) from None
-    for port in ports:
+    for port in list(ports) + [v['port'] for v in services]:
         if not 1 <= port <= 65535:
             raise SpecError('ports', '%d is not a port from 1 to 65535' % port)
-    for protocol in protocols:
+    for protocol in list(protocols) + [v['protocol'] for v in services]:
         if protocol not in PROTOCOLS:
             raise SpecError('protocols', '%r must be one of %s' % (protocol, ', '.join(PROTOCOLS)))
     for source in sources:
         if '/' in source['netns'] or not source['netns'].startswith('cni-'):
             raise SpecError('source %s' % source['key'], 'netns: %r is not a pod sandbox '
                             'name cni-<id>' % source['netns'])
-    return [Probe(s['key'], s['netns'], t['key'], t['ip'], port, protocol)
-            for s in sorted(sources, key=lambda s: s['key'])
-            for t in sorted(targets, key=lambda t: t['key'])
+    pods = [Probe(s['key'], s['netns'], t['key'], t['ip'], port, protocol)
+            for s in sources for t in sorted(targets, key=lambda t: t['key'])
             for port in sorted(set(ports)) for protocol in sorted(set(protocols))]
+    to_services = [Probe(s['key'], s['netns'], v['key'], v['ip'], v['port'], v['protocol'])
+                   for s in sources for v in sorted(services, key=lambda v: (v['key'], v['protocol']))]
+    return sorted(pods + to_services, key=lambda probe: probe.source)  # stable: in order within a source
 
 
 def sctp_unsupported():

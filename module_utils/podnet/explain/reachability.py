@@ -8,12 +8,16 @@ decided), stores it as JSON and compares it with an expectation cell by
 cell. Pure: no sockets, no files, no root.
 
 A matrix is named `<PROTOCOL>/<port>` (`TCP/80`) in tables and messages.
+Its rows are the source pods; its columns the target pods and, with
+probe_services, the Service ports of that port and protocol
+(`svc <namespace>/<name>:<port>`, servicetargets.py).
 """
 import json
 import re
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.explain import servicetargets
 
 PROTOCOLS = ('TCP', 'UDP', 'SCTP')
 MARKS = {True: '.', False: 'X', None: '?'}
@@ -23,6 +27,7 @@ NOT_PROBED = 'not probed'
 # a policy denies and never rejects them, so the network let this one through.
 REFUSED = 'refused'
 REFUSED_WHY = 'refused: the pod was reached, nothing listens on the port'
+NOT_IN_RECORD = 'not in the policy record'
 POD_IN_REASON = re.compile(r' of [^ :;]+:')  # `ingress of x/a:` -> `ingress:`
 
 
@@ -49,10 +54,15 @@ class Matrix:
     ips: dict  # pod key -> IP
     allowed: dict
     reasons: dict = field(default_factory=dict)
+    targets: list = None  # the columns when they are not the pods: Service columns, sorted after the pods
 
     @property
     def name(self):
         return matrix_name(self.protocol, self.port)
+
+    @property
+    def columns(self):
+        return self.pods if self.targets is None else self.targets
 
     def cell(self, source, target):
         return self.allowed.get(source, {}).get(target)
@@ -63,44 +73,66 @@ class Matrix:
     def table(self):
         """The e2e truth table: the name, then `-` and the targets, then per
         source its key and one mark per target, tab-separated."""
-        lines = [self.name, '\t'.join(['-'] + self.pods)]
+        lines = [self.name, '\t'.join(['-'] + self.columns)]
         for source in self.pods:
-            lines.append('\t'.join([source] + [MARKS[self.cell(source, t)] for t in self.pods]))
+            lines.append('\t'.join([source] + [MARKS[self.cell(source, t)] for t in self.columns]))
         undecided = sorted({verdict(None, self.reason(s, t)) for s in self.pods
-                            for t in self.pods if self.cell(s, t) is None})
+                            for t in self.columns if self.cell(s, t) is None})
         if undecided:
             lines.append('?: ' + '; '.join(undecided))
         return lines
 
     def as_dict(self):
-        return {'port': self.port, 'protocol': self.protocol, 'pods': list(self.pods),
-                'ips': dict(self.ips),
-                'allowed': {s: {t: self.cell(s, t) for t in self.pods} for s in self.pods}}
+        found = {'port': self.port, 'protocol': self.protocol, 'pods': list(self.pods),
+                 'ips': dict(self.ips),
+                 'allowed': {s: {t: self.cell(s, t) for t in self.columns} for s in self.pods}}
+        if self.targets is not None:
+            found['targets'] = list(self.targets)
+        return found
 
 
-def _empty(port, protocol, pods):
+def _empty(port, protocol, pods, targets=None):
     keys = sorted(pods)
     return Matrix(port, protocol, keys, {k: pods[k] for k in keys},
-                  {s: dict.fromkeys(keys) for s in keys}, {})
+                  {s: dict.fromkeys(keys if targets is None else targets) for s in keys}, {}, targets)
 
 
 def build(results, pods):
     """[Matrix] sorted by (port, protocol) from probe cells
     ({from, to, port, protocol, allowed, reason}) and {pod key: IP}.
     A pod met only in the cells is added with no IP; a cell no probe
-    returned stays None."""
+    returned stays None. A Service target is a column of its own port's
+    matrix only, never a row."""
     pods = dict(pods)
     for cell in results:
         for key in (cell['from'], cell['to']):
-            pods.setdefault(key, None)
+            if not servicetargets.is_service(key):
+                pods.setdefault(key, None)
     matrices = {}
+    for index, targets in sorted(_columns(results, pods).items()):
+        matrices[index] = _empty(*index, pods, targets)
     for cell in results:
-        index = (int(cell['port']), cell['protocol'])
-        matrix = matrices.get(index) or matrices.setdefault(index, _empty(*index, pods))
+        matrix = matrices[(int(cell['port']), cell['protocol'])]
         matrix.allowed[cell['from']][cell['to']] = cell['allowed']
         if cell['allowed'] is not True and cell.get('reason'):
             matrix.reasons.setdefault(cell['from'], {})[cell['to']] = cell['reason']
     return [matrices[index] for index in sorted(matrices)]
+
+
+def _columns(results, pods):
+    """{(port, protocol): the matrix's columns, None when they are the
+    pods}: with Service targets, the pods (when probed on that port), then
+    the Services, sorted."""
+    services, probed_pods = {}, set()
+    for cell in results:
+        index = (int(cell['port']), cell['protocol'])
+        services.setdefault(index, set())
+        if servicetargets.is_service(cell['to']):
+            services[index].add(cell['to'])
+        else:
+            probed_pods.add(index)
+    return {index: (sorted(pods) if index in probed_pods else []) + sorted(found) if found else None
+            for index, found in services.items()}
 
 
 def table(matrices, model=None):
@@ -112,6 +144,8 @@ def table(matrices, model=None):
         lines += ([''] if lines else []) + matrix.table()
         if matrix.name in models:
             lines += denial_reasons(matrix, models[matrix.name])
+            if any(servicetargets.is_service(t) for t in matrix.columns):
+                lines.append(servicetargets.RULE)
     return lines
 
 
@@ -123,7 +157,8 @@ def reached(matrices):
     for matrix in matrices:
         allowed = {s: {t: True if matrix.reason(s, t) == REFUSED else cell for t, cell in row.items()}
                    for s, row in matrix.allowed.items()}
-        seen.append(Matrix(matrix.port, matrix.protocol, matrix.pods, matrix.ips, allowed, matrix.reasons))
+        seen.append(Matrix(matrix.port, matrix.protocol, matrix.pods, matrix.ips, allowed, matrix.reasons,
+                           matrix.targets))
     return seen
 
 
@@ -134,7 +169,7 @@ def denial_reasons(observed, model):
     says so."""
     groups = {}
     for source in observed.pods:
-        for target in observed.pods:
+        for target in observed.columns:
             if observed.cell(source, target) is False:
                 why = denial_reason(observed, model, source, target)
                 groups.setdefault(POD_IN_REASON.sub(':', why), []).append('%s->%s' % (source, target))
@@ -145,6 +180,8 @@ def denial_reason(observed, model, source, target):
     """Why the kernel denied source -> target, in the policy model's words."""
     if model.cell(source, target) is False:
         return model.reason(source, target)
+    if model.cell(source, target) is None and servicetargets.is_service(target):
+        return model.reason(source, target)  # no endpoints, or some allowed: the model does not judge
     if observed.reason(source, target) == REFUSED:
         return REFUSED_WHY
     return 'the policy model allows it (see the differences)'
@@ -155,7 +192,7 @@ def cell_reasons(observed, model=None):
     reason for an undecided cell, the model's for a denied one."""
     found = {}
     for source in observed.pods:
-        for target in observed.pods:
+        for target in observed.columns:
             seen = observed.cell(source, target)
             if seen is None:
                 why = verdict(None, observed.reason(source, target))
@@ -167,27 +204,34 @@ def cell_reasons(observed, model=None):
     return found
 
 
-def model_matrices(observed, source):
+def model_matrices(observed, source, services=None):
     """The matrices the policy model computes (netpol.decide) for the pods,
     ports and protocols of observed, every cell with its reason. source is a
     node's policy record {policies, pods, namespaces} (policy_source); a pod
-    it does not hold stays undecided."""
+    it does not hold stays undecided. A Service column is judged at its
+    endpoints (servicetargets.model_cell), from services, a node's
+    podnet_facts `services`."""
     from ansible.module_utils.podnet.policy import netpol
     policies = [netpol.parse_policy(raw) for raw in source['policies']]
     cluster = netpol.Cluster(source['pods'], source['namespaces'])
     pods = {'%(namespace)s/%(name)s' % pod: pod for pod in source['pods']}
+
+    def decide(src, dst, port, protocol):
+        if src not in pods or dst not in pods:
+            return None
+        return netpol.decide(pods[src], pods[dst], port, protocol, cluster, policies)
     found = []
     for matrix in observed:
-        model = _empty(matrix.port, matrix.protocol, matrix.ips)
+        model = _empty(matrix.port, matrix.protocol, matrix.ips, matrix.targets)
         for src in matrix.pods:
-            for dst in matrix.pods:
-                if src in pods and dst in pods:
-                    decision = netpol.decide(pods[src], pods[dst], matrix.port, matrix.protocol,
-                                             cluster, policies)
-                    model.allowed[src][dst] = decision.allowed
-                    model.reasons.setdefault(src, {})[dst] = decision.reason
+            for dst in matrix.columns:
+                if servicetargets.is_service(dst):
+                    allowed, why = servicetargets.model_cell(decide, src, services, dst, matrix.protocol)
                 else:
-                    model.reasons.setdefault(src, {})[dst] = 'not in the policy record'
+                    decision = decide(src, dst, matrix.port, matrix.protocol)
+                    allowed, why = (decision.allowed, decision.reason) if decision else (None, NOT_IN_RECORD)
+                model.allowed[src][dst] = allowed
+                model.reasons.setdefault(src, {})[dst] = why
         found.append(model)
     return found
 
@@ -233,7 +277,7 @@ def summary(matrices):
     """{name: {allowed: n, denied: n, undecided: n}} of each matrix."""
     counts = {}
     for matrix in matrices:
-        cells = [matrix.cell(s, t) for s in matrix.pods for t in matrix.pods]
+        cells = [matrix.cell(s, t) for s in matrix.pods for t in matrix.columns]
         counts[matrix.name] = {'allowed': cells.count(True), 'denied': cells.count(False),
                                'undecided': cells.count(None)}
     return counts
@@ -281,6 +325,10 @@ def _matrix(item, where):
     ips = item.get('ips') or {}
     if not isinstance(ips, dict):
         raise SpecError(where, 'ips: must map pod keys to addresses')
-    keys = set(allowed) | {t for row in allowed.values() for t in row}
+    columns = {t for row in allowed.values() for t in row}
+    services = sorted(t for t in columns if servicetargets.is_service(t))
+    pod_columns = columns - set(services)
+    keys = set(allowed) | pod_columns
+    targets = (sorted(keys) if pod_columns else []) + services if services else None
     return Matrix(port, protocol, sorted(keys), {k: ips.get(k) for k in sorted(keys)},
-                  {s: dict(row) for s, row in allowed.items()}, {})
+                  {s: dict(row) for s, row in allowed.items()}, {}, targets)

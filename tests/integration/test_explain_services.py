@@ -1,0 +1,116 @@
+"""playbooks/explain.yml to a Service (issue 23, item 5), on the 3-node lab
+with manifests/services: the DNAT hop read from the source node's table,
+the path on to the endpoint it follows, the probe to the ClusterIP and the
+endpoint the kernel chose; a Service without endpoints stops at the DNAT
+hop and the probe is refused; `guarded`'s policy denies the seed's netexec
+pods after DNAT; a bad Service or port fails before any probe."""
+import json
+
+import pytest
+from integration.conftest import playbook, running_lab
+from integration.test_explain import explain, where
+
+pytestmark = pytest.mark.lab
+MANIFESTS = '{"podnet_manifests": ["manifests/seed", "manifests/services"]}'
+CLIENT = 'default/netexec-a'
+
+
+@pytest.fixture(scope='module')
+def services_lab():
+    for lab in running_lab('lab', 'lab'):
+        playbook(lab.inventory, 'playbooks/site.yml', '-e', MANIFESTS)
+        yield lab
+
+
+def served(lab):
+    """The Services as node1 records them (podnet_facts `services`)."""
+    text = lab.hosts['node1'].check_output('cat /var/lib/podnet/services.json')
+    return json.loads(text)['services']
+
+
+def dnat_hops(path):
+    return [h for h in path['hops'] if h['at'] == 'ip podnet-services']
+
+
+def test_a_pod_to_service_path_has_the_dnat_hop_and_a_delivered_probe(services_lab, tmp_path):
+    echo = served(services_lab)['default/echo']
+    endpoints = {'%(ip)s:%(port)d' % e: e['pod'] for e in echo['ports'][0]['endpoints']}
+    client_node, client = where(services_lab)[CLIENT]
+    path, done = explain(services_lab, tmp_path, CLIENT, 'svc/default/echo')
+    first, choice, follows = dnat_hops(path)
+    assert first['says'] == 'service-ips: %s . tcp . 80 : goto svc-default/echo/tcp/80 (Service default/echo)' % (
+        echo['cluster_ip'])
+    assert choice['says'].startswith('chain svc-default/echo/tcp/80: numgen random mod 3, 1/3 each, over 3 '
+                                     'endpoints: ')
+    followed = sorted(endpoints.items(), key=lambda item: item[1])[0]
+    assert follows['says'].startswith('chain ep-default/echo/tcp/80__%s: dnat to %s, %s' % (
+        followed[0].replace(':', '/'), followed[0], followed[1]))
+    ats = [h['at'] for h in path['hops']]
+    assert ats[:3] == ['%s eth0' % CLIENT] * 3 and ats[3] == '%s %s' % (client_node, client['veth'])
+    assert ats[4:7] == ['ip podnet-services'] * 3 and ats[7] == '%s route' % client_node
+    assert ats[-4:] == ['NetworkPolicy ingress', '%s eth0' % followed[1], '%s conntrack' % client_node, 'probe']
+    assert path['stops_at'] is None and path['agrees'], done.stdout
+    probe = path['hops'][-1]['says']
+    assert probe.startswith('svc default/echo %s:80: connected; the kernel chose ' % echo['cluster_ip'])
+    assert any('%s (%s)' % (pod, address) in probe for address, pod in endpoints.items()), probe
+    assert probe.endswith('which saw source %s' % client['ip']), 'NAT between a pod and an endpoint'
+    assert 'ip podnet-services' in done.stdout
+
+
+def test_a_cluster_ip_and_a_udp_port_by_name(services_lab, tmp_path):
+    echo = served(services_lab)['default/echo']
+    path, _ = explain(services_lab, tmp_path, CLIENT, echo['cluster_ip'], '-e', 'dport=udp', '-e', 'protocol=UDP')
+    assert dnat_hops(path)[0]['says'].startswith('service-ips: %s . udp . 81 : goto svc-default/echo/udp/81' % (
+        echo['cluster_ip']))
+    assert path['agrees'] and ': answered; the kernel chose ' in path['hops'][-1]['says']
+
+
+def test_a_service_without_endpoints_stops_at_the_dnat_hop_and_the_probe_is_refused(services_lab, tmp_path):
+    path, _ = explain(services_lab, tmp_path, CLIENT, 'svc/default/nothing')
+    assert path['stops_at']['at'] == 'ip podnet-services'
+    assert path['stops_at']['problem'] == 'no endpoints: rejected (ICMP port unreachable)'
+    assert path['hops'][-2] == path['stops_at']
+    assert path['agrees'] and path['hops'][-1]['says'].endswith(':80: refused')
+
+
+def test_policy_judges_the_endpoint_after_dnat(services_lab, tmp_path):
+    path, _ = explain(services_lab, tmp_path, CLIENT, 'svc/default/guarded')
+    assert len(dnat_hops(path)) == 3 and 'goto its one endpoint: default/guarded-' in dnat_hops(path)[1]['says']
+    assert path['stops_at']['at'] == 'NetworkPolicy ingress'
+    assert 'guarded-friends-only' in path['stops_at']['problem']
+    assert path['agrees'] and path['verdict']['allowed'] is False
+    assert path['hops'][-1]['says'].split('; ')[0].endswith(':80: timeout')
+
+
+@pytest.mark.parametrize('args, message', [
+    (('to=svc/default/nope',), 'to: no Service default/nope in the cluster'),
+    (('to=svc/default/echo', 'dport=82'), "port: Service default/echo has no TCP port '82'"),
+    (('to=svc/default/echo-headless',), 'to: Service default/echo-headless is headless'),
+    (('to=svc/default/echo', 'endpoint=default/netexec-b'), 'endpoint: default/netexec-b is no endpoint')])
+def test_a_bad_service_request_is_refused_before_any_probe(services_lab, args, message):
+    extra = [x for arg in ('from=' + CLIENT,) + args for x in ('-e', arg)]
+    done = playbook(services_lab.inventory, 'playbooks/explain.yml', *extra, check=False)
+    assert done.returncode != 0 and message in done.stdout, done.stdout
+    assert "Read this node's half" not in done.stdout
+
+
+def test_probe_yml_gives_each_service_port_a_column_judged_at_its_endpoints(services_lab, tmp_path):
+    out = tmp_path / 'probe.json'
+    done = playbook(services_lab.inventory, 'playbooks/probe.yml', '-e', 'probe_ports=8080',
+                    '-e', 'probe_protocols=TCP', '-e', 'probe_services=default/echo,default/guarded,default/nothing',
+                    '-e', 'probe_expect=model', '-e', 'probe_output=%s' % out)
+    tcp80 = next(m for m in json.loads(out.read_text()) if (m['protocol'], m['port']) == ('TCP', 80))
+    assert tcp80['targets'] == ['svc default/echo:80', 'svc default/guarded:80', 'svc default/nothing:80']
+    row = tcp80['allowed'][CLIENT]
+    assert (row['svc default/echo:80'], row['svc default/guarded:80'], row['svc default/nothing:80']) == \
+        (True, False, False)
+    friends = [k for k in tcp80['allowed'] if k.startswith('default/echo-')]
+    assert len(friends) == 3 and all(tcp80['allowed'][k]['svc default/guarded:80'] for k in friends)
+    assert any(m['port'] == 81 and m['protocol'] == 'UDP' for m in json.loads(out.read_text()))
+    assert 'svc columns: the policy model judges the endpoints after DNAT' in done.stdout
+    assert 'disagree' not in done.stdout
+
+
+def test_probe_yml_refuses_an_unknown_service_before_any_probe(services_lab):
+    done = playbook(services_lab.inventory, 'playbooks/probe.yml', '-e', 'probe_services=default/nope', check=False)
+    assert done.returncode != 0 and 'probe_services: no Service default/nope in the cluster' in done.stdout
