@@ -163,8 +163,8 @@ class NodeServices(Reconciler):
                 actions.append(Action('delete_route', current['route'], 'state absent'))
             if current['record'] is not None or current['problem']:
                 actions.append(Action('forget_record', self.path, 'state absent'))
-            if current['zone'] is not None or current['zone_problem']:
-                actions.append(Action('forget_zone', self.zone_path, 'state absent'))
+            if os.path.lexists(os.path.dirname(self.zone_path)):
+                actions.append(Action('forget_zone', os.path.dirname(self.zone_path), 'state absent'))
             return actions
         actions = []
         why = self._why_load(current)
@@ -216,7 +216,7 @@ class NodeServices(Reconciler):
         write_atomic(self.zone_path, self.zone)
 
     def do_forget_zone(self, _action, _current):
-        remove_any(self.zone_path)
+        remove_any(os.path.dirname(self.zone_path))  # the folder the DNS pod mounts, too
 
     def do_delete_table(self, _action, _current):
         nft.apply(self.run, nft.delete_commands(ruleset.FAMILY, ruleset.NAME), ruleset.TABLE)

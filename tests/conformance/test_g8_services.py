@@ -185,3 +185,11 @@ def test_the_endpoint_is_judged_by_policy_after_dnat(vips, echo, clients):
     vip = vips['default/guarded', 'tcp', 80]
     assert echo[0].run('curl -s -m 5 http://%s/hostname', vip).stdout.startswith('guarded-')
     assert clients[0].run('curl -s -m 2 http://%s/hostname', vip).rc == 28
+
+
+def test_a_pod_isolated_by_policy_still_reaches_itself_through_its_service(vips, pods):
+    """Hairpin is masqueraded to the pod's node, whose traffic NetworkPolicy
+    never blocks: `guarded` admits only friends, and itself."""
+    guarded, = [p for key, p in pods.items() if key.startswith('default/guarded-')]
+    answer = guarded.run('curl -s -m 5 http://%s/hostname', vips['default/guarded', 'tcp', 80])
+    assert answer.stdout == guarded.name, (answer.rc, answer.stdout)

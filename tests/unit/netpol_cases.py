@@ -229,6 +229,10 @@ def _contains(right, value):
 
 def _left(left, packet):
     """The packet's value for an expression; None when it has no such header."""
+    if '&' in left:  # meta mark & MASK (the hairpin mark): a packet's mark is 0 unless it says
+        (meta, mask), = [left['&']]
+        assert meta == {'meta': {'key': 'mark'}}, left
+        return packet.get('mark', 0) & mask
     if 'ct' in left:
         assert left == {'ct': {'key': 'state'}}
         return packet['ct']

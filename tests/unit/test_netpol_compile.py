@@ -158,7 +158,7 @@ def test_deny_all_maps_straight_to_drop_without_chains():
     x_pods = sorted((p for p in PODS.values() if p['namespace'] == 'x' and p['node'] == 'node1'),
                     key=lambda p: ipaddress.ip_address(p['ip']))
     entries = [[p['ip'], {'drop': None}] for p in x_pods]
-    assert [expr[0]['vmap']['data']['set'] for _, expr in rules[1:]] == [entries, entries]
+    assert [expr[0]['vmap']['data']['set'] for _, expr in rules[2:]] == [entries, entries]  # after established, hairpin
 
 
 def test_ingress_chain_accepts_egress_chain_returns():
@@ -171,7 +171,7 @@ def test_ingress_chain_accepts_egress_chain_returns():
     body = {name: [expr[-1] for n, expr in rules if n == name] for name in names}
     assert list(body.values()) == [[{'return': None}, {'drop': None}],
                                    [{'accept': None}, {'drop': None}]]
-    maps = [expr[0]['vmap']['data']['set'] for _, expr in rules[1:3]]
+    maps = [expr[0]['vmap']['data']['set'] for _, expr in rules[2:4]]  # after established, hairpin
     assert maps == [[[PODS['x/a']['ip'], {'jump': {'target': name}}]] for name in names]
 
 
@@ -189,8 +189,8 @@ def test_pods_with_the_same_rules_share_one_chain_so_rule_count_stays_flat():
                          if p['node'] == 'node1' and p['namespace'] == 'x'
                          and p['labels']['role'] == 'server')
         assert len(chains) == 2
-        assert len(rules) == 5  # ct, vmap; the shared chain: tcp, udp, drop
-        vmap = rules[1][1][0]['vmap']['data']['set']
+        assert len(rules) == 6  # ct, hairpin, vmap; the shared chain: tcp, udp, drop
+        vmap = rules[2][1][0]['vmap']['data']['set']  # after established, hairpin
         assert [ipaddress.ip_address(ip) for ip, _ in vmap] == servers
 
 

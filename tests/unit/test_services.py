@@ -170,7 +170,7 @@ def test_a_cluster_ip_dispatches_by_one_map_to_a_random_endpoint_each_dnat_ing()
     assert ('numgen random mod 2 vmap { 0 : goto ep-default/web/tcp/80__10.42.0.2/8080, '
             '1 : goto ep-default/web/tcp/80__10.42.1.2/9090 }') in text
     assert 'meta l4proto tcp dnat to 10.42.1.2:9090' in text
-    assert 'ip saddr 10.42.0.2 jump mark-for-masquerade' in text  # hairpin
+    assert 'ip saddr 10.42.0.2 jump mark-hairpin' in text  # hairpin: masquerade, and tell the policy table
     assert 'ip daddr 10.43.0.50 ip saddr != 10.42.0.0/16 jump mark-for-masquerade' in text
 
 

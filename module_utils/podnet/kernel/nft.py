@@ -120,6 +120,13 @@ def table_commands(family, name, chains, rules):
     return {'nftables': cmds}
 
 
+# Packet marks the Services table sets, as kube-proxy's: masquerade this
+# packet on its way out; and hairpin, a pod reaching itself through its own
+# Service, which the masquerade makes traffic from its node, and which the
+# policy table lets pass as Kubernetes lets a pod's node reach it.
+MASQUERADE_MARK, HAIRPIN_MARK = 0x4000, 0x8000
+
+
 # -- tables written as text --------------------------------------------------------
 # A table of maps and per-object chains (Services) reads best written in
 # nft's own syntax, which its JSON cannot be compared with. Such a table is
@@ -310,6 +317,8 @@ def _statement(stmt):
     if kind == 'match':
         op = {'==': '', 'in': ''}.get(body['op'], body['op'])
         left, right = _left(body['left']), _value(body['right'])
+        if '&' in body['left']:
+            op, right = body['op'], '%#x' % body['right']  # as nft prints a masked match
         if left.endswith('ifname'):
             right = json.dumps(body['right'])  # nft quotes interface names
         return ' '.join(p for p in (left, op, right) if p)
@@ -320,6 +329,9 @@ def _statement(stmt):
 
 
 def _left(left):
+    if '&' in left:  # a masked value: meta mark & 0x8000
+        value, mask = left['&']
+        return '%s & %#x' % (_left(value), mask)
     if 'payload' in left:
         return '%(protocol)s %(field)s' % left['payload']
     if 'meta' in left:

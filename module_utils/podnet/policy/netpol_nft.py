@@ -14,6 +14,7 @@ never enter an ip table, so they are never dropped.
 Layout (pods are matched by IP, so the veth does not matter):
   forward  (filter, prio 0, policy accept)
     ct state established,related accept
+    meta mark & 0x8000 == 0x8000 accept                       hairpin (the Services table's mark)
     ip saddr vmap { <pod>: jump egress-<hash> | drop, ... }   egress-isolated pods
     ip daddr vmap { <pod>: jump ingress-<hash> | drop, ... }  ingress-isolated pods
   egress-<hash>:  allowed destinations/ports `return` (ingress is checked next), then drop
@@ -42,6 +43,11 @@ EVERY_IPV4 = [(0, 2 ** 32 - 1)]
 ACCEPT, RETURN, DROP = {'accept': None}, {'return': None}, {'drop': None}
 ESTABLISHED = [{'match': {'op': 'in', 'left': {'ct': {'key': 'state'}},
                           'right': ['established', 'related']}}, ACCEPT]
+# A pod reaching itself through its own Service (hairpin): the Services
+# table masquerades it to the pod's node, whose traffic Kubernetes never
+# blocks, and marks it so.
+HAIRPIN = [{'match': {'op': '==', 'left': {'&': [{'meta': {'key': 'mark'}}, nft.HAIRPIN_MARK]},
+                      'right': nft.HAIRPIN_MARK}}, ACCEPT]
 
 
 def _address(field, intervals):
@@ -232,6 +238,6 @@ def compile_node(local_pods, cluster_pods, namespaces, policies, node_ips):
             jumps[direction].append((pod['ip'], {'jump': {'target': name}}))
     if not jumps[EGRESS] and not jumps[INGRESS]:
         return chains, []
-    forward = [ESTABLISHED] + [_vmap(field, jumps[d]) for field, d in
+    forward = [ESTABLISHED, HAIRPIN] + [_vmap(field, jumps[d]) for field, d in
                                (('saddr', EGRESS), ('daddr', INGRESS)) if jumps[d]]
     return chains, [('forward', expr) for expr in forward] + bodies

@@ -20,7 +20,9 @@ here reads the same on a cluster:
   has none.
 - masquerade only where kube-proxy masquerades: traffic marked in the
   chains above (external with policy Cluster, off-cluster sources to a
-  ClusterIP, and a pod reaching itself through its own Service: hairpin).
+  ClusterIP, and a pod reaching itself through its own Service: hairpin,
+  marked as such too, for the policy table: masqueraded, it comes from the
+  pod's node, which NetworkPolicy never blocks).
 - filter chains reject new connections to a Service that has no
   endpoints (ICMP port unreachable, as kube-proxy) and to a ClusterIP's
   undeclared ports, and drop what goes to an unallocated ClusterIP. They
@@ -34,17 +36,21 @@ podnet-services` is what a user reads to see the Service path.
 """
 import ipaddress
 
+from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.services import endpoints as endpoints_of
 from ansible.module_utils.podnet.services.spec import SERVICE_CIDR
 
 FAMILY, NAME = 'ip', 'podnet-services'
 TABLE = '%s %s' % (FAMILY, NAME)
-MASQUERADE_MARK = 0x4000  # kube-proxy's
+MASQUERADE_MARK, HAIRPIN_MARK = nft.MASQUERADE_MARK, nft.HAIRPIN_MARK
 REJECT, DROP = 'goto reject-chain', 'drop'
 
 FIXED = '''\
     chain mark-for-masquerade {
         meta mark set meta mark | %(mark)#x
+    }
+    chain mark-hairpin {
+        meta mark set meta mark | %(hairpin)#x
     }
     chain masquerading {
         meta mark & %(mark)#x == 0 return
@@ -116,7 +122,8 @@ class _Table:
             listed = '\t\telements = { %s }\n' % ',\n\t\t\t'.join(elements) if elements else ''
             out.append('\t%s %s {\n\t\ttype %s\n%s\t}\n' % (kind, name, of, listed))
         out += self.sets
-        out.append(FIXED % {'mark': MASQUERADE_MARK, 'node_ip': node_ip, 'service_cidr': SERVICE_CIDR,
+        out.append(FIXED % {'mark': MASQUERADE_MARK, 'hairpin': MASQUERADE_MARK | HAIRPIN_MARK,
+                            'node_ip': node_ip, 'service_cidr': SERVICE_CIDR,
                             'cluster_cidr': cluster_cidr})
         out += self.chains
         out.append('}\n')
@@ -216,7 +223,7 @@ def _endpoint(endpoint, port, ident):
 
 def _dnat(endpoint, port, ident):
     target = '%s:%d' % (endpoint['ip'], endpoint['ports'][endpoints_of.port_key(port)])
-    return ['ip saddr %s jump mark-for-masquerade' % endpoint['ip'],
+    return ['ip saddr %s jump mark-hairpin' % endpoint['ip'],
             'meta l4proto %s dnat to %s' % (port['protocol'].lower(), target)]
 
 
