@@ -88,10 +88,11 @@ class Prober:
         if age < probe['initial_delay']:
             return '%s waits %ds (%s)' % (where, probe['initial_delay'], WAITING)
         why = None
-        for _ in range(tries):
+        while tries:
             why = self._try(probe, record, pod, container)
             if why is None:
                 return None
+            tries -= 1
         return '%s failed: %s' % (where, why)
 
     def _try(self, probe, record, pod, container):

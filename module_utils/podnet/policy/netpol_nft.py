@@ -239,5 +239,5 @@ def compile_node(local_pods, cluster_pods, namespaces, policies, node_ips):
     if not jumps[EGRESS] and not jumps[INGRESS]:
         return chains, []
     forward = [ESTABLISHED, HAIRPIN] + [_vmap(field, jumps[d]) for field, d in
-                               (('saddr', EGRESS), ('daddr', INGRESS)) if jumps[d]]
+                                        (('saddr', EGRESS), ('daddr', INGRESS)) if jumps[d]]
     return chains, [('forward', expr) for expr in forward] + bodies
