@@ -174,7 +174,7 @@ def test_init_containers_run_in_order_once_per_sandbox(lab, tmp_path):
                                              'schema': {'exit_code': 0, 'tries': 1}}
         done, second = converge(lab, tmp_path, manifests)
         assert recap(done)['node1']['changed'] == 0 and second['node1']['actions'] == []
-        node1.check_output('kill -9 %d', record['containers']['main']['pid'])
+        node1.check_output('kill -9 %s', str(record['containers']['main']['pid']))
         _, third = converge(lab, tmp_path, manifests)
         assert [a[:2] for a in third['node1']['actions']] == [['restart', 'default/initorder']]
         assert node1.check_output('cat %s/wait.log', POD_DIR).count('\n') == 0  # one line: not run again
