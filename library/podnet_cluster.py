@@ -128,6 +128,13 @@ nodes:
               elements: str
               sample: [AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE,
                        NET_RAW, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT]
+        init_containers:
+          description:
+            - The pod's C(spec.initContainers), in the order they run, as C(containers) gives a container
+              (they have no probes); absent when it has none. A stand-in for one completes at once (exit 0),
+              which RV(notes) says.
+          type: list
+          elements: dict
 workloads:
   description: The pods each workload (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job) keeps, by C(Kind ns/name).
   returned: success

@@ -16,6 +16,13 @@ description:
   - Containers are processes in PID and mount namespaces of their own that join
     the sandbox's network, IPC and UTS namespaces. Their output goes to
     C(<state_dir>/pods/<namespace>_<name>/<container>.log).
+  - A pod's O(pods[].init_containers) run when its sandbox is made (a new pod, or one made again), one
+    after another in the sandbox, each confined as its containers are and to completion (exit 0), before
+    any of its containers starts. They do not run again while the sandbox stands, also when a container
+    restarts, as with the kubelet. One that fails is tried again, after 1 s then 2 s, up to 3 times unless
+    the pod's C(restart_policy) is C(Never); one still running after O(init_timeout) seconds is killed and
+    not tried again. Then the module fails, naming the pod, the init container and its exit code, and the
+    pod is removed with its sandbox, so that none of its containers runs. The next run tries it anew.
   - Pods no longer wanted are removed with their sandbox, veth, address and
     processes. A pod whose pause or veth is gone is recreated; a container that
     exited is restarted; a changed MTU is applied to running pods.
@@ -114,7 +121,7 @@ options:
         type: list
         elements: dict
         required: true
-        suboptions:
+        suboptions: &container
           name: {description: The container's name., type: str, required: true}
           argv: {description: The command line it runs; not empty., type: list, elements: str, required: true}
           env: {description: Its environment., type: dict, default: {}}
@@ -184,6 +191,24 @@ options:
                 failing liveness probe restarts the container if C(restart_policy) allows, saying so in RV(actions).
             type: dict
             default: {}
+      init_containers:
+        description:
+          - Its init containers, in the order they run, each with the suboptions of C(containers) but
+            C(probes), which they never have (the API server forbids them), and C(ports), which nothing
+            reaches while they run.
+          - They are part of the pod's spec, whose change makes the pod again (and so runs them again).
+          - Their C(<name>.log) is beside the containers' logs; the pod's record keeps each one's exit code and
+            tries.
+        type: list
+        elements: dict
+        default: []
+        suboptions: *container
+  init_timeout:
+    description:
+      - Seconds an init container may run before it is killed and the run fails, so that one that hangs
+        cannot hold the node's converge (and its lock) for ever. Kubernetes has no such limit of its own.
+    type: int
+    default: 60
   pod_cidr:
     description: This node's pod CIDR; its first address is the gateway on C(cni0). Required with O(state=present).
     type: str
@@ -222,6 +247,19 @@ EXAMPLES = r'''
         containers:
           - {name: curl, argv: [sleep, 365d]}
           - {name: httpbin, argv: [gunicorn, -b, "0.0.0.0:80", "httpbin:app"]}
+
+- name: Run a pod whose init container waits for its Service's DNS name first.
+  podnet_pods:
+    pod_cidr: 10.42.1.0/24
+    mtu: 1450
+    init_timeout: 30
+    pods:
+      - namespace: default
+        name: web
+        init_containers:
+          - {name: wait-dns, argv: [sh, -c, "until getent hosts db; do sleep 1; done"]}
+        containers:
+          - {name: web, argv: [python3, -m, http.server, "80"]}
 
 - name: Run the pods the cluster plan placed on this node, as the pods role does.
   podnet_pods:
@@ -266,11 +304,13 @@ unready:
   elements: str
   sample: [default/web-7c5ddbdf54-2xbqz]
 actions:
-  description: What was done (or would be, in check mode) as verb, pod and reason.
+  description:
+    - What was done (or would be, in check mode) as verb, pod and reason. A pod created or made again whose init
+      containers run first says so, naming them in order.
   returned: always
   type: list
   elements: list
-  sample: [[create, default/web, new pod]]
+  sample: [[create, default/web, "new pod; init containers run first: wait-dns"]]
 '''
 
 import os
@@ -296,7 +336,7 @@ def pods_of_node(module):
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
     return PodsReconciler(p['state_dir'], None if p['state'] == 'absent' else p['pod_cidr'], p['mtu'],
                           module.run_command, wanted, module.check_mode, container_view(p['view']),
-                          p['pids_limit'])
+                          p['pids_limit'], init_timeout=p['init_timeout'])
 
 
 CONTAINER = dict(name=dict(type='str', required=True),
@@ -336,7 +376,8 @@ POD = dict(namespace=dict(type='str', required=True),
            node=dict(type='str'),
            owner=dict(type='str', default=''),
            qos=dict(type='str', choices=['Guaranteed', 'Burstable', 'BestEffort'], default='BestEffort'),
-           containers=dict(type='list', elements='dict', required=True, options=CONTAINER))
+           containers=dict(type='list', elements='dict', required=True, options=CONTAINER),
+           init_containers=dict(type='list', elements='dict', default=[], options=CONTAINER))
 
 
 def pods_of(value):
@@ -356,13 +397,25 @@ def _checked(index, pod):
     if checked.error_messages:
         raise SpecError(subject, '; '.join(('unsupported parameter %s' if isinstance(e, UnsupportedError) else '%s')
                                            % e for e in checked.errors.errors))
-    for number, container in enumerate(checked.validated_parameters['containers']):
-        at = 'containers[%d] (%s)' % (number, container['name'])
-        if not container['argv']:
-            raise SpecError(subject, '%s: argv is empty: a container needs a program to run' % at)
-        for index, mount in enumerate(container['mounts']):
-            _check_mount(subject, '%s: mounts[%d]' % (at, index), mount)
-    return checked.validated_parameters
+    pod = checked.validated_parameters
+    for kind in ('init_containers', 'containers'):
+        for number, container in enumerate(pod[kind]):
+            _check_container(subject, '%s[%d] (%s)' % (kind, number, container['name']), container,
+                             kind == 'init_containers')
+    names = [c['name'] for c in pod['init_containers'] + pod['containers']]
+    if len(set(names)) != len(names):
+        raise SpecError(subject, 'init_containers and containers: a name is used twice (%s): each names its '
+                        'log and cgroup' % ', '.join(sorted({n for n in names if names.count(n) > 1})))
+    return pod
+
+
+def _check_container(subject, at, container, init):
+    if not container['argv']:
+        raise SpecError(subject, '%s: argv is empty: a container needs a program to run' % at)
+    if init and container['probes']:
+        raise SpecError(subject, '%s: probes: an init container has none (it runs to completion)' % at)
+    for index, mount in enumerate(container['mounts']):
+        _check_mount(subject, '%s: mounts[%d]' % (at, index), mount)
 
 
 def _check_mount(subject, at, mount):
@@ -379,7 +432,8 @@ def argument_spec():
                 pod_cidr=dict(type='str'),
                 mtu=dict(type='int'),
                 view=dict(type='list', elements='path', default=[]),
-                pids_limit=dict(type='int', default=1024), **NODE_STATE_OPTIONS)
+                pids_limit=dict(type='int', default=1024),
+                init_timeout=dict(type='int', default=60), **NODE_STATE_OPTIONS)
 
 
 if __name__ == '__main__':

@@ -3,12 +3,13 @@ whose image podnet cannot run gets the stand-in, which answers as agnhost
 netexec on its ports; readiness probes (exec inside the container, as its
 user and without capabilities; httpGet) decide `unready`; a failing
 liveness probe restarts its container; a healthy node converges to
-changed=0."""
+changed=0. Init containers run in order before the containers, once per
+sandbox; one that fails leaves no pod behind and a message naming it."""
 import json
 import textwrap
 
 import pytest
-from integration.conftest import playbook, recap, running_lab
+from integration.conftest import playbook, pod_records, recap, running_lab
 
 pytestmark = pytest.mark.lab
 
@@ -89,10 +90,11 @@ def lab():
     yield from running_lab('lab', 'lab')
 
 
-def converge(lab, tmp_path, manifests):
+def converge(lab, tmp_path, manifests, *options, check=True):
     book = tmp_path / 'show.yml'
     book.write_text(SHOW % lab.inventory.parents[1])
-    done = playbook(lab.inventory, str(book), '-e', json.dumps({'podnet_manifests': manifests}))
+    done = playbook(lab.inventory, str(book), '-e', json.dumps({'podnet_manifests': manifests}), *options,
+                    check=check)
     results = {}
     for line in done.stdout.splitlines():
         if '"msg": "RESULT ' in line:
@@ -120,5 +122,70 @@ def test_stand_ins_probes_and_unready(lab, tmp_path):
         assert second['node1']['unready'] == ['default/notready']
         [restart] = second['node2']['actions']
         assert restart[:2] == ['restart', 'default/dying'] and 'liveness probe failed' in restart[2]
+    finally:
+        converge(lab, tmp_path, ['manifests/seed'])
+
+
+INIT_PODS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: initorder}
+spec:
+  nodeName: node1
+  initContainers:
+  - {name: wait, image: busybox, command: [sh, -c, "sleep 1; date +%s.%N"]}
+  - {name: schema, image: example.com/shop/migrate:2}
+  containers:
+  - {name: main, image: busybox, command: [sh, -c, "date +%s.%N; exec sleep 3600"]}
+"""
+INIT_FAILS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: initfails}
+spec:
+  nodeName: node2
+  restartPolicy: Never
+  initContainers:
+  - {name: check, image: busybox, command: [sh, -c, "echo db unreachable; exit 3"]}
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"]}
+"""
+POD_DIR = '/var/lib/podnet/pods/default_initorder'
+
+
+def test_init_containers_run_in_order_once_per_sandbox(lab, tmp_path):
+    pods, failing = tmp_path / 'init.yaml', tmp_path / 'fails.yaml'
+    pods.write_text(textwrap.dedent(INIT_PODS))
+    failing.write_text(textwrap.dedent(INIT_FAILS))
+    manifests, node1 = ['manifests/seed', str(pods)], lab.hosts['node1']
+    try:
+        checked, _ = converge(lab, tmp_path, manifests, '--check', '--diff')
+        assert 'create default/initorder: new pod; init containers run first: wait, schema' in checked.stdout
+        done, first = converge(lab, tmp_path, manifests)
+        assert 'init container schema: its stand-in completes at once (exit 0)' in done.stdout
+        assert ['create', 'default/initorder', 'new pod; init containers run first: wait, schema'] in (
+            first['node1']['actions'])
+        finished = float(node1.check_output('cat %s/wait.log', POD_DIR))
+        started = float(node1.check_output('cat %s/main.log', POD_DIR))
+        assert finished < started  # wait slept 1 s and wrote last; main wrote first
+        assert 'completed' in node1.check_output('cat %s/schema.log', POD_DIR)
+        [record] = [r for r in pod_records(node1) if r['name'] == 'initorder']
+        assert record['init_containers'] == {'wait': {'exit_code': 0, 'tries': 1},
+                                             'schema': {'exit_code': 0, 'tries': 1}}
+        done, second = converge(lab, tmp_path, manifests)
+        assert recap(done)['node1']['changed'] == 0 and second['node1']['actions'] == []
+        node1.check_output('kill -9 %s', str(record['containers']['main']['pid']))
+        _, third = converge(lab, tmp_path, manifests)
+        assert [a[:2] for a in third['node1']['actions']] == [['restart', 'default/initorder']]
+        assert node1.check_output('cat %s/wait.log', POD_DIR).count('\n') == 0  # one line: not run again
+        failed, _ = converge(lab, tmp_path, manifests + [str(failing)], check=False)
+        assert ('default/initfails: init container check exited with code 3 (tried once, restartPolicy Never): '
+                'none of its containers started, and the pod was removed; its log ends: db unreachable') in (
+            failed.stdout)
+        node2 = lab.hosts['node2']
+        assert not [r for r in pod_records(node2) if r['name'] == 'initfails']
+        assert not node2.run('test -e /var/lib/podnet/pods/default_initfails').succeeded
+        sandboxes = [name for name in node2.check_output('ip netns list').split() if name.startswith('cni-')]
+        assert len(sandboxes) == len(pod_records(node2))  # none left of the failed pod
     finally:
         converge(lab, tmp_path, ['manifests/seed'])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.podnet.kernel import cgroups
+from ansible.module_utils.podnet.pods.spawner import TIMED_OUT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +114,14 @@ if memory:  # a container over its memory limit while it sets itself up, before 
     except Exception as exc:
         results['tight'] = str(exc)
     cgroups.kill_and_remove(tight)
+for name, argv, timeout in (('init_done', ['sh', '-c', 'sleep 0.2; echo ran'], 5), ('init_failed', ['false'], 5),
+                            ('init_hangs', ['sleep', '60'], 0.3)):
+    begun = time.monotonic()
+    proc, code = spawn.run('i', netns='/run/netns/cni-test', pause=pause.pid, argv=argv,
+                           env={'PATH': '/usr/bin:/bin'}, log='/run/%%s.log' %% name, caps=[], view=[],
+                           scratch=%(scratch)r + name, seccomp=True, timeout=timeout)
+    results[name] = [code, proc.start > 0, round(time.monotonic() - begun, 1), open('/run/%%s.log' %% name).read(),
+                     os.path.exists('/proc/%%d' %% proc.pid)]  # a zombie's folder is there until it is reaped
 after = spawn.request('c', op='container', netns='/run/netns/cni-test', pause=pause.pid,
                       argv=['sleep', '60'], env={}, log='/run/after.log', caps=[], view=[],
                       scratch=%(scratch)r + 'after')
@@ -293,3 +302,13 @@ def test_a_container_killed_before_exec_is_a_failure_not_a_start(seen):
     if 'tight' not in seen:
         pytest.skip('this machine has no memory cgroup controller')
     assert seen['tight'] == 'c: killed by signal 9 before it could exec (over its memory limit?)'
+
+
+def test_an_init_container_runs_to_its_end_and_gives_its_exit_code(seen):
+    """The spawner's `run`: it forks the init container as any container
+    and waits for it (it alone can reap it), killing it past its timeout."""
+    code, started, _, said, unreaped = seen['init_done']
+    assert (code, started, said, unreaped) == (0, True, 'ran\n', False)
+    assert seen['init_failed'][0] == 1 and not seen['init_failed'][4]
+    code, _, seconds, _, unreaped = seen['init_hangs']
+    assert code == TIMED_OUT and seconds < 2 and not unreaped

@@ -51,8 +51,6 @@ def test_the_repository_manifests_still_load():
 
 
 @pytest.mark.parametrize('change, words', [
-    (spec(initContainers=[{'name': 'i', 'image': 'busybox'}]),
-     'spec.initContainers: not supported by podnet (only the default, [])'),
     (spec(ephemeralContainers=[{'name': 'e'}]), 'spec.ephemeralContainers: not supported'),
     (spec(hostPID=True), 'spec.hostPID: not supported by podnet (only the default, false)'),
     (spec(hostIPC=True), 'spec.hostIPC: not supported'),

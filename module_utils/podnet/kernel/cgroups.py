@@ -104,15 +104,22 @@ def container_limits(resources):
                   resources.get('cpu_request'))
 
 
-def pod_limits(containers, pids):
+def pod_limits(containers, pids, init_containers=()):
     """kubelet's pod-level limits: memory and CPU quota only when every
-    container has one (the sum), the requests summed, the pids limit."""
+    container has one, the requests, the pids limit. Each is the sum over
+    the containers, or the largest of an init container's if more (init
+    containers run one at a time, before the others: PodLimits)."""
     each = [container_limits(c.get('resources')) for c in containers]
-    memory = [c.memory for c in each]
-    cpu = [c.cpu_millis for c in each]
-    return Limits(sum(memory) if each and None not in memory else None,
-                  sum(cpu) if each and None not in cpu else None,
-                  sum(c.cpu_request or 0 for c in each) or None, pids)
+    first = [container_limits(c.get('resources')) for c in init_containers]
+    memory = [c.memory for c in each + first]
+    cpu = [c.cpu_millis for c in each + first]
+    return Limits(_effective(each, first, 'memory') if each and None not in memory else None,
+                  _effective(each, first, 'cpu_millis') if each and None not in cpu else None,
+                  _effective(each, first, 'cpu_request') or None, pids)
+
+
+def _effective(each, first, name):
+    return max([sum(getattr(c, name) or 0 for c in each)] + [getattr(c, name) or 0 for c in first])
 
 
 def pids_text(limit):

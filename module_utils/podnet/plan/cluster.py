@@ -66,11 +66,13 @@ class Images:
         self.catalog, self.unknown, self.paths = catalog, unknown, _local_paths(catalog)
         self.stand_ins = {}  # image as written -> [ns/pod/container]
 
-    def container(self, container, pod):
-        """The container as the node runs it (_container)."""
+    def container(self, container, pod, init=False):
+        """The container as the node runs it (_container); init: one of the
+        pod's init containers, whose stand-in completes at once."""
         if images.stands_in(container, self.catalog, self.unknown):
             self.stand_ins.setdefault(container.image, []).append('%s/%s' % (pod.key, container.name))
-            return _container(container, images.stand_in_argv(container, self.catalog, pod), stand_in=True)
+            return _container(container, images.stand_in_argv(container, self.catalog, pod, init=init),
+                              stand_in=True)
         argv = images.resolve(container, self.catalog, pod)
         local = self.paths.get(images.image_name(container.image), {}).get(argv[0])
         return _container(container, list(local) + argv[1:] if local else argv)
@@ -78,10 +80,13 @@ class Images:
 
 def planned_notes(planned):
     """What a planned pod's containers do not do: a stand-in serves no SCTP
-    (no SCTP sockets), and some probes count as passing untried."""
-    return ['container %s: its stand-in does not serve SCTP port %d (the nodes have no SCTP sockets)'
-            % (c['name'], p['containerPort']) for c in planned['containers'] if c.get('stand_in')
-            for p in c['ports'] if p['protocol'] not in images.STAND_IN_PROTOCOLS] + [
+    (no SCTP sockets), an init container's stand-in does nothing but
+    complete, and some probes count as passing untried."""
+    return ['init container %s: its stand-in completes at once (exit 0), doing nothing its image would'
+            % c['name'] for c in planned.get('init_containers') or () if c.get('stand_in')] + [
+        'container %s: its stand-in does not serve SCTP port %d (the nodes have no SCTP sockets)'
+        % (c['name'], p['containerPort']) for c in planned['containers'] if c.get('stand_in')
+        for p in c['ports'] if p['protocol'] not in images.STAND_IN_PROTOCOLS] + [
         note for c in planned['containers'] for note in probes.notes(c['name'], c.get('probes') or {})]
 
 
@@ -93,10 +98,13 @@ def _pod(pod, catalog, cluster_dns):
     if cluster_dns and pod.source == cluster_dns:
         for container in containers:
             container['mounts'] = [dict(ZONE_MOUNT)]
-    return {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
-            'subdomain': pod.dns.subdomain, 'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
-            'owner': pod.owner, 'qos': pod.qos_class, 'containers': containers,
-            'dns': pod.dns.for_node(CLUSTER_DNS_IP if cluster_dns else None, CLUSTER_DOMAIN)}
+    planned = {'namespace': pod.namespace, 'name': pod.name, 'hostname': pod.hostname,
+               'subdomain': pod.dns.subdomain, 'labels': dict(pod.labels), 'restart_policy': pod.restart_policy,
+               'owner': pod.owner, 'qos': pod.qos_class, 'containers': containers,
+               'dns': pod.dns.for_node(CLUSTER_DNS_IP if cluster_dns else None, CLUSTER_DOMAIN)}
+    if pod.init_containers:  # only when there are: the plan of a pod without any is as before
+        planned['init_containers'] = [catalog.container(c, pod, init=True) for c in pod.init_containers]
+    return planned
 
 
 def build(manifest_paths, nodes, cluster_cidr, backend_name, catalog, cluster_dns=None,

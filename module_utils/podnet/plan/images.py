@@ -88,8 +88,11 @@ def _where(container, pod):
     """(subject, field prefix) naming the container in an error."""
     if pod is None:
         return 'container %s' % container.name, ''
-    position = [c.name for c in pod.containers].index(container.name)
-    return pod.subject, 'spec.containers[%d].' % position
+    for key, listed in (('initContainers', pod.init_containers), ('containers', pod.containers)):
+        names = [c.name for c in listed]
+        if container.name in names:  # a name is unique across both lists
+            return pod.subject, 'spec.%s[%d].' % (key, names.index(container.name))
+    raise ValueError('container %s is not one of pod %s' % (container.name, pod.key))
 
 
 def stands_in(container, catalog, unknown=STAND_IN):
@@ -142,5 +145,5 @@ def resolve(container, catalog, pod=None):
 
 
 def resolve_pod(pod, catalog):
-    """{container name: argv} of every container of a pod."""
-    return {c.name: resolve(c, catalog, pod) for c in pod.containers}
+    """{container name: argv} of every container of a pod, init containers too."""
+    return {c.name: resolve(c, catalog, pod) for c in pod.init_containers + pod.containers}

@@ -3,12 +3,15 @@
 Every field of a Pod is one of three kinds, stated in the tables below:
 read (podnet honours it), ignored (it changes nothing in podnet, such as
 SELinux options, and is accepted so manifests from a cluster run
-unchanged), or not supported (initContainers, hostNetwork, hostPort...):
+unchanged), or not supported (hostNetwork, hostPort...):
 those are accepted only with their Kubernetes default, so a pod never runs
 differently from what its manifest asks without a refusal naming the field.
 Any other field is refused as unknown. Volumes, their mounts and
 environment taken from elsewhere (valueFrom, envFrom) are read to be noted:
 podnet sets none of them up, and each pod's notes say so (Pod.notes).
+Init containers are read as containers are, less what the API server
+forbids them (probes) and sidecars (restartPolicy: Always), which podnet
+refuses: an init container here always runs to completion.
 
 Among what is read: each container's cpu and memory (resources.py, as the
 API server defaults them), its probes (probes.py) and its seccomp profile,
@@ -34,13 +37,13 @@ DEFAULT_SECCOMP = 'RuntimeDefault'
 ENV_NAME = re.compile(r'^[-._a-zA-Z][-._a-zA-Z0-9]*$')
 
 # (read, ignored, {not supported: accepted default}) per part of a Pod.
-SPEC = (('containers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'dnsConfig', 'subdomain',
+SPEC = (('containers', 'initContainers', 'nodeName', 'restartPolicy', 'hostname', 'dnsPolicy', 'dnsConfig', 'subdomain',
          'securityContext', 'volumes'),
         ('terminationGracePeriodSeconds', 'serviceAccountName', 'serviceAccount',
          'automountServiceAccountToken', 'imagePullSecrets', 'tolerations', 'priority',
          'priorityClassName', 'preemptionPolicy', 'schedulerName', 'enableServiceLinks',
          'readinessGates', 'overhead', 'resources'),
-        {'initContainers': [], 'ephemeralContainers': [], 'hostNetwork': False,
+        {'ephemeralContainers': [], 'hostNetwork': False,
          'hostPID': False, 'hostIPC': False, 'shareProcessNamespace': False, 'hostUsers': True,
          'setHostnameAsFQDN': False, 'hostAliases': [], 'nodeSelector': {}, 'affinity': {},
          'topologySpreadConstraints': [], 'runtimeClassName': None,
@@ -132,18 +135,19 @@ class Pod:
     labels: dict
     node_name: object  # spec.nodeName, or None to let schedule() place it
     containers: list
-    restart_policy: str = 'Always'  # Always | OnFailure | Never
+    restart_policy: str = 'Always'  # Always | OnFailure | Never (and whether a failed init container is tried again)
     spec_hostname: object = None  # spec.hostname, or None for the pod's name
     source: str = ''  # the manifest file, to name it in later refusals
     owner: str = ''  # `Kind ns/name` of the workload that made it, '' for a Pod of its own
     dns: poddns.PodDns = poddns.PodDns()  # dnsPolicy, dnsConfig and subdomain (poddns.py)
+    init_containers: list = field(default_factory=list)  # [Container], run in order, each to completion
 
     @property
     def notes(self):
         """What the manifest asks that podnet accepts but does not model and
         whose absence may change how the pod behaves: volumes (mounted
         nowhere) and environment taken from elsewhere (not set)."""
-        return tuple(note for c in self.containers for note in c.unset)
+        return tuple(note for c in self.init_containers + self.containers for note in c.unset)
 
     @property
     def key(self):
@@ -159,8 +163,9 @@ class Pod:
 
     @property
     def qos_class(self):
-        """Guaranteed, Burstable or BestEffort, as the kubelet classes it."""
-        return qos_class(c.resources for c in self.containers)
+        """Guaranteed, Burstable or BestEffort, as the kubelet classes it
+        (GetPodQOS: init containers count too)."""
+        return qos_class(c.resources for c in self.init_containers + self.containers)
 
 
 def _env(raw, where, subject, unset):
@@ -334,7 +339,26 @@ def _security(raw, at, subject, pod, unset):
             'no_new_privs': flags['allowPrivilegeEscalation'] is False}
 
 
-def _container(raw, where, subject, pod, volumes):
+def _init_only(raw, where, subject):
+    """What the API server refuses on an init container (probes), and a
+    sidecar (restartPolicy: Always, Kubernetes 1.29+), which podnet does not
+    run: its init containers all run to completion."""
+    if not isinstance(raw, dict):
+        return
+    policy = raw.get('restartPolicy')
+    if policy == 'Always':
+        raise SpecError(subject, '%s.restartPolicy: Always (a sidecar container) is not supported by podnet, '
+                        'whose init containers run to completion: make it one of spec.containers' % where)
+    if policy is not None:
+        raise SpecError(subject, "%s.restartPolicy: %r: an init container may only set Always (a sidecar)"
+                        % (where, policy))
+    probes.refuse_on_init(raw, where, subject)
+
+
+def _container(raw, where, subject, pod, volumes, init=False):
+    """A Container of spec.containers, or with init of spec.initContainers."""
+    if init:
+        _init_only(raw, where, subject)
     raw = k8s.fields(raw, where, subject, *CONTAINER)
     unset = []
     security = _security(raw.get('securityContext'), where + '.securityContext', subject, pod, unset)
@@ -360,13 +384,13 @@ def _container(raw, where, subject, pod, volumes):
         env=_env(raw, where, subject, unset), working_dir=working_dir or None,
         ports=ports, probes=probes.parse(raw, where, subject, ports),
         resources=parse_resources(raw.get('resources'), where + '.resources', subject),
-        unset=_unset(raw, where, subject, volumes, unset), **security)
+        unset=_unset(raw, where, subject, volumes, unset, 'init container' if init else 'container'), **security)
 
 
-def _unset(raw, where, subject, volumes, unset):
+def _unset(raw, where, subject, volumes, unset, kind):
     _env_from(raw, where, subject, unset)
     _mounts(raw, where, subject, volumes, unset)
-    return tuple('container %s: %s' % (raw.get('name'), note) for note in unset)
+    return tuple('%s %s: %s' % (kind, raw.get('name'), note) for note in unset)
 
 
 def _check_unique(subject, named):
@@ -379,18 +403,22 @@ def _check_unique(subject, named):
 
 
 def _containers(spec, subject):
+    """(init containers, containers) of a pod spec. A name is unique
+    across both, as the API server requires."""
     raw = spec.get('containers')
     if not isinstance(raw, list) or not raw:
         raise SpecError(subject, 'spec.containers: required, at least one container')
     pod, volumes = _pod_security(spec, subject), _volumes(spec, subject)
+    init = [_container(c, 'spec.initContainers[%d]' % i, subject, pod, volumes, init=True)
+            for i, c in enumerate(k8s.items(spec.get('initContainers'), 'spec.initContainers', subject))]
     containers = [_container(c, 'spec.containers[%d]' % i, subject, pod, volumes)
                   for i, c in enumerate(raw)]
-    _check_unique(subject, [('spec.containers[%d].name' % i, c.name)
-                            for i, c in enumerate(containers)])
+    _check_unique(subject, [('spec.initContainers[%d].name' % i, c.name) for i, c in enumerate(init)]
+                  + [('spec.containers[%d].name' % i, c.name) for i, c in enumerate(containers)])
     _check_unique(subject, [('spec.containers[%d].ports[%d].name' % (i, j), p.name)
                             for i, c in enumerate(containers)
                             for j, p in enumerate(c.ports) if p.name is not None])
-    return containers
+    return init, containers
 
 
 def _choice(spec, key, choices, subject):
@@ -418,6 +446,7 @@ def parse_pod(raw, subject, source=''):
     hostname = spec.get('hostname') or None
     if hostname is not None:
         k8s.name(hostname, 'spec.hostname', subject, label=True)
-    return Pod(namespace, name, labels, node_name, _containers(spec, subject),
+    init, containers = _containers(spec, subject)
+    return Pod(namespace, name, labels, node_name, containers,
                _choice(spec, 'restartPolicy', RESTART_POLICIES, subject), hostname, source,
-               dns=poddns.parse(spec, subject))
+               dns=poddns.parse(spec, subject), init_containers=init)

@@ -1,21 +1,22 @@
 """The plan for the pods of one node, from what was read (NodeState) to
 what is wanted: pure, so check mode and the real run share it.
 
-A pod whose containers changed or whose sandbox is broken is made again; a
-container that exited or failed its liveness probe is restarted by its
-restartPolicy; pods no longer wanted are removed, and those of a workload
-whose new pods are created in the same run are retired only after them (a
-rollout: the new pods come up before the old ones go). IPAM is reconciled against the records: an address a
-running pod holds is reserved again if its file is gone, addresses of pods
-that are gone are released before any pod is created, and two pods never
-share an address. What no record owns (sandboxes, folders, cgroups,
-addresses a run cut short left) is swept."""
+A pod whose containers changed or whose sandbox is broken is made again
+(its init containers run again then, and only then); a container that
+exited or failed its liveness probe is restarted by its restartPolicy; pods
+no longer wanted are removed, and those of a workload whose new pods are
+created in the same run are retired only after them (a rollout: the new
+pods come up before the old ones go). IPAM is reconciled against the
+records: an address a running pod holds is reserved again if its file is
+gone, addresses of pods that are gone are released before any pod is
+created, and two pods never share an address. What no record owns
+(sandboxes, folders, cgroups, addresses a run cut short left) is swept."""
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.reconcile import Action
 from ansible.module_utils.podnet.kernel import cgroups, nft
 from ansible.module_utils.podnet.node.network import BRIDGE
-from ansible.module_utils.podnet.pods import srcguard
+from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.health import Health
 from ansible.module_utils.podnet.pods.records import spec_hash
 
@@ -49,6 +50,13 @@ def restart_reason(health):
     return ', '.join(reasons + [health.unhealthy[c] for c in sorted(health.unhealthy)])
 
 
+def with_init(reason, pod):
+    """A reason to make a pod's sandbox, and the init containers that then
+    run first, by name (what check mode and --diff tell)."""
+    first = initcontainers.names(pod)
+    return '%s; init containers run first: %s' % (reason, ', '.join(first)) if first else reason
+
+
 class Planner:
     """mtu, pids_limit: what every pod gets; hierarchies: the cgroup
     hierarchies; store: the RecordStore (where each pod's folder is)."""
@@ -71,14 +79,15 @@ class Planner:
         for key, pod in sorted(wanted.items()):
             record = records.get(key)
             if record is None:
-                actions.append(Action('create', key, 'new pod'))
+                actions.append(Action('create', key, with_init('new pod', pod)))
             elif record['spec_hash'] != spec_hash(pod):
-                actions.append(Action('recreate', key, 'containers changed'))
+                actions.append(Action('recreate', key, with_init('containers changed', pod)))
             elif current.health_of(key).problems:
-                actions.append(Action('recreate', key, '; '.join(current.health_of(key).problems)))
+                actions.append(Action('recreate', key, with_init('; '.join(current.health_of(key).problems), pod)))
             else:
                 kept[key] = record
-        addresses = self._address_actions(kept, current.ipam)
+        addresses = [a._replace(reason=with_init(a.reason, wanted[a.target])) if a.verb == 'recreate' else a
+                     for a in self._address_actions(kept, current.ipam)]
         recreated = {a.target for a in addresses if a.verb == 'recreate'}
         for key in sorted(set(kept) - recreated):
             actions += self._repairs(key, wanted[key], kept[key], current.health_of(key))

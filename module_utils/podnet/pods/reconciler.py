@@ -16,7 +16,7 @@ from ansible.module_utils.podnet.kernel import cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
-from ansible.module_utils.podnet.pods import srcguard
+from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.health import Checker
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
 from ansible.module_utils.podnet.pods.planner import NodeState, Planner
@@ -35,7 +35,7 @@ class PodsReconciler(Reconciler):
     subject = 'pods of this node'
 
     def __init__(self, state_dir, pod_cidr, mtu, run, wanted=None, check_mode=False, view=(),
-                 pids_limit=cgroups.DEFAULT_PIDS_LIMIT, hierarchies=None):
+                 pids_limit=cgroups.DEFAULT_PIDS_LIMIT, hierarchies=None, init_timeout=initcontainers.DEFAULT_TIMEOUT):
         self.lock_dir, self.absent, self.check_mode = state_dir, pod_cidr is None, check_mode
         self.pods = wanted or {}
         self.run = run
@@ -45,6 +45,7 @@ class PodsReconciler(Reconciler):
         self.checker = Checker(self.ipam, mtu, self.hierarchies)
         self.planner = Planner(mtu, pids_limit, self.hierarchies, self.store)
         self.runtime = PodRuntime(self.store, self.ipam, mtu, pids_limit, self.hierarchies, view, run)
+        self.runtime.init_timeout = init_timeout
 
     # -- reading -----------------------------------------------------------
     def read(self):
@@ -109,13 +110,18 @@ class PodsReconciler(Reconciler):
 
     def show(self, state):
         """Pods as the diff shows them now."""
-        return {k: _view(r.get('commands'), state.health_of(k).dead, state.health_of(k).problems,
-                         r.get('labels')) for k, r in state.pods.items()}
+        return {k: _with_init(_view(r.get('commands'), state.health_of(k).dead, state.health_of(k).problems,
+                                    r.get('labels')), r.get('init_commands'), r.get('init_containers') or {})
+                for k, r in state.pods.items()}
 
     def show_wanted(self, current):
-        """The wanted pods as the diff shows them, after a run from current."""
-        return {k: _view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
-                         (), pod.get('labels', {})) for k, pod in self.pods.items()}
+        """The wanted pods as the diff shows them, after a run from current:
+        init containers run again only with a new sandbox."""
+        return {k: _with_init(_view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
+                                    (), pod.get('labels', {})),
+                              {c['name']: c['argv'] for c in pod.get('init_containers') or ()},
+                              _init_kept(current, k, pod))
+                for k, pod in self.pods.items()}
 
     def result(self, current, actions):
         new = sorted(a.target for a in actions if a.verb in ('create', 'recreate'))
@@ -156,6 +162,24 @@ def _left_down(current, key, pod):
     if pod.get('restart_policy') != 'Never' or not record or record['spec_hash'] != spec_hash(pod):
         return ()
     return current.health_of(key).dead
+
+
+def _init_kept(current, key, pod):
+    """What the init containers of a pod kept as it runs did ({} when its
+    sandbox is made again: they run again)."""
+    record = current.pods.get(key)
+    if not record or record['spec_hash'] != spec_hash(pod) or current.health_of(key).problems:
+        return {}
+    return record.get('init_containers') or {}
+
+
+def _with_init(shown, commands, done):
+    """shown, with the pod's init containers: completed, or to run."""
+    if commands:
+        shown['init_containers'] = {
+            name: '%s (%s)' % (' '.join(argv), 'completed' if name in done else 'runs to completion first')
+            for name, argv in commands.items()}
+    return shown
 
 
 def _view(commands, dead, problems, labels):

@@ -22,12 +22,18 @@ KEY = 'key'  # namespace/name, added when a record is read or made, never saved
 ADDED_LATER = ('stand_in', 'probes')
 
 
+def _hashed(containers):
+    return [{k: v for k, v in c.items() if v or k not in ADDED_LATER} for c in containers]
+
+
 def spec_hash(pod):
-    """What, when changed, needs a new sandbox: containers, and what the
-    pod's resolv.conf and hosts are made from; not labels."""
-    containers = [{k: v for k, v in c.items() if v or k not in ADDED_LATER} for c in pod['containers']]
-    made_from = {'containers': containers, 'hostname': hostname(pod), 'subdomain': pod.get('subdomain'),
-                 'dns': pod.get('dns')}
+    """What, when changed, needs a new sandbox: init containers and
+    containers, and what the pod's resolv.conf and hosts are made from; not
+    labels. A pod without init containers hashes as before they existed."""
+    made_from = {'containers': _hashed(pod['containers']), 'hostname': hostname(pod),
+                 'subdomain': pod.get('subdomain'), 'dns': pod.get('dns')}
+    if pod.get('init_containers'):
+        made_from['init_containers'] = _hashed(pod['init_containers'])
     return hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -49,7 +55,16 @@ def new_record(key, pod):
             'spec_hash': spec_hash(pod), 'labels': pod.get('labels', {}), 'owner': pod.get('owner', ''),
             'ports': [port for c in pod['containers'] for port in c.get('ports') or []],
             'commands': {c['name']: c['argv'] for c in pod['containers']},
-            'containers': {}, 'pause': None, 'ip': None}
+            'containers': {}, 'pause': None, 'ip': None, **_init_fields(pod)}
+
+
+def _init_fields(pod):
+    """An init container's command, and once it completed {exit_code,
+    tries} under `init_containers`; none for a pod without them. Only
+    completed ones are kept: a pod whose init container fails is removed."""
+    if not pod.get('init_containers'):
+        return {}
+    return {'init_commands': {c['name']: c['argv'] for c in pod['init_containers']}, 'init_containers': {}}
 
 
 class RecordStore:

@@ -4,7 +4,10 @@ sandboxes and containers, this process makes their cgroups and records.
 apply() runs the actions phase by phase (PHASES): what frees comes before
 what takes, but for the old pods of a rollout, retired once the new ones
 run (and kept when a new one failed). Deletes and creates go in batches, creates pipelined through
-the spawner; every other verb is a method do_<verb>(action, current)."""
+the spawner; every other verb is a method do_<verb>(action, current).
+A pod with init containers leaves the pipeline after its sandbox: they run
+one at a time (initcontainers.py) once the batch's other pods started, and
+its containers start after them."""
 import os
 import time
 
@@ -13,7 +16,7 @@ from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree
 from ansible.module_utils.podnet.kernel import caps, cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
-from ansible.module_utils.podnet.pods import podfiles, spawner, srcguard
+from ansible.module_utils.podnet.pods import initcontainers, podfiles, spawner, srcguard
 from ansible.module_utils.podnet.pods.health import pod_cgroups
 from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
@@ -75,6 +78,7 @@ class PodRuntime:
     def __init__(self, store, ipam, mtu, pids_limit, hierarchies, view, run):
         self.store, self.ipam, self.mtu, self.pids_limit = store, ipam, mtu, pids_limit
         self.hierarchies, self.view, self.run = hierarchies, list(view), run
+        self.init_timeout = initcontainers.DEFAULT_TIMEOUT  # seconds a try of an init container may run
         self._wanted, self._spawn = {}, None  # while apply() runs
 
     def apply(self, actions, current, wanted):
@@ -142,6 +146,9 @@ class PodRuntime:
                 self._sandbox_ready(record, failed)
             for record in batch:
                 self._containers_ready(record, failed)
+            for record in batch:  # the spawner's pipe is empty: one request at a time
+                self._init_then_start(record, failed)
+            for record in batch:
                 if record[KEY] in dict(failed):
                     self._teardown(record)
                 else:
@@ -157,8 +164,8 @@ class PodRuntime:
         if sandbox:
             leaves[cgroups.SANDBOX] = cgroups.Limits()
         pod = self._wanted[record[KEY]]
-        pod_cgroups(self.hierarchies, record).create(cgroups.pod_limits(pod['containers'], self.pids_limit),
-                                                     leaves)
+        limits = cgroups.pod_limits(pod['containers'], self.pids_limit, pod.get('init_containers') or ())
+        pod_cgroups(self.hierarchies, record).create(limits, leaves)
 
     def _submit_sandbox(self, record, bridge):
         """The spawner makes the sandbox and wires it: eth0 with the pod's
@@ -183,31 +190,77 @@ class PodRuntime:
         except (PodnetError, OSError) as exc:
             failed.append((record[KEY], str(exc)))
             return
+        if initcontainers.names(self._wanted[record[KEY]]):
+            return  # its containers start after its init containers (_init_then_start)
         for container in self._wanted[record[KEY]]['containers']:
             self._submit_container(record, container)
 
     def _containers_ready(self, record, failed):
-        if record['pause'] is None or record[KEY] in dict(failed):
+        if record['pause'] is None or record[KEY] in dict(failed) or initcontainers.names(self._wanted[record[KEY]]):
             return
+        self._collect_containers(record, failed)
+
+    def _collect_containers(self, record, failed):
         for container in self._wanted[record[KEY]]['containers']:
             try:
                 record['containers'][container['name']] = self._spawn.collect().as_dict()
             except SandboxError as exc:
                 failed.append((record[KEY], str(exc)))
 
-    def _submit_container(self, record, container):
+    def _init_then_start(self, record, failed):
+        """A pod with init containers, with nothing else in the spawner's
+        pipe: they run to completion, one after another, then its
+        containers start. One that does not complete fails the pod."""
         key, pod = record[KEY], self._wanted[record[KEY]]
-        self._spawn.submit('%s container %s' % (key, container['name']), op='container',
-                           netns=netns_path(record['netns']), pause=record['pause']['pid'],
-                           argv=container['argv'], env=container_env(pod, container),
-                           cwd=container.get('working_dir') or '/', view=self.view,
-                           binds=podfiles.binds(self.store.folder(key)) + self._mounts(container),
-                           log=os.path.join(self.store.folder(key), container['name'] + '.log'),
-                           scratch=self.store.scratch(key, container['name']),
-                           cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
-                           cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
-                                     for h in cgroups.distinct(self.hierarchies)],
-                           **confinement(container))
+        if not initcontainers.names(pod) or record['pause'] is None or key in dict(failed):
+            return
+        try:
+            record['init_containers'] = initcontainers.run_all(key, pod, lambda c: self._run_init(record, c),
+                                                               self.init_timeout)
+        except initcontainers.InitFailed as exc:
+            failed.append((key, str(exc) + initcontainers.last_words(self._log(key, exc.container))))
+            return
+        except SandboxError as exc:  # it could not start: as a container that could not
+            failed.append((key, str(exc)))
+            return
+        for container in pod['containers']:
+            self._submit_container(record, container)
+        self._collect_containers(record, failed)
+
+    def _run_init(self, record, container):
+        """One try of an init container, in a fresh cgroup and writable
+        folders as any container start; its exit code. Its cgroup goes
+        when it ends (with whatever it left)."""
+        key = record[KEY]
+        remove_tree(self.store.scratch(key, container['name']))
+        self._make_cgroups(record, [container])
+        try:
+            return self._spawn.run('%s init container %s' % (key, container['name']), timeout=self.init_timeout,
+                                   **self._container_request(record, container))[1]
+        finally:
+            for folder in pod_cgroups(self.hierarchies, record).dirs(container['name']):
+                cgroups.kill_and_remove(folder)
+
+    def _submit_container(self, record, container):
+        self._spawn.submit('%s container %s' % (record[KEY], container['name']), op='container',
+                           **self._container_request(record, container))
+
+    def _log(self, key, container_name):
+        return os.path.join(self.store.folder(key), container_name + '.log')
+
+    def _container_request(self, record, container):
+        """What the spawner needs to start a container of the pod (or an
+        init container: the same confinement, the same sandbox)."""
+        key, pod = record[KEY], self._wanted[record[KEY]]
+        return dict(netns=netns_path(record['netns']), pause=record['pause']['pid'],
+                    argv=container['argv'], env=container_env(pod, container),
+                    cwd=container.get('working_dir') or '/', view=self.view,
+                    binds=podfiles.binds(self.store.folder(key)) + self._mounts(container),
+                    log=self._log(key, container['name']), scratch=self.store.scratch(key, container['name']),
+                    cgroups=pod_cgroups(self.hierarchies, record).dirs(container['name']),
+                    cgroupfs=[(h.path, 'cgroup' if h.version == 1 else 'cgroup2', h.options)
+                              for h in cgroups.distinct(self.hierarchies)],
+                    **confinement(container))
 
     def _mounts(self, container):
         """(folder, target) of the container's read-only mounts, each a

@@ -63,12 +63,21 @@ class SpawnerClient:
     def probe(self, subject, **req):
         """The exit code of an exec probe (spawner.TIMED_OUT past its timeout),
         with nothing pipelined before it."""
-        self.submit(subject, op='probe', **req)
+        return self._ask(subject, op='probe', **req)['status']
+
+    def run(self, subject, **req):
+        """(Process, exit code) of an init container run to its end
+        (spawner.TIMED_OUT past req's timeout), with nothing pipelined before it."""
+        reply = self._ask(subject, op='run', **req)
+        return Process(reply['pid'], reply['start']), reply['status']
+
+    def _ask(self, subject, **req):
+        self.submit(subject, **req)
         self._pending.popleft()
         reply = json.loads(self._proc.stdout.readline() or '{"error": "spawner died"}')
         if 'error' in reply:
             raise SandboxError(subject, reply['error'])
-        return reply['status']
+        return reply
 
     def request(self, subject, **req):
         self.submit(subject, **req)

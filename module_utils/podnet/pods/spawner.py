@@ -32,8 +32,15 @@ Requests:
       container whose PID 1 is PID (mount namespace and so its root too),
       forks the command confined as a container (caps, seccomp, user), and
       waits for it at most `timeout` seconds (then kills it).
+  {"op": "run", ...what "container" takes..., "timeout": SECONDS}
+      an init container: forked as any container, then waited for until it
+      ends, at most `timeout` seconds (then killed). The spawner is its
+      parent, so it alone can read the exit code; it serves nothing else
+      meanwhile.
 Replies: {"pid": HOST_PID, "start": START_TIME}, {"status": EXIT_CODE}
-(a probe; -1 when it timed out) or {"error": TEXT}.
+(a probe; -1 when it timed out), both (a run) or {"error": TEXT}. An exit
+code is 128 + the signal's number for a process a signal ended, as the
+kubelet reports it.
 """
 import collections
 import ctypes
@@ -44,7 +51,6 @@ import signal
 import socket
 import struct
 import sys
-import time
 import warnings  # noqa: F401  os.execvpe imports it late, when the container's root no longer has it
 
 try:
@@ -100,6 +106,7 @@ except ImportError:  # run as the spawner process: linux's, rawnl's and seccomp'
     pass
 
 PAUSE_PROGRAM, PAUSE_ARGV0 = '/bin/cat', '/pause'
+TIMED_OUT = -1  # the status of a probe or init container that ran past its timeout
 
 
 def _setns(path, nstype):
@@ -493,11 +500,34 @@ def _container(req, program, err_w):
         os._exit(127)
 
 
+def _wait(child, timeout):
+    """The child's exit code once it ends (128 + signal for a signal), or
+    TIMED_OUT after timeout seconds, when it is killed."""
+    fd = os.pidfd_open(child)
+    try:
+        ended = select.select([fd], [], [], timeout)[0]
+    finally:
+        os.close(fd)
+    if not ended:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        return TIMED_OUT
+    code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+    return 128 - code if code < 0 else code
+
+
+def run_container(req, home):
+    """An init container, run to its end: {pid, start, status}. Its start
+    time is read before it is reaped (a zombie still has one)."""
+    pid = spawn_container(req, home).outcome()
+    start = _start_or_gone(pid)
+    return {'pid': pid, 'start': start, 'status': _wait(pid, req['timeout'])}
+
+
 # -- exec probes ---------------------------------------------------------------
 # The container's mount namespace last: from there on, /proc is its own.
 PROBE_NAMESPACES = ((CLONE_NEWIPC, 'ipc'), (CLONE_NEWUTS, 'uts'), (CLONE_NEWNET, 'net'), (CLONE_NEWPID, 'pid'),
                     (CLONE_NEWCGROUP, 'cgroup'), (CLONE_NEWNS, 'mnt'))
-TIMED_OUT = -1
 
 
 def run_probe(req):
@@ -530,16 +560,8 @@ def _probe_in_container(req, program):
             _exec_probe(req, program, null)
         finally:
             os._exit(127)
-    deadline = time.monotonic() + req['timeout']
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(child, os.WNOHANG)
-        if done:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else min(code, 254)  # 255: the timeout's
-        time.sleep(0.005)
-    os.kill(child, signal.SIGKILL)
-    os.waitpid(child, 0)
-    return 255
+    code = _wait(child, req['timeout'])
+    return 255 if code == TIMED_OUT else min(code, 254)  # 255: the timeout's, through an exit code
 
 
 def _exec_probe(req, program, null):
@@ -581,10 +603,11 @@ def _answer(make):
         _send({'error': str(exc) or type(exc).__name__})
 
 
-def _answer_probe(req):
+def _answer_with(make):
+    """Reply with what make() found (a probe's status, a run's), or why not."""
     try:
-        _send({'status': run_probe(req)})
-    except Exception as exc:  # noqa: BLE001  (one probe fails, the spawner serves the next)
+        _send(make())
+    except Exception as exc:  # noqa: BLE001  (one request fails, the spawner serves the next)
         _send({'error': str(exc) or type(exc).__name__})
 
 
@@ -628,7 +651,10 @@ def main():
             continue
         _answer_all(waiting)
         if req['op'] == 'probe':
-            _answer_probe(req)
+            _answer_with(lambda: {'status': run_probe(req)})
+            continue
+        if req['op'] == 'run':
+            _answer_with(lambda: run_container(req, home))
             continue
         _answer(lambda: spawn_sandbox(req, home, home_rtnl))
     _answer_all(waiting)
