@@ -242,9 +242,9 @@ def outside_probe(lab, located, timeout=2.0):
     delivered = allowed is True or outcome == REFUSED
     reply = in_host_netns(lab, service['node'], pathtrace.conntrack_reply, client, service['ip'],
                           service['port'], service['protocol'])
-    if reply is None:
-        return {'outcome': outcome + ' (the node\'s conntrack entry was not read)', 'delivered': delivered,
-                'seen_source': None, 'endpoint': None}
+    if reply is None:  # a dropped or rejected connection leaves none; a delivered one should
+        unread = ' (the node\'s conntrack entry was not read)' if delivered else ''
+        return {'outcome': outcome + unread, 'delivered': delivered, 'seen_source': None, 'endpoint': None}
     return {'outcome': outcome, 'delivered': delivered, 'seen_source': reply.daddr if delivered else None,
             'endpoint': '%s:%s' % (reply.saddr, reply.sport)}
 
