@@ -18,13 +18,12 @@ from ansible.module_utils.podnet.explain import servicepath
 from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.services import ruleset as services_table
 
-OUTSIDE = 'outside'
+OUTSIDE = 'outside'  # -e from=: the lab host lab/fabric.py names so (explain does not import lab)
 EXTERNAL_TYPES = ('NodePort', 'LoadBalancer')
 NODE_PORT, LOAD_BALANCER = 'nodeport', 'loadbalancer'
 
 
-def hop(at, says, problem=None):
-    return {'at': at, 'says': says, 'problem': problem}
+hop = servicepath.hop
 
 
 # -- on the controller: which node, which port, which endpoint ---------------------------
@@ -39,22 +38,30 @@ def target(services_by_node, underlay, to, via, port, protocol):
         node = _node(underlay, 'via', via)
         key, service = _service(services_by_node.get(node), to[len(servicepath.PREFIX):])
         chosen = servicepath.find_port(key, service, port, protocol)
-        return _external(key, service, chosen, node, underlay[node], NODE_PORT)
+        return _external(key, service, chosen, NODE_PORT, node, underlay[node])
     if via:
         raise SpecError('via', 'only with to=svc/<namespace>/<name>; to=<node>:<port> names the node already')
     if port not in (None, ''):
         raise SpecError('port', 'to=<node>:<port> names the port already; dport is for to=svc/<namespace>/<name>')
     node, number = _node_port(underlay, to)
     services = services_by_node.get(node) or {}
-    for kind, field in ((NODE_PORT, 'node_port'), (LOAD_BALANCER, 'port')):
+    found = _dialled_port(services, number, protocol)
+    if found is None:
+        raise SpecError('to', 'no NodePort or LoadBalancer %s port %d on %s (external ports: %s)' % (
+            protocol, number, node, listed(services) or 'none'))
+    return _external(*found, node, underlay[node])
+
+
+def _dialled_port(services, number, protocol):
+    """(key, Service, port, kind) a connection to the node's address on
+    port number meets: a nodePort first, else a LoadBalancer's own port;
+    None."""
+    for kind, field, types in ((NODE_PORT, 'node_port', EXTERNAL_TYPES), (LOAD_BALANCER, 'port', ('LoadBalancer',))):
         for key, service in sorted(services.items()):
-            if kind == LOAD_BALANCER and service['type'] != 'LoadBalancer':
-                continue
             chosen = next((p for p in service['ports'] if p[field] == number and p['protocol'] == protocol), None)
-            if chosen and service['type'] in EXTERNAL_TYPES:
-                return _external(key, service, chosen, node, underlay[node], kind)
-    raise SpecError('to', 'no NodePort or LoadBalancer %s port %d on %s (external ports: %s)' % (
-        protocol, number, node, listed(services) or 'none'))
+            if chosen and service['type'] in types:
+                return key, service, chosen, kind
+    return None
 
 
 def listed(services):
@@ -99,7 +106,7 @@ def _service(services, key):
     return key, service
 
 
-def _external(key, service, port, node, node_ip, kind):
+def _external(key, service, port, kind, node, node_ip):
     """The external port as the node's ext chain serves it: with
     externalTrafficPolicy Local only this node's endpoints; with Cluster
     all (only this node's when internalTrafficPolicy is Local too, as the
