@@ -142,20 +142,38 @@ def test_a_node_port_with_policy_cluster_is_delivered_masqueraded(services_lab, 
     assert 'which saw source %s' % OUTSIDE_IP not in probe, 'Cluster masquerades'
 
 
-def test_policy_local_keeps_the_client_or_drops_on_a_node_without_an_endpoint(services_lab, tmp_path):
+def test_policy_local_on_a_node_with_an_endpoint_keeps_the_client(services_lab, tmp_path):
     local = {e['node'] for e in served(services_lab)['default/echo-local']['ports'][0]['endpoints']}
-    with_one = sorted(local)[0]
-    path, done = explain(services_lab, tmp_path, 'outside', 'svc/default/echo-local', '-e', 'via=' + with_one)
+    path, done = explain(services_lab, tmp_path, 'outside', 'svc/default/echo-local', '-e', 'via=' + min(local))
     assert path['stops_at'] is None and path['agrees'], done.stdout
     assert any('not masqueraded: the endpoint sees the client %s' % OUTSIDE_IP in s for s in dnat_says(path))
     assert path['hops'][-1]['says'].endswith('which saw source %s' % OUTSIDE_IP), path['hops'][-1]
+
+
+# echo runs on every node; db's two pods leave one node of three without.
+DB_LOCAL = """apiVersion: v1
+kind: Service
+metadata: {name: db-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: db}
+  ports: [{port: 5432, targetPort: pg, nodePort: 30090}]
+"""
+
+
+def test_policy_local_on_a_node_without_an_endpoint_stops_dropped(services_lab, tmp_path):
+    manifest = tmp_path / 'db-local.yaml'
+    manifest.write_text(DB_LOCAL)
+    playbook(services_lab.inventory, 'playbooks/site.yml', '-e', json.dumps(
+        {'podnet_manifests': ['manifests/seed', 'manifests/services', str(manifest)]}))
+    local = {e['node'] for e in served(services_lab)['default/db-local']['ports'][0]['endpoints']}
     without = sorted(set(services_lab.hosts) - local)
-    if not without:
-        pytest.skip('every node runs an echo-local endpoint: no node drops')
-    path, done = explain(services_lab, tmp_path, 'outside', 'svc/default/echo-local', '-e', 'via=' + without[0])
-    assert path['stops_at']['problem'] == ('externalTrafficPolicy Local and no endpoint of default/echo-local '
+    assert without, 'db has two pods on three nodes'
+    path, done = explain(services_lab, tmp_path, 'outside', '%s:30090' % without[0])
+    assert path['stops_at']['problem'] == ('externalTrafficPolicy Local and no endpoint of default/db-local '
                                            'on this node: dropped'), done.stdout
-    assert path['agrees'] and 'timeout' in path['hops'][-1]['says']
+    assert path['agrees'] and 'timeout' in path['hops'][-1]['says'], path['hops'][-1]
 
 
 def test_a_load_balancer_port_is_explained_on_a_node_s_address(services_lab, tmp_path):
