@@ -27,6 +27,13 @@ description:
     names the endpoint the kernel chose. A Service without endpoints stops at the DNAT hop (no endpoints,
     rejected) and the probe agrees only when refused. An unknown or headless Service, or a port or
     endpoint it does not have, fails naming O(to), O(port) or O(endpoint) before any probe."
+  - "From C(outside) (the lab's outside host), O(to) is a node's NodePort or LoadBalancer port: the path is the
+    outside host's route, the fabric, the node's DNAT (C(service-nodeports) or C(service-ips), the C(ext-...)
+    chain: externalTrafficPolicy Cluster masquerades and picks among all endpoints, Local keeps the client's
+    address and picks among the node's own, or drops), the endpoint and the reverse NAT. The probe is one
+    connection from the outside host, run here in its namespace, and the node's conntrack gives the endpoint
+    chosen and the source it saw. A Service that is not NodePort or LoadBalancer, a node not in O(lab), or no
+    outside host fails naming O(to), O(via) or O(from) before any probe."
   - Changes nothing but O(output), a JSON file of the result.
 options:
   pods_by_node:
@@ -34,14 +41,19 @@ options:
     type: dict
     required: true
   from:
-    description: The source pod, as namespace/name.
+    description: The source pod, as namespace/name, or C(outside), the lab's outside host (O(lab) C(outside)).
     type: str
     required: true
   to:
     description:
       - The destination, a pod as namespace/name, a Service as svc/namespace/name or its ClusterIP, or an IPv4 address.
+      - From C(outside), C(<node>:<port>) (a nodePort, else a LoadBalancer port on that node's address), or a
+        NodePort or LoadBalancer Service as svc/namespace/name with O(via).
     type: str
     required: true
+  via:
+    description: From C(outside) to svc/namespace/name, the node whose address the outside host dials.
+    type: str
   port:
     description:
       - Destination port; default the first port the destination pod declares, else 80.
@@ -71,7 +83,9 @@ options:
     description: A node's policy record (podnet_facts C(policy_source)); null when none is enforced.
     type: dict
   lab:
-    description: The lab's name and each node's underlay address, to read the fabric; omit for real VMs.
+    description:
+      - The lab's name, each node's underlay address (C(underlay)) and the outside host's address (C(outside)),
+        to read the fabric and to explain from the outside host; omit for real VMs.
     type: dict
   output:
     description: Write the result as JSON to this file (not in check mode).
@@ -146,7 +160,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import read_text, write_atomic
-from ansible.module_utils.podnet.explain import explain, servicepath
+from ansible.module_utils.podnet.explain import explain, outsidepath, servicepath
 
 
 def fabric_part(lab, src_node, dst_node, destination):
@@ -164,8 +178,115 @@ def fabric_part(lab, src_node, dst_node, destination):
         return explain.fabric_hops(pathtrace.Netns(ipr), src_node, dst_node, target)
 
 
+def outside_hops(lab, address):
+    """The outside host's own route to the node's address, read live in
+    its namespace."""
+    from ansible.module_utils.podnet.explain import pathtrace
+    from ansible.module_utils.podnet.kernel.netlink import rtnl
+    from ansible.module_utils.podnet.lab import fabric, host
+    pid = host.running_hosts(lab['name']).get(fabric.OUTSIDE)
+    if pid is None:
+        return [{'at': 'outside eth0', 'says': 'the outside host is not running', 'problem':
+                 'no outside host of lab %s runs on this machine: bring the lab up (make up)' % lab['name']}]
+    with rtnl('/proc/%d/ns/net' % pid) as ipr:
+        ns = pathtrace.Netns(ipr)
+        route, why = ns.route_get(address)
+        says, down = ns.link_says('eth0')
+    if route is None:
+        return [{'at': 'outside eth0', 'says': 'ip route get %s' % address, 'problem': 'no route: %s' % why}]
+    return [{'at': 'outside eth0', 'says': 'ip route get %s: via %s dev %s src %s; %s' % (
+        address, route['via'], route['dev'], route['src'], says), 'problem': down}]
+
+
+def in_host_netns(lab, name, work, *args):
+    """work(*args) run in a thread that entered lab host name's network
+    namespace (setns moves only the calling thread, so this process never
+    leaves its own); None when the host is not running."""
+    import threading
+    from ansible.module_utils.podnet.kernel.linux import CLONE_NEWNET, libc
+    from ansible.module_utils.podnet.lab import host
+    pid = host.running_hosts(lab['name']).get(name)
+    if pid is None:
+        return None
+    done = {}
+
+    def inside():
+        with open('/proc/%d/ns/net' % pid) as netns:
+            if libc.setns(netns.fileno(), CLONE_NEWNET) != 0:
+                done['error'] = 'cannot enter %s\'s network namespace' % name
+                return
+        done['result'] = work(*args)
+
+    thread = threading.Thread(target=inside, daemon=True)
+    thread.start()
+    thread.join()
+    if 'error' in done:
+        raise OSError(done['error'])
+    return done.get('result')
+
+
+def outside_probe(lab, located, timeout=2.0):
+    """One real connection from the outside host to the node's address and
+    port, then, from the node's conntrack, the endpoint the kernel chose and
+    the source it saw (the node's address when masqueraded)."""
+    from ansible.module_utils.podnet.explain import pathtrace, prober
+    from ansible.module_utils.podnet.explain.reachability import REFUSED
+    from ansible.module_utils.podnet.lab import fabric
+    service, client = located['service'], located['source']['ip']
+    tried = in_host_netns(lab, fabric.OUTSIDE, prober.TRIES[service['protocol']], service['ip'],
+                          service['port'], timeout)
+    if tried is None:
+        return {'outcome': 'not run: the outside host is not running', 'delivered': False,
+                'seen_source': None, 'endpoint': None}
+    allowed, outcome = tried
+    delivered = allowed is True or outcome == REFUSED
+    reply = in_host_netns(lab, service['node'], pathtrace.conntrack_reply, client, service['ip'],
+                          service['port'], service['protocol'])
+    if reply is None:  # a dropped or rejected connection leaves none; a delivered one should
+        unread = ' (the node\'s conntrack entry was not read)' if delivered else ''
+        return {'outcome': outcome + unread, 'delivered': delivered, 'seen_source': None, 'endpoint': None}
+    return {'outcome': outcome, 'delivered': delivered, 'seen_source': reply.daddr if delivered else None,
+            'endpoint': '%s:%s' % (reply.saddr, reply.sport)}
+
+
+def assemble_outside(p):
+    """The path from the outside host: its route, the fabric, the entry
+    node's DNAT (and masquerade), the endpoint's node when another, the
+    endpoint pod, the reverse NAT, then the probe run from here."""
+    located, traces, lab = p['located'], p['traces'], p['lab']
+    service, dst = located['service'], located['destination']
+    entry = traces[service['node']]
+    hops = outside_hops(lab, service['ip']) + fabric_part(lab, 'outside', service['node'], service['ip'])
+    probe = outside_probe(lab, located)
+    if service['endpoint'] is None:
+        return _result(located, hops + entry['hops'], dict(entry, probe=probe), None,
+                       rejected=entry.get('rejected', False))
+    arrives = '%s eth0' % dst['key']
+    hops += [h for h in entry['hops'] if h['at'] != arrives]
+    if dst['node'] != service['node']:
+        hops += fabric_part(lab, service['node'], dst['node'], dst['ip'])
+        hops += [h for h in traces[dst['node']]['hops'] if h['at'] != arrives]
+    decision, verdicts = outside_verdict(p['policy_source'], located)
+    hops += verdicts + [h for t in traces.values() for h in t['hops'] if h['at'] == arrives]
+    hops.append(outsidepath.reverse_nat_hop(service, located['source']['ip']))
+    return _result(located, hops, dict(entry, probe=probe), decision)
+
+
+def outside_verdict(policy_source, located):
+    """The endpoint's ingress verdict. With externalTrafficPolicy Local the
+    endpoint sees the outside host's own address, which its ingress
+    policies judge (an ipBlock); with Cluster it sees a node's address."""
+    if not located['service']['external_local']:
+        return None, [{'at': 'NetworkPolicy ingress', 'says': 'masqueraded: the endpoint sees a node\'s address, '
+                       'not judged here', 'problem': None}]
+    decision, verdicts = explain.policy_sides(policy_source, located)
+    return decision, [h for h in verdicts if h['at'] != 'NetworkPolicy egress']
+
+
 def assemble(p):
     located, traces = p['located'], p['traces']
+    if located.get('outside'):
+        return assemble_outside(p)
     src, dst, service = located['source'], located['destination'], located.get('service')
     first = traces[src['node']]
     if service and service['endpoint'] is None:  # the DNAT hop stops it, before any policy judges
@@ -202,16 +323,17 @@ def main():
                        'backends': dict(type='dict', default={}), 'traces': dict(type='dict'),
                        'located': dict(type='dict'), 'policy_source': dict(type='dict'),
                        'lab': dict(type='dict'), 'output': dict(type='path'),
-                       'services_by_node': dict(type='dict', default={}), 'endpoint': dict(type='str')},
+                       'services_by_node': dict(type='dict', default={}), 'endpoint': dict(type='str'),
+                       'via': dict(type='str')},
         required_by={'traces': 'located'}, supports_check_mode=True)
     p = module.params
     try:
         if not p['traces']:
-            request = explain.Request(p['from'], p['to'], p['port'], p['protocol'], p['endpoint'])
-            located = explain.locate(p['pods_by_node'], request, p['services_by_node'])
+            request = explain.Request(p['from'], p['to'], p['port'], p['protocol'], p['endpoint'], p['via'])
+            located = explain.locate(p['pods_by_node'], request, p['services_by_node'], p['lab'])
             for node, leg in located['legs'].items():
                 if 'source_pod' not in leg:
-                    leg['iif'] = 'flannel.1' if p['backends'].get(node) == 'vxlan' else 'underlay'
+                    leg.setdefault('iif', 'flannel.1' if p['backends'].get(node) == 'vxlan' else 'underlay')
             module.exit_json(changed=False, located=located)
         result = assemble(p)
     except PodnetError as exc:

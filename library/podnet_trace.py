@@ -77,6 +77,29 @@ options:
         description: The endpoint the path follows (pod, node, ip, port); null when there is none.
         type: dict
       why: {description: Why the path follows that endpoint., type: str}
+  external:
+    description:
+      - The outside host dials this node's NodePort or LoadBalancer port (O(iif) C(underlay)); O(dst) and
+        O(port) are then the endpoint the path follows (O(dst) the node's address when none serves it here).
+        The DNAT hops name the C(service-nodeports) or C(service-ips) element, the C(ext-...) chain
+        (externalTrafficPolicy Cluster marks for masquerade, Local keeps the client's address and serves only
+        this node's endpoints, or drops), the pick and the DNAT; a hop after the filter chains says whether
+        postrouting masquerades it.
+    type: dict
+    suboptions:
+      key: {description: namespace/name of the Service., type: str, required: true}
+      kind: {description: What the outside host dials., type: str, choices: [nodeport, loadbalancer], required: true}
+      ip: {description: The node's underlay address., type: str, required: true}
+      port: {description: "The node port, or the LoadBalancer's port.", type: int, required: true}
+      protocol: {description: The protocol., type: str, choices: [TCP, UDP, SCTP], required: true}
+      external_local: {description: externalTrafficPolicy is Local., type: bool, default: false}
+      endpoints:
+        description: The endpoints this node picks among (pod, node, ip, port).
+        type: list
+        elements: dict
+        default: []
+      endpoint: {description: The endpoint the path follows; null when there is none., type: dict}
+      why: {description: Why the path follows that endpoint., type: str}
   protocol: {description: The protocol., type: str, choices: [TCP, UDP, SCTP], required: true}
   probe:
     description: Send one probe from O(source_pod) to O(dst) on O(port) after reading.
@@ -163,6 +186,13 @@ DEST = dict(POD, ip=dict(type='str', required=True), mac=dict(type='str', requir
 SERVICE = dict(key=dict(type='str', required=True, no_log=False), ip=dict(type='str', required=True),
                port=dict(type='int', required=True), endpoints=dict(type='list', elements='dict', default=[]),
                endpoint=dict(type='dict'), why=dict(type='str'))
+EXTERNAL = dict(key=dict(type='str', required=True, no_log=False),
+                kind=dict(type='str', choices=['nodeport', 'loadbalancer'], required=True),
+                ip=dict(type='str', required=True), port=dict(type='int', required=True),
+                protocol=dict(type='str', choices=['TCP', 'UDP', 'SCTP'], required=True),
+                external_local=dict(type='bool', default=False),
+                endpoints=dict(type='list', elements='dict', default=[]), endpoint=dict(type='dict'),
+                why=dict(type='str'))
 
 
 def main():
@@ -172,11 +202,12 @@ def main():
                            destination_pod=dict(type='dict', options=DEST),
                            port=dict(type='int', required=True),
                            service=dict(type='dict', options=SERVICE),
+                           external=dict(type='dict', options=EXTERNAL),
                            protocol=dict(type='str', choices=['TCP', 'UDP', 'SCTP'], required=True),
                            probe=dict(type='bool', default=False),
                            timeout=dict(type='float', default=1.0)),
         required_one_of=[('source_pod', 'iif')], mutually_exclusive=[('source_pod', 'iif')],
-        required_if=[('probe', True, ('source_pod',))], required_by={'service': 'source_pod'},
+        required_if=[('probe', True, ('source_pod',))], required_by={'service': 'source_pod', 'external': 'iif'},
         supports_check_mode=True)
     require_pyroute2(module)
     from ansible.module_utils.podnet.core.errors import PodnetError
@@ -185,7 +216,7 @@ def main():
     try:
         flow = pathtrace.Flow(p['src'], p['dst'], p['port'], p['protocol'])
         result = pathtrace.trace_node(module.run_command, flow, p['source_pod'], p['iif'],
-                                      p['destination_pod'], p['service'])
+                                      p['destination_pod'], p['service'], p['external'])
         if p['probe']:
             target = (p['service']['ip'], p['service']['port']) if p['service'] else None
             result['probe'] = pathtrace.probe(p['source_pod'], flow, p['timeout'], target)

@@ -3,7 +3,10 @@ with manifests/services: the DNAT hop read from the source node's table,
 the path on to the endpoint it follows, the probe to the ClusterIP and the
 endpoint the kernel chose; a Service without endpoints stops at the DNAT
 hop and the probe is refused; `guarded`'s policy denies the seed's netexec
-pods after DNAT; a bad Service or port fails before any probe."""
+pods after DNAT; a bad Service or port fails before any probe. From the
+outside host: a NodePort with externalTrafficPolicy Cluster is delivered,
+masqueraded; with Local a node with an endpoint keeps the client's address,
+one without drops it; a LoadBalancer port on a node's address."""
 import json
 
 import pytest
@@ -114,3 +117,78 @@ def test_probe_yml_gives_each_service_port_a_column_judged_at_its_endpoints(serv
 def test_probe_yml_refuses_an_unknown_service_before_any_probe(services_lab):
     done = playbook(services_lab.inventory, 'playbooks/probe.yml', '-e', 'probe_services=default/nope', check=False)
     assert done.returncode != 0 and 'probe_services: no Service default/nope in the cluster' in done.stdout
+
+
+# -- from the outside host to a NodePort or LoadBalancer port ---------------------------
+OUTSIDE_IP = '203.0.113.10'
+
+
+def dnat_says(path):
+    return [h['says'] for h in path['hops'] if h['at'] == 'ip podnet-services']
+
+
+def test_a_node_port_with_policy_cluster_is_delivered_masqueraded(services_lab, tmp_path):
+    path, done = explain(services_lab, tmp_path, 'outside', 'node1:30080')
+    says = dnat_says(path)
+    assert says[0].startswith('nat prerouting, chain services: service-nodeports: tcp . 30080 : goto '
+                              'ext-default/echo-nodeport/tcp/80'), says
+    assert 'externalTrafficPolicy Cluster: jump mark-for-masquerade' in says[1]
+    assert any('masquerade fully-random' in s for s in says)
+    ats = [h['at'] for h in path['hops']]
+    assert ats[0] == 'outside eth0' and ats[-2:] == ['node1 conntrack', 'probe'], ats
+    assert path['stops_at'] is None and path['agrees'], done.stdout
+    probe = path['hops'][-1]['says']
+    assert probe.startswith('svc default/echo-nodeport 10.11.1.11:30080: connected; the kernel chose '), probe
+    assert 'which saw source %s' % OUTSIDE_IP not in probe, 'Cluster masquerades'
+
+
+def test_policy_local_on_a_node_with_an_endpoint_keeps_the_client(services_lab, tmp_path):
+    local = {e['node'] for e in served(services_lab)['default/echo-local']['ports'][0]['endpoints']}
+    path, done = explain(services_lab, tmp_path, 'outside', 'svc/default/echo-local', '-e', 'via=' + min(local))
+    assert path['stops_at'] is None and path['agrees'], done.stdout
+    assert any('not masqueraded: the endpoint sees the client %s' % OUTSIDE_IP in s for s in dnat_says(path))
+    assert path['hops'][-1]['says'].endswith('which saw source %s' % OUTSIDE_IP), path['hops'][-1]
+
+
+# echo runs on every node; db's two pods leave one node of three without.
+DB_LOCAL = """apiVersion: v1
+kind: Service
+metadata: {name: db-local}
+spec:
+  type: NodePort
+  externalTrafficPolicy: Local
+  selector: {app: db}
+  ports: [{port: 5432, targetPort: pg, nodePort: 30090}]
+"""
+
+
+def test_policy_local_on_a_node_without_an_endpoint_stops_dropped(services_lab, tmp_path):
+    manifest = tmp_path / 'db-local.yaml'
+    manifest.write_text(DB_LOCAL)
+    playbook(services_lab.inventory, 'playbooks/site.yml', '-e', json.dumps(
+        {'podnet_manifests': ['manifests/seed', 'manifests/services', str(manifest)]}))
+    local = {e['node'] for e in served(services_lab)['default/db-local']['ports'][0]['endpoints']}
+    without = sorted(set(services_lab.hosts) - local)
+    assert without, 'db has two pods on three nodes'
+    path, done = explain(services_lab, tmp_path, 'outside', '%s:30090' % without[0])
+    assert path['stops_at']['problem'] == ('externalTrafficPolicy Local and no endpoint of default/db-local '
+                                           'on this node: dropped'), done.stdout
+    assert path['agrees'] and 'timeout' in path['hops'][-1]['says'], path['hops'][-1]
+
+
+def test_a_load_balancer_port_is_explained_on_a_node_s_address(services_lab, tmp_path):
+    path, done = explain(services_lab, tmp_path, 'outside', 'node2:8088')
+    assert dnat_says(path)[0].startswith('nat prerouting, chain services: service-ips: 10.11.1.12 . tcp . 8088')
+    assert path['stops_at'] is None and path['agrees'], done.stdout
+
+
+@pytest.mark.parametrize('to, extra, message', [
+    ('svc/default/echo-nodeport', (), 'via: missing: give -e via=<node>'),
+    ('svc/default/echo', ('-e', 'via=node1'), 'to: Service default/echo is ClusterIP'),
+    ('node9:30080', (), 'to: node node9 is not in the inventory'),
+])
+def test_a_bad_outside_request_fails_before_any_probe(services_lab, to, extra, message):
+    done = playbook(services_lab.inventory, 'playbooks/explain.yml', '-e', 'from=outside', '-e', 'to=' + to,
+                    *extra, check=False)
+    assert done.returncode != 0 and message in done.stdout, done.stdout
+    assert "Read this node's half" not in done.stdout

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.explain import servicepath
+from ansible.module_utils.podnet.explain import outsidepath, servicepath
 from ansible.module_utils.podnet.explain.reachability import REFUSED
 from ansible.module_utils.podnet.policy import netpol
 
@@ -34,9 +34,10 @@ class Request:
     port: object = None
     protocol: str = None
     endpoint: str = None
+    via: str = None
 
 
-def locate(pods_by_node, request, services_by_node=None):
+def locate(pods_by_node, request, services_by_node=None, lab=None):
     """{source, destination, port, protocol, legs[, service]}; legs: {node:
     the podnet_trace options of its half}. services_by_node: each node's
     podnet_facts `services`; the source's node's say what a Service target
@@ -44,8 +45,12 @@ def locate(pods_by_node, request, services_by_node=None):
     anything is sent."""
     pods = {key: dict(pod, key=key, node=node)
             for node, found in pods_by_node.items() for key, pod in found.items()}
-    src = _pod(pods, 'from', request.source)
     protocol = _protocol(request.protocol)
+    if request.source == outsidepath.OUTSIDE:
+        return _locate_outside(pods, request, protocol, services_by_node or {}, lab or {})
+    if request.via:
+        raise SpecError('via', 'only from the outside host (-e from=outside)')
+    src = _pod(pods, 'from', request.source)
     service = servicepath.target((services_by_node or {}).get(src['node']), request.destination,
                                  request.port, protocol, src['node'])
     if service:
@@ -92,6 +97,19 @@ def _locate_service(pods, src, service, wanted):
         _destination_leg(legs, src, dst, flow)
     return {'source': src, 'destination': dst, 'port': flow['port'], 'protocol': flow['protocol'],
             'legs': legs, 'service': service}
+
+
+def _locate_outside(pods, request, protocol, services_by_node, lab):
+    """From the lab's outside host to a NodePort or LoadBalancer port
+    (outsidepath.py). lab: {name, underlay: {node: address}, outside: the
+    outside host's address}, as explain.yml passes it."""
+    outside_ip = lab.get('outside')
+    if not outside_ip:
+        raise SpecError('from', 'the inventory declares no outside host (podnet_lab.outside.host_ip): '
+                        'there is nothing to explain from')
+    service = outsidepath.target(services_by_node, lab.get('underlay') or {}, request.destination, request.via,
+                                 request.port, protocol)
+    return outsidepath.locate(pods, service, outside_ip, request.endpoint)
 
 
 def _trace_service(service):

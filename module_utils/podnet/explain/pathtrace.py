@@ -13,7 +13,7 @@ import json
 import os
 import socket
 
-from ansible.module_utils.podnet.explain import servicepath
+from ansible.module_utils.podnet.explain import outsidepath, servicepath
 from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel.netlink import NetlinkError, links_by_name, rtnl, underlay_facts
 from ansible.module_utils.podnet.node import backend
@@ -152,12 +152,14 @@ def node_hops(node, flow, iif, dst_pod=None, dnat=()):
     return hops, route['dev']
 
 
-def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, service=None):
+def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, service=None, external=None):
     """{hops, leaves_by, rejected} of this node: from inside source_pod when
     it runs here (else arriving on iif; `underlay`: the underlay NIC), to
     destination_pod's eth0 when it runs here. service (the source's node
     only): the pod sends to its ClusterIP and port, this node DNATs it to
-    flow.dst (servicepath.py); rejected when the node rejects it there."""
+    flow.dst (servicepath.py); rejected when the node rejects it there.
+    external: the outside host dials this node's NodePort or LoadBalancer
+    port, this node DNATs it (outsidepath.py), and masquerades it or not."""
     hops = []
     if source_pod and flow.src == flow.dst and not service:
         return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo', 'rejected': False}
@@ -168,7 +170,7 @@ def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, servi
         iif = underlay_facts()['underlay_ifname']
     node = socket.gethostname()
     ruleset, unread = read_ruleset(run)
-    dnat, rejected = servicepath.dnat_hops(ruleset, service, flow.src, flow.protocol) if service else ([], False)
+    dnat, rejected, masquerade = _dnat(ruleset, flow, service, external)
     node_part, leaves_by = node_hops(node, flow, iif, destination_pod, dnat)
     hops += node_part
     if any(h['problem'] for h in dnat):
@@ -176,9 +178,20 @@ def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, servi
     packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif,
                   oif=leaves_by)
     hops += nftables_hops(ruleset, unread, node, packet, sent_here=bool(source_pod))
+    hops += [masquerade] if masquerade else []
     if destination_pod and leaves_by == BRIDGE:
         hops += destination_pod_hops(destination_pod)
     return {'hops': hops, 'leaves_by': leaves_by, 'rejected': False}
+
+
+def _dnat(ruleset, flow, service, external):
+    """(DNAT hops, rejected, the masquerade hop or None) of a Service
+    target: a pod's ClusterIP, or the outside host's external port."""
+    if service:
+        return servicepath.dnat_hops(ruleset, service, flow.src, flow.protocol) + (None,)
+    if external:
+        return outsidepath.dnat_hops(ruleset, external, flow.src)
+    return [], False, None
 
 
 def read_ruleset(run):

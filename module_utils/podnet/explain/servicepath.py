@@ -48,7 +48,7 @@ def target(services, value, port, protocol, source_node):
     if not service.get('cluster_ip'):
         raise SpecError('to', 'Service %s is headless (clusterIP: None): nothing DNATs it; '
                         'explain one of its pods instead' % key)
-    chosen = _port(key, service, port, protocol)
+    chosen = find_port(key, service, port, protocol)
     endpoints = [e for e in chosen['endpoints']
                  if not service.get('internal_local') or e['node'] == source_node]
     return {'key': key, 'type': service['type'], 'ip': service['cluster_ip'], 'port': chosen['port'],
@@ -83,7 +83,7 @@ def _by_cluster_ip(services, value):
     return found
 
 
-def _port(key, service, port, protocol):
+def find_port(key, service, port, protocol):
     """The Service port asked for (its number or its name), else its first
     port of the protocol."""
     ports = [p for p in service['ports'] if p['protocol'] == protocol]
@@ -157,19 +157,19 @@ def dnat_hops(ruleset, service, client_ip, protocol):
     at = services_table.TABLE
     if ruleset is None or not nfteval.has_table(ruleset, services_table.FAMILY, services_table.NAME):
         return [hop(at, 'missing', 'no Services table on this node: nothing DNATs %s' % label(service))], False
-    sets = _items(ruleset, 'set') + _items(ruleset, 'map')
+    sets = items(ruleset, 'set') + items(ruleset, 'map')
     element = (service['ip'], protocol.lower(), service['port'])
     shown = '%s . %s . %d' % element
-    chain = _lookup(sets, 'service-ips', element)
+    chain = lookup(sets, 'service-ips', element)
     if chain is None:
-        return [_not_dispatched(sets, element, shown)], _lookup(sets, 'no-endpoint-services', element) == 'reject-chain'
-    rules = [r['expr'] for r in _items(ruleset, 'rule') if r['chain'] == chain]
+        return [_not_dispatched(sets, element, shown)], lookup(sets, 'no-endpoint-services', element) == 'reject-chain'
+    rules = [r['expr'] for r in items(ruleset, 'rule') if r['chain'] == chain]
     dispatch = hop(at, 'service-ips: %s : goto %s (Service %s)' % (shown, chain, service['key']))
-    return [dispatch] + _choice_hops(ruleset, sets, chain, rules, service, client_ip), False
+    return [dispatch] + choice_hops(ruleset, sets, chain, rules, service, client_ip), False
 
 
 def _not_dispatched(sets, element, shown):
-    verdict = _lookup(sets, 'no-endpoint-services', element)
+    verdict = lookup(sets, 'no-endpoint-services', element)
     at = services_table.TABLE
     if verdict == 'reject-chain':
         return hop(at, 'no-endpoint-services: %s : goto reject-chain' % shown, REJECTED)
@@ -180,7 +180,7 @@ def _not_dispatched(sets, element, shown):
                'Service, or the port is not the Service\'s): rejected or dropped by cluster-ips-check' % shown)
 
 
-def _choice_hops(ruleset, sets, chain, rules, service, client_ip):
+def choice_hops(ruleset, sets, chain, rules, service, client_ip):
     """How the chain picks an endpoint, then the DNAT of the followed one."""
     at = services_table.TABLE
     picks = _picks(rules)
@@ -244,7 +244,7 @@ def _affinity(sets, rules, client_ip):
 
 
 def _dnat_target(ruleset, chain):
-    for rule in _items(ruleset, 'rule'):
+    for rule in items(ruleset, 'rule'):
         if rule['chain'] == chain:
             for expression in rule['expr']:
                 if 'dnat' in expression:
@@ -252,11 +252,12 @@ def _dnat_target(ruleset, chain):
     return chain
 
 
-def _items(ruleset, kind):
+def items(ruleset, kind):
+    """The Services table's objects of kind (`set`, `map`, `rule`) in `nft -j` form."""
     return [i[kind] for i in ruleset.get('nftables', []) if kind in i and i[kind].get('table') == services_table.NAME]
 
 
-def _lookup(sets, name, element):
+def lookup(sets, name, element):
     """The verdict (a goto's chain, or `drop`) of element in map name, or None."""
     for found in sets:
         if found['name'] != name:
