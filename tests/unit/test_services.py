@@ -209,3 +209,8 @@ def test_headless_services_get_no_rules():
 def test_the_table_is_the_same_text_for_the_same_cluster():
     assert table([web(), web(name='api', cluster_ip='10.43.0.51')]) == \
         table([web(), web(name='api', cluster_ip='10.43.0.51')])
+
+
+def test_an_empty_selector_picks_every_running_pod_of_the_namespace():
+    found = endpoints.of_service(web(selector={}), PODS, RUNNING, ())
+    assert [e['pod'] for e in found] == ['default/a', 'default/b', 'default/c', 'default/e']

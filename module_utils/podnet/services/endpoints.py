@@ -10,10 +10,6 @@ endpoint of that port.
 """
 
 
-def matches(selector, labels):
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def target_port(port, pod):
     """The pod's port number for one Service port, None when it has none."""
     target = port['target_port']
@@ -30,17 +26,16 @@ def port_key(port):
     return port['name'] or str(port['port'])
 
 
-def of_service(service, pods, running, unready):
+def of_service(service, pods, running, unready, index=None):
     """[{pod, ip, node, hostname, subdomain, ports: {port key: target port}}],
-    sorted by pod, of one Service (a plan's dict)."""
+    sorted by pod, of one Service (a plan's dict). index: by_label(pods),
+    which resolve() builds once for every Service."""
     selector = service['selector']
     if selector is None:
         return []
     found = []
-    for pod in pods:
+    for pod in _selected(service['namespace'], selector, pods, index or by_label(pods)):
         key = '%s/%s' % (pod['namespace'], pod['name'])
-        if pod['namespace'] != service['namespace'] or not matches(selector, pod.get('labels') or {}):
-            continue
         if not running.get(key) or (key in unready and not service['publish_not_ready']):
             continue
         ports = {port_key(p): target_port(p, pod) for p in service['ports']}
@@ -50,7 +45,29 @@ def of_service(service, pods, running, unready):
     return sorted(found, key=lambda e: e['pod'])
 
 
+def by_label(pods):
+    """{(namespace, label, value): [pod index]} and {namespace: [pod index]}:
+    a selector's pods are then the intersection of its labels' lists, not a
+    walk over every pod for every Service (1,000 of each took 1.5 s a node)."""
+    labelled, spaced = {}, {}
+    for number, pod in enumerate(pods):
+        spaced.setdefault(pod['namespace'], []).append(number)
+        for label, value in (pod.get('labels') or {}).items():
+            labelled.setdefault((pod['namespace'], label, value), []).append(number)
+    return labelled, spaced
+
+
+def _selected(namespace, selector, pods, index):
+    labelled, spaced = index
+    chosen = None
+    for label, value in selector.items():
+        these = set(labelled.get((namespace, label, value), ()))
+        chosen = these if chosen is None else chosen & these
+    numbers = chosen if chosen is not None else spaced.get(namespace, ())  # {} selects the namespace
+    return [pods[n] for n in sorted(numbers)]
+
+
 def resolve(services, pods, running, unready):
     """{service key: endpoints} of every Service."""
-    unready = set(unready)
-    return {'%(namespace)s/%(name)s' % s: of_service(s, pods, running, unready) for s in services}
+    unready, index = set(unready), by_label(pods)
+    return {'%(namespace)s/%(name)s' % s: of_service(s, pods, running, unready, index) for s in services}
