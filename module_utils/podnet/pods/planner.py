@@ -10,7 +10,8 @@ pods come up before the old ones go). IPAM is reconciled against the
 records: an address a running pod holds is reserved again if its file is
 gone, addresses of pods that are gone are released before any pod is
 created, and two pods never share an address. What no record owns
-(sandboxes, folders, cgroups, addresses a run cut short left) is swept."""
+(sandboxes, folders, cgroups, addresses a run cut short left) is swept;
+addresses podnet-cni gave a runtime's containers are the runtime's to free."""
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.reconcile import Action
@@ -18,6 +19,7 @@ from ansible.module_utils.podnet.kernel import cgroups, nft
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.health import Health
+from ansible.module_utils.podnet.pods.ipam import is_attachment
 from ansible.module_utils.podnet.pods.records import spec_hash
 
 UNCHECKED = Health()  # state absent checks no pod
@@ -149,7 +151,8 @@ class Planner:
                 + [Action('forget_cgroup', path, 'no pod owns it: what runs there is killed')
                    for uid, path in sorted(current.cgroups.items()) if uid not in uids]
                 + [Action('release', address, 'no pod of %s holds it' % owner)
-                   for address, owner in sorted(current.ipam.items()) if (address, owner) not in held]
+                   for address, owner in sorted(current.ipam.items())
+                   if (address, owner) not in held and not is_attachment(owner)]
                 + [Action('forget_ipam', folder, 'an earlier pod CIDR') for folder in current.stale_ipam])
 
     def _guard_action(self, current, kept, actions):
