@@ -308,6 +308,10 @@ def test_status_ready_not_available_and_hurting(node):
     assert (status, error['code']) == (1, 50) and 'nobridge0' in error['details']
     status, error = node.cni('STATUS', stateDir='/run/empty-state')
     assert (status, error['code']) == (1, 50) and 'pod CIDR' in error['details']
+    node.run(['sh', '-c', 'mkdir /run/read-only && echo %s > /run/read-only/pod-cidr && '
+              'mount --bind /run/read-only /run/read-only && mount -o remount,bind,ro /run/read-only' % POD_CIDR])
+    status, error = node.cni('STATUS', stateDir='/run/read-only')
+    assert (status, error['code']) == (1, 50) and 'not writable' in error['details']
     node.run(['ip', 'link', 'set', 'cni0', 'down'])
     status, error = node.cni('STATUS')
     assert (status, error['code']) == (1, 51) and 'down' in error['details']

@@ -42,12 +42,21 @@ def handle(env, stdin, home=None, removal=None):
         result = VERBS[request.verb](request, home, removal)
         return ('' if result is None else json.dumps(result_for(result, version))), 0
     except CniError as exc:
-        return json.dumps(exc.document(version)), 1
+        return json.dumps(exc.document(_spoken(stdin, version))), 1
     except OSError as exc:
         return json.dumps(CniError(PODNET_FAILURE, 'podnet-cni failed', str(exc)).document(version)), 1
     finally:
         if own and home is not None:
             home.close()
+
+
+def _spoken(stdin, version):
+    """The version an error is written in: the config's, if podnet speaks it."""
+    try:
+        said = json.loads(stdin).get('cniVersion')
+    except (ValueError, AttributeError, TypeError):
+        return version
+    return said if said in SUPPORTED_VERSIONS else version
 
 
 def _bridge(request, home, code=NO_BRIDGE):
