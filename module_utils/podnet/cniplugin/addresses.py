@@ -85,9 +85,9 @@ class OwnIpam:
     def check(self, address):
         owner = self.ipam and self.ipam.owners_of([address]).get(address)
         if owner != self.request.attachment:
+            holder = owner or 'nobody'
             raise CniError(ATTACHMENT_DIFFERS, 'attachment differs from prevResult',
-                           'IPAM: address %s is held by %s, not %s' % (address, owner or 'nobody',
-                                                                      self.request.attachment))
+                           'IPAM: address %s is held by %s, not %s' % (address, holder, self.request.attachment))
 
     def status(self):
         """Why no ADD can be served now, or None."""
@@ -156,7 +156,7 @@ class DelegatedIpam:
         gateway = ip.get('gateway')
         routes = [(r['dst'], r.get('gw') or gateway) for r in result.get('routes') or ()
                   if r.get('gw') or gateway]
-        if gateway and DEFAULT not in [dst for dst, _ in routes]:
+        if gateway and DEFAULT not in [route[0] for route in routes]:
             routes.append((DEFAULT, gateway))
         return Lease(str(interface), gateway, routes)
 
@@ -177,4 +177,3 @@ class DelegatedIpam:
         """GC is the IPAM plugin's: it holds the list of what it gave."""
         self._exec('GC')
         return []
-

@@ -110,7 +110,7 @@ class Server:
         idle_until = time.monotonic() + IDLE_SECONDS
         while not self.retired and time.monotonic() < idle_until:
             try:
-                conn, _ = self.sock.accept()
+                conn = self.sock.accept()[0]
             except socket.timeout:
                 continue  # a look at retired and the idle time, each WAKE_SECONDS
             except OSError:
@@ -152,7 +152,7 @@ class Server:
                 return
 
     def _trusted(self, conn):
-        pid, uid, _ = PEER.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER.size))
+        pid, uid = PEER.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEER.size))[:2]
         try:
             return uid == os.getuid() and os.stat('/proc/%d/ns/mnt' % pid).st_ino == self.mount_ns
         except OSError:

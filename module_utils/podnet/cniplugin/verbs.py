@@ -183,7 +183,7 @@ def status(request, home, _removal):
     if not bridge['flags'] & rawnl.IFF_UP:
         raise CniError(NOT_AVAILABLE_EXISTING, 'plugin not available, attachments hurt',
                        'bridge %s is down' % request.bridge)
-    if not any(i == bridge['index'] for i, _ in home.addresses()):
+    if not any(index == bridge['index'] for index, address in home.addresses()):
         raise CniError(NOT_AVAILABLE_EXISTING, 'plugin not available, attachments hurt',
                        'bridge %s has no address: no gateway for the attachments' % request.bridge)
     why = addresses.for_request(request).status()
