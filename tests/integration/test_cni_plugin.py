@@ -11,7 +11,8 @@ made in the root namespace.
 Every verb, every spec version, the error paths with their codes and no
 residue after them, DEL twice, GC, STATUS 50 and 51, IPAM shared with
 podnet's pods and delegated to Debian's host-local, two containers
-reaching each other over cni0; served by the resident server and direct.
+reaching each other over cni0, through the source guard of a node with
+pods; served by the resident server and direct.
 """
 import json
 import os
@@ -21,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.pods import srcguard
 from podnet_testlib import ROOT
 
 PLUGIN = str(ROOT / 'roles' / 'cni' / 'files' / 'podnet-cni')
@@ -327,6 +330,29 @@ def test_two_containers_reach_each_other_over_cni0(fast_node):
     ping = node.run(['ip', 'netns', 'exec', 'c1', 'ping', '-c', '1', '-W', '2', other], check=False)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     node.run(['ip', 'netns', 'exec', 'c2', 'ping', '-c', '1', '-W', '2', GATEWAY])
+
+
+def test_the_source_guard_of_a_node_with_pods_lets_attachments_send(node):
+    """On a node where podnet runs pods, its source guard drops a cni0 port
+    it has no chain for: ADD renders it again (after the answer, when the
+    server serves it), with the container's MAC and address."""
+    commands = nft.table_commands(srcguard.FAMILY, srcguard.TABLE, *srcguard.ruleset([]))
+    node.run(['nft', '-j', '-f', '-'], input=json.dumps(commands))
+    node.netns('c1', 'c2')
+    _, first = node.cni('ADD', container='c1')
+    _, second = node.cni('ADD', container='c2')
+    other = second['ips'][0]['address'].split('/')[0]
+    ping = node.run(['ip', 'netns', 'exec', 'c1', 'ping', '-c', '1', '-w', '3', other], check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    table = node.run(['nft', 'list', 'table', srcguard.FAMILY, srcguard.TABLE]).stdout
+    for result in (first, second):
+        host, eth0 = result['interfaces']
+        assert 'chain %s' % host['name'] in table and eth0['mac'] in table
+    spoofed = node.run(['ip', 'netns', 'exec', 'c1', 'ip', 'addr', 'add', '10.42.9.200/24', 'dev', 'eth0'])
+    assert spoofed.returncode == 0
+    ping = node.run(['ip', 'netns', 'exec', 'c1', 'ping', '-c', '1', '-W', '1', '-I', '10.42.9.200', other],
+                    check=False)
+    assert ping.returncode != 0, 'the guard let a forged source address through'
 
 
 def test_pods_and_containers_share_the_ipam_files(fast_node):

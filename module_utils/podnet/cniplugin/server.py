@@ -34,6 +34,7 @@ import time
 
 from ansible.module_utils.podnet.cni.spec import CniError
 from ansible.module_utils.podnet.cniplugin import verbs, wiring
+from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.kernel import rawnl
 
 RUN_DIR = '/run/podnet'
@@ -102,7 +103,6 @@ class Server:
         self.sock.listen(64)
         self.sock.settimeout(WAKE_SECONDS)
         self.mount_ns = os.stat('/proc/self/ns/mnt').st_ino
-        self.local = threading.local()
         self.removal = Background()
         self.retired = False
 
@@ -143,10 +143,11 @@ class Server:
                     conn.sendall(RETRY)
                     return
                 env, stdin = parse(_read_all(conn))
-                home = getattr(self.local, 'home', None)
-                if home is None:
-                    home = self.local.home = rawnl.Rtnl()
-                out, status = verbs.handle(env, stdin, home, self.removal)
+                home = rawnl.Rtnl()  # one per call: calls run in threads of their own
+                try:
+                    out, status = verbs.handle(env, stdin, home, self.removal)
+                finally:
+                    home.close()
                 conn.sendall(b'%d\n' % status + out.encode())
             except (OSError, ValueError):
                 return
@@ -171,11 +172,14 @@ class Background(wiring.Removal):
     freed. Unregistering the pair waits for an RCU grace period in the
     kernel (16 ms here, most of a DEL), so a thread does it after the
     answer; an ADD or CHECK of the same attachment, and the server's exit,
-    wait for it."""
+    wait for it. An ADD's source guard refresh (guard.py: an nft run, on
+    nodes that have the guard) also runs after the answer: the
+    container's first packets may be dropped until it is done."""
 
     def __init__(self):
         self.pending = {}
         self.lock = threading.Lock()
+        self.wanted = self.refresher = None
 
     def remove(self, home, veth):
         self.settle(veth)
@@ -201,9 +205,31 @@ class Background(wiring.Removal):
             with self.lock:
                 self.pending.pop(veth, None)
 
+    def guard(self, refresh):
+        """After the answer, in one thread at a time: refreshes asked for
+        while one runs are done once more after it (a refresh reads every
+        attachment, so one run serves them all)."""
+        with self.lock:
+            self.wanted = refresh
+            if self.refresher is None:
+                self.refresher = threading.Thread(target=self._refresh)
+                self.refresher.start()
+
+    def _refresh(self):
+        while True:
+            with self.lock:
+                refresh, self.wanted = self.wanted, None
+                if refresh is None:
+                    self.refresher = None
+                    return
+            try:
+                refresh()
+            except (CniError, PodnetError, OSError):
+                pass  # the pods module's next run renders the guard again
+
     def settle(self, veth=None):
         with self.lock:
-            workers = [self.pending.get(veth)] if veth else list(self.pending.values())
+            workers = [self.pending.get(veth)] if veth else list(self.pending.values()) + [self.refresher]
         for worker in workers:
             if worker is not None:
                 worker.join()

@@ -19,11 +19,11 @@ from ansible.module_utils.podnet.cni.spec import (
     CniError,
     result_for,
 )
-from ansible.module_utils.podnet.cniplugin import addresses, wiring
+from ansible.module_utils.podnet.cniplugin import addresses, guard, wiring
 from ansible.module_utils.podnet.cniplugin.config import read_request
-from ansible.module_utils.podnet.core.names import stable_mac
+from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.kernel import rawnl
-from ansible.module_utils.podnet.pods.ipam import attachment_veth
+from ansible.module_utils.podnet.pods.ipam import attachment_mac, attachment_veth
 
 
 def handle(env, stdin, home=None, removal=None):
@@ -43,8 +43,9 @@ def handle(env, stdin, home=None, removal=None):
         return ('' if result is None else json.dumps(result_for(result, version))), 0
     except CniError as exc:
         return json.dumps(exc.document(_spoken(stdin, version))), 1
-    except OSError as exc:
-        return json.dumps(CniError(PODNET_FAILURE, 'podnet-cni failed', str(exc)).document(version)), 1
+    except Exception as exc:  # noqa: BLE001 the outermost: any failure still answers with an error document
+        failed = CniError(PODNET_FAILURE, 'podnet-cni failed', '%s: %s' % (type(exc).__name__, exc))
+        return json.dumps(failed.document(version)), 1
     finally:
         if own and home is not None:
             home.close()
@@ -75,16 +76,29 @@ def add(request, home, removal):
         ipam = addresses.for_request(request)
         lease = ipam.lease()
         made = wiring.Wiring(request.netns, request.ifname, attachment_veth(request.attachment),
-                             stable_mac('cni', request.attachment), request.mtu or bridge['mtu'],
+                             attachment_mac(request.attachment), request.mtu or bridge['mtu'],
                              lease.address, lease.routes, bridge['index'])
         try:
             host_mac = wiring.attach(inside, home, made)
         except CniError:
             ipam.release()
             raise
+        try:
+            removal.guard(lambda: _guard(request, home, ipam))
+        except (CniError, PodnetError, OSError) as exc:
+            wiring.detach(home, made.veth)
+            ipam.release()
+            raise CniError(PODNET_FAILURE, 'cannot let the attachment through the source guard', str(exc))
     finally:
         inside.close()
     return _merged(request, made, host_mac, lease)
+
+
+def _guard(request, home, ipam):
+    """The node's source guard told of this attachment (guard.py): podnet's
+    own IPAM only, whose files the guard is made from."""
+    if isinstance(ipam, addresses.OwnIpam):
+        guard.refresh(request.state_dir, ipam.ipam, home.links(), request.bridge)
 
 
 def _merged(request, made, host_mac, lease):

@@ -73,15 +73,21 @@ def detach(home, veth):
 
 
 class Removal:
-    """How a DEL removes a veth pair: here, at once (a call served in its
-    own process). The resident server's removal (server.py) cuts the pair
-    off at once and lets the kernel's slow part finish after the answer."""
+    """What a call leaves to the node after its kernel work: removing a
+    veth pair (DEL, GC) and telling the source guard of a new attachment
+    (ADD). Here both happen at once, before the answer (a call served in
+    its own process); the resident server's (server.py) cuts a pair off at
+    once and does the slow rest after the answer."""
 
     def remove(self, home, veth):
         detach(home, veth)
 
     def settle(self, veth):
         """Wait until a removal of veth under way is done (none here)."""
+
+    def guard(self, refresh):
+        """Run refresh(), which renders the node's source guard again."""
+        refresh()
 
 
 def inspect(inside, ifname):

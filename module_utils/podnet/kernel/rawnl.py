@@ -121,11 +121,11 @@ class Rtnl:
                 offset += (length + 3) & ~3
 
     def links(self):
-        """{ifname: {index, flags, mtu, mac, link, master}}."""
+        """{ifname: {index, flags, mtu, mac, link, master, kind}}."""
         return dict(_link(msg) for msg in self.dump(RTM_GETLINK, _ifinfo()))
 
     def link(self, ifname):
-        """{index, flags, mtu, mac, link, master} of the link named ifname,
+        """{index, flags, mtu, mac, link, master, kind} of the link named ifname,
         or None when there is none: one request, not a dump of every link."""
         self._send(RTM_GETLINK, _ifinfo() + _attr(IFLA_IFNAME, ifname.encode() + b'\0'), 0)
         reply = self.sock.recv(65536)
@@ -213,10 +213,11 @@ def _link(msg):
     _, _, index, flags, _ = struct.unpack_from('=BxHiII', msg)
     attrs = _attrs(msg, 16)
     mac = attrs.get(IFLA_ADDRESS, b'')
+    kind = _attrs(attrs.get(IFLA_LINKINFO, b''), 0).get(IFLA_INFO_KIND, b'')
     return attrs.get(IFLA_IFNAME, b'').rstrip(b'\0').decode(), {
         'index': index, 'flags': flags, 'mtu': _u32(attrs.get(IFLA_MTU)),
         'mac': ':'.join('%02x' % b for b in mac), 'link': _u32(attrs.get(IFLA_LINK)),
-        'master': _u32(attrs.get(IFLA_MASTER))}
+        'master': _u32(attrs.get(IFLA_MASTER)), 'kind': kind.rstrip(b'\0').decode() or None}
 
 
 def in_netns(path):

@@ -19,6 +19,7 @@ import ipaddress
 import itertools
 import os
 
+from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import create_exclusive, read_checked, remove_any, write_atomic
 from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
@@ -36,6 +37,18 @@ def is_attachment(owner):
 def attachment_veth(owner):
     """The host end of an attachment's veth, named as a pod's (`veth<8 hex>`)."""
     return veth_name(owner)
+
+
+def attachment_mac(owner):
+    """The MAC of an attachment's container end, stable as a pod's eth0's."""
+    return names.stable_mac('cni', owner)
+
+
+def attachment_ports(owners):
+    """[{veth, mac, ip}] of the attachments among {address: owner}: what the
+    source guard lets send on cni0, beside the pods (srcguard.ruleset)."""
+    return [{'veth': attachment_veth(owner), 'mac': attachment_mac(owner), 'ip': address}
+            for address, owner in sorted(owners.items()) if is_attachment(owner)]
 
 
 class IpamError(PodnetError):

@@ -34,12 +34,13 @@ class NodeState:
     stale_ipam: list  # folders of earlier pod CIDRs (state absent: every state folder of pods)
     guard: object     # the source guard table as nft shows it, or None
     unreadable: dict = field(default_factory=dict)  # path -> why: records no run can trust
-    foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's veth
+    foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's or attachment's veth
     sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
     cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, of every pod podnet started
     foreign_cgroups: bool = False  # kubepods holds pods podnet did not start (a kubelet's): never touched
     folders: list = field(default_factory=list)  # the pods' folders (logs, containers' writable folders)
     health: dict = field(default_factory=dict)  # key -> Health of each record (none with state absent)
+    attachments: list = field(default_factory=list)  # [{veth, mac, ip}] a CNI runtime added (ipam.attachment_ports)
 
     def health_of(self, key):
         return self.health.get(key, UNCHECKED)
@@ -158,6 +159,7 @@ class Planner:
     def _guard_action(self, current, kept, actions):
         if any(a.verb in ('create', 'recreate', 'delete', 'retire') for a in actions):
             return [Action('guard', srcguard.TABLE, 'pods changed')]
-        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values(), current.sole_bridge)):
+        if nft.needs_update(current.guard, *srcguard.ruleset(list(kept.values()) + current.attachments,
+                                                             current.sole_bridge)):
             return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]
         return []
