@@ -6,7 +6,9 @@ reference, per ADD and per DEL).
 
 Each CNI call is timed alone: the bench, playing the runtime, makes the
 container's network namespace first and removes it after the DEL, as
-podman does, outside the clock. Figures are medians over N calls.
+podman does, outside the clock. podnet-cni and the reference take turns,
+call by call (a busy moment of the machine hits both alike). Figures are
+medians over N calls.
   podnet-cni          the executable (roles/cni/files/podnet-cni), served by
                       the node's resident server (started by the first call,
                       which is timed apart: it runs in Python, direct)
@@ -50,24 +52,29 @@ def node_network():
         f.write('10.42.1.0/24\n')
 
 
-def exec_calls(argv, conf, count, tag, extra_env=None):
-    """([ADD seconds], [DEL seconds]) of count containers, each call timed alone."""
-    adds, dels = [], []
-    for verb, took in (('ADD', adds), ('DEL', dels)):
+def exec_calls(variants, count):
+    """{variant: ([ADD seconds], [DEL seconds])} of count containers each,
+    every call timed alone; the variants take turns, call by call, so that
+    a busy moment of the machine hits each alike.
+    variants: {name: (argv, config bytes, extra environment)}."""
+    took = {name: ([], []) for name in variants}
+    for verb, column in (('ADD', 0), ('DEL', 1)):
         for i in range(count):
-            netns = '/run/netns/%s%d' % (tag, i)
-            if verb == 'ADD':
-                subprocess.run(['ip', 'netns', 'add', '%s%d' % (tag, i)], check=True)
-            env = dict(os.environ, CNI_COMMAND=verb, CNI_CONTAINERID='%s%d' % (tag, i), CNI_NETNS=netns,
-                       CNI_IFNAME='eth0', CNI_PATH=CNI_BIN, **(extra_env or {}))
-            start = time.perf_counter()
-            done = subprocess.run(argv, input=conf, env=env, capture_output=True)
-            took.append(time.perf_counter() - start)
-            if done.returncode != 0:
-                raise RuntimeError('%s %s: %s' % (argv[0], verb, done.stdout.decode() + done.stderr.decode()))
-    for i in range(count):
-        subprocess.run(['ip', 'netns', 'del', '%s%d' % (tag, i)], check=True)
-    return adds, dels
+            for name, (argv, conf, extra) in variants.items():
+                container = '%s%d' % (name, i)
+                if verb == 'ADD':
+                    subprocess.run(['ip', 'netns', 'add', container], check=True)
+                env = dict(os.environ, CNI_COMMAND=verb, CNI_CONTAINERID=container,
+                           CNI_NETNS='/run/netns/' + container, CNI_IFNAME='eth0', CNI_PATH=CNI_BIN, **extra)
+                start = time.perf_counter()
+                done = subprocess.run(argv, input=conf, env=env, capture_output=True)
+                took[name][column].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise RuntimeError('%s %s: %s' % (name, verb, done.stdout.decode() + done.stderr.decode()))
+    for name in variants:
+        for i in range(count):
+            subprocess.run(['ip', 'netns', 'del', '%s%d' % (name, i)], check=True)
+    return took
 
 
 def first_call():
@@ -130,9 +137,10 @@ def inner(count):
     node_network()
     with tempfile.TemporaryDirectory(prefix='podnet-cni-bench-', dir='/run') as state:
         first = first_call()
-        podnet = exec_calls([PLUGIN], podnet_conf(), count, 'pn')
-        direct = exec_calls([PLUGIN], podnet_conf(), max(count // 5, 5), 'pd', {'PODNET_CNI_SERVER': '0'})
-        reference = exec_calls([CNI_BIN + '/bridge'], reference_conf(state), count, 'ref')
+        took = exec_calls({'ref': ([CNI_BIN + '/bridge'], reference_conf(state), {}),
+                           'pn': ([PLUGIN], podnet_conf(), {})}, count)
+        podnet, reference = took['pn'], took['ref']
+        direct = exec_calls({'pd': ([PLUGIN], podnet_conf(), {'PODNET_CNI_SERVER': '0'})}, max(count // 5, 5))['pd']
         native_bridge()
         setup, teardown = native(count, os.path.join(state, 'native'))
     report(count, first, podnet, direct, reference, (setup, teardown))

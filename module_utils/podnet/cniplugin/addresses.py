@@ -38,6 +38,7 @@ from ansible.module_utils.podnet.pods.ipam import ATTACHMENT, HostLocalIpam, Ipa
 
 Lease = collections.namedtuple('Lease', 'address gateway routes')
 DEFAULT = '0.0.0.0/0'
+DELEGATE_SECONDS = 60  # the resident server answers calls in turn: a hung IPAM plugin must not hold it
 
 
 def for_request(request):
@@ -135,8 +136,12 @@ class DelegatedIpam:
             conf.pop('prevResult', None)
         if verb in ('ADD', 'DEL', 'CHECK') and version_key(conf['cniVersion']) > (1, 0, 0):
             conf['cniVersion'] = '1.0.0'
-        done = subprocess.run([program], input=json.dumps(conf).encode(), capture_output=True,
-                              env=dict(self.request.env, CNI_COMMAND=verb), check=False)
+        try:
+            done = subprocess.run([program], input=json.dumps(conf).encode(), capture_output=True,
+                                  env=dict(self.request.env, CNI_COMMAND=verb), check=False, timeout=DELEGATE_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise CniError(TRY_AGAIN_LATER, 'the IPAM plugin did not answer',
+                           'ipam.type %s: %s gave no answer in %d s' % (self.request.delegate, verb, DELEGATE_SECONDS))
         if done.returncode != 0:
             error = CniError.from_document(done.stdout.decode(errors='replace'), self.request.delegate)
             if verb in ('STATUS', 'GC') and error.code in (INCOMPATIBLE_VERSION, INVALID_ENVIRONMENT):

@@ -8,6 +8,8 @@ the IPAM files). So after an ADD the guard is rendered again, as the pods
 module renders it (every pod's record and every attachment of the node's
 IPAM), under the node's lock; a node without the guard (no pods module
 there) is left as it is.
+Whether the node has the guard is one netlink round trip
+(nft.table_exists), not an nft exec: every ADD asks.
 """
 import subprocess
 
@@ -27,7 +29,7 @@ def refresh(state_dir, ipam, links, bridge):
     """Render the guard again if the node has one and it lacks what pods and
     attachments need; True if it did. ipam: the node's HostLocalIpam;
     links: rawnl links() of the node (which bridges it has)."""
-    if nft.current_table(run, srcguard.FAMILY, srcguard.TABLE) is None:
+    if not nft.table_exists(srcguard.FAMILY, srcguard.TABLE):
         return False
     with node_lock(state_dir):
         current = nft.current_table(run, srcguard.FAMILY, srcguard.TABLE)
