@@ -248,6 +248,28 @@ def test_undecodable_stdin_is_code_6(node, stdin):
     assert (status, error['code']) == (1, 6) and node.ipam() == {}
 
 
+STAND_IN = """#!/bin/sh
+echo "$CNI_COMMAND" >> /run/stand-in.log
+[ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion": "1.0.0", "ips": [{"address": "10.42.9.50/24",
+  "gateway": "10.42.9.1"}], "routes": [{"dst": "10.96.0.0/12", "gw": "10.99.0.1"}]}'
+exit 0
+"""
+
+
+def test_an_add_that_fails_midway_takes_back_what_it_made(node):
+    """The kernel refuses the last step (a route via a gateway no interface
+    reaches): the veth, its address inside and the lease all go, the IPAM
+    plugin being told DEL, before the error is printed."""
+    node.netns('c1')
+    node.run(['sh', '-c', 'mkdir -p /run/cni-bin && cat > /run/cni-bin/stand-in && chmod 755 /run/cni-bin/stand-in'],
+             input=STAND_IN)
+    status, error = node.cni('ADD', ipam={'type': 'stand-in'}, env={'CNI_PATH': '/run/cni-bin'})
+    assert (status, error['code']) == (1, 100) and '10.99.0.1' not in node.run(['ip', 'route']).stdout
+    assert 'eth0' in error['details']
+    assert node.settled_veths([]) == [] and list(node.links('c1')) == ['lo']
+    assert node.run(['cat', '/run/stand-in.log']).stdout.split() == ['ADD', 'DEL']
+
+
 def test_del_succeeds_without_prev_result_or_netns(node):
     node.netns('c1')
     assert node.cni('ADD')[0] == 0
