@@ -140,10 +140,11 @@ class Server:
         with conn:
             conn.settimeout(REQUEST_SECONDS)
             try:
+                request = _read_all(conn)  # whole, even to decline it: the shim is not cut off mid-write
                 if not self._trusted(conn) or self._changed():
                     conn.sendall(RETRY)
                     return
-                env, stdin = parse(_read_all(conn))
+                env, stdin = parse(request)
                 home = rawnl.Rtnl()
                 try:
                     out, status = verbs.handle(env, stdin, home, self.removal)
