@@ -42,7 +42,7 @@ def attach(inside, home, wiring):
     inside, home: Rtnl in the container's namespace and the node's."""
     home_net = os.open('/proc/self/ns/net', os.O_RDONLY)
     try:
-        rawnl.add_veth_inside(inside, wiring.ifname, wiring.veth, home_net, wiring.mtu, wiring.mac)
+        rawnl.add_veth_inside(inside, rawnl.VethPair(wiring.ifname, wiring.veth, wiring.mtu, wiring.mac, 0), home_net)
     except OSError as exc:
         raise CniError(PODNET_FAILURE, 'cannot create the veth pair', '%s and %s: %s' % (
             wiring.ifname, wiring.veth, exc.strerror))

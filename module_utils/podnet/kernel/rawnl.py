@@ -8,6 +8,7 @@ loop. `in_netns(path)` opens the socket inside a network namespace (enter,
 open, return: the socket stays bound there). The spawner process runs this
 file's source after linux.py's, before its own.
 """
+import collections
 import os
 import socket
 import struct
@@ -159,18 +160,23 @@ class Rtnl:
         return found
 
 
-def add_veth_inside(nl, ifname, peer, home_net, mtu, mac, index=0):
-    """From a socket inside a namespace: ifname there (with index, when the
-    caller knows the one a fresh namespace gives), its veth peer `peer`
-    moved to the namespace of the fd home_net; both with one queue and
-    mtu, ifname with mac. EEXIST when either name is taken."""
-    link_attrs = _attr(IFLA_MTU, struct.pack('=I', mtu)) + one_queue()
-    other = (_ifinfo() + _attr(IFLA_IFNAME, peer.encode() + b'\0') + link_attrs
+# A veth pair as made from inside a namespace: `inside` there (with `index`,
+# when the caller knows the one a fresh namespace gives, else 0), `outside`
+# moved to another namespace; both with mtu, `inside` with mac.
+VethPair = collections.namedtuple('VethPair', 'inside outside mtu mac index')
+
+
+def add_veth_inside(nl, pair, home_net):
+    """From a socket inside a namespace: the VethPair, its outside end moved
+    to the namespace of the fd home_net, each end with one queue. EEXIST
+    when either name is taken."""
+    link_attrs = _attr(IFLA_MTU, struct.pack('=I', pair.mtu)) + one_queue()
+    other = (_ifinfo() + _attr(IFLA_IFNAME, pair.outside.encode() + b'\0') + link_attrs
              + _attr(IFLA_NET_NS_FD, struct.pack('=I', home_net)))
     info = (_attr(IFLA_INFO_KIND, b'veth')
             + _attr(IFLA_INFO_DATA | NLA_F_NESTED, _attr(VETH_INFO_PEER | NLA_F_NESTED, other)))
-    nl.request(RTM_NEWLINK, _ifinfo(index) + _attr(IFLA_IFNAME, ifname.encode() + b'\0') + link_attrs
-               + _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(':', '')))
+    nl.request(RTM_NEWLINK, _ifinfo(pair.index) + _attr(IFLA_IFNAME, pair.inside.encode() + b'\0') + link_attrs
+               + _attr(IFLA_ADDRESS, bytes.fromhex(pair.mac.replace(':', '')))
                + _attr(IFLA_LINKINFO | NLA_F_NESTED, info), NLM_F_CREATE | NLM_F_EXCL)
 
 

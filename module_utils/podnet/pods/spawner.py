@@ -75,7 +75,8 @@ try:
         mount,
         read_stat,
     )
-    from ansible.module_utils.podnet.kernel.rawnl import Rtnl, add_address, add_default_route, add_veth_inside
+    from ansible.module_utils.podnet.kernel.rawnl import (Rtnl, VethPair, add_address, add_default_route,
+                                                             add_veth_inside)
     from ansible.module_utils.podnet.kernel.seccomp import install_seccomp, seccomp_program
 except ImportError:  # run as the spawner process: linux's, rawnl's and seccomp's sources precede this one
     pass
@@ -101,7 +102,7 @@ def wire_pod_side(req, home_net):
     calls podnet-cni makes in a runtime's namespace, cniplugin/wiring.py)."""
     nl = Rtnl()
     try:
-        add_veth_inside(nl, 'eth0', req['veth'], home_net, req['mtu'], req['mac'], index=ETH0)
+        add_veth_inside(nl, VethPair('eth0', req['veth'], req['mtu'], req['mac'], ETH0), home_net)
         nl.set_link(LOOPBACK)
         nl.set_link(ETH0)
         add_address(nl, ETH0, req['cidr'], req['broadcast'])
