@@ -122,6 +122,12 @@ class Node:
             time.sleep(0.05)
         return None
 
+    def start_server(self):
+        """The first call starts the server: then it answers every call."""
+        assert self.cni('VERSION', stdin='{"cniVersion": "1.1.0"}')[0] == 0
+        if self.server_pid() is None:
+            raise RuntimeError('the resident server did not come up')
+
     def destroy(self):
         self.holder.send_signal(signal.SIGKILL)  # --kill-child: PID 1 of the node goes, and all in it
         self.holder.wait(timeout=30)
@@ -142,8 +148,12 @@ def config(version='1.1.0', **fields):
 
 @pytest.fixture(params=['server', 'direct'])
 def node(request):
+    """A node whose calls are served by its resident server (started, and
+    waited for, before the test's first call), or each by its own Python."""
     made = Node(server=request.param == 'server')
     try:
+        if made.server:
+            made.start_server()
         yield made
     finally:
         made.destroy()
@@ -151,7 +161,7 @@ def node(request):
 
 @pytest.fixture
 def fast_node():
-    """A node whose calls go through the resident server only."""
+    """A node whose calls go through the resident server (but its first)."""
     made = Node()
     try:
         yield made

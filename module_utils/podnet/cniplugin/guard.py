@@ -14,7 +14,7 @@ Whether the node has the guard is one netlink round trip
 import subprocess
 
 from ansible.module_utils.podnet.core.statefile import node_lock
-from ansible.module_utils.podnet.kernel import nft
+from ansible.module_utils.podnet.kernel import nft, rawnl
 from ansible.module_utils.podnet.node.nodestate import read_pod_records
 from ansible.module_utils.podnet.pods import srcguard
 from ansible.module_utils.podnet.pods.ipam import attachment_ports
@@ -25,10 +25,9 @@ def run(argv, data=None):
     return done.returncode, done.stdout, done.stderr
 
 
-def refresh(state_dir, ipam, links, bridge):
+def refresh(state_dir, ipam, bridge):
     """Render the guard again if the node has one and it lacks what pods and
-    attachments need; True if it did. ipam: the node's HostLocalIpam;
-    links: rawnl links() of the node (which bridges it has)."""
+    attachments need; True if it did. ipam: the node's HostLocalIpam."""
     if not nft.table_exists(srcguard.FAMILY, srcguard.TABLE):
         return False
     with node_lock(state_dir):
@@ -36,6 +35,11 @@ def refresh(state_dir, ipam, links, bridge):
         if current is None:
             return False
         pods = [{'veth': r['veth'], 'mac': r['mac'], 'ip': r['ip']} for r in read_pod_records(state_dir)[0].values()]
+        nl = rawnl.Rtnl()
+        try:
+            links = nl.links()
+        finally:
+            nl.close()
         sole = not any(link['kind'] == 'bridge' for name, link in links.items() if name != bridge)
         chains, rules = srcguard.ruleset(pods + attachment_ports(ipam.owners()), sole)
         if not nft.needs_update(current, chains, rules):

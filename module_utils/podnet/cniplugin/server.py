@@ -104,7 +104,7 @@ class Server:
         self.sock.listen(64)
         self.sock.settimeout(WAKE_SECONDS)
         self.mount_ns = os.stat('/proc/self/ns/mnt').st_ino
-        self.removal = Background()
+        self.housekeeping = Background()
         self.retired = False
 
     def loop(self):
@@ -119,7 +119,7 @@ class Server:
             idle_until = time.monotonic() + IDLE_SECONDS
             self.answer(conn)  # in turn: a call is milliseconds, and a thread per call cost 1 ms more each
         self.retire()
-        self.removal.settle()
+        self.housekeeping.settle()
         self.sock.close()
 
     def retire(self):
@@ -147,7 +147,7 @@ class Server:
                 env, stdin = parse(request)
                 home = rawnl.Rtnl()
                 try:
-                    out, status = verbs.handle(env, stdin, home, self.removal)
+                    out, status = verbs.handle(env, stdin, home, self.housekeeping)
                 finally:
                     home.close()
                 conn.sendall(b'%d\n' % status + out.encode())
@@ -168,7 +168,7 @@ class Server:
         return False
 
 
-class Background(wiring.Removal):
+class Background(wiring.Housekeeping):
     """A DEL answered once the attachment is cut off: the host end down
     (the container end loses its carrier: nothing passes), the address
     freed. Unregistering the pair waits for an RCU grace period in the

@@ -26,20 +26,20 @@ from ansible.module_utils.podnet.kernel import rawnl
 from ansible.module_utils.podnet.pods.ipam import attachment_mac, attachment_veth
 
 
-def handle(env, stdin, home=None, removal=None):
+def handle(env, stdin, home=None, housekeeping=None):
     """(stdout text, exit status) of one call. home: an Rtnl in the node's
     namespace to reuse (the resident server's), else one is opened;
-    removal: how veths go (wiring.Removal, the default, or the server's)."""
+    housekeeping: how veths go (wiring.Housekeeping, the default, or the server's)."""
     version = SPEC_VERSION
     own = home is None
-    removal = removal or wiring.Removal()
+    housekeeping = housekeeping or wiring.Housekeeping()
     try:
         request = read_request(env, stdin)
         version = request.version if request.version in SUPPORTED_VERSIONS else SPEC_VERSION
         if request.verb == 'VERSION':
             return json.dumps({'cniVersion': version, 'supportedVersions': list(SUPPORTED_VERSIONS)}), 0
         home = rawnl.Rtnl() if own else home
-        result = VERBS[request.verb](request, home, removal)
+        result = VERBS[request.verb](request, home, housekeeping)
         return ('' if result is None else json.dumps(result_for(result, version))), 0
     except CniError as exc:
         return json.dumps(exc.document(_spoken(stdin, version))), 1
@@ -67,9 +67,9 @@ def _bridge(request, home, code=NO_BRIDGE):
     return link
 
 
-def add(request, home, removal):
+def add(request, home, housekeeping):
     bridge = _bridge(request, home)
-    removal.settle(attachment_veth(request.attachment))  # a DEL of the same attachment just before
+    housekeeping.settle(attachment_veth(request.attachment))  # a DEL of the same attachment just before
     inside = wiring.enter(request.netns)
     try:
         wiring.refuse_taken(inside, request.netns, request.ifname)  # before an address is taken
@@ -84,7 +84,7 @@ def add(request, home, removal):
             ipam.release()
             raise
         try:
-            removal.guard(lambda: _guard(request, home, ipam))
+            housekeeping.guard(lambda: _guard(request, ipam))
         except (CniError, PodnetError, OSError) as exc:
             wiring.detach(home, made.veth)
             ipam.release()
@@ -94,11 +94,12 @@ def add(request, home, removal):
     return _merged(request, made, host_mac, lease)
 
 
-def _guard(request, home, ipam):
+def _guard(request, ipam):
     """The node's source guard told of this attachment (guard.py): podnet's
-    own IPAM only, whose files the guard is made from."""
+    own IPAM only, whose files the guard is made from. It may run after the
+    answer (the server's housekeeping): nothing of the call's is used."""
     if isinstance(ipam, addresses.OwnIpam):
-        guard.refresh(request.state_dir, ipam.ipam, home.links(), request.bridge)
+        guard.refresh(request.state_dir, ipam.ipam, request.bridge)
 
 
 def _merged(request, made, host_mac, lease):
@@ -121,13 +122,13 @@ def _merged(request, made, host_mac, lease):
     return result
 
 
-def delete(request, home, removal):
+def delete(request, home, housekeeping):
     """Idempotent: with or without prevResult or the namespace, twice."""
-    removal.remove(home, attachment_veth(request.attachment))
+    housekeeping.remove(home, attachment_veth(request.attachment))
     addresses.for_request(request).release()
 
 
-def check(request, home, removal):
+def check(request, home, housekeeping):
     if not request.prev:
         raise CniError(INVALID_CONFIG, 'invalid network configuration', 'CHECK needs prevResult')
     interfaces = request.prev.get('interfaces') or []
@@ -136,7 +137,7 @@ def check(request, home, removal):
     if not ours:
         raise CniError(ATTACHMENT_DIFFERS, 'attachment differs from prevResult',
                        'prevResult has no interface %s in %s' % (request.ifname, request.netns))
-    removal.settle(attachment_veth(request.attachment))
+    housekeeping.settle(attachment_veth(request.attachment))
     inside = wiring.enter(request.netns)
     try:
         found = wiring.inspect(inside, request.ifname)
@@ -187,7 +188,7 @@ def _host_end(request, home, interfaces):
     return []
 
 
-def status(request, home, _removal):
+def status(request, home, _housekeeping):
     """Success when ADDs can be served; 50 when not (no bridge, no pod
     CIDR, IPAM folder not writable or full); 51 when the bridge is there
     but down or without an address: the existing attachments are cut off."""
@@ -205,11 +206,11 @@ def status(request, home, _removal):
         raise CniError(NOT_AVAILABLE, 'plugin not available', why)
 
 
-def collect(request, home, removal):
+def collect(request, home, housekeeping):
     """GC: what of this network is not in cni.dev/valid-attachments goes."""
     valid = {(a['containerID'], a['ifname']) for a in request.valid or ()}
     for veth in addresses.for_request(request).collect(valid):
-        removal.remove(home, veth)
+        housekeeping.remove(home, veth)
 
 
 VERBS = {'ADD': add, 'DEL': delete, 'CHECK': check, 'STATUS': status, 'GC': collect}

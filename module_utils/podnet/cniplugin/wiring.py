@@ -72,7 +72,7 @@ def detach(home, veth):
         raise CniError(PODNET_FAILURE, 'cannot remove the veth', '%s: %s' % (veth, exc.strerror))
 
 
-class Removal:
+class Housekeeping:
     """What a call leaves to the node after its kernel work: removing a
     veth pair (DEL, GC) and telling the source guard of a new attachment
     (ADD). Here both happen at once, before the answer (a call served in
@@ -83,7 +83,7 @@ class Removal:
         detach(home, veth)
 
     def settle(self, veth):
-        """Wait until a removal of veth under way is done (none here)."""
+        """Wait until a housekeeping of veth under way is done (none here)."""
 
     def guard(self, refresh):
         """Run refresh(), which renders the node's source guard again."""
