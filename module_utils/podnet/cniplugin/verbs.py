@@ -29,7 +29,9 @@ from ansible.module_utils.podnet.pods.ipam import attachment_mac, attachment_vet
 def handle(env, stdin, home=None, housekeeping=None):
     """(stdout text, exit status) of one call. home: an Rtnl in the node's
     namespace to reuse (the resident server's), else one is opened;
-    housekeeping: how veths go (wiring.Housekeeping, the default, or the server's)."""
+    housekeeping: what the node is left after a call's kernel work, removing
+    veths and rendering the source guard (wiring.Housekeeping, at once, by
+    default; the server's, after the answer)."""
     version = SPEC_VERSION
     own = home is None
     housekeeping = housekeeping or wiring.Housekeeping()
@@ -60,10 +62,10 @@ def _spoken(stdin, version):
     return said if said in SUPPORTED_VERSIONS else version
 
 
-def _bridge(request, home, code=NO_BRIDGE):
+def _bridge(request, home):
     link = home.link(request.bridge)
     if link is None:
-        raise CniError(code, 'bridge not found', 'bridge %s does not exist on this node' % request.bridge)
+        raise CniError(NO_BRIDGE, 'bridge not found', 'bridge %s does not exist on this node' % request.bridge)
     return link
 
 
@@ -80,18 +82,21 @@ def add(request, home, housekeeping):
                              lease.address, lease.routes, bridge['index'])
         try:
             host_mac = wiring.attach(inside, home, made)
-        except CniError:
+            _guarded(request, ipam, housekeeping)
+        except BaseException:
+            wiring.detach(home, made.veth)  # newest first: the veth, then the address
             ipam.release()
             raise
-        try:
-            housekeeping.guard(lambda: _guard(request, ipam))
-        except (CniError, PodnetError, OSError) as exc:
-            wiring.detach(home, made.veth)
-            ipam.release()
-            raise CniError(PODNET_FAILURE, 'cannot let the attachment through the source guard', str(exc))
     finally:
         inside.close()
     return _merged(request, made, host_mac, lease)
+
+
+def _guarded(request, ipam, housekeeping):
+    try:
+        housekeeping.guard(lambda: _guard(request, ipam))
+    except (PodnetError, OSError) as exc:
+        raise CniError(PODNET_FAILURE, 'cannot let the attachment through the source guard', str(exc))
 
 
 def _guard(request, ipam):

@@ -62,6 +62,9 @@ def attach(inside, home, wiring):
         detach(home, wiring.veth)
         raise CniError(PODNET_FAILURE, 'cannot wire the attachment', '%s in %s: %s' % (
             wiring.ifname, wiring.netns, exc))
+    except BaseException:
+        detach(home, wiring.veth)
+        raise
 
 
 def detach(home, veth):
