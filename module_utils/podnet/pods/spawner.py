@@ -75,8 +75,7 @@ try:
         mount,
         read_stat,
     )
-    from ansible.module_utils.podnet.kernel.rawnl import (Rtnl, VethPair, add_address, add_default_route,
-                                                             add_veth_inside)
+    from ansible.module_utils.podnet.kernel.rawnl import Rtnl, VethPair, add_address, add_default_route, add_veth_inside
     from ansible.module_utils.podnet.kernel.seccomp import install_seccomp, seccomp_program
 except ImportError:  # run as the spawner process: linux's, rawnl's and seccomp's sources precede this one
     pass
