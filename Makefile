@@ -23,7 +23,7 @@ help:
 	@echo "make outside - run CMD on the lab's outside host (a client off the cluster)"
 	@echo "make exec  - run CMD in a pod's container, as kubectl exec (POD=ns/name or ns/<workload>, CONTAINER=)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
-	@echo "make bench - lab, pod, policy, explain, Services and everyday-loop benchmarks, each against its baseline"
+	@echo "make bench - lab, pod, policy, explain, Services, everyday-loop and podnet-cni benchmarks, each against its baseline"
 	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
 
 bootstrap:
@@ -88,6 +88,7 @@ bench: bootstrap
 	python bench/explain_bench.py
 	python bench/services_bench.py
 	python bench/everyday_bench.py
+	python bench/cni_bench.py 100
 
 # Minutes, not seconds, and a 20-node lab: not part of make bench.
 bench-scale:
