@@ -302,12 +302,12 @@ def outside_verdict(policy_source, located, judged, seen):
     source = dict(located['source'], key=judged, ip=judged)
     decision, verdicts = explain.policy_sides(policy_source, dict(located, source=source))
     if judged != located['source']['ip']:
-        why = 'source %s, the entry node %s\'s masquerade' % (judged, located['service']['node'])
+        why = 'from %s, %s\'s masquerade' % (judged, located['service']['node'])
     elif judged != seen:
-        why = 'source %s: judged in forward, before postrouting masquerades it to %s' % (judged, seen)
+        why = 'from %s, judged in forward before postrouting masquerades it to %s' % (judged, seen)
     else:
-        why = 'source %s, kept' % judged
-    return decision, [dict(h, says='%s (%s)' % (h['says'], why)) for h in verdicts
+        why = 'from %s, kept' % judged
+    return decision, [dict(h, says='%s: %s' % (why, h['says'])) for h in verdicts
                       if h['at'] != 'NetworkPolicy egress']
 
 

@@ -155,7 +155,7 @@ def test_a_cluster_node_port_reads_the_endpoint_s_node_with_the_masqueraded_sour
     assert any(s.startswith('nat postrouting, chain masquerading: mark 0x4000 set: masquerade fully-random to %s, '
                             'flannel.1\'s address: the endpoint sees %s, not %s' % (vtep, vtep, OUTSIDE_IP))
                for s in dnat_says(path)), dnat_says(path)
-    assert says['NetworkPolicy ingress'].endswith("(source %s, the entry node node1's masquerade)" % vtep)
+    assert says['NetworkPolicy ingress'].startswith("from %s, node1's masquerade: ingress of %s" % (vtep, far['pod']))
     assert says['node1 conntrack'].startswith('the reply %s:%d -> %s reaches the outside host as 10.11.1.11:30080 '
                                               '-> %s' % (far['ip'], far['port'], vtep, OUTSIDE_IP))
     assert path['stops_at'] is None and path['agrees'], done.stdout  # the probe saw what the path predicts

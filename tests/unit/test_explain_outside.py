@@ -320,7 +320,7 @@ def test_the_endpoint_s_policies_judge_the_masqueraded_source_on_another_node(mo
     path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0'), masquerades_to='10.42.0.0'),
                                             'node2': trace('default/b eth0')}, probe, admitting(cidr))
     ingress = next(h for h in path['hops'] if h['at'] == 'NetworkPolicy ingress')
-    assert ingress['says'].endswith("(source 10.42.0.0, the entry node node1's masquerade)"), ingress
+    assert ingress['says'].startswith("from 10.42.0.0, node1's masquerade: ingress of default/b: "), ingress
     assert (ingress['problem'] is None) is allowed and path['verdict']['allowed'] is allowed and path['agrees']
 
 
@@ -332,8 +332,8 @@ def test_an_endpoint_on_the_entry_node_is_judged_before_the_masquerade(monkeypat
     path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0', 'default/a eth0'),
                                                           masquerades_to='10.42.0.1')}, probe, source)
     ingress = next(h for h in path['hops'] if h['at'] == 'NetworkPolicy ingress')
-    assert ingress['problem'] is None and ingress['says'].endswith(
-        '(source 203.0.113.10: judged in forward, before postrouting masquerades it to 10.42.0.1)')
+    assert ingress['problem'] is None and ingress['says'].startswith(
+        'from 203.0.113.10, judged in forward before postrouting masquerades it to 10.42.0.1: ingress of default/a: ')
     assert path['agrees'] and path['hops'][-2]['says'].startswith('the reply 10.42.0.2:8080 -> 10.42.0.1 ')
 
 
