@@ -1,0 +1,84 @@
+"""podnet_cni_network's plan: the node's CNI network and podman's
+containers.conf, written once, told in check mode, removed on reset."""
+import json
+import os
+
+import pytest
+from ansible.module_utils.podnet.core.errors import SpecError
+from ansible.module_utils.podnet.node.cninet import CniNetwork, conflist, top_addresses
+
+
+def spec(tmp_path, **changes):
+    found = dict(state='present', state_dir=str(tmp_path / 'state'), pod_cidr='10.42.1.0/24', mtu=1450,
+                 type='ptp', plugin_source=None, temporary_addresses=16, network='podnet',
+                 conflist='10-podnet.conflist', conf_dir=str(tmp_path / 'net.d'), bin_dir=str(tmp_path / 'bin'),
+                 system_bin_dirs=['/usr/lib/cni'], ipam_dir=str(tmp_path / 'networks'),
+                 podman_conf=str(tmp_path / 'containers' / 'containers.conf'),
+                 podman_cgroup_manager='cgroupfs', podman_cgroups='disabled')
+    found.update(changes)
+    return found
+
+
+def converge(network):
+    current = network.read()
+    actions = network.plan(current)
+    network.apply(actions, current)
+    return actions
+
+
+def test_a_foreign_plugin_gets_host_local_on_the_top_addresses_of_the_pod_cidr(tmp_path):
+    assert top_addresses('10.42.1.0/24', 16) == ('10.42.1.239', '10.42.1.254')
+    found = conflist(spec(tmp_path))
+    assert found['cniVersion'] == '1.0.0' and found['name'] == 'podnet'
+    assert found['plugins'] == [{'type': 'ptp', 'mtu': 1450, 'ipMasq': False, 'ipam': {
+        'type': 'host-local', 'routes': [{'dst': '0.0.0.0/0'}], 'ranges': [[{
+            'subnet': '10.42.1.0/24', 'gateway': '10.42.1.1', 'rangeStart': '10.42.1.239',
+            'rangeEnd': '10.42.1.254'}]]}}]
+
+
+def test_podnet_cni_gets_no_ipam_and_its_plugin_is_copied_executable(tmp_path):
+    source = tmp_path / 'podnet-cni'
+    source.write_text('#!/bin/sh\n')
+    network = CniNetwork(spec(tmp_path, type='podnet-cni', plugin_source=str(source)))
+    assert conflist(network.spec)['plugins'] == [{'type': 'podnet-cni', 'mtu': 1450}]
+    converge(network)
+    assert os.stat(network.plugin_path).st_mode & 0o777 == 0o755
+    assert open(network.plugin_path).read() == '#!/bin/sh\n'
+
+
+def test_writes_once_then_nothing_and_repairs_a_hand_edit(tmp_path):
+    network = CniNetwork(spec(tmp_path))
+    first = converge(network)
+    assert [(a.verb, os.path.basename(a.target), a.reason) for a in first] == [
+        ('write', '10-podnet.conflist', 'missing'), ('write', 'containers.conf', 'missing')]
+    assert json.load(open(network.conflist_path))['plugins'][0]['type'] == 'ptp'
+    conf = open(network.spec['podman_conf']).read()
+    assert 'network_backend = "cni"' in conf
+    assert 'cni_plugin_dirs = ["%s", "/usr/lib/cni"]' % network.spec['bin_dir'] in conf
+    assert 'default_network = "podnet"' in conf and 'cgroups = "disabled"' in conf
+    assert converge(network) == []
+    open(network.conflist_path, 'w').write('{}')
+    current = network.read()
+    assert network.plan(current) == [('write', network.conflist_path, 'its content differs')]
+    assert network.show(current)[network.conflist_path]['content'] == ['{}']
+    assert network.show_wanted(current)[network.conflist_path]['content'][1] == '  "cniVersion": "1.0.0",'
+
+
+def test_reset_removes_its_files_and_the_networks_addresses(tmp_path):
+    network = CniNetwork(spec(tmp_path))
+    converge(network)
+    os.makedirs(os.path.join(network.spec['ipam_dir'], 'podnet'))
+    reset = CniNetwork(spec(tmp_path, state='absent'))
+    assert [a.verb for a in converge(reset)] == ['remove'] * 3
+    assert os.listdir(network.spec['conf_dir']) == [] and not os.path.exists(network.spec['podman_conf'])
+    assert converge(reset) == []
+
+
+def test_bad_input_names_the_option_before_anything_is_written(tmp_path):
+    with pytest.raises(SpecError, match='temporary_addresses'):
+        CniNetwork(spec(tmp_path, pod_cidr='10.42.1.0/28', temporary_addresses=16)).read()
+    with pytest.raises(SpecError, match='plugin_source'):
+        CniNetwork(spec(tmp_path, type='podnet-cni', plugin_source=str(tmp_path / 'none'))).read()
+    with pytest.raises(SpecError, match='pod_cidr'):
+        CniNetwork(spec(tmp_path, pod_cidr='10.42.1.1/24')).read()
+    assert not os.path.exists(tmp_path / 'net.d')
