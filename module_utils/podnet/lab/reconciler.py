@@ -150,8 +150,8 @@ class Lab(Reconciler):
             if 'sshd' not in procs.get(os.readlink('/proc/%d/ns/pid' % pid), []):
                 problems.append('sshd not running')
             mounted = LabHost(self.spec.name, host, pid).mount_points()
-            problems += ['no private %s' % target for _, target in self.paths.node_binds(host)
-                         if target not in mounted]
+            problems += ['no private %s' % bind[1] for bind in self.paths.node_binds(host)
+                         if bind[1] not in mounted]
             problems += ['no cgroup %s of its own' % e['dir']
                          for e in cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
                          if not os.path.isdir(e['dir'])]
