@@ -68,9 +68,14 @@ def test_reset_removes_its_files_and_the_networks_addresses(tmp_path):
     network = CniNetwork(spec(tmp_path))
     converge(network)
     os.makedirs(os.path.join(network.spec['ipam_dir'], 'podnet'))
+    other = os.path.join(network.spec['conf_dir'], '20-other.conflist')
+    open(other, 'w').write('{}')
     reset = CniNetwork(spec(tmp_path, state='absent'))
-    assert [a.verb for a in converge(reset)] == ['remove'] * 3
-    assert os.listdir(network.spec['conf_dir']) == [] and not os.path.exists(network.spec['podman_conf'])
+    assert [(a.verb, os.path.basename(a.target)) for a in converge(reset)] == [
+        ('remove', '10-podnet.conflist'), ('remove', 'containers.conf'), ('remove', 'podnet'),
+        ('remove_folder', 'containers')]  # net.d keeps another network; bin was never made
+    assert os.listdir(network.spec['conf_dir']) == ['20-other.conflist']
+    assert not os.path.exists(os.path.dirname(network.spec['podman_conf']))
     assert converge(reset) == []
 
 
@@ -82,3 +87,13 @@ def test_bad_input_names_the_option_before_anything_is_written(tmp_path):
     with pytest.raises(SpecError, match='pod_cidr'):
         CniNetwork(spec(tmp_path, pod_cidr='10.42.1.1/24')).read()
     assert not os.path.exists(tmp_path / 'net.d')
+
+
+def test_mount_points_read_bind_mounts_and_escaped_names(tmp_path):
+    from ansible.module_utils.podnet.kernel.linux import mount_points
+    (tmp_path / '7').mkdir()
+    (tmp_path / '7' / 'mountinfo').write_text(
+        '101 90 254:0 /lab/private/node1/etc/cni/net.d /etc/cni/net.d rw - ext4 /dev/vda rw\n'
+        '102 90 254:0 /x /a\\040b rw - ext4 /dev/vda rw\n')
+    assert mount_points(7, str(tmp_path)) == {'/etc/cni/net.d', '/a b'}
+    assert mount_points(8, str(tmp_path)) == set()

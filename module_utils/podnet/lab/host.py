@@ -12,7 +12,7 @@ import signal
 import time
 
 from ansible.module_utils.podnet.core.errors import LabError
-from ansible.module_utils.podnet.kernel.linux import read_stat
+from ansible.module_utils.podnet.kernel.linux import mount_points, read_stat
 from ansible.module_utils.podnet.pods.spawner import PAUSE_ARGV0
 
 INIT_NAME = 'podnet-lab-init'
@@ -92,11 +92,7 @@ class LabHost:
 
     def mount_points(self):
         """The paths something is mounted on in the host's mount namespace."""
-        try:
-            with open('/proc/%d/mountinfo' % self.pid) as f:
-                return {line.split()[4] for line in f}
-        except OSError:
-            return set()
+        return mount_points(self.pid)
 
     @property
     def pid_namespace(self):

@@ -18,6 +18,7 @@ import os
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import read_text, remove_any, write_atomic
+from ansible.module_utils.podnet.kernel.linux import mount_points
 
 CNI_VERSION = '1.0.0'  # podman 4.3's libcni goes no further
 NATIVE = 'podnet-cni'  # podnet's own plugin, which uses podnet's IPAM
@@ -95,8 +96,14 @@ class CniNetwork(Reconciler):
         own = [self.conflist_path, self.plugin_path, self.spec['podman_conf'], self.addresses_dir]
         return [p for p in own if p]
 
+    def _folders(self):
+        own = [self.spec['conf_dir'], self.spec['bin_dir']]
+        return own + ([os.path.dirname(self.spec['podman_conf'])] if self.spec['podman_conf'] else [])
+
     def read(self):
-        """{path: (text or None, mode or None)} of every file it may own."""
+        """{path: (text or None, mode or None)} of every file it may own;
+        the folders that hold nothing else (for state absent), but mount
+        points (a lab node's private folders)."""
         wanted = {} if self.absent else self.files()
         current = {}
         for path in self._paths():
@@ -104,12 +111,16 @@ class CniNetwork(Reconciler):
                 current[path] = (sorted(os.listdir(path)), None)
             elif os.path.lexists(path):
                 current[path] = (read_text(path), os.stat(path).st_mode & 0o7777)
-        return {'files': current, 'wanted': wanted}
+        own, mounted = set(self._paths()), mount_points()
+        spare = [d for d in self._folders() if os.path.isdir(d) and d not in mounted
+                 and not set(os.path.join(d, n) for n in os.listdir(d)) - own]
+        return {'files': current, 'wanted': wanted, 'spare_folders': spare}
 
     def plan(self, current):
         have = current['files']
         if self.absent:
-            return [Action('remove', path, 'state absent') for path in self._paths() if path in have]
+            return ([Action('remove', path, 'state absent') for path in self._paths() if path in have]
+                    + [Action('remove_folder', d, 'nothing else in it') for d in current['spare_folders']])
         actions = []
         for path, (text, mode) in current['wanted'].items():
             if path not in have:
@@ -139,6 +150,9 @@ class CniNetwork(Reconciler):
 
     def do_remove(self, action, _current):
         remove_any(action.target)
+
+    def do_remove_folder(self, action, _current):
+        os.rmdir(action.target)
 
 
 def _shown(files):
