@@ -10,20 +10,22 @@ description:
   - Writes the network configuration O(conf_dir)/O(conflist) (C(cniVersion) 1.0.0,
     the highest podman 4.3's libcni reads) naming the plugin O(type), in the node's
     pod CIDR and with its MTU, as flannel's install-cni writes its own.
-  - With O(type=podnet-cni), copies the plugin from O(plugin_source) into
-    O(bin_dir) (mode 0755); it takes addresses from podnet's IPAM. Any other type
+  - With O(type=podnet-cni), links O(bin_dir)C(/podnet-cni) to O(plugin_source)
+    (the plugin finds podnet's code from its real path); it takes addresses from
+    podnet's IPAM in O(state_dir), on C(cni0). Any other type
     (Debian's C(ptp)) gets C(host-local) on the top O(temporary_addresses)
     addresses of the pod CIDR, which podnet's IPAM does not know.
   - With O(podman_conf), writes podman's C(containers.conf) there, for its CNI
     backend on these folders, with this network as the default one.
-  - O(state=absent) removes the configuration, the plugin, C(containers.conf) and
-    C(host-local)'s addresses of the network (O(ipam_dir)/O(network)); the folders stay.
+  - O(state=absent) removes the configuration, the plugin's link, C(containers.conf)
+    and C(host-local)'s addresses of the network (O(ipam_dir)/O(network)), then the
+    folders that held nothing else (but mount points).
 options:
   pod_cidr: {description: This node's pod CIDR; required with O(state=present)., type: str}
   mtu: {description: The pods' MTU; required with O(state=present)., type: int}
   type: {description: The plugin the network runs., type: str, default: podnet-cni}
   plugin_source:
-    description: "The plugin's file on the node, copied into O(bin_dir) when O(type=podnet-cni)."
+    description: "The plugin's file on the node, which O(bin_dir) links to when O(type=podnet-cni)."
     type: path
   temporary_addresses:
     description: How many of the pod CIDR's top addresses C(host-local) hands out, for a type other than C(podnet-cni).
@@ -56,12 +58,18 @@ author: podnet developers (!UNKNOWN)
 '''
 
 EXAMPLES = r'''
-- name: Install the node's CNI network (Debian's ptp on the pod CIDR's top addresses) and point podman at it.
+- name: Install the node's CNI network (podnet-cni) and point podman at it.
+  podnet_cni_network:
+    pod_cidr: 10.42.1.0/24
+    mtu: 1450
+    plugin_source: /opt/podnet/roles/cni/files/podnet-cni
+    podman_conf: /etc/containers/containers.conf
+
+- name: The same network with Debian's ptp and host-local on the pod CIDR's top 16 addresses.
   podnet_cni_network:
     pod_cidr: 10.42.1.0/24
     mtu: 1450
     type: ptp
-    podman_conf: /etc/containers/containers.conf
 
 - name: Remove them (a cluster reset).
   podnet_cni_network:

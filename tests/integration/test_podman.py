@@ -1,12 +1,14 @@
 """A runtime nobody here wrote, on podnet's CNI network: Debian's podman 4.3
 (CNI backend, roles/cni's containers.conf) runs containers from a busybox
 root filesystem (bin/podnet-rootfs; no image registry) on two lab nodes
-through /etc/cni/net.d/10-podnet.conflist. They get addresses of their
-node's pod CIDR and reach each other, and podnet's pods, across nodes
-without NAT; `podman rm` and `podman rm -f` leave nothing on the node; the
-cni role converges to changed=0 and tells the truth in check mode. The lab
-fixture then takes the lab down and finds nothing of it (conftest.residue),
-the nodes' private CNI and podman folders included."""
+through /etc/cni/net.d/10-podnet.conflist (podnet-cni). They get
+addresses of their node's pod CIDR from podnet's IPAM and reach each other
+across nodes, and podnet's pods on their node and others, without NAT;
+`podman rm` and `podman rm -f` leave nothing on the node; the cni role (and
+the pods role, with a container of podman's on cni0) converges to
+changed=0 and tells the truth in check mode. The lab fixture then takes the
+lab down with a container still running and finds nothing of the lab
+(conftest.residue), the nodes' private CNI and podman folders included."""
 import ipaddress
 import json
 
@@ -69,7 +71,7 @@ def remains(host):
         return run("sh -c '%s 2>/dev/null; true'" % command)
     return {'netns': run('ip netns list'),
             'links': sorted(line.split(': ')[1].split('@')[0] for line in run('ip -o link').splitlines()),
-            'addresses': listing('ls /var/lib/cni/networks/podnet | grep -v -e lock -e last_reserved'),
+            'addresses': listing('grep -rl ^cni/ /var/lib/podnet/ipam'),  # podnet-cni's, in podnet's IPAM
             'cni cache': listing('ls /var/lib/cni/results'),
             'containers': run('podman ps -a --format {{.ID}}'),
             'storage': listing('cat /var/lib/containers/storage/overlay-containers/containers.json'),
@@ -88,9 +90,10 @@ def test_containers_on_two_nodes_get_pod_ips_and_talk_without_nat(lab):
         assert ipaddress.ip_address(seen_on_2) in pod_cidr(node1)
         seen_on_1 = fetch(node2, 'http://%s:%d/cgi-bin/clientip' % (web1, PORT))
         assert ipaddress.ip_address(seen_on_1) in pod_cidr(node2)
-        # podnet's own pod on the other node (agnhost netexec) sees it too.
-        client = fetch(node1, 'http://%s:8080/clientip' % pod_ip(node2, 'netexec-a')).rsplit(':', 1)[0]
-        assert ipaddress.ip_address(client) in pod_cidr(node1)
+        # podnet's own pods (agnhost netexec), on the other node and on its own, see it too.
+        for host, pod in ((node2, 'netexec-a'), (node1, 'netexec-c')):
+            client = fetch(node1, 'http://%s:8080/clientip' % pod_ip(host, pod)).rsplit(':', 1)[0]
+            assert ipaddress.ip_address(client) in pod_cidr(node1), pod
     finally:
         for host in (node1, node2):
             host.run('podman rm -f -t 0 web')

@@ -36,14 +36,19 @@ def test_a_foreign_plugin_gets_host_local_on_the_top_addresses_of_the_pod_cidr(t
             'rangeEnd': '10.42.1.254'}]]}}]
 
 
-def test_podnet_cni_gets_no_ipam_and_its_plugin_is_copied_executable(tmp_path):
+def test_podnet_cni_uses_podnet_s_ipam_and_the_bin_folder_links_to_it(tmp_path):
     source = tmp_path / 'podnet-cni'
     source.write_text('#!/bin/sh\n')
     network = CniNetwork(spec(tmp_path, type='podnet-cni', plugin_source=str(source)))
-    assert conflist(network.spec)['plugins'] == [{'type': 'podnet-cni', 'mtu': 1450}]
-    converge(network)
-    assert os.stat(network.plugin_path).st_mode & 0o777 == 0o755
-    assert open(network.plugin_path).read() == '#!/bin/sh\n'
+    assert conflist(network.spec)['plugins'] == [
+        {'type': 'podnet-cni', 'mtu': 1450, 'stateDir': network.spec['state_dir']}]
+    os.makedirs(network.spec['bin_dir'])
+    open(network.plugin_path, 'w').write('a copy')  # as an older podnet, or a user, left it
+    actions = converge(network)
+    assert ('write', network.plugin_path, 'its content differs') in actions
+    assert os.readlink(network.plugin_path) == str(source)
+    assert network.show(network.read())[network.plugin_path] == {'mode': 'link', 'content': '-> %s' % source}
+    assert converge(network) == []
 
 
 def test_writes_once_then_nothing_and_repairs_a_hand_edit(tmp_path):

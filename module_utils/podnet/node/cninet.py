@@ -1,7 +1,8 @@
 """A node's CNI network for runtimes, as flannel's install-cni writes its
 own: the network configuration (a conflist in the CNI configuration
-folder), the plugin it names (copied into the CNI bin folder) and podman's
-containers.conf, which points podman's CNI backend at both. Files only: the
+folder), the plugin it names (a link in the CNI bin folder: podnet-cni finds
+podnet's code from its real path) and podman's containers.conf, which
+points podman's CNI backend at both. Files only: the
 plugin wires a container when a runtime calls it.
 
 A module, not Ansible's template and copy: on a lab node those cost about
@@ -22,7 +23,7 @@ from ansible.module_utils.podnet.kernel.linux import mount_points
 
 CNI_VERSION = '1.0.0'  # podman 4.3's libcni goes no further
 NATIVE = 'podnet-cni'  # podnet's own plugin, which uses podnet's IPAM
-PLUGIN_MODE = 0o755
+LINK = 'link'  # a file's "mode" when it is a symbolic link; its text is then '-> target'
 
 
 def top_addresses(pod_cidr, count):
@@ -39,11 +40,14 @@ def top_addresses(pod_cidr, count):
 
 
 def conflist(spec):
-    """The network configuration as a dict. podnet-cni takes the pod CIDR
-    from podnet's IPAM; another plugin gets host-local on the top addresses
-    (TEMPORARY, until podnet-cni lands: docs/cni.md, "podman on the lab")."""
+    """The network configuration as a dict. podnet-cni takes addresses from
+    podnet's IPAM in the state directory, on cni0; another plugin (Debian's
+    ptp) gets host-local on the top addresses of the pod CIDR, which podnet's
+    IPAM does not know (docs/cni.md, "podman on the lab")."""
     plugin = {'type': spec['type'], 'mtu': spec['mtu']}
-    if spec['type'] != NATIVE:
+    if spec['type'] == NATIVE:
+        plugin['stateDir'] = spec['state_dir']
+    else:
         first, last = top_addresses(spec['pod_cidr'], spec['temporary_addresses'])
         gateway = str(ipaddress.IPv4Network(spec['pod_cidr']).network_address + 1)
         plugin.update(ipMasq=False, ipam={
@@ -83,11 +87,10 @@ class CniNetwork(Reconciler):
         spec = self.spec
         found = {self.conflist_path: (json.dumps(conflist(spec), indent=2) + '\n', 0o644)}
         if spec['type'] == NATIVE:
-            source = read_text(spec['plugin_source'])
-            if source is None:
+            if not (spec['plugin_source'] and os.path.isfile(spec['plugin_source'])):
                 raise SpecError('plugin_source', 'type %s needs the plugin, and there is none at %s'
                                 % (NATIVE, spec['plugin_source']))
-            found[self.plugin_path] = (source, PLUGIN_MODE)
+            found[self.plugin_path] = ('-> ' + spec['plugin_source'], LINK)
         if spec['podman_conf']:
             found[spec['podman_conf']] = (containers_conf(spec), 0o644)
         return found
@@ -107,7 +110,9 @@ class CniNetwork(Reconciler):
         wanted = {} if self.absent else self.files()
         current = {}
         for path in self._paths():
-            if os.path.isdir(path):
+            if os.path.islink(path):
+                current[path] = ('-> ' + os.readlink(path), LINK)
+            elif os.path.isdir(path):
                 current[path] = (sorted(os.listdir(path)), None)
             elif os.path.lexists(path):
                 current[path] = (read_text(path), os.stat(path).st_mode & 0o7777)
@@ -128,7 +133,7 @@ class CniNetwork(Reconciler):
             elif have[path][0] != text:
                 actions.append(Action('write', path, 'its content differs'))
             elif have[path][1] != mode:
-                actions.append(Action('write', path, 'mode %o, want %o' % (have[path][1], mode)))
+                actions.append(Action('write', path, 'mode %s, want %s' % (_mode(have[path][1]), _mode(mode))))
         return actions
 
     def wanted(self, current):
@@ -146,7 +151,10 @@ class CniNetwork(Reconciler):
 
     def do_write(self, action, current):
         text, mode = current['wanted'][action.target]
-        write_atomic(action.target, text, mode)
+        if mode == LINK:
+            _link_atomic(text[len('-> '):], action.target)
+        else:
+            write_atomic(action.target, text, mode)
 
     def do_remove(self, action, _current):
         remove_any(action.target)
@@ -155,14 +163,33 @@ class CniNetwork(Reconciler):
         os.rmdir(action.target)
 
 
+def _mode(mode):
+    return mode if mode in (None, LINK) else '%o' % mode
+
+
 def _shown(files):
-    """{path: {mode, content}}: text as its lines, the plugin as its digest,
-    a folder as its entries."""
+    """{path: {mode, content}}: text as its lines (a plugin copied by hand
+    as its digest), a link as its target, a folder as its entries."""
     shown = {}
     for path, (text, mode) in files.items():
-        if isinstance(text, str) and os.path.basename(path) == NATIVE:
+        if isinstance(text, str) and mode != LINK and os.path.basename(path) == NATIVE:
             text = 'sha256 %s' % hashlib.sha256(text.encode()).hexdigest()
-        elif isinstance(text, str):
+        elif isinstance(text, str) and mode != LINK:
             text = text.splitlines()
-        shown[path] = {'mode': None if mode is None else '%o' % mode, 'content': text}
+        shown[path] = {'mode': _mode(mode), 'content': text}
     return shown
+
+
+def _link_atomic(target, path):
+    """path becomes a symbolic link to target in one rename."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = '%s.podnet-%d' % (path, os.getpid())
+    remove_any(tmp)
+    os.symlink(target, tmp)
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            remove_any(path)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_any(tmp)
+        raise
