@@ -45,6 +45,7 @@ class PodUnderTest:
         self.veth = record['veth']
         self.pause_pid = record['pause']['pid']
         self.containers = {n: p['pid'] for n, p in record['containers'].items()}
+        self.chain = record.get('cni')  # the CNI network configuration list that wired it; None: podnet did
 
     def __repr__(self):
         return '<pod %s on %s %s>' % (self.key, self.node, self.ip)
@@ -261,7 +262,16 @@ def pods(nodes, pytestconfig):
     if not found:
         pytest.fail('the cluster runs no pods: converge playbooks/site.yml first')
     pytestconfig.stash[REPORT].pod_count = len(found)
+    pytestconfig.stash[REPORT].plugin = ', '.join(sorted({plugin_under_test(p.chain) for p in found.values()}))
     return found
+
+
+def plugin_under_test(chain):
+    """What wired a pod, for people: 'native (podnet)', or a list's name
+    and its plugins, e.g. 'podnet-bridge (bridge, portmap)'."""
+    if not chain:
+        return 'native (podnet)'
+    return '%s (%s)' % (chain.get('name'), ', '.join(p.get('type', '?') for p in chain.get('plugins') or ()))
 
 
 @pytest.fixture(scope='session')
