@@ -231,8 +231,13 @@ options:
         wired it; a pod's check is the chain's CHECK. Results are cached in C(<state_dir>/cni/results).
       - The list is read and checked (every plugin found in O(cni_path) and speaking its C(cniVersion)) before any
         change; a fault fails naming the field. A pod wired by another list, or by podnet, is made again.
-      - Not given, podnet wires the pods itself (native).
+      - Not given (nor O(cni_config)), podnet wires the pods itself (native).
     type: path
+  cni_config:
+    description:
+      - The same list given whole (a dict, or its JSON text) instead of a file, as the pods role passes the list it
+        renders from C(/run/flannel/subnet.env); each pod's record keeps the list that wired it.
+    type: raw
   cni_path:
     description: Folders where the chain's plugin programs are looked for, in order (C(CNI_PATH)).
     type: list
@@ -342,6 +347,7 @@ from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[('cni_conflist', 'cni_config')],
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
     run_module(module, pods_of_node)
@@ -354,7 +360,7 @@ def pods_of_node(module):
     return PodsReconciler(p['state_dir'], None if p['state'] == 'absent' else p['pod_cidr'], p['mtu'],
                           module.run_command, wanted, module.check_mode, container_view(p['view']),
                           p['pids_limit'], init_timeout=p['init_timeout'],
-                          cni=(p['cni_conflist'], p['cni_path']) if p['state'] == 'present' else None)
+                          cni=None if p['state'] == 'absent' else (p['cni_conflist'] or p['cni_config'], p['cni_path']))
 
 
 CONTAINER = dict(name=dict(type='str', required=True),
@@ -453,6 +459,7 @@ def argument_spec():
                 pids_limit=dict(type='int', default=1024),
                 init_timeout=dict(type='int', default=60),
                 cni_conflist=dict(type='path'),
+                cni_config=dict(type='raw'),
                 cni_path=dict(type='list', elements='path', default=['/usr/lib/cni', '/opt/cni/bin']),
                 **NODE_STATE_OPTIONS)
 

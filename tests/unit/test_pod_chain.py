@@ -128,3 +128,10 @@ def test_load_refuses_a_bad_list_before_anything_naming_the_field(tmp_path):
     with pytest.raises(SpecError) as err:
         chain.PodChain.load(str(path), str(tmp_path), [str(tmp_path)])
     assert "failed to find plugin 'bridge'" in str(err.value)
+
+
+def test_load_takes_the_list_as_text_or_dict_too(tmp_path):
+    for given in (json.dumps(dict(BRIDGE, cniVersion='0.3.1')), dict(BRIDGE, cniVersion='0.3.1')):
+        with pytest.raises(SpecError) as err:
+            chain.PodChain.load(given, str(tmp_path), [str(tmp_path)])
+        assert str(err.value).startswith('cni_config: incompatible CNI versions (code 1)')

@@ -51,16 +51,22 @@ class PodChain:
         self.netlist, self.rt = netlist, rt
 
     @classmethod
-    def load(cls, path, state_dir, cni_path=DEFAULT_CNI_PATH):
-        """The list at path, checked with every plugin found and speaking its
+    def load(cls, source, state_dir, cni_path=DEFAULT_CNI_PATH):
+        """The list in source (a .conflist path, the list as a dict, or its
+        JSON text), checked with every plugin found and speaking its
         version, before anything changes; a fault is a SpecError naming
-        cni_conflist and the CNI error."""
+        the option and the CNI error's field."""
         rt = runtime_for(state_dir, cni_path)
+        given = isinstance(source, dict) or source.lstrip().startswith('{')
+        subject = 'cni_config' if given else 'cni_conflist %s' % source
         try:
-            netlist = cni.NetworkList.load(path)
+            if isinstance(source, dict):
+                netlist = cni.NetworkList(source, subject)
+            else:
+                netlist = cni.NetworkList.parse(source, subject) if given else cni.NetworkList.load(source)
             rt.validate(netlist)
         except spec.CniError as exc:
-            raise SpecError('cni_conflist %s' % path, str(exc))
+            raise SpecError(subject, str(exc))
         return cls(netlist, rt)
 
     @property
