@@ -193,7 +193,9 @@ def node_vars(inventory):
 def nodes(node_vars, pytestconfig):
     """{name: testinfra host} of every node; what each runs goes in the report."""
     report = pytestconfig.stash[REPORT]
-    return {name: recorded(testinfra_host(v), name, report) for name, v in node_vars.items()}
+    hosts = {name: recorded(testinfra_host(v), name, report) for name, v in node_vars.items()}
+    report.plugin = wired_by([p for name, host in hosts.items() for p in read_pods(name, host)])
+    return hosts
 
 
 def recorded(host, name, report):
@@ -262,8 +264,12 @@ def pods(nodes, pytestconfig):
     if not found:
         pytest.fail('the cluster runs no pods: converge playbooks/site.yml first')
     pytestconfig.stash[REPORT].pod_count = len(found)
-    pytestconfig.stash[REPORT].plugin = ', '.join(sorted({plugin_under_test(p.chain) for p in found.values()}))
     return found
+
+
+def wired_by(pods):
+    """What wired these pods, for the report ('' for none)."""
+    return ', '.join(sorted({plugin_under_test(p.chain) for p in pods}))
 
 
 def plugin_under_test(chain):
