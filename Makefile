@@ -24,7 +24,7 @@ help:
 	@echo "make exec  - run CMD in a pod's container, as kubectl exec (POD=ns/name or ns/<workload>, CONTAINER=)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
 	@echo "make grade-cni - the conformance suite against each pod wiring (native, bridge, ptp): the guarantees x plugins table"
-	@echo "make bench - lab, pod, policy, explain and Services benchmarks, each against its baseline"
+	@echo "make bench - lab, pod, policy, explain, Services, everyday-loop and podnet-cni benchmarks, each against its baseline"
 	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
 
 bootstrap:
@@ -94,6 +94,8 @@ bench: bootstrap
 	python bench/policy_bench.py 100 1000
 	python bench/explain_bench.py
 	python bench/services_bench.py
+	python bench/everyday_bench.py
+	python bench/cni_bench.py 100
 
 # Minutes, not seconds, and a 20-node lab: not part of make bench.
 bench-scale:

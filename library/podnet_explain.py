@@ -30,7 +30,10 @@ description:
   - "From C(outside) (the lab's outside host), O(to) is a node's NodePort or LoadBalancer port: the path is the
     outside host's route, the fabric, the node's DNAT (C(service-nodeports) or C(service-ips), the C(ext-...)
     chain: externalTrafficPolicy Cluster masquerades and picks among all endpoints, Local keeps the client's
-    address and picks among the node's own, or drops), the endpoint and the reverse NAT. The probe is one
+    address and picks among the node's own, or drops), the endpoint and the reverse NAT. The endpoint's node,
+    when another, is read with the address the entry node masquerades to, and its ingress policies judge that
+    address (an endpoint on the entry node is judged for the outside host's, before postrouting masquerades).
+    A probe that saw another source than the path predicts for the endpoint it reached disagrees. The probe is one
     connection from the outside host, run here in its namespace, and the node's conntrack gives the endpoint
     chosen and the source it saw. A Service that is not NodePort or LoadBalancer, a node not in O(lab), or no
     outside host fails naming O(to), O(via) or O(from) before any probe."
@@ -70,7 +73,19 @@ options:
     description: C(TCP) (default), C(UDP) or C(SCTP), any case.
     type: str
   backends:
-    description: Each node's backend (podnet_facts C(backend)), to know where the packet enters the destination's node.
+    description:
+      - Each node's backend (podnet_facts C(backend)), to know where the packet enters the destination's node.
+      - From C(outside), with O(pod_cidrs), O(vteps) and O(lab) C(underlay), the address the entry node masquerades
+        a packet to (cni0's to its own endpoint, flannel.1's or the underlay's to another node's), the source the
+        endpoint's node is read with.
+    type: dict
+    default: {}
+  pod_cidrs:
+    description: Each node's pod CIDR (podnet_facts C(pod_cidr)); cni0 holds its first address.
+    type: dict
+    default: {}
+  vteps:
+    description: Each node's VXLAN device (podnet_facts C(vtep)), whose C(address) a packet leaving by flannel.1 takes.
     type: dict
     default: {}
   traces:
@@ -263,24 +278,37 @@ def assemble_outside(p):
                        rejected=entry.get('rejected', False))
     arrives = '%s eth0' % dst['key']
     hops += [h for h in entry['hops'] if h['at'] != arrives]
+    client = located['source']['ip']
+    # What the endpoint sees: the entry node's masquerade as its kernel gives it, else as predicted.
+    seen = entry.get('masquerades_to') or service['sources'].get('%(ip)s:%(port)d' % service['endpoint']) or client
+    judged = client
     if dst['node'] != service['node']:
+        judged = located['legs'][dst['node']]['src']
         hops += fabric_part(lab, service['node'], dst['node'], dst['ip'])
+        hops += outsidepath.read_as_hops(dst['node'], judged, seen)
         hops += [h for h in traces[dst['node']]['hops'] if h['at'] != arrives]
-    decision, verdicts = outside_verdict(p['policy_source'], located)
+    decision, verdicts = outside_verdict(p['policy_source'], located, judged, seen)
     hops += verdicts + [h for t in traces.values() for h in t['hops'] if h['at'] == arrives]
-    hops.append(outsidepath.reverse_nat_hop(service, located['source']['ip']))
+    hops.append(outsidepath.reverse_nat_hop(service, client, seen))
     return _result(located, hops, dict(entry, probe=probe), decision)
 
 
-def outside_verdict(policy_source, located):
-    """The endpoint's ingress verdict. With externalTrafficPolicy Local the
-    endpoint sees the outside host's own address, which its ingress
-    policies judge (an ipBlock); with Cluster it sees a node's address."""
-    if not located['service']['external_local']:
-        return None, [{'at': 'NetworkPolicy ingress', 'says': 'masqueraded: the endpoint sees a node\'s address, '
-                       'not judged here', 'problem': None}]
-    decision, verdicts = explain.policy_sides(policy_source, located)
-    return decision, [h for h in verdicts if h['at'] != 'NetworkPolicy egress']
+def outside_verdict(policy_source, located, judged, seen):
+    """The endpoint's ingress verdict, for the source the endpoint's node
+    filters (its forward hook, before postrouting masquerades): the outside
+    host's address with externalTrafficPolicy Local or an endpoint on the
+    entry node, else the entry node's masquerade address. seen: what the
+    endpoint sees."""
+    source = dict(located['source'], key=judged, ip=judged)
+    decision, verdicts = explain.policy_sides(policy_source, dict(located, source=source))
+    if judged != located['source']['ip']:
+        why = 'from %s, %s\'s masquerade' % (judged, located['service']['node'])
+    elif judged != seen:
+        why = 'from %s, judged in forward before postrouting masquerades it to %s' % (judged, seen)
+    else:
+        why = 'from %s, kept' % judged
+    return decision, [dict(h, says='%s: %s' % (why, h['says'])) for h in verdicts
+                      if h['at'] != 'NetworkPolicy egress']
 
 
 def assemble(p):
@@ -315,6 +343,15 @@ def _result(located, hops, first, decision, rejected=False):
             'verdict': {'allowed': decision.allowed, 'reason': decision.reason} if decision else None}
 
 
+def networks(p):
+    """{node: {backend, pod_cidr, vtep, underlay}}: where a packet the node
+    masquerades leaves from (outsidepath.masquerade_source)."""
+    underlay = (p['lab'] or {}).get('underlay') or {}
+    return {node: {'backend': p['backends'].get(node), 'pod_cidr': p['pod_cidrs'].get(node),
+                   'vtep': p['vteps'].get(node), 'underlay': underlay.get(node)}
+            for node in set(p['backends']) | set(p['pod_cidrs']) | set(p['vteps']) | set(underlay)}
+
+
 def main():
     module = AnsibleModule(
         argument_spec={'pods_by_node': dict(type='dict', required=True),
@@ -324,13 +361,14 @@ def main():
                        'located': dict(type='dict'), 'policy_source': dict(type='dict'),
                        'lab': dict(type='dict'), 'output': dict(type='path'),
                        'services_by_node': dict(type='dict', default={}), 'endpoint': dict(type='str'),
-                       'via': dict(type='str')},
+                       'via': dict(type='str'), 'pod_cidrs': dict(type='dict', default={}),
+                       'vteps': dict(type='dict', default={})},
         required_by={'traces': 'located'}, supports_check_mode=True)
     p = module.params
     try:
         if not p['traces']:
             request = explain.Request(p['from'], p['to'], p['port'], p['protocol'], p['endpoint'], p['via'])
-            located = explain.locate(p['pods_by_node'], request, p['services_by_node'], p['lab'])
+            located = explain.locate(p['pods_by_node'], request, p['services_by_node'], p['lab'], networks(p))
             for node, leg in located['legs'].items():
                 if 'source_pod' not in leg:
                     leg.setdefault('iif', 'flannel.1' if p['backends'].get(node) == 'vxlan' else 'underlay')

@@ -84,7 +84,7 @@ options:
         The DNAT hops name the C(service-nodeports) or C(service-ips) element, the C(ext-...) chain
         (externalTrafficPolicy Cluster marks for masquerade, Local keeps the client's address and serves only
         this node's endpoints, or drops), the pick and the DNAT; a hop after the filter chains says whether
-        postrouting masquerades it.
+        postrouting masquerades it, and to which address.
     type: dict
     suboptions:
       key: {description: namespace/name of the Service., type: str, required: true}
@@ -166,6 +166,13 @@ rejected:
   description: Whether this node rejects the packet at the DNAT hop (a Service without endpoints).
   returned: always
   type: bool
+masquerades_to:
+  description:
+    - With O(external), the address this node's masquerade gives the packet (externalTrafficPolicy Cluster), as the
+      kernel picks it from the interface it leaves by; null when it is not masqueraded.
+  returned: always
+  type: str
+  sample: 10.42.0.0
 probe:
   description:
     - The probe's outcome (C(connected), C(refused), C(answered), C(timeout) ...) and the source address

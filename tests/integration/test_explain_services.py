@@ -142,6 +142,26 @@ def test_a_node_port_with_policy_cluster_is_delivered_masqueraded(services_lab, 
     assert 'which saw source %s' % OUTSIDE_IP not in probe, 'Cluster masquerades'
 
 
+def test_a_cluster_node_port_reads_the_endpoint_s_node_with_the_masqueraded_source(services_lab, tmp_path):
+    """The endpoint on another node gets the packet from node1's flannel.1
+    address (vxlan): its node's hops, its policy verdict, the reverse NAT
+    and the probe all name that address, never the outside host's."""
+    endpoints = served(services_lab)['default/echo-nodeport']['ports'][0]['endpoints']
+    far = min((e for e in endpoints if e['node'] != 'node1'), key=lambda e: e['pod'])
+    vtep = services_lab.hosts['node1'].check_output('ip -4 -o addr show flannel.1').split()[3].split('/')[0]
+    path, done = explain(services_lab, tmp_path, 'outside', 'node1:30080', '-e', 'endpoint=' + far['pod'])
+    says = {h['at']: h['says'] for h in path['hops']}
+    assert says['%s route' % far['node']].startswith('route lookup %s from %s iif flannel.1' % (far['ip'], vtep))
+    assert any(s.startswith('nat postrouting, chain masquerading: mark 0x4000 set: masquerade fully-random to %s, '
+                            'flannel.1\'s address: the endpoint sees %s, not %s' % (vtep, vtep, OUTSIDE_IP))
+               for s in dnat_says(path)), dnat_says(path)
+    assert says['NetworkPolicy ingress'].startswith("from %s, node1's masquerade: ingress of %s" % (vtep, far['pod']))
+    assert says['node1 conntrack'].startswith('the reply %s:%d -> %s reaches the outside host as 10.11.1.11:30080 '
+                                              '-> %s' % (far['ip'], far['port'], vtep, OUTSIDE_IP))
+    assert path['stops_at'] is None and path['agrees'], done.stdout  # the probe saw what the path predicts
+    assert 'which saw source %s' % OUTSIDE_IP not in says['probe'], says['probe']
+
+
 def test_policy_local_on_a_node_with_an_endpoint_keeps_the_client(services_lab, tmp_path):
     local = {e['node'] for e in served(services_lab)['default/echo-local']['ports'][0]['endpoints']}
     path, done = explain(services_lab, tmp_path, 'outside', 'svc/default/echo-local', '-e', 'via=' + min(local))

@@ -152,3 +152,15 @@ def test_a_port_on_cni0_that_is_no_pods_veth_is_taken_off_it(tmp_path):
     node = Planner(1450, DEFAULT_PIDS_LIMIT, {}, RecordStore(str(tmp_path)))
     assert [(a.verb, a.target, a.reason) for a in node.plan(current, {'default/web': pod('web')})] == [
         ('unbridge', 'rogue0', "on cni0, and no pod's veth")]
+
+
+def test_a_port_podnet_cni_made_for_a_runtime_stays_on_cni0():
+    """A container a CNI runtime added through podnet-cni is no rogue: its
+    veth, named from its IPAM file's owner, stays on the bridge."""
+    from ansible.module_utils.podnet.pods import reconciler as pods
+    from ansible.module_utils.podnet.pods.ipam import attachment_ports
+    attachments = attachment_ports({'10.42.1.9': 'cni/podnet/abc123/eth0', '10.42.1.7': 'a-pod-uid'})
+    veth = attachments[0]['veth']
+    links = {'cni0': {'index': 3}, veth: {'index': 4, 'IFLA_MASTER': 3}, 'rogue0': {'index': 5, 'IFLA_MASTER': 3}}
+    assert [a['ip'] for a in attachments] == ['10.42.1.9']
+    assert pods.foreign_ports(links, 3, {}, attachments) == ['rogue0']

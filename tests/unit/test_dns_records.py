@@ -98,3 +98,10 @@ def test_another_cluster_domain_and_upper_case_names():
 
 def test_the_zone_file_lives_in_the_dns_folder_of_the_state_dir():
     assert dns.path('/var/lib/podnet') == '/var/lib/podnet/dns/records.json'
+
+
+def test_an_external_name_service_is_a_cname_to_its_external_name():
+    external = dict(service('mail', cluster_ip=None, ports=[]), type='ExternalName',
+                    external_name='Mail.Example.COM.')
+    names = dns.records([external], {})['names']
+    assert names['mail.default.svc.cluster.local'] == {'CNAME': ['mail.example.com']}

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 from ansible.module_utils.podnet.core.errors import SpecError
-from ansible.module_utils.podnet.explain import explain, outsidepath
+from ansible.module_utils.podnet.explain import explain, outsidepath, pathtrace
 from ansible.module_utils.podnet.services import endpoints, ruleset
 
 from test_explain import PODS
@@ -36,8 +36,16 @@ SERVICES = {'default/echo': served(external_port(80, None, [ECHO_A])),
 BY_NODE = {'node1': SERVICES, 'node2': SERVICES}
 
 
-def locate(to, via=None, port=None, lab=LAB, endpoint=None):
-    return explain.locate(PODS, explain.Request('outside', to, port, None, endpoint, via), BY_NODE, lab)
+# What podnet_facts reports of each node's network (podnet_explain's networks()).
+VXLAN = {'node1': {'backend': 'vxlan', 'pod_cidr': '10.42.0.0/24', 'vtep': {'vni': 1, 'address': '10.42.0.0/32'},
+                   'underlay': '10.11.1.11'},
+         'node2': {'backend': 'vxlan', 'pod_cidr': '10.42.1.0/24', 'vtep': {'vni': 1, 'address': '10.42.1.0/32'},
+                   'underlay': '10.11.1.12'}}
+HOST_GW = {node: dict(network, backend='host-gw', vtep=None) for node, network in VXLAN.items()}
+
+
+def locate(to, via=None, port=None, lab=LAB, endpoint=None, networks=VXLAN):
+    return explain.locate(PODS, explain.Request('outside', to, port, None, endpoint, via), BY_NODE, lab, networks)
 
 
 # -- the request -------------------------------------------------------------------------
@@ -51,6 +59,58 @@ def test_a_node_port_by_node_and_port_follows_any_endpoint_with_the_entry_node_d
     assert (entry['src'], entry['dst'], entry['port'], entry['iif']) == (OUTSIDE_IP, '10.42.1.2', 80, 'underlay')
     assert entry['external']['endpoint'] == ECHO_B and 'destination_pod' not in entry
     assert other['destination_pod']['key'] == 'default/b' and 'iif' not in other  # the backend's, later
+
+
+def test_cluster_reads_the_endpoint_s_node_with_the_address_the_entry_node_masquerades_to():
+    """The packet leaves node1 masqueraded: node2 sees node1's flannel.1
+    address (vxlan) or its underlay address (host-gw), never the outside
+    host's; each endpoint's expected source is the probe's yardstick."""
+    vxlan = locate('node1:30080', endpoint='default/b')
+    assert (vxlan['legs']['node1']['src'], vxlan['legs']['node2']['src']) == (OUTSIDE_IP, '10.42.0.0')
+    assert vxlan['service']['sources'] == {'10.42.0.2:8080': '10.42.0.1', '10.42.1.2:80': '10.42.0.0'}
+    assert locate('node1:30080', endpoint='default/b', networks=HOST_GW)['legs']['node2']['src'] == '10.11.1.11'
+    assert locate('node2:30080', networks=HOST_GW)['service']['sources']['10.42.0.2:8080'] == '10.11.1.12'
+
+
+def test_local_keeps_the_outside_host_s_address_and_unknown_networks_keep_it_too():
+    assert locate('node2:30081')['service']['sources'] == {'10.42.1.2:80': OUTSIDE_IP}
+    unknown = locate('node1:30080', endpoint='default/b', networks=None)
+    assert unknown['legs']['node2']['src'] == OUTSIDE_IP and set(unknown['service']['sources'].values()) == {None}
+
+
+@pytest.mark.parametrize('network, same_node, address', [
+    (VXLAN['node1'], True, '10.42.0.1'), (VXLAN['node1'], False, '10.42.0.0'),
+    (HOST_GW['node1'], False, '10.11.1.11'), (dict(VXLAN['node1'], vtep={'address': ['10.42.0.0/32']}), False,
+                                               '10.42.0.0'),
+    ({}, True, None), ({'backend': 'vxlan', 'vtep': {'kind': 'not vxlan'}}, False, None)])
+def test_the_masquerade_source_is_the_address_of_the_interface_the_packet_leaves_by(network, same_node, address):
+    assert outsidepath.masquerade_source(network, same_node) == address
+
+
+class AddressedLinks:
+    """An IPRoute of one namespace: eth0 with a secondary address before
+    its primary ones, flannel.1 with its /32."""
+
+    ADDRESSES = {2: [('10.11.9.9', 24, 0x01, 0), ('127.0.0.2', 8, 0, 254), ('10.11.1.11', 24, 0, 0),
+                     ('192.0.2.11', 24, 0, 0)],
+                 3: [('10.42.0.0', 32, 0, 0)]}
+
+    def get_links(self):
+        return [{'index': i, 'flags': 1, 'attrs': [('IFLA_IFNAME', n)], 'IFLA_IFNAME': n}
+                for i, n in ((2, 'eth0'), (3, 'flannel.1'))]
+
+    def get_addr(self, family, index):
+        return [{'IFA_LOCAL': a, 'prefixlen': n, 'flags': f, 'scope': scope}
+                for a, n, f, scope in self.ADDRESSES[index]]
+
+
+@pytest.mark.parametrize('dev, next_hop, address', [
+    ('eth0', '192.0.2.12', '192.0.2.11'), ('eth0', '10.11.1.12', '10.11.1.11'), ('eth0', '198.51.100.1', '10.11.1.11'),
+    ('flannel.1', '10.42.1.0', '10.42.0.0'), ('cni0', '10.42.0.5', None)])
+def test_the_entry_node_reads_its_masquerade_address_as_the_kernel_picks_it(monkeypatch, dev, next_hop, address):
+    monkeypatch.setattr(pathtrace, 'links_by_name', lambda ipr: {
+        link['IFLA_IFNAME']: link for link in ipr.get_links()})
+    assert pathtrace.Netns(AddressedLinks()).masquerade_source(dev, next_hop) == address
 
 
 def test_a_service_via_a_node_dials_its_node_port_and_a_load_balancer_port_by_number():
@@ -129,7 +189,7 @@ def external(key, port, followed, local=False, kind='nodeport', ip='10.11.1.11',
 
 
 def test_cluster_marks_for_masquerade_and_picks_among_all_endpoints(listed):
-    hops, rejected, masquerade = outsidepath.dnat_hops(
+    hops, rejected, marked = outsidepath.dnat_hops(
         listed, external('default/cluster', 30080, ECHO_B), OUTSIDE_IP)
     assert not rejected and [h['problem'] for h in hops] == [None] * 4
     assert hops[0]['says'] == ('nat prerouting, chain services: service-nodeports: tcp . 30080 : goto '
@@ -138,53 +198,76 @@ def test_cluster_marks_for_masquerade_and_picks_among_all_endpoints(listed):
                                       'mark-for-masquerade (mark 0x4000), goto svc-default/cluster/tcp/80')
     assert hops[2]['says'].startswith('chain svc-default/cluster/tcp/80: numgen random mod 2')
     assert hops[3]['says'].startswith('chain ep-default/cluster/tcp/80__10.42.1.2/80: dnat to 10.42.1.2:80')
-    assert 'sees the node\'s address on the way out, not 203.0.113.10' in masquerade['says']
+    assert marked is True
+
+
+def test_the_masquerade_hop_names_the_address_the_endpoint_sees():
+    assert outsidepath.masquerade_hop(True, OUTSIDE_IP, '10.42.0.0', 'flannel.1')['says'] == (
+        'nat postrouting, chain masquerading: mark 0x4000 set: masquerade fully-random to 10.42.0.0, flannel.1\'s '
+        'address: the endpoint sees 10.42.0.0, not 203.0.113.10')
+    assert outsidepath.masquerade_hop(True, OUTSIDE_IP, None, 'eth0')['says'].endswith(
+        'the endpoint sees the node\'s address on eth0, not 203.0.113.10')
+    assert outsidepath.masquerade_hop(False, OUTSIDE_IP)['says'].endswith(
+        'not marked, not masqueraded: the endpoint sees the client 203.0.113.10')
 
 
 def test_local_keeps_the_client_and_picks_the_node_s_own(listed):
-    hops, rejected, masquerade = outsidepath.dnat_hops(
+    hops, rejected, marked = outsidepath.dnat_hops(
         listed, external('default/local', 30081, ECHO_A, local=True, endpoints_=(ECHO_A,)), OUTSIDE_IP)
     assert not rejected and [h['problem'] for h in hops] == [None] * 4
     assert 'externalTrafficPolicy Local' in hops[1]['says'] and 'goto local-default/local/tcp/80' in hops[1]['says']
     assert hops[2]['says'].startswith('chain local-default/local/tcp/80: goto its one endpoint: default/a')
-    assert masquerade['says'].endswith('not marked, not masqueraded: the endpoint sees the client 203.0.113.10')
+    assert marked is False
 
 
 def test_local_without_an_endpoint_on_the_node_stops_dropped(listed):
-    hops, rejected, masquerade = outsidepath.dnat_hops(
+    hops, rejected, marked = outsidepath.dnat_hops(
         listed, external('default/far', 30082, None, local=True, endpoints_=()), OUTSIDE_IP)
-    assert not rejected and masquerade is None
+    assert not rejected and marked is None
     assert hops == [{'at': 'ip podnet-services', 'says': 'no-endpoint-nodeports: tcp . 30082 : drop',
                      'problem': 'externalTrafficPolicy Local and no endpoint of default/far on this node: dropped'}]
 
 
 def test_a_load_balancer_port_is_dispatched_by_service_ips_on_the_node_s_address(listed):
-    hops, _, masquerade = outsidepath.dnat_hops(
+    hops, _, marked = outsidepath.dnat_hops(
         listed, external('default/lb', 8088, ECHO_A, kind='loadbalancer'), OUTSIDE_IP)
     assert hops[0]['says'].startswith('nat prerouting, chain services: service-ips: 10.11.1.11 . tcp . 8088 : '
                                       'goto ext-default/lb/tcp/80')
-    assert [h['problem'] for h in hops] == [None] * 4 and 'masquerade fully-random' in masquerade['says']
+    assert [h['problem'] for h in hops] == [None] * 4 and marked
 
 
 def test_the_reply_is_un_nated_to_the_node_s_address():
     service = dict(locate('node1:30080')['service'])
-    hop = outsidepath.reverse_nat_hop(service, OUTSIDE_IP)
+    hop = outsidepath.reverse_nat_hop(service, OUTSIDE_IP, '10.42.0.1')
     assert hop['at'] == 'node1 conntrack' and hop['says'] == (
-        'the reply from 10.42.0.2:8080 reaches the outside host as 10.11.1.11:30080 -> 203.0.113.10: '
+        'the reply 10.42.0.2:8080 -> 10.42.0.1 reaches the outside host as 10.11.1.11:30080 -> 203.0.113.10: '
         'conntrack undoes the DNAT and the masquerade (reverse NAT)')
 
 
 def test_the_probe_from_outside_names_the_endpoint_and_the_source_it_saw():
     located = locate('node1:30080')
-    probe = {'outcome': 'connected', 'delivered': True, 'seen_source': '10.42.0.1', 'endpoint': '10.42.1.2:80'}
+    probe = {'outcome': 'connected', 'delivered': True, 'seen_source': '10.42.0.0', 'endpoint': '10.42.1.2:80'}
     hop, agrees = explain.outcome_hop(probe, None, True, located)
     assert agrees and hop['says'] == ('svc default/echo-nodeport 10.11.1.11:30080: connected; the kernel chose '
                                       'default/b (10.42.1.2:80), the path above follows default/a, which saw '
-                                      'source 10.42.0.1')
+                                      'source 10.42.0.0')
+
+
+@pytest.mark.parametrize('chosen, seen, agrees', [
+    ('10.42.1.2:80', '10.42.0.0', True), ('10.42.0.2:8080', '10.42.0.1', True),
+    ('10.42.1.2:80', OUTSIDE_IP, False), ('10.42.0.2:8080', '10.42.0.0', False), ('10.9.9.9:80', '10.9.9.1', True)])
+def test_the_probe_disagrees_when_the_endpoint_it_reached_saw_another_source(chosen, seen, agrees):
+    """Each endpoint is judged with the source the path predicts for it
+    (one podnet does not know is not judged)."""
+    probe = {'outcome': 'connected', 'delivered': True, 'seen_source': seen, 'endpoint': chosen}
+    hop, agreed = explain.outcome_hop(probe, None, True, locate('node1:30080'))
+    assert agreed is agrees
+    assert hop['problem'] == (None if agrees else 'DISAGREES with the prediction (source %s)' % (
+        '10.42.0.0' if chosen == '10.42.1.2:80' else '10.42.0.1'))
 
 
 # -- the path put together on the controller --------------------------------------------
-def assembled(monkeypatch, located, traces, probe):
+def assembled(monkeypatch, located, traces, probe, policy_source=None):
     """podnet_explain's assembly of an outside path, the live reads (the
     outside host's route, the fabric, the probe) stood in for."""
     module = library('podnet_explain')
@@ -193,7 +276,7 @@ def assembled(monkeypatch, located, traces, probe):
     monkeypatch.setattr(module, 'fabric_part', lambda lab, a, b, address: [{'at': 'fabric %s-%s' % (a, b),
                                                                             'says': address, 'problem': None}])
     monkeypatch.setattr(module, 'outside_probe', lambda lab, located_: probe)
-    return module.assemble({'located': located, 'traces': traces, 'lab': LAB, 'policy_source': None})
+    return module.assemble({'located': located, 'traces': traces, 'lab': LAB, 'policy_source': policy_source})
 
 
 def trace(*ats, problem=None):
@@ -204,14 +287,65 @@ def trace(*ats, problem=None):
 def test_a_cluster_path_crosses_to_the_endpoint_s_node_and_back_un_nated(monkeypatch):
     located = locate('node1:30080', endpoint='default/b')
     probe = {'outcome': 'connected', 'delivered': True, 'seen_source': '10.42.0.0', 'endpoint': '10.42.1.2:80'}
-    path = assembled(monkeypatch, located, {'node1': trace('node1 eth0', 'ip podnet-services', 'node1 route'),
+    path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0', 'ip podnet-services', 'node1 route'),
+                                                          masquerades_to='10.42.0.0'),
                                             'node2': trace('node2 flannel.1', 'default/b eth0')}, probe)
     assert [h['at'] for h in path['hops']] == [
         'outside eth0', 'fabric outside-node1', 'node1 eth0', 'ip podnet-services', 'node1 route',
-        'fabric node1-node2', 'node2 flannel.1', 'NetworkPolicy ingress', 'default/b eth0', 'node1 conntrack',
+        'fabric node1-node2', 'node2 flannel.1', 'NetworkPolicy', 'default/b eth0', 'node1 conntrack',
         'probe']
     assert path['agrees'] and path['stops_at'] is None
-    assert path['hops'][7]['says'].startswith('masqueraded: the endpoint sees a node')
+    assert path['hops'][-2]['says'].startswith('the reply 10.42.1.2:80 -> 10.42.0.0 reaches the outside host as '
+                                               '10.11.1.11:30080 -> 203.0.113.10')
+
+
+# default/b admits 10.42.0.0/24 (node1's pod network, flannel.1's address in it) or the outside host only.
+def admitting(cidr):
+    return {'policies': [{'apiVersion': 'networking.k8s.io/v1', 'kind': 'NetworkPolicy',
+                          'metadata': {'name': 'only-' + cidr.split('/')[0], 'namespace': 'default'},
+                          'spec': {'podSelector': {'matchLabels': {'app': 'b'}}, 'policyTypes': ['Ingress'],
+                                   'ingress': [{'from': [{'ipBlock': {'cidr': cidr}}]}]}}],
+            'namespaces': {'default': {}},
+            'pods': [{'namespace': 'default', 'name': 'a', 'node': 'node1', 'ip': '10.42.0.2', 'labels': {},
+                      'ports': []},
+                     {'namespace': 'default', 'name': 'b', 'node': 'node2', 'ip': '10.42.1.2', 'labels': {'app': 'b'},
+                      'ports': [{'name': 'http', 'containerPort': 80, 'protocol': 'TCP'}]}]}
+
+
+@pytest.mark.parametrize('cidr, allowed', [('10.42.0.0/24', True), ('203.0.113.0/24', False)])
+def test_the_endpoint_s_policies_judge_the_masqueraded_source_on_another_node(monkeypatch, cidr, allowed):
+    located = locate('node1:30080', endpoint='default/b')
+    probe = {'outcome': 'connected' if allowed else 'timeout', 'delivered': allowed,
+             'seen_source': '10.42.0.0' if allowed else None, 'endpoint': '10.42.1.2:80' if allowed else None}
+    path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0'), masquerades_to='10.42.0.0'),
+                                            'node2': trace('default/b eth0')}, probe, admitting(cidr))
+    ingress = next(h for h in path['hops'] if h['at'] == 'NetworkPolicy ingress')
+    assert ingress['says'].startswith("from 10.42.0.0, node1's masquerade: ingress of default/b: "), ingress
+    assert (ingress['problem'] is None) is allowed and path['verdict']['allowed'] is allowed and path['agrees']
+
+
+def test_an_endpoint_on_the_entry_node_is_judged_before_the_masquerade(monkeypatch):
+    located = locate('node1:30080', endpoint='default/a')
+    probe = {'outcome': 'connected', 'delivered': True, 'seen_source': '10.42.0.1', 'endpoint': '10.42.0.2:8080'}
+    source = admitting('203.0.113.0/24')
+    source['pods'][0]['labels'] = {'app': 'b'}
+    path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0', 'default/a eth0'),
+                                                          masquerades_to='10.42.0.1')}, probe, source)
+    ingress = next(h for h in path['hops'] if h['at'] == 'NetworkPolicy ingress')
+    assert ingress['problem'] is None and ingress['says'].startswith(
+        'from 203.0.113.10, judged in forward before postrouting masquerades it to 10.42.0.1: ingress of default/a: ')
+    assert path['agrees'] and path['hops'][-2]['says'].startswith('the reply 10.42.0.2:8080 -> 10.42.0.1 ')
+
+
+def test_an_endpoint_node_read_for_another_source_than_the_masquerade_s_is_flagged(monkeypatch):
+    located = locate('node1:30080', endpoint='default/b')
+    probe = {'outcome': 'connected', 'delivered': True, 'seen_source': '10.42.0.7', 'endpoint': '10.42.1.2:80'}
+    path = assembled(monkeypatch, located, {'node1': dict(trace('node1 eth0'), masquerades_to='10.42.0.7'),
+                                            'node2': trace('default/b eth0')}, probe)
+    assert path['stops_at'] == {'at': 'node2', 'says': 'read for a packet from 10.42.0.0', 'problem': (
+        "the entry node sends it from 10.42.0.7: this half is not the packet's (a node address podnet_facts did "
+        "not report?)")}
+    assert not path['agrees']
 
 
 def test_a_local_drop_stops_the_path_and_agrees_with_a_timeout(monkeypatch):

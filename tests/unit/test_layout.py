@@ -7,7 +7,7 @@ from podnet_testlib import ROOT
 
 PACKAGES = ROOT / 'module_utils' / 'podnet'
 LAYER = {'core': 0, 'kernel': 1, 'cni': 1, 'policy': 2, 'node': 2, 'services': 2, 'pods': 3,
-         'plan': 4, 'explain': 4, 'lab': 4}
+         'plan': 4, 'explain': 4, 'lab': 4, 'cniplugin': 4}
 IMPORT = re.compile(r'ansible\.module_utils\.podnet\.(\w+)')
 
 

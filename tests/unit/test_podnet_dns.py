@@ -25,6 +25,9 @@ KUBE_DNS = {'namespace': 'kube-system', 'name': 'kube-dns', 'type': 'ClusterIP',
                       {'name': 'dns-tcp', 'protocol': 'TCP', 'port': 53, 'target_port': 53, 'node_port': None}]}
 WEB = dict(KUBE_DNS, namespace='shop', name='web', cluster_ip=None, selector={'app': 'web'},
            ports=[{'name': 'http', 'protocol': 'TCP', 'port': 80, 'target_port': 8080, 'node_port': None}])
+MAIL = dict(KUBE_DNS, namespace='shop', name='mail', type='ExternalName', cluster_ip=None,
+            external_name='smtp.example.com', ports=[])
+ALIAS = dict(MAIL, name='dns-alias', external_name='kube-dns.kube-system.svc.cluster.local')
 ENDPOINTS = {'shop/web': [{'ip': '10.42.%d.5' % i, 'pod': 'shop/web-%d' % i, 'hostname': 'web-%d' % i,
                            'subdomain': 'web', 'ports': {'http': 8080}} for i in (0, 1)]}
 
@@ -39,7 +42,7 @@ def write_zone(path, services, endpoints):
 @pytest.fixture
 def zone(tmp_path):
     path = tmp_path / 'records.json'
-    write_zone(path, [KUBE_DNS, WEB], ENDPOINTS)
+    write_zone(path, [KUBE_DNS, WEB, MAIL, ALIAS], ENDPOINTS)
     return path
 
 
@@ -141,3 +144,17 @@ def test_sigterm_ends_it_at_once(zone):
         proc.kill()
         proc.wait(WAIT)
         proc.stdout.close()
+
+
+def test_an_external_name_is_a_cname_and_a_target_of_ours_is_answered_too(server):
+    """As CoreDNS: the CNAME for any type asked; its target's records when
+    the cluster zone holds them (else the client's resolver asks for the
+    target, which this server refuses: there is no upstream)."""
+    reply = ask(server, 'mail.shop.svc.cluster.local')
+    assert reply.header.rcode == RCODE.NOERROR
+    assert [(QTYPE[rr.rtype], str(rr.rdata)) for rr in reply.rr] == [('CNAME', 'smtp.example.com.')]
+    reply = ask(server, 'dns-alias.shop.svc.cluster.local')
+    assert [(QTYPE[rr.rtype], str(rr.rname), str(rr.rdata)) for rr in reply.rr] == [
+        ('CNAME', 'dns-alias.shop.svc.cluster.local.', 'kube-dns.kube-system.svc.cluster.local.'),
+        ('A', 'kube-dns.kube-system.svc.cluster.local.', '10.43.0.10')]
+    assert answers(ask(server, 'mail.shop.svc.cluster.local', 'CNAME')) == ['smtp.example.com.']

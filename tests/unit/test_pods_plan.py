@@ -107,6 +107,26 @@ def test_an_address_whose_owner_is_gone_is_released(node):
         ('release', '10.42.1.9', 'no pod of uid-of-a-crashed-create holds it')]
 
 
+def test_an_address_podnet_cni_gave_a_runtime_is_left_to_the_runtime(node):
+    """A container a CNI runtime added through podnet-cni holds its address
+    in the same IPAM files: the pods module's sweep never frees it."""
+    current = node_state(ipam={'10.42.1.9': 'cni/podnet/abc123/eth0'})
+    assert node.plan(current, {}) == []
+
+
+def test_the_source_guard_lets_podnet_cni_attachments_send(node):
+    """The pods module renders the guard with the attachments podnet-cni
+    made (from the IPAM files), so its run does not mute a runtime's
+    containers: their ports get a chain with their MAC and address."""
+    from ansible.module_utils.podnet.pods.ipam import attachment_ports
+    owners = {'10.42.1.9': 'cni/podnet/abc123/eth0'}
+    current = node_state(ipam=owners)
+    current.attachments = attachment_ports(owners)
+    assert node.plan(current, {}) == [('guard', srcguard.TABLE, 'the source guard differs from the pods')]
+    current.guard = nft.wanted_table(*srcguard.ruleset(current.attachments))
+    assert node.plan(current, {}) == []
+
+
 def test_a_lost_ipam_file_of_a_running_pod_is_reserved_again(node):
     """Regression: `rm -rf ipam/*` was changed=0, and the next pod got an
     address a running pod held."""

@@ -24,6 +24,10 @@ TRY_AGAIN_LATER = 11
 NOT_AVAILABLE = 50            # STATUS: the plugin cannot serve ADDs now
 NOT_AVAILABLE_EXISTING = 51   # STATUS: ... and existing attachments may be hurt
 PODNET_FAILURE = 100          # podnet's own: the kernel refused a change
+INTERFACE_EXISTS = 101        # ADD: CNI_IFNAME is taken in the container's namespace
+ATTACHMENT_DIFFERS = 102      # CHECK: the kernel differs from prevResult
+ADDRESS_EXHAUSTED = 103       # ADD: the pod CIDR has no free address
+NO_BRIDGE = 104               # ADD: the node's bridge is missing
 
 VALID_ATTACHMENTS = 'cni.dev/valid-attachments'   # GC's list of what to keep
 

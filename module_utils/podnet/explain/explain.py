@@ -37,17 +37,18 @@ class Request:
     via: str = None
 
 
-def locate(pods_by_node, request, services_by_node=None, lab=None):
+def locate(pods_by_node, request, services_by_node=None, lab=None, networks=None):
     """{source, destination, port, protocol, legs[, service]}; legs: {node:
     the podnet_trace options of its half}. services_by_node: each node's
     podnet_facts `services`; the source's node's say what a Service target
-    is, since that node DNATs. Raises SpecError naming the argument before
-    anything is sent."""
+    is, since that node DNATs. networks: from the outside host, each node's
+    {backend, pod_cidr, vtep, underlay}, for the address it masquerades to.
+    Raises SpecError naming the argument before anything is sent."""
     pods = {key: dict(pod, key=key, node=node)
             for node, found in pods_by_node.items() for key, pod in found.items()}
     protocol = _protocol(request.protocol)
     if request.source == outsidepath.OUTSIDE:
-        return _locate_outside(pods, request, protocol, services_by_node or {}, lab or {})
+        return _locate_outside(pods, request, protocol, services_by_node or {}, lab or {}, networks)
     if request.via:
         raise SpecError('via', 'only from the outside host (-e from=outside)')
     src = _pod(pods, 'from', request.source)
@@ -99,7 +100,7 @@ def _locate_service(pods, src, service, wanted):
             'legs': legs, 'service': service}
 
 
-def _locate_outside(pods, request, protocol, services_by_node, lab):
+def _locate_outside(pods, request, protocol, services_by_node, lab, networks):
     """From the lab's outside host to a NodePort or LoadBalancer port
     (outsidepath.py). lab: {name, underlay: {node: address}, outside: the
     outside host's address}, as explain.yml passes it."""
@@ -109,7 +110,7 @@ def _locate_outside(pods, request, protocol, services_by_node, lab):
                         'there is nothing to explain from')
     service = outsidepath.target(services_by_node, lab.get('underlay') or {}, request.destination, request.via,
                                  request.port, protocol)
-    return outsidepath.locate(pods, service, outside_ip, request.endpoint)
+    return outsidepath.locate(pods, service, outside_ip, request.endpoint, networks)
 
 
 def _trace_service(service):
@@ -237,6 +238,9 @@ def outcome_hop(probe, decision, path_ok, located, rejected=False):
         predicted = path_ok and (decision is None or decision.allowed)
         agree = predicted == probe['delivered']
         predicted = 'delivered' if predicted else 'stopped'
+    expected = (service or {}).get('sources', {}).get(probe.get('endpoint'))
+    if agree and probe.get('seen_source') and expected and probe['seen_source'] != expected:
+        agree, predicted = False, 'source %s' % expected
     return {'at': 'probe', 'says': says, 'problem': None if agree else
             'DISAGREES with the prediction (%s)' % predicted}, agree
 

@@ -12,7 +12,15 @@ masquerades it, so the endpoint sees the node's address. With Local it goes
 to `local-...`, only this node's endpoints, unmarked: the endpoint sees the
 client's own address; a node with none drops it. The reply is un-NATed by
 the node's conntrack.
+
+Masquerade takes the address of the interface the packet leaves by (the
+kernel's inet_select_addr): cni0's, the pods' gateway, to an endpoint of
+the entry node; flannel.1's under vxlan, the underlay address under host-gw,
+to another node's. So the endpoint's node sees that address, not the outside
+host's, and its half of the path is read with it (masquerade_source).
 """
+import ipaddress
+
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.explain import servicepath
 from ansible.module_utils.podnet.kernel import nfteval
@@ -119,13 +127,17 @@ def _external(key, service, port, kind, node, node_ip):
             'endpoints': endpoints}
 
 
-def locate(pods, service, outside_ip, wanted=None):
+def locate(pods, service, outside_ip, wanted=None, networks=None):
     """{source, destination, port, protocol, legs, service, outside} of a
     connection from the outside host: the entry node's leg arrives on its
     underlay NIC and DNATs (its `external`); the endpoint's node, when
-    another, has a leg of its own. pods: {key: pod with node}."""
+    another, has a leg of its own, read with the source the packet has
+    there (the entry node's address when masqueraded). pods: {key: pod with
+    node}; networks: {node: {backend, pod_cidr, vtep, underlay}}, see
+    masquerade_source."""
     endpoint, why = servicepath.follow(service, wanted)
-    service = dict(service, endpoint=endpoint, why=why)
+    sources = {'%(ip)s:%(port)d' % e: _seen_source(service, outside_ip, networks, e) for e in service['endpoints']}
+    service = dict(service, endpoint=endpoint, why=why, sources=sources)
     source = {'key': OUTSIDE, 'ip': outside_ip, 'node': None}
     if endpoint is None:  # dropped or rejected at the entry node's DNAT hop
         dst = {'key': servicepath.label(service), 'ip': service['ip'], 'node': None}
@@ -141,9 +153,37 @@ def locate(pods, service, outside_ip, wanted=None):
     if dst.get('node') == entry:
         legs[entry]['destination_pod'] = _trace_dest(dst)
     elif dst.get('node'):
-        legs[dst['node']] = dict(flow, destination_pod=_trace_dest(dst))
+        arrives = sources['%(ip)s:%(port)d' % endpoint] or outside_ip
+        legs[dst['node']] = dict(flow, src=arrives, destination_pod=_trace_dest(dst))
     return {'source': source, 'destination': dst, 'port': flow['port'], 'protocol': flow['protocol'],
             'legs': legs, 'service': service, 'outside': True}
+
+
+def _seen_source(service, outside_ip, networks, endpoint):
+    """The source endpoint sees: the outside host's own address with
+    externalTrafficPolicy Local, else the entry node's masquerade (None
+    when the entry node's network is not known)."""
+    if service['external_local']:
+        return outside_ip
+    entry = service['node']
+    return masquerade_source((networks or {}).get(entry) or {}, endpoint['node'] == entry)
+
+
+def masquerade_source(network, same_node):
+    """The address the entry node's masquerade gives a packet to an
+    endpoint, as the kernel picks it from the interface it leaves by: on
+    the same node cni0's (the pods' gateway, the pod CIDR's first address),
+    else flannel.1's (vxlan) or the underlay's (host-gw). network: the
+    node's {backend, pod_cidr, vtep (podnet_facts vtep), underlay}; None
+    when it does not say."""
+    if same_node:
+        cidr = network.get('pod_cidr')
+        return str(ipaddress.IPv4Network(cidr).network_address + 1) if cidr else None
+    if network.get('backend') == 'vxlan':
+        address = (network.get('vtep') or {}).get('address')
+        address = address[0] if isinstance(address, list) and address else address
+        return address.split('/')[0] if isinstance(address, str) else None
+    return network.get('underlay')
 
 
 def trace_option(service):
@@ -158,11 +198,11 @@ def _trace_dest(pod):
 # -- on the entry node: the DNAT, read from the live table ---------------------------------
 
 def dnat_hops(ruleset, external, client_ip):
-    """(hops, rejected, masquerade hop or None): the node's dispatch of the
-    external port to its ext chain, the chain's policy (Cluster: marked for
-    masquerade, all endpoints; Local: this node's only, the client's
-    address kept), the pick and the DNAT of the endpoint followed.
-    external: the podnet_trace option."""
+    """(hops, rejected, marked): the node's dispatch of the external port
+    to its ext chain, the chain's policy (Cluster: marked for masquerade,
+    all endpoints; Local: this node's only, the client's address kept), the
+    pick and the DNAT of the endpoint followed; marked None when they stop
+    it. external: the podnet_trace option."""
     at = services_table.TABLE
     if ruleset is None or not nfteval.has_table(ruleset, services_table.FAMILY, services_table.NAME):
         return [hop(at, 'missing', 'no Services table on this node: nothing DNATs %s' % _dialled(external))], \
@@ -187,7 +227,7 @@ def dnat_hops(ruleset, external, client_ip):
             'chain %s goes nowhere: converge (site.yml)' % chain)]
     if onward:
         hops += servicepath.choice_hops(ruleset, sets, onward, _rules(ruleset, onward), external, client_ip)
-    return hops, False, masquerade_hop(marked, client_ip)
+    return hops, False, marked
 
 
 def _policy_says(chain, marked, onward, external):
@@ -198,12 +238,16 @@ def _policy_says(chain, marked, onward, external):
             'only this node\'s endpoints, unmarked, so the client\'s address is kept' % (chain, onward))
 
 
-def masquerade_hop(marked, client_ip):
-    """The nat postrouting chain `masquerading`: what the endpoint sees."""
+def masquerade_hop(marked, client_ip, address=None, dev=None):
+    """The nat postrouting chain `masquerading`: what the endpoint sees.
+    address: what masquerade gives the packet leaving by dev (None: not
+    read)."""
     at = services_table.TABLE
     if marked:
-        return hop(at, 'nat postrouting, chain masquerading: mark %#x set: masquerade fully-random: the endpoint '
-                   'sees the node\'s address on the way out, not %s' % (services_table.MASQUERADE_MARK, client_ip))
+        to = ' to %s, %s\'s address' % (address, dev) if address else ''
+        seen = address or 'the node\'s address on %s' % (dev or 'the way out')
+        return hop(at, 'nat postrouting, chain masquerading: mark %#x set: masquerade fully-random%s: the endpoint '
+                   'sees %s, not %s' % (services_table.MASQUERADE_MARK, to, seen, client_ip))
     return hop(at, 'nat postrouting, chain masquerading: not marked, not masqueraded: the endpoint sees the '
                'client %s' % client_ip)
 
@@ -240,11 +284,23 @@ def _goto_target(expressions):
     return last.get('goto', {}).get('target')
 
 
-def reverse_nat_hop(service, client_ip):
-    """The reply un-NATed by the entry node's conntrack: the outside host
-    sees only the node's address and the port it dialled."""
+def read_as_hops(node, read_from, seen):
+    """Nothing when the endpoint's node was read with the source the entry
+    node gives the packet; else the hop that says its half is not the
+    packet's."""
+    if read_from == seen:
+        return []
+    return [hop(node, 'read for a packet from %s' % read_from,
+                'the entry node sends it from %s: this half is not the packet\'s (a node address podnet_facts did '
+                'not report?)' % seen)]
+
+
+def reverse_nat_hop(service, client_ip, seen_source):
+    """The reply un-NATed by the entry node's conntrack: the endpoint
+    answers the source it saw, and the outside host sees only the node's
+    address and the port it dialled."""
     endpoint = service['endpoint']
     undone = 'the DNAT and the masquerade' if not service['external_local'] else 'the DNAT'
-    says = 'the reply from %s:%d reaches the outside host as %s -> %s: conntrack undoes %s (reverse NAT)' % (
-        endpoint['ip'], endpoint['port'], _dialled(service), client_ip, undone)
+    says = 'the reply %s:%d -> %s reaches the outside host as %s -> %s: conntrack undoes %s (reverse NAT)' % (
+        endpoint['ip'], endpoint['port'], seen_source or 'the node', _dialled(service), client_ip, undone)
     return hop('%s conntrack' % service['node'], says)

@@ -9,6 +9,7 @@ None or why the packet cannot go on from there. What the kernel fills in on
 the first packet (an ARP entry, a learned bridge port) is not a problem.
 """
 import collections
+import ipaddress
 import json
 import os
 import socket
@@ -26,6 +27,8 @@ AF_BRIDGE = 7
 NUD_NAMES = {0x01: 'INCOMPLETE', 0x02: 'REACHABLE', 0x04: 'STALE', 0x08: 'DELAY', 0x10: 'PROBE',
              0x20: 'FAILED', 0x40: 'NOARP', 0x80: 'PERMANENT'}
 NUD_FAILED = 0x20
+IFA_F_SECONDARY = 0x01
+RT_SCOPE_UNIVERSE = 0
 
 
 def hop(at, says, problem=None):
@@ -81,6 +84,19 @@ class Netns:
                 return entry.get('NDA_DST')
         return None
 
+    def masquerade_source(self, dev, next_hop):
+        """The address masquerade gives a packet leaving by dev for
+        next_hop, as the kernel picks it (inet_select_addr): the first
+        primary global address of dev whose subnet holds next_hop, else its
+        first; None when dev has none."""
+        if dev not in self.links:
+            return None
+        found = [ipaddress.IPv4Interface('%s/%d' % (a.get('IFA_LOCAL') or a.get('IFA_ADDRESS'), a['prefixlen']))
+                 for a in self.ipr.get_addr(family=socket.AF_INET, index=self.links[dev]['index'])
+                 if not a['flags'] & IFA_F_SECONDARY and a['scope'] == RT_SCOPE_UNIVERSE]
+        near = [a for a in found if ipaddress.IPv4Address(next_hop) in a.network]
+        return str((near or found)[0].ip) if found else None
+
     def link_says(self, name):
         """`name: UP mtu 1450` with its master, or why it cannot carry."""
         link = self.links.get(name)
@@ -134,7 +150,8 @@ def node_hops(node, flow, iif, dst_pod=None, dnat=()):
     underlay NIC), the DNAT hops of a Service (the packet goes on to
     flow.dst, the endpoint, unless they stop it), its route lookup, then
     cni0 and the destination pod's veth when the endpoint or pod is local,
-    or the tunnel or next hop when it is not."""
+    or the tunnel or next hop when it is not. (hops, the route taken with
+    the address masquerade would give the packet, or None where it stops)."""
     src, dst = flow.src, flow.dst
     with rtnl() as ipr:
         ns = Netns(ipr)
@@ -149,20 +166,23 @@ def node_hops(node, flow, iif, dst_pod=None, dnat=()):
         hops.append(hop('%s route' % node, '%s: %s dev %s' % (
             lookup, 'via %s' % route['via'] if route['via'] else 'direct', route['dev'])))
         hops += _onwards(ns, node, route, dst, dst_pod)
-    return hops, route['dev']
+        route['masquerade'] = ns.masquerade_source(route['dev'], route['via'] or dst)
+    return hops, route
 
 
 def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, service=None, external=None):
-    """{hops, leaves_by, rejected} of this node: from inside source_pod when
+    """{hops, leaves_by, rejected, masquerades_to} of this node: from inside source_pod when
     it runs here (else arriving on iif; `underlay`: the underlay NIC), to
     destination_pod's eth0 when it runs here. service (the source's node
     only): the pod sends to its ClusterIP and port, this node DNATs it to
     flow.dst (servicepath.py); rejected when the node rejects it there.
     external: the outside host dials this node's NodePort or LoadBalancer
-    port, this node DNATs it (outsidepath.py), and masquerades it or not."""
+    port, this node DNATs it (outsidepath.py), and masquerades it or not:
+    masquerades_to is the address it gives the packet (None: not)."""
     hops = []
     if source_pod and flow.src == flow.dst and not service:
-        return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo', 'rejected': False}
+        return {'hops': loopback_hops(source_pod, flow.dst), 'leaves_by': 'lo', 'rejected': False,
+                'masquerades_to': None}
     if source_pod:
         hops += source_pod_hops(source_pod, service['ip'] if service else flow.dst)
         iif = source_pod['veth']
@@ -170,23 +190,27 @@ def trace_node(run, flow, source_pod=None, iif=None, destination_pod=None, servi
         iif = underlay_facts()['underlay_ifname']
     node = socket.gethostname()
     ruleset, unread = read_ruleset(run)
-    dnat, rejected, masquerade = _dnat(ruleset, flow, service, external)
-    node_part, leaves_by = node_hops(node, flow, iif, destination_pod, dnat)
+    dnat, rejected, marked = _dnat(ruleset, flow, service, external)
+    node_part, route = node_hops(node, flow, iif, destination_pod, dnat)
     hops += node_part
     if any(h['problem'] for h in dnat):
-        return {'hops': hops, 'leaves_by': None, 'rejected': rejected}
+        return {'hops': hops, 'leaves_by': None, 'rejected': rejected, 'masquerades_to': None}
+    leaves_by = route['dev'] if route else None
     packet = dict(flow._asdict(), protocol=flow.protocol.lower(), dport=flow.port, iif=iif,
                   oif=leaves_by)
     hops += nftables_hops(ruleset, unread, node, packet, sent_here=bool(source_pod))
-    hops += [masquerade] if masquerade else []
+    masquerades_to = route['masquerade'] if marked and route else None
+    if marked is not None:
+        hops.append(outsidepath.masquerade_hop(marked, flow.src, masquerades_to, leaves_by))
     if destination_pod and leaves_by == BRIDGE:
         hops += destination_pod_hops(destination_pod)
-    return {'hops': hops, 'leaves_by': leaves_by, 'rejected': False}
+    return {'hops': hops, 'leaves_by': leaves_by, 'rejected': False, 'masquerades_to': masquerades_to}
 
 
 def _dnat(ruleset, flow, service, external):
-    """(DNAT hops, rejected, the masquerade hop or None) of a Service
-    target: a pod's ClusterIP, or the outside host's external port."""
+    """(DNAT hops, rejected, marked for masquerade: None when no external
+    port is dialled) of a Service target: a pod's ClusterIP, or the outside
+    host's external port."""
     if service:
         return servicepath.dnat_hops(ruleset, service, flow.src, flow.protocol) + (None,)
     if external:

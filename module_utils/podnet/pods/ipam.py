@@ -9,15 +9,46 @@ address is free only when its file is gone and no pod record holds it
 running pod holds and releases files whose owner no longer exists (owners()),
 so nothing leaks or doubles across crashes. Files are written whole
 (statefile), so a concurrent or killed writer never leaves half of one.
+
+The same files serve podnet-cni (cniplugin/), so the pods podnet runs and
+the containers a CNI runtime adds on the node never share an address. Its
+owner ids start with ATTACHMENT (`cni/<network>/<container id>/<ifname>`):
+the runtime's DEL and GC release them, never the pods module's sweep.
 """
 import ipaddress
+import itertools
 import os
 
+from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.errors import PodnetError
 from ansible.module_utils.podnet.core.statefile import create_exclusive, read_checked, remove_any, write_atomic
 from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
+from ansible.module_utils.podnet.pods.records import veth_name
 
 LAST = 'last_reserved_ip'
+ATTACHMENT = 'cni/'  # owner ids of podnet-cni's attachments
+
+
+def is_attachment(owner):
+    """Whether an owner id is a CNI runtime's attachment, not a pod's uid."""
+    return owner.startswith(ATTACHMENT)
+
+
+def attachment_veth(owner):
+    """The host end of an attachment's veth, named as a pod's (`veth<8 hex>`)."""
+    return veth_name(owner)
+
+
+def attachment_mac(owner):
+    """The MAC of an attachment's container end, stable as a pod's eth0's."""
+    return names.stable_mac('cni', owner)
+
+
+def attachment_ports(owners):
+    """[{veth, mac, ip}] of the attachments among {address: owner}: what the
+    source guard lets send on cni0, beside the pods (srcguard.ruleset)."""
+    return [{'veth': attachment_veth(owner), 'mac': attachment_mac(owner), 'ip': address}
+            for address, owner in sorted(owners.items()) if is_attachment(owner)]
 
 
 class IpamError(PodnetError):
@@ -29,7 +60,6 @@ class HostLocalIpam:
         self.network = ipaddress.IPv4Network(pod_cidr)
         self.gateway = self.network.network_address + 1
         self.dir = os.path.join(state_dir, IPAM_DIR, str(self.network).replace('/', '_'))
-        self._hosts = self._position = None
         self._unrecorded = None  # the last address allocate() gave, not yet in LAST
 
     def owners(self):
@@ -38,32 +68,33 @@ class HostLocalIpam:
             return {}
         return self.owners_of(n for n in os.listdir(self.dir) if n != LAST and not n.startswith('.'))
 
-    def _usable(self):
-        """The pod CIDR's addresses but the gateway, in order, with their
-        positions: made once, not for every pod (a /24 is 253 objects)."""
-        if self._hosts is None:
-            self._hosts = [str(a) for a in self.network.hosts() if a != self.gateway]
-            self._position = {a: i for i, a in enumerate(self._hosts)}
-        return self._hosts
-
     def _last(self):
         if self._unrecorded is not None:
             return self._unrecorded
         return read_checked(os.path.join(self.dir, LAST), str.strip)[0]
 
     def _candidates(self):
-        """Usable addresses in allocation order: after the last reserved one."""
-        hosts = self._usable()
-        start = self._position.get(self._last(), -1) + 1
-        return hosts[start:] + hosts[:start]
+        """Usable addresses in allocation order: after the last reserved one.
+        A generator over integers: a call that takes the first free address
+        (podnet-cni's ADD) makes a few strings, not the whole pod CIDR's."""
+        first, end = int(self.network.network_address) + 1, int(self.network.broadcast_address)
+        gateway = int(self.gateway)
+        try:
+            last = int(ipaddress.IPv4Address(self._last()))
+        except (ipaddress.AddressValueError, TypeError):
+            last = None
+        start = last + 1 if last is not None and first <= last < end and last != gateway else first
+        for number in itertools.chain(range(start, end), range(first, start)):
+            if number != gateway:
+                yield str(ipaddress.IPv4Address(number))
 
-    def allocate(self, owner, taken=(), record=True):
+    def allocate(self, owner, taken=(), record=True, interface='eth0'):
         """Reserve the next free address for owner; return 'a.b.c.d'.
         taken: addresses pods hold whatever the files say. record=False
         leaves last_reserved_ip to record_last(), once for many pods: it only
         steers the round robin, and each write is a file created and renamed."""
         for address in self._candidates():
-            if address not in taken and create_exclusive(self._path(address), self._owner_text(owner)):
+            if address not in taken and create_exclusive(self._path(address), self._owner_text(owner, interface)):
                 self._unrecorded = address
                 if record:
                     self.record_last()
@@ -116,8 +147,8 @@ class HostLocalIpam:
         return found
 
     @staticmethod
-    def _owner_text(owner):
-        return '%s\neth0\n' % owner
+    def _owner_text(owner, interface='eth0'):
+        return '%s\n%s\n' % (owner, interface)
 
     def stale_folders(self):
         """Folders of earlier pod CIDRs of this node (left by a CIDR change)."""

@@ -10,7 +10,8 @@ pods come up before the old ones go). IPAM is reconciled against the
 records: an address a running pod holds is reserved again if its file is
 gone, addresses of pods that are gone are released before any pod is
 created, and two pods never share an address. What no record owns
-(sandboxes, folders, cgroups, addresses a run cut short left) is swept."""
+(sandboxes, folders, cgroups, addresses a run cut short left) is swept;
+addresses podnet-cni gave a runtime's containers are the runtime's to free."""
 from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.core.reconcile import Action
@@ -18,6 +19,7 @@ from ansible.module_utils.podnet.kernel import cgroups, nft
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.health import Health
+from ansible.module_utils.podnet.pods.ipam import is_attachment
 from ansible.module_utils.podnet.pods.records import spec_hash
 
 UNCHECKED = Health()  # state absent checks no pod
@@ -32,12 +34,13 @@ class NodeState:
     stale_ipam: list  # folders of earlier pod CIDRs (state absent: every state folder of pods)
     guard: object     # the source guard table as nft shows it, or None
     unreadable: dict = field(default_factory=dict)  # path -> why: records no run can trust
-    foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's veth
+    foreign_ports: list = field(default_factory=list)  # ports of cni0 that are no pod's or attachment's veth
     sole_bridge: bool = True  # cni0 is the node's only bridge (srcguard.ruleset)
     cgroups: dict = field(default_factory=dict)  # pod uid -> its cgroup, of every pod podnet started
     foreign_cgroups: bool = False  # kubepods holds pods podnet did not start (a kubelet's): never touched
     folders: list = field(default_factory=list)  # the pods' folders (logs, containers' writable folders)
     health: dict = field(default_factory=dict)  # key -> Health of each record (none with state absent)
+    attachments: list = field(default_factory=list)  # [{veth, mac, ip}] a CNI runtime added (ipam.attachment_ports)
 
     def health_of(self, key):
         return self.health.get(key, UNCHECKED)
@@ -149,12 +152,14 @@ class Planner:
                 + [Action('forget_cgroup', path, 'no pod owns it: what runs there is killed')
                    for uid, path in sorted(current.cgroups.items()) if uid not in uids]
                 + [Action('release', address, 'no pod of %s holds it' % owner)
-                   for address, owner in sorted(current.ipam.items()) if (address, owner) not in held]
+                   for address, owner in sorted(current.ipam.items())
+                   if (address, owner) not in held and not is_attachment(owner)]
                 + [Action('forget_ipam', folder, 'an earlier pod CIDR') for folder in current.stale_ipam])
 
     def _guard_action(self, current, kept, actions):
         if any(a.verb in ('create', 'recreate', 'delete', 'retire') for a in actions):
             return [Action('guard', srcguard.TABLE, 'pods changed')]
-        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values(), current.sole_bridge)):
+        if nft.needs_update(current.guard, *srcguard.ruleset(list(kept.values()) + current.attachments,
+                                                             current.sole_bridge)):
             return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]
         return []

@@ -19,7 +19,7 @@ from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
 from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.chain import CNI_DIR, PodChain
 from ansible.module_utils.podnet.pods.health import Checker
-from ansible.module_utils.podnet.pods.ipam import HostLocalIpam
+from ansible.module_utils.podnet.pods.ipam import HostLocalIpam, attachment_ports
 from ansible.module_utils.podnet.pods.planner import NodeState, Planner
 from ansible.module_utils.podnet.pods.probes import Prober
 from ansible.module_utils.podnet.pods.records import RecordStore, spec_hash
@@ -64,10 +64,11 @@ class PodsReconciler(Reconciler):
         health = {key: self.checker.check(record, links, bridge) for key, record in records.items()}
         self._judge(records, health)
         owners = self.ipam.owners()
+        attachments = attachment_ports(owners)
         return NodeState(records, list_netns(), owners, self.ipam.stale_folders(), self._guard(), unreadable,
-                         foreign_ports(links, bridge, records), sole_bridge(links),
+                         foreign_ports(links, bridge, records, attachments), sole_bridge(links),
                          *self._own_cgroups(records, set(owners.values())), folders=self.store.folders(),
-                         health=health)
+                         health=health, attachments=attachments)
 
     def _judge(self, records, health):
         """Each running pod's probes: its Health says why it is not ready and
@@ -197,12 +198,13 @@ def _view(commands, dead, problems, labels):
     return shown
 
 
-def foreign_ports(links, bridge, records):
-    """Ports of the pod bridge that no pod record names: a hand-made link,
-    or the veth of a sandbox no record owns (swept with it)."""
+def foreign_ports(links, bridge, records, attachments=()):
+    """Ports of the pod bridge that no pod record names, nor an attachment
+    podnet-cni made for a runtime: a hand-made link, or the veth of a
+    sandbox no record owns (swept with it)."""
     if bridge is None:
         return []
-    veths = {r['veth'] for r in records.values()}
+    veths = {r['veth'] for r in records.values()} | {a['veth'] for a in attachments}
     return sorted(name for name, link in links.items()
                   if link.get('IFLA_MASTER') == bridge and name not in veths)
 

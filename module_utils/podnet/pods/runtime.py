@@ -375,7 +375,7 @@ class PodRuntime:
         self.ipam.release(action.target)
 
     def do_guard(self, _action, current):
-        chains, rules = srcguard.ruleset(current.pods.values(), current.sole_bridge)
+        chains, rules = srcguard.ruleset(list(current.pods.values()) + current.attachments, current.sole_bridge)
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
 

@@ -48,7 +48,6 @@ import json
 import os
 import select
 import signal
-import socket
 import struct
 import sys
 import warnings  # noqa: F401  os.execvpe imports it late, when the container's root no longer has it
@@ -76,31 +75,7 @@ try:
         mount,
         read_stat,
     )
-    from ansible.module_utils.podnet.kernel.rawnl import (
-        IFA_ADDRESS,
-        IFA_BROADCAST,
-        IFA_LOCAL,
-        IFLA_ADDRESS,
-        IFLA_IFNAME,
-        IFLA_INFO_DATA,
-        IFLA_INFO_KIND,
-        IFLA_LINKINFO,
-        IFLA_MTU,
-        IFLA_NET_NS_FD,
-        NLA_F_NESTED,
-        NLM_F_CREATE,
-        NLM_F_EXCL,
-        RTA_GATEWAY,
-        RTA_OIF,
-        RTM_NEWADDR,
-        RTM_NEWLINK,
-        RTM_NEWROUTE,
-        VETH_INFO_PEER,
-        Rtnl,
-        _attr,
-        _ifinfo,
-        one_queue,
-    )
+    from ansible.module_utils.podnet.kernel.rawnl import Rtnl, VethPair, add_address, add_default_route, add_veth_inside
     from ansible.module_utils.podnet.kernel.seccomp import install_seccomp, seccomp_program
 except ImportError:  # run as the spawner process: linux's, rawnl's and seccomp's sources precede this one
     pass
@@ -122,28 +97,15 @@ LOOPBACK, ETH0 = 1, 2  # ifindexes in a fresh namespace: lo, then the eth0 we as
 
 def wire_pod_side(req, home_net):
     """From inside the new namespace: eth0 (index 2) with its host peer moved
-    home, lo and eth0 up, the pod address and the default route."""
-    link_attrs = _attr(IFLA_MTU, struct.pack('=I', req['mtu'])) + one_queue()
-    peer = (_ifinfo() + _attr(IFLA_IFNAME, req['veth'].encode() + b'\0') + link_attrs
-            + _attr(IFLA_NET_NS_FD, struct.pack('=I', home_net)))
-    info = (_attr(IFLA_INFO_KIND, b'veth')
-            + _attr(IFLA_INFO_DATA | NLA_F_NESTED, _attr(VETH_INFO_PEER | NLA_F_NESTED, peer)))
-    address, prefixlen = req['cidr'].split('/')
+    home, lo and eth0 up, the pod address and the default route (the same
+    calls podnet-cni makes in a runtime's namespace, cniplugin/wiring.py)."""
     nl = Rtnl()
     try:
-        nl.request(RTM_NEWLINK, _ifinfo(ETH0) + _attr(IFLA_IFNAME, b'eth0\0') + link_attrs
-                   + _attr(IFLA_ADDRESS, bytes.fromhex(req['mac'].replace(':', '')))
-                   + _attr(IFLA_LINKINFO | NLA_F_NESTED, info), NLM_F_CREATE | NLM_F_EXCL)
+        add_veth_inside(nl, VethPair('eth0', req['veth'], req['mtu'], req['mac'], ETH0), home_net)
         nl.set_link(LOOPBACK)
         nl.set_link(ETH0)
-        raw = socket.inet_aton(address)
-        nl.request(RTM_NEWADDR, struct.pack('=BBBBI', socket.AF_INET, int(prefixlen), 0, 0, ETH0)
-                   + _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
-                   + _attr(IFA_BROADCAST, socket.inet_aton(req['broadcast'])),
-                   NLM_F_CREATE | NLM_F_EXCL)
-        nl.request(RTM_NEWROUTE, struct.pack('=BBBBBBBBI', socket.AF_INET, 0, 0, 0, 254, 4, 0, 1, 0)
-                   + _attr(RTA_GATEWAY, socket.inet_aton(req['gateway']))
-                   + _attr(RTA_OIF, struct.pack('=I', ETH0)), NLM_F_CREATE | NLM_F_EXCL)
+        add_address(nl, ETH0, req['cidr'], req['broadcast'])
+        add_default_route(nl, ETH0, req['gateway'])
     finally:
         nl.close()
 

@@ -17,7 +17,8 @@ changes; the DNS pod sees that folder read-only. The zone:
                "dns-version.cluster.local": {"TXT": ["1.1.0"]},
                ...}}
 
-Names are lower case, without the final dot. A name whose entry is empty
+An ExternalName Service is a CNAME to its externalName. Names are lower
+case, without the final dot. A name whose entry is empty
 exists with no records (a headless Service without ready endpoints: an
 empty answer, not NXDOMAIN). `zones` are where the server answers with
 authority: the cluster domain and the /16 reverse zones of the addresses it
@@ -48,7 +49,9 @@ def records(services, endpoints, domain='cluster.local'):
     for service in sorted(services, key=lambda s: (s['namespace'], s['name'])):
         fqdn = ('%s.%s.svc.%s' % (service['name'], service['namespace'], domain)).lower()
         found = endpoints.get('%s/%s' % (service['namespace'], service['name'])) or []
-        if service.get('cluster_ip'):
+        if service.get('type') == 'ExternalName':
+            _add(names, fqdn, 'CNAME', service['external_name'].lower().rstrip('.'))
+        elif service.get('cluster_ip'):
             _cluster_ip(names, fqdn, service)
         else:
             _headless(names, fqdn, service, found)

@@ -115,7 +115,7 @@ class _Table:
     def chain(self, name, rules):
         self.chains.append('\tchain %s {\n%s\t}\n' % (name, ''.join('\t\t%s\n' % r for r in rules)))
 
-    def text(self, node_ip, cluster_cidr):
+    def text(self, node_ip):
         out = ['table %s {\n' % TABLE]
         for name, kind, of in MAPS:
             elements = sorted(set(self.elements[name]))
@@ -123,8 +123,7 @@ class _Table:
             out.append('\t%s %s {\n\t\ttype %s\n%s\t}\n' % (kind, name, of, listed))
         out += self.sets
         out.append(FIXED % {'mark': MASQUERADE_MARK, 'hairpin': MASQUERADE_MARK | HAIRPIN_MARK,
-                            'node_ip': node_ip, 'service_cidr': SERVICE_CIDR,
-                            'cluster_cidr': cluster_cidr})
+                            'node_ip': node_ip, 'service_cidr': SERVICE_CIDR})
         out += self.chains
         out.append('}\n')
         return ''.join(out)
@@ -145,7 +144,7 @@ def compile_node(services, endpoints, node, node_ip, cluster_cidr):
         for port in service['ports']:
             ready = [e for e in endpoints.get(key, ()) if endpoints_of.port_key(port) in e['ports']]
             _service_port(table, service, port, ready, node, node_ip, cluster_cidr)
-    return table.text(node_ip, cluster_cidr)
+    return table.text(node_ip)
 
 
 def _service_port(table, service, port, ready, node, node_ip, cluster_cidr):
