@@ -11,7 +11,7 @@ COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/
 
 MANIFESTS ?=
 MANIFEST_VARS = $(if $(MANIFESTS),-e '{"podnet_manifests": $(shell python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' $(MANIFESTS))}')
-.PHONY: help bootstrap bootstrap-tests bench-scale exec outside up podman-demo test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale grade-cni exec outside up podman-demo test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster (MANIFESTS='manifests/seed manifests/app')"
@@ -24,6 +24,7 @@ help:
 	@echo "make outside - run CMD on the lab's outside host (a client off the cluster)"
 	@echo "make exec  - run CMD in a pod's container, as kubectl exec (POD=ns/name or ns/<workload>, CONTAINER=)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
+	@echo "make grade-cni - the conformance suite against each pod wiring (native, bridge, ptp): the guarantees x plugins table"
 	@echo "make bench - lab, pod, policy, explain, Services, everyday-loop and podnet-cni benchmarks, each against its baseline"
 	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
 
@@ -58,6 +59,12 @@ lint: bootstrap
 	ruff check
 	yamllint --strict .
 	ansible-lint
+
+# The conformance suite against each pod wiring (podnet_cni): native, and
+# Debian's bridge and ptp chains; the guarantees x plugins table goes to
+# .lab/report/grade-cni.md and README.md (bin/grade-cni). Long: not in make test.
+grade-cni: bootstrap-tests
+	bin/grade-cni --readme $(WIRINGS)
 
 # The collection, laid out from the tree by bin/build-collection (it says how).
 collection: bootstrap

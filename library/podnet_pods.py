@@ -221,6 +221,28 @@ options:
         C(podPidsLimit). A fork bomb in one pod stops there; the node and other pods go on.
     type: int
     default: 1024
+  cni_conflist:
+    description:
+      - A CNI network configuration list (a C(.conflist) file on the node) whose plugin chain wires the pods instead
+        of podnet (the pods role's C(podnet_cni)). podnet still makes each sandbox (C(cni-<id>) held by pause, C(lo)
+        up), then runs the chain's ADD on it (C(CNI_NETNS=/run/netns/cni-<id>), C(CNI_IFNAME=eth0),
+        C(CNI_CONTAINERID) the pod's uid); the pod's address, veth and MAC come from the chain's result, not from
+        podnet's IPAM. Removing a pod runs DEL over the chain in reverse, with the cached result, from the list that
+        wired it; a pod's check is the chain's CHECK. Results are cached in C(<state_dir>/cni/results).
+      - The list is read and checked (every plugin found in O(cni_path) and speaking its C(cniVersion)) before any
+        change; a fault fails naming the field. A pod wired by another list, or by podnet, is made again.
+      - Not given (nor O(cni_config)), podnet wires the pods itself (native).
+    type: path
+  cni_config:
+    description:
+      - The same list given whole (a dict, or its JSON text) instead of a file, as the pods role passes the list it
+        renders from C(/run/flannel/subnet.env); each pod's record keeps the list that wired it.
+    type: raw
+  cni_path:
+    description: Folders where the chain's plugin programs are looked for, in order (C(CNI_PATH)).
+    type: list
+    elements: path
+    default: [/usr/lib/cni, /opt/cni/bin]
   state:
     description: C(absent) removes every pod of the node and what pods left on it.
   view:
@@ -325,6 +347,7 @@ from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
+                           mutually_exclusive=[('cni_conflist', 'cni_config')],
                            required_if=[('state', 'present', ('pods', 'pod_cidr', 'mtu'))])
     require_pyroute2(module)
     run_module(module, pods_of_node)
@@ -336,7 +359,8 @@ def pods_of_node(module):
     wanted = {'%s/%s' % (pod['namespace'], pod['name']): pod for pod in pods_of(p['pods'])}
     return PodsReconciler(p['state_dir'], None if p['state'] == 'absent' else p['pod_cidr'], p['mtu'],
                           module.run_command, wanted, module.check_mode, container_view(p['view']),
-                          p['pids_limit'], init_timeout=p['init_timeout'])
+                          p['pids_limit'], init_timeout=p['init_timeout'],
+                          cni=None if p['state'] == 'absent' else (p['cni_conflist'] or p['cni_config'], p['cni_path']))
 
 
 CONTAINER = dict(name=dict(type='str', required=True),
@@ -433,7 +457,11 @@ def argument_spec():
                 mtu=dict(type='int'),
                 view=dict(type='list', elements='path', default=[]),
                 pids_limit=dict(type='int', default=1024),
-                init_timeout=dict(type='int', default=60), **NODE_STATE_OPTIONS)
+                init_timeout=dict(type='int', default=60),
+                cni_conflist=dict(type='path'),
+                cni_config=dict(type='raw'),
+                cni_path=dict(type='list', elements='path', default=['/usr/lib/cni', '/opt/cni/bin']),
+                **NODE_STATE_OPTIONS)
 
 
 if __name__ == '__main__':

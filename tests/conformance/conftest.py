@@ -45,6 +45,7 @@ class PodUnderTest:
         self.veth = record['veth']
         self.pause_pid = record['pause']['pid']
         self.containers = {n: p['pid'] for n, p in record['containers'].items()}
+        self.chain = record.get('cni')  # the CNI network configuration list that wired it; None: podnet did
 
     def __repr__(self):
         return '<pod %s on %s %s>' % (self.key, self.node, self.ip)
@@ -192,7 +193,9 @@ def node_vars(inventory):
 def nodes(node_vars, pytestconfig):
     """{name: testinfra host} of every node; what each runs goes in the report."""
     report = pytestconfig.stash[REPORT]
-    return {name: recorded(testinfra_host(v), name, report) for name, v in node_vars.items()}
+    hosts = {name: recorded(testinfra_host(v), name, report) for name, v in node_vars.items()}
+    report.plugin = wired_by([p for name, host in hosts.items() for p in read_pods(name, host)])
+    return hosts
 
 
 def recorded(host, name, report):
@@ -262,6 +265,19 @@ def pods(nodes, pytestconfig):
         pytest.fail('the cluster runs no pods: converge playbooks/site.yml first')
     pytestconfig.stash[REPORT].pod_count = len(found)
     return found
+
+
+def wired_by(pods):
+    """What wired these pods, for the report ('' for none)."""
+    return ', '.join(sorted({plugin_under_test(p.chain) for p in pods}))
+
+
+def plugin_under_test(chain):
+    """What wired a pod, for people: 'native (podnet)', or a list's name
+    and its plugins, e.g. 'podnet-bridge (bridge, portmap)'."""
+    if not chain:
+        return 'native (podnet)'
+    return '%s (%s)' % (chain.get('name'), ', '.join(p.get('type', '?') for p in chain.get('plugins') or ()))
 
 
 @pytest.fixture(scope='session')

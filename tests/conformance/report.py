@@ -101,6 +101,7 @@ class Report:
         self.deselected = ''  # why checks were not run, e.g. `-k not network_policy`
         self.scope = 'every pod and every pair'  # or the sample the checks visited
         self.pod_count = 0  # of the cluster, once a check has read its pods
+        self.plugin = ''  # what wired the pods (podnet, or a CNI chain), once a check has read them
         self._commands_lock = threading.Lock()
 
     # -- fed by the suite's hooks -------------------------------------------
@@ -169,7 +170,8 @@ class Report:
         return tally(self.checks.values())
 
     def summary(self):
-        return {'name': self.name, 'inventory': str(self.inventory), 'finished': time.time(),
+        return {'name': self.name, 'inventory': str(self.inventory), 'plugin': self.plugin,
+                'finished': time.time(),
                 'seconds': round(time.time() - self.started, 1), 'counts': self.counts(),
                 'guarantees': {s.ident: s.outcome for s in self.ordered_sections() if s.ident}}
 
@@ -250,6 +252,7 @@ def render(report, picture=None, picture_note=''):
              '<title>podnet conformance: %s</title><style>%s</style></head><body>'
              % (_e(report.name), STYLE),
              '<h1>podnet conformance: %s</h1>' % _e(report.name),
+             '<p class="plugin">pods wired by <b>%s</b></p>' % _e(report.plugin or 'no pod read'),
              '<p class="meta">inventory %s &middot; %s &middot; checked: %s &middot; %s</p>' % (
                  _e(report.inventory), time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(report.started)),
                  _e(report.scope),
@@ -366,11 +369,13 @@ def write_index(root):
         summary = json.loads(summary_file.read_text())
         counts = ', '.join('%d %s' % (n, o) for o, n in sorted(summary['counts'].items()))
         guarantees = ' '.join('%s %s' % (g, _badge(o)) for g, o in summary['guarantees'].items())
-        rows.append('<tr><td><a href="%s/conformance.html">%s</a></td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-            _e(summary_file.parent.name), _e(summary['name']),
+        rows.append('<tr><td><a href="%s/conformance.html">%s</a></td><td>%s</td><td>%s</td><td>%s</td>'
+                    '<td>%s</td></tr>' % (
+            _e(summary_file.parent.name), _e(summary['name']), _e(summary.get('plugin') or ''),
             time.strftime('%Y-%m-%d %H:%M', time.localtime(summary['finished'])), _e(counts), guarantees))
     page = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>podnet conformance reports'
             '</title><style>%s</style></head><body><h1>podnet conformance reports</h1>'
-            '<table class="summary"><tr><th>run</th><th>finished</th><th>checks</th><th>guarantees</th></tr>'
+            '<table class="summary"><tr><th>run</th><th>pods wired by</th><th>finished</th><th>checks</th>'
+            '<th>guarantees</th></tr>'
             '%s</table></body></html>\n' % (STYLE, ''.join(rows)))
     (root / 'index.html').write_text(page)

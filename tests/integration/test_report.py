@@ -80,10 +80,12 @@ def test_chromium_renders_the_guarantees_and_a_grid(report, tmp_path):
     pods = len(re.findall(r'<td class="(?:allowed|denied|undecided)', dom))
     assert pods >= 5 * 5, 'no truth table with cells: %d cells' % pods
 
+    # Tall enough for the summary of every guarantee and the first grid
+    # under it: the summary grows with each check family the suite gains.
     shot = tmp_path / 'report.png'
-    chromium('--window-size=1280,1600', '--screenshot=%s' % shot, url)
+    chromium('--window-size=1280,4000', '--screenshot=%s' % shot, url)
     width, height, pixels = read_png(shot.read_bytes())
-    assert (width, height) == (1280, 1600)
+    assert (width, height) == (1280, 4000)
     green = sum(1 for p in pixels if close(p, ALLOWED_GREEN))
     assert green > 5 * 4 * 200, 'the grid is not on screen: %d allowed-green pixels' % green
 

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from ansible.module_utils.podnet.core import reconcile
+from ansible.module_utils.podnet.core import names, reconcile
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.node.network import (
     ISOLATION, NAT, Mgmt, NetworkSpec, NodeNetwork, find_mgmt, isolation_ruleset, nat_ruleset,
@@ -32,7 +32,8 @@ def node_network(tmp_path, state='present', **kwargs):
 
 
 def converged(**changes):
-    current = {'bridge': {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': True},
+    current = {'bridge': {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': True,
+                          'mac': names.stable_mac('cni0', POD_CIDR)},
                'tables': {'ip podnet-nat': nat_ruleset(POD_CIDR, CLUSTER_CIDR),
                           'inet podnet-isolation': isolation_ruleset(
                               CLUSTER_CIDR, MGMT, ['172.30.1.1'])},
@@ -62,7 +63,7 @@ def test_stale_bridge_address_reconfigures_the_bridge(tmp_path):
 
 
 def test_bridge_down_is_reconfigured(tmp_path):
-    bridge = {'mtu': 1450, 'addresses': ['10.42.1.1/24'], 'up': False}
+    bridge = dict(converged()['bridge'], up=False)
     assert node_network(tmp_path).plan(converged(bridge=bridge)) == [
         Action('set_bridge', 'cni0', 'up False, want True')]
 
@@ -230,3 +231,9 @@ def test_foreign_drops_on_the_bridge_and_ingress_hooks_are_named(tmp_path):
     ingress[1]['chain']['dev'] = 'flannel.1'
     assert net.foreign_drops({'ruleset': {'nftables': ingress}}) == [
         'pod 10.42.0.2 to pod 10.42.1.2: dropped by netdev evil chain in rule 0: drop']
+
+
+def test_a_bridge_whose_mac_moved_gets_its_own_back(tmp_path):
+    moved = converged()
+    moved['bridge'] = dict(moved['bridge'], mac='02:00:00:00:00:09')
+    assert verbs(node_network(tmp_path).plan(moved)) == [('set_bridge', 'cni0')]

@@ -199,21 +199,28 @@ def tcp_server():
 
 @pytest.fixture
 def udp_server():
-    """Answers every datagram with its hostname, as serve-hostname --udp."""
+    """Answers every datagram with its hostname, as serve-hostname --udp.
+    Its thread ends with the test: a later test that forks (seccomp's)
+    must not inherit a thread blocked in recvfrom, which close() does not
+    wake; a last datagram does."""
     server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     server.bind(('127.0.0.1', 0))
-    seen = []
+    seen, stop = [], threading.Event()
 
     def serve():
         while True:
-            try:
-                data, client = server.recvfrom(2048)
-            except OSError:
+            data, client = server.recvfrom(2048)
+            if stop.is_set():
                 return
             seen.append(data)
             server.sendto(b'a', client)
-    threading.Thread(target=serve, daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
     yield server.getsockname()[1], seen
+    stop.set()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:
+        waker.sendto(b'', server.getsockname())
+    thread.join(5)
     server.close()
 
 

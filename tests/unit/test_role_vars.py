@@ -32,7 +32,7 @@ def test_a_value_that_does_not_template_is_an_error_not_a_crash():
 
 
 def test_each_entry_point_has_its_options_and_an_unknown_role_or_entry_point_is_refused():
-    assert set(plugin.role_options('network', 'reset', ROLES)) == {'podnet_state_dir'}
+    assert set(plugin.role_options('network', 'reset', ROLES)) == {'podnet_state_dir', 'podnet_subnet_env'}
     with pytest.raises(LookupError, match='role nosuch: not found'):
         plugin.role_options('nosuch', 'main', ROLES)
     with pytest.raises(LookupError, match="role network: no entry point 'nope'"):
@@ -72,3 +72,10 @@ def test_a_playbook_refuses_a_bad_inventory_name_before_any_node_task(tmp_path, 
     assert done.returncode != 0
     assert 'a/b: inventory name: not a DNS label' in done.stdout
     assert 'UNREACHABLE' not in done.stdout and 'node1: inventory name' not in done.stdout
+
+
+def test_an_unknown_pod_wiring_is_refused_naming_the_variable_and_the_chains():
+    options = plugin.role_options('pods', 'main', ROLES)
+    found = plugin.check('node1', 'pods', options, {'podnet_cni': 'calico'})
+    assert len(found) == 1 and 'podnet_cni' in found[0] and 'native, bridge, ptp' in found[0], found
+    assert plugin.check('node1', 'pods', options, {'podnet_cni': 'ptp'}) == []

@@ -8,6 +8,7 @@ import collections
 import ipaddress
 import os
 
+from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
 from ansible.module_utils.podnet.core.statefile import remove_any, unreadable, write_atomic
 from ansible.module_utils.podnet.kernel import nfteval
@@ -166,7 +167,7 @@ class NodeNetwork(Reconciler):
         addresses = {name: sorted(by_index.get(link['index'], ())) for name, link in links.items()}
         link = links.get(BRIDGE)
         return {'bridge': {'mtu': link.get('IFLA_MTU'), 'addresses': addresses[BRIDGE],
-                           'up': link['flags'] & 1 == 1} if link else None,
+                           'up': link['flags'] & 1 == 1, 'mac': link.get('IFLA_ADDRESS')} if link else None,
                 'tables': {table_name(t): nft.read_table(self.run, *t) for t in (NAT, ISOLATION)},
                 'pod_cidr': _recorded_pod_cidr(self.spec.state_dir),
                 'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
@@ -184,6 +185,12 @@ class NodeNetwork(Reconciler):
         theirs = {'nftables': [i for i in current['ruleset'].get('nftables', []) if not nft.podnets(i)]}
         return nfteval.drops(theirs, pod_flows(self.spec.pod_cidr, self.spec.cluster_cidr))
 
+    def bridge_mac(self):
+        """cni0's own MAC, from the pod CIDR, set once: a bridge left to
+        itself takes its lowest port's, and changes as pods come and go,
+        which fails the CHECK of a bridge plugin's earlier results."""
+        return names.stable_mac('cni0', self.spec.pod_cidr)
+
     def controllers(self, current):
         """The controller addresses to cut off; never one of the node's own
         (a controller on the node itself has no address apart from it)."""
@@ -193,7 +200,7 @@ class NodeNetwork(Reconciler):
         if self.absent:
             return {}
         spec = self.spec
-        return {'bridge': {'mtu': spec.mtu, 'addresses': [self.gateway], 'up': True},
+        return {'bridge': {'mtu': spec.mtu, 'addresses': [self.gateway], 'up': True, 'mac': self.bridge_mac()},
                 'tables': {table_name(NAT): nat_ruleset(spec.pod_cidr, spec.cluster_cidr),
                            table_name(ISOLATION): isolation_ruleset(
                                spec.cluster_cidr, current['mgmt'], self.controllers(current))},
@@ -246,7 +253,7 @@ class NodeNetwork(Reconciler):
                 address, length = stale.split('/')
                 ipr.addr('del', index=index, address=address, prefixlen=int(length))
             ensure_address(ipr, index, self.gateway)
-            ipr.link('set', index=index, mtu=self.spec.mtu, state='up')
+            ipr.link('set', index=index, mtu=self.spec.mtu, address=self.bridge_mac(), state='up')
 
     def do_set_table(self, action, current):
         chains, rules = self.wanted(current)['tables'][action.target]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.node.network import BRIDGE
+from ansible.module_utils.podnet.pods.chain import wiring
 from ansible.module_utils.podnet.pods.sandbox import Process, netns_inode, netns_path, read_inside
 
 
@@ -37,8 +38,8 @@ class Checker:
     """ipam: the node's HostLocalIpam (its network and gateway); mtu: the
     pods' MTU; hierarchies: the cgroup hierarchies ({}: none)."""
 
-    def __init__(self, ipam, mtu, hierarchies):
-        self.ipam, self.mtu, self.hierarchies = ipam, mtu, hierarchies
+    def __init__(self, ipam, mtu, hierarchies, chain=None):
+        self.ipam, self.mtu, self.hierarchies, self.chain = ipam, mtu, hierarchies, chain
 
     def check(self, record, links, bridge):
         """The record's Health; links: the node's links by name, bridge: cni0's index."""
@@ -48,6 +49,8 @@ class Checker:
         health = Health(self._sandbox_problems(record, veth, bridge), dead,
                         [c for c in dead if own.oom_kills(c)], veth.get('IFLA_MTU') if veth else None,
                         own.read('pids', 'pids.max'))
+        if record.get('cni') or self.chain:
+            return self._chain_check(record, health)
         if not health.problems:
             inside = read_inside(record['netns'])
             health.problems = self._inside_problems(record, inside, veth)
@@ -55,7 +58,31 @@ class Checker:
                 health.mtu_now = mtu_seen(health.mtu_now, inside['mtu'], self.mtu)
         return health
 
+    def _chain_check(self, record, health):
+        """A pod a CNI chain wired (or is to wire): the sandbox as for any
+        pod, then the chain's CHECK of it. The chain set its MTU: the
+        conflist holds it, and a changed list makes the pod again."""
+        health.mtu_now = self.mtu
+        if not health.problems:
+            health.problems = (self.chain.problems(record) if self.chain
+                               else ['wired by %s, want native' % wiring(record)])
+        return health
+
     def _sandbox_problems(self, record, veth, bridge):
+        found = self._process_problems(record)
+        if found:
+            return found
+        if not record.get('cni') and (veth is None or bridge is None or veth.get('IFLA_MASTER') != bridge):
+            return ['%s not on %s' % (record['veth'], BRIDGE)]
+        if ipaddress.IPv4Address(record['ip']) not in self.ipam.network:
+            return ['address %s is outside the pod CIDR %s' % (record['ip'], self.ipam.network)]
+        if self.hierarchies and not pod_cgroups(self.hierarchies, record).exists():
+            return ['its cgroup %s is gone' % record['cgroup'] if record.get('cgroup')
+                    else 'no cgroup of its own (an older podnet made it)']
+        return []
+
+    @staticmethod
+    def _process_problems(record):
         pause = Process.from_dict(record['pause'])
         if not pause.alive():
             return ['pause process gone']
@@ -63,13 +90,6 @@ class Checker:
             return ['sandbox %s gone' % record['netns']]
         if netns_inode(pause.pid) != os.stat(netns_path(record['netns'])).st_ino:
             return ['pause process is not in sandbox %s' % record['netns']]
-        if veth is None or bridge is None or veth.get('IFLA_MASTER') != bridge:
-            return ['%s not on %s' % (record['veth'], BRIDGE)]
-        if ipaddress.IPv4Address(record['ip']) not in self.ipam.network:
-            return ['address %s is outside the pod CIDR %s' % (record['ip'], self.ipam.network)]
-        if self.hierarchies and not pod_cgroups(self.hierarchies, record).exists():
-            return ['its cgroup %s is gone' % record['cgroup'] if record.get('cgroup')
-                    else 'no cgroup of its own (an older podnet made it)']
         return []
 
     def _inside_problems(self, record, inside, veth):

@@ -135,7 +135,7 @@ class Planner:
                 continue
             holder[record['ip']] = key
             owner = owners.get(record['ip'])
-            if owner != record['uid']:
+            if owner != record['uid'] and not record.get('cni'):  # a chain's IPAM plugin holds those
                 found.append(Action('reserve', key, 'IPAM lost address %s' % record['ip'] if owner is None
                                     else 'IPAM file of %s: %s' % (record['ip'], owner)))
         return found

@@ -17,6 +17,7 @@ from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
 from ansible.module_utils.podnet.pods import initcontainers, srcguard
+from ansible.module_utils.podnet.pods.chain import CNI_DIR, PodChain
 from ansible.module_utils.podnet.pods.health import Checker
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam, attachment_ports
 from ansible.module_utils.podnet.pods.planner import NodeState, Planner
@@ -35,17 +36,21 @@ class PodsReconciler(Reconciler):
     subject = 'pods of this node'
 
     def __init__(self, state_dir, pod_cidr, mtu, run, wanted=None, check_mode=False, view=(),
-                 pids_limit=cgroups.DEFAULT_PIDS_LIMIT, hierarchies=None, init_timeout=initcontainers.DEFAULT_TIMEOUT):
+                 pids_limit=cgroups.DEFAULT_PIDS_LIMIT, hierarchies=None, init_timeout=initcontainers.DEFAULT_TIMEOUT,
+                 cni=None):
         self.lock_dir, self.absent, self.check_mode = state_dir, pod_cidr is None, check_mode
         self.pods = wanted or {}
         self.run = run
         self.hierarchies = cgroups.read_hierarchies() if hierarchies is None else hierarchies
         self.store = RecordStore(state_dir)
         self.ipam = HostLocalIpam(state_dir, pod_cidr) if pod_cidr else None
-        self.checker = Checker(self.ipam, mtu, self.hierarchies)
+        # cni: (conflist path or None, CNI_PATH): a chain wires the pods (chain.py)
+        self.chain = PodChain.load(cni[0], state_dir, cni[1]) if cni and cni[0] else None
+        self.checker = Checker(self.ipam, mtu, self.hierarchies, self.chain)
         self.planner = Planner(mtu, pids_limit, self.hierarchies, self.store)
         self.runtime = PodRuntime(self.store, self.ipam, mtu, pids_limit, self.hierarchies, view, run)
         self.runtime.init_timeout = init_timeout
+        self.runtime.chain = self.chain
 
     # -- reading -----------------------------------------------------------
     def read(self):
@@ -84,7 +89,8 @@ class PodsReconciler(Reconciler):
         """For state absent: the records (unchecked), sandboxes, the guard
         and the state folders of pods (records and logs, IPAM)."""
         records, unreadable = self.store.read()
-        folders = [d for d in (self.store.pods_dir, os.path.join(self.store.state_dir, IPAM_DIR))
+        folders = [d for d in (self.store.pods_dir, os.path.join(self.store.state_dir, IPAM_DIR),
+                               os.path.join(self.store.state_dir, CNI_DIR))
                    if os.path.isdir(d)]
         own, foreign = self._own_cgroups(records, HostLocalIpam.every_owner(self.store.state_dir))
         return NodeState(records, list_netns(), {}, folders, self._guard(), unreadable,

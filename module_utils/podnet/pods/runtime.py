@@ -16,7 +16,7 @@ from ansible.module_utils.podnet.core.statefile import remove_any, remove_tree
 from ansible.module_utils.podnet.kernel import caps, cgroups, nft
 from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links, link_index, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
-from ansible.module_utils.podnet.pods import initcontainers, podfiles, spawner, srcguard
+from ansible.module_utils.podnet.pods import chain, initcontainers, podfiles, spawner, srcguard
 from ansible.module_utils.podnet.pods.health import pod_cgroups
 from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
@@ -73,13 +73,15 @@ def stop(process):
 class PodRuntime:
     """store: the RecordStore; ipam: the HostLocalIpam (None with state
     absent, which removes IPAM whole); view: the paths containers see
-    besides the system folders; run: a command runner, for nft."""
+    besides the system folders; run: a command runner, for nft. chain: the
+    PodChain that wires pods (chain.py), None when podnet wires them."""
 
     def __init__(self, store, ipam, mtu, pids_limit, hierarchies, view, run):
         self.store, self.ipam, self.mtu, self.pids_limit = store, ipam, mtu, pids_limit
         self.hierarchies, self.view, self.run = hierarchies, list(view), run
         self.init_timeout = initcontainers.DEFAULT_TIMEOUT  # seconds a try of an init container may run
         self._wanted, self._spawn = {}, None  # while apply() runs
+        self.chain = None
 
     def apply(self, actions, current, wanted):
         self._wanted, self._spawn = wanted, SpawnerClient()
@@ -114,12 +116,14 @@ class PodRuntime:
                 if proc:
                     Process.from_dict(proc).kill()
         kill_holders([record['netns'] for record in gone])  # what no record names, or names wrong
+        for record in gone:  # the chain removes what it made, the sandbox still there
+            chain.unwire(record, self.chain, self.store.state_dir)
         with rtnl() as ipr:
             delete_links(ipr, [record['veth'] for record in gone])
         for key, record in zip(keys, gone):
             remove_netns(record['netns'])
             pod_cgroups(self.hierarchies, record).remove()
-            if record['ip'] and self.ipam:  # state absent removes IPAM whole
+            if record['ip'] and self.ipam and not record.get('cni'):  # state absent removes IPAM whole
                 self.ipam.release(record['ip'], record['uid'])
             self.store.forget(key)
 
@@ -129,17 +133,12 @@ class PodRuntime:
         failed = []
         with rtnl() as ipr:
             bridge = link_index(ipr, BRIDGE)
-        if keys and bridge is None:
+        if keys and bridge is None and self.chain is None:
             raise PodnetError(BRIDGE, 'no pod bridge on this node: run the network role first')
         taken = {r['ip'] for r in records.values()}
         for start in range(0, len(keys), BATCH):
             batch = [new_record(k, self._wanted[k]) for k in keys[start:start + BATCH]]
-            try:
-                for record in batch:
-                    record['ip'] = self.ipam.allocate(record['uid'], taken, record=False)
-                    taken.add(record['ip'])
-            finally:  # recorded before any sandbox exists, also when the CIDR runs out
-                self.ipam.record_last()
+            self._allocate(batch, taken)
             for record in batch:
                 self._submit_sandbox(record, bridge)
             for record in batch:
@@ -157,6 +156,18 @@ class PodRuntime:
         if failed:
             raise SandboxError(', '.join(key for key, why in failed), '; '.join(why for key, why in failed))
 
+    def _allocate(self, batch, taken):
+        """Addresses from podnet's IPAM, unless a chain wires the pods (its
+        IPAM plugin gives them on ADD)."""
+        if self.chain is not None:
+            return
+        try:
+            for record in batch:
+                record['ip'] = self.ipam.allocate(record['uid'], taken, record=False)
+                taken.add(record['ip'])
+        finally:  # recorded before any sandbox exists, also when the CIDR runs out
+            self.ipam.record_last()
+
     def _make_cgroups(self, record, containers, sandbox=False):
         """The pod's cgroups with its limits, and fresh ones for these
         containers (and the sandbox's pause)."""
@@ -173,6 +184,9 @@ class PodRuntime:
         pod's cgroups are made here, with its limits."""
         pod = self._wanted[record[KEY]]
         self._make_cgroups(record, pod['containers'], sandbox=True)
+        if self.chain is not None:  # the bare sandbox: the chain wires it once pause holds it
+            self._spawn.submit(record[KEY], op='sandbox', netns=netns_path(record['netns']), hostname=hostname(pod))
+            return
         self._spawn.submit(record[KEY], op='sandbox', netns=netns_path(record['netns']),
                            hostname=hostname(pod), veth=record['veth'], mac=record['mac'],
                            cidr='%s/%d' % (record['ip'], self.ipam.network.prefixlen), mtu=self.mtu,
@@ -184,6 +198,8 @@ class PodRuntime:
             record['pause'] = self._spawn.collect().as_dict()
             spawner.join_cgroups(pod_cgroups(self.hierarchies, record).dirs(cgroups.SANDBOX),
                                  record['pause']['pid'])
+            if self.chain is not None:
+                self.chain.add(record)
             self.store.make_folder(record[KEY])
             pod = self._wanted[record[KEY]]
             podfiles.write(self.store.folder(record[KEY]), pod, record['ip'], hostname(pod))
@@ -279,11 +295,13 @@ class PodRuntime:
             if proc:
                 Process.from_dict(proc).kill()
         kill_holders([record['netns']])
+        chain.unwire(record, self.chain, self.store.state_dir)
         with rtnl() as ipr:
-            delete_link(ipr, record['veth'])
+            if record['veth']:
+                delete_link(ipr, record['veth'])
         remove_netns(record['netns'])
         pod_cgroups(self.hierarchies, record).remove()
-        if record['ip']:
+        if record['ip'] and not record.get('cni'):
             self.ipam.release(record['ip'], record['uid'])
         remove_tree(self.store.folder(record[KEY]))
 

@@ -110,6 +110,15 @@ def wire_pod_side(req, home_net):
         nl.close()
 
 
+def loopback_up():
+    """lo up in the namespace this process is in (a fresh one: index 1)."""
+    nl = Rtnl()
+    try:
+        nl.set_link(LOOPBACK)
+    finally:
+        nl.close()
+
+
 SANDBOX_NAMESPACES = {CLONE_NEWNET: 'net', CLONE_NEWUTS: 'uts', CLONE_NEWIPC: 'ipc',
                       CLONE_NEWPID: 'pid'}
 
@@ -131,6 +140,8 @@ def spawn_sandbox(req, home, home_rtnl):
             mount('/proc/self/ns/net', req['netns'], None, MS_BIND)
             if req.get('veth'):
                 wire_pod_side(req, home[CLONE_NEWNET])
+            else:  # a CNI chain wires eth0 after; lo is the runtime's, as podman and CRI-O do
+                loopback_up()
             pid = _spawn_pause()
         finally:
             _go_home(home)
