@@ -165,7 +165,8 @@ def test_the_vxlan_port_answers_only_peers_over_the_underlay():
     the source guard, isolation and NetworkPolicy."""
     assert nft.describe(*vxlan()['guard']) == {
         'forward': ['type filter hook forward priority -10; policy accept',
-                    'iifname "cni0" udp dport 8472 ip daddr != 10.42.0.0-10.42.2.255 drop'],
+                    'iifname "cni0" udp dport 8472 ip daddr != 10.42.0.0-10.42.2.255 drop',
+                    'iifname "veth*" udp dport 8472 ip daddr != 10.42.0.0-10.42.2.255 drop'],
         'input': ['type filter hook input priority -10; policy accept',
                   'udp dport 8472 iifname != "eth0" drop',
                   'udp dport 8472 ip saddr != { 10.11.1.12, 10.11.1.13 } drop']}
@@ -178,7 +179,7 @@ def test_a_node_without_peers_answers_no_vxlan():
 def test_a_missing_or_changed_guard_is_restored_and_host_gw_has_none():
     assert steps(backend.plan(dict(vxlan(), guard=None), vxlan())) == [('set_table', 'inet podnet-vxlan')]
     loose = dict(vxlan(), guard=(vxlan()['guard'][0], vxlan()['guard'][1][:1]))
-    assert backend.plan(loose, vxlan()) == [Action('set_table', 'inet podnet-vxlan', '1 rules, want 3')]
+    assert backend.plan(loose, vxlan()) == [Action('set_table', 'inet podnet-vxlan', '1 rules, want 4')]
     assert steps(backend.plan(dict(host_gw(), guard=vxlan()['guard']), host_gw())) == [
         ('delete_table', 'inet podnet-vxlan')]
     assert steps(backend.plan(vxlan(), backend.NOTHING))[-1] == ('delete_table', 'inet podnet-vxlan')

@@ -114,8 +114,11 @@ def test_absent_removes_only_what_exists(tmp_path):
 def test_a_separate_mgmt_interface_is_cut_off_from_pods_in_forward_and_input():
     text = nft.describe(*isolation_ruleset(CLUSTER_CIDR, MGMT, ['172.30.1.1']))
     assert text == {
+        'prerouting': ['type filter hook prerouting priority -300; policy accept',
+                       'iifname "veth*" fib saddr . iif oif missing drop'],
         'forward': ['type filter hook forward priority -10; policy accept',
                     'iifname "cni0" oifname "mgmt0" drop',
+                    'iifname "veth*" oifname "mgmt0" drop',
                     'ip saddr 10.42.0.0/16 oifname "mgmt0" drop',
                     'ip saddr 10.42.0.0/16 ip daddr 172.30.1.0/24 drop',
                     'ip saddr 10.42.0.0/16 ip daddr 172.30.1.1 drop'],

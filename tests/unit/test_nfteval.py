@@ -58,6 +58,19 @@ def test_the_isolation_table_drops_pods_to_the_controller_only():
     assert dropped_by.startswith('inet podnet-isolation chain forward rule ')
 
 
+def test_a_routed_pod_sending_from_another_address_is_dropped_before_conntrack():
+    """A ptp chain's pod is a routed veth, which the bridge-family source
+    guard never sees: isolation's prerouting keeps it to the address the
+    node routes back through that veth."""
+    chains, rules = isolation_ruleset('10.42.0.0/16', None, [])
+    table = ruleset('inet', 'podnet-isolation', chains, rules)
+    assert judged(table) == (None, [])
+    assert judged(table, packet=dict(PACKET, reverse_path=False)) == (
+        'inet podnet-isolation chain prerouting rule 0', [])
+    on_cni0 = dict(PACKET, iif='cni0', reverse_path=False)  # the bridge guard's, at the port
+    assert judged(table, packet=on_cni0) == (None, [])
+
+
 def test_podnet_policy_and_nat_are_left_to_their_judges():
     policy = ruleset('ip', 'podnet-policy', [FORWARD], [('fwd', [{'drop': None}])])
     assert judged(policy) == (None, [])

@@ -277,6 +277,17 @@ def meta_match(key, op, right):
     return {'match': {'op': op, 'left': {'meta': {'key': key}}, 'right': right}}
 
 
+# `fib saddr . iif oif`: the interface the route back to the source leaves by,
+# looked up as if leaving by the interface the packet came in on.
+REVERSE_PATH = {'fib': {'result': 'oif', 'flags': ['saddr', 'iif']}}
+
+
+def no_reverse_path():
+    """`fib saddr . iif oif missing`: the node routes the source elsewhere
+    than where the packet came in (strict reverse path, as rp_filter=1)."""
+    return {'match': {'op': '==', 'left': REVERSE_PATH, 'right': False}}
+
+
 DROP = {'drop': None}
 
 
@@ -346,6 +357,8 @@ def _statement(stmt):
             op, right = body['op'], '%#x' % body['right']  # as nft prints a masked match
         if left.endswith('ifname'):
             right = json.dumps(body['right'])  # nft quotes interface names
+        if 'fib' in body['left'] and isinstance(body['right'], bool):
+            right = 'exists' if body['right'] else 'missing'
         return ' '.join(p for p in (left, op, right) if p)
     if kind == 'vmap':
         pairs = ', '.join('%s : %s' % (_value(k), _statement(v)) for k, v in body['data']['set'])
@@ -364,6 +377,8 @@ def _left(left):
         return key if key in BARE_META else 'meta ' + key
     if 'ct' in left:
         return 'ct ' + left['ct']['key']
+    if 'fib' in left:  # fib saddr . iif oif
+        return 'fib %s %s' % (' . '.join(left['fib']['flags']), left['fib']['result'])
     return json.dumps(left, sort_keys=True)
 
 

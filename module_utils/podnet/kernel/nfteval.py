@@ -84,7 +84,8 @@ def judge(ruleset, packet):
     that drops or rejects packet (or a base chain's drop policy), else None;
     not_judged the rules skipped as unknown. packet: {src, dst, protocol,
     dport, iif, oif}, a new connection, with the stages it meets (default
-    routed(iif, oif))."""
+    routed(iif, oif)), and reverse_path False when its source is spoofed
+    (the node routes it elsewhere than its iif)."""
     chains, rules = _index(ruleset)
     not_judged = []
     for stage in packet.get('stages') or routed(packet['iif'], packet['oif']):
@@ -259,6 +260,10 @@ def _left(left, packet):
             return 'ipv4'
     if 'ct' in left and left['ct'].get('key') == 'state':
         return 'new'
+    if left == nft.REVERSE_PATH:
+        # The packets judged here come from the addresses of pods and
+        # nodes, so their source routes back the way they came.
+        return packet.get('reverse_path', True)
     raise Unknown('match on %s' % (left,))
 
 

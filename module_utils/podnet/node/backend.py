@@ -33,7 +33,7 @@ from ansible.module_utils.podnet.kernel.netlink import (
     links_by_name,
     rtnl,
 )
-from ansible.module_utils.podnet.node.network import BRIDGE, VTEP
+from ansible.module_utils.podnet.node.network import BRIDGE, VTEP, from_pod_ports
 
 VNI, VXLAN_PORT, VXLAN_OVERHEAD = 1, 8472, 50
 RTPROT_PODNET = 200  # marks the routes podnet owns
@@ -73,12 +73,12 @@ def guard_ruleset(node, peers):
     - forward: a pod's datagram to UDP 8472 leaves its node only toward a
       pod. To another node's underlay it would leave masqueraded to this
       node's underlay address, a peer's, which the other node must accept;
-      so it is dropped here, where it still comes from cni0."""
+      so it is dropped here, where it still comes from a pod's port (cni0,
+      or the pod's routed veth under a ptp chain)."""
     vxlan = nft.match('udp', 'dport', '==', VXLAN_PORT)
     pod_cidrs = [ipaddress.IPv4Network(n['pod_cidr']) for n in [node] + list(peers)]
     to_pods = nft.canonical([(int(n.network_address), int(n.broadcast_address)) for n in pod_cidrs], True)
-    forward = [[nft.meta_match('iifname', '==', BRIDGE), vxlan, nft.match('ip', 'daddr', '!=', to_pods),
-                nft.DROP]]
+    forward = [[port, vxlan, nft.match('ip', 'daddr', '!=', to_pods), nft.DROP] for port in from_pod_ports()]
     local = [[vxlan, nft.DROP]]
     if peers:
         addresses = [int(ipaddress.IPv4Address(p['underlay_ip'])) for p in peers]

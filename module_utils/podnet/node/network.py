@@ -1,6 +1,7 @@
 """A node's pod network: the cni0 bridge holding the gateway of the node's
 pod CIDR, the masquerade table for pod traffic leaving the cluster, and the
-isolation table that keeps pods off the management network.
+isolation table that keeps pods off the management network (and routed
+pods to their own source address).
 
 Shape: the Reconciler of core/reconcile.py: read() -> plan(current) -> do_<verb>(action, current).
 """
@@ -24,6 +25,7 @@ from ansible.module_utils.podnet.kernel.netlink import (
 from ansible.module_utils.podnet.node.nodestate import POD_CIDR_FILE, read_pod_cidr_checked
 
 BRIDGE = 'cni0'
+ROUTED_POD_PORTS = nfteval.POD_PORT  # veth*: a pod's veth when no bridge holds it
 VTEP = 'flannel.1'  # the vxlan backend's device (backend.py)
 NAT = ('ip', 'podnet-nat')
 ISOLATION = ('inet', 'podnet-isolation')
@@ -62,29 +64,49 @@ def _to(networks):
     return nft.match('ip', 'daddr', '==', nft.canonical(intervals, True))
 
 
+def from_pod_ports():
+    """Matches, one per rule, on what a node's pods send from: their ports
+    on cni0 (podnet's wiring, the bridge chain), or each a routed veth of
+    its own (the ptp chain), which the node sees as veth*."""
+    return [nft.meta_match('iifname', '==', name) for name in (BRIDGE, ROUTED_POD_PORTS)]
+
+
 def isolation_ruleset(cluster_cidr, mgmt, controllers):
-    """Pods never reach the management network or the controller.
+    """Pods never reach the management network or the controller, and a pod
+    on a routed veth never sends from an address that is not its own.
 
     mgmt: the node's separate management interface (Mgmt) or None, when the
     management address is also the underlay (a VM with one NIC): then its
     subnet holds the other nodes and stays open, only the controller is cut.
-    Pods still reach their node on cni0 and the underlay (G4)."""
+    Pods still reach their node on cni0 and the underlay (G4).
+
+    The source of a pod on cni0 is checked at its port, by the pods' source
+    guard (pods/srcguard.py, a bridge-family table). A routed veth is no
+    bridge port, so that table never sees it: here its packets must come
+    from an address the node routes back through that veth (the pod's own
+    /32, which the chain's ADD routed there), as rp_filter=1 would check
+    on those veths alone (the node keeps rp_filter 0, roles/node)."""
     from_pods = nft.match('ip', 'saddr', '==', nft.prefix(cluster_cidr))
+    prerouting = [[nft.meta_match('iifname', '==', ROUTED_POD_PORTS), nft.no_reverse_path(), nft.DROP]]
     forward, local = [], []
     if mgmt:
         to_mgmt = nft.meta_match('oifname', '==', mgmt.ifname)
-        forward += [[nft.meta_match('iifname', '==', BRIDGE), to_mgmt, nft.DROP],
-                    [from_pods, to_mgmt, nft.DROP],
+        forward += [[port, to_mgmt, nft.DROP] for port in from_pod_ports()]
+        forward += [[from_pods, to_mgmt, nft.DROP],
                     [from_pods, _to(mgmt.addresses), nft.DROP]]
         local.append([from_pods, _to(a.split('/')[0] for a in mgmt.addresses), nft.DROP])
     # Pods have no IPv6 route off their node, so an IPv6 controller needs no rule.
     controllers = [c for c in controllers if ipaddress.ip_address(c).version == 4]
     if controllers:
         forward.append([from_pods, _to(controllers), nft.DROP])
-    # nft lists rules chain by chain: written the same way, they read back equal.
-    chains = [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
-              for hook in ('forward', 'input')]
-    rules = [('forward', expr) for expr in forward] + [('input', expr) for expr in local]
+    # nft lists rules chain by chain: written the same way, they read back
+    # equal. prerouting before conntrack: a spoofed packet leaves no entry.
+    chains = [{'name': 'prerouting', 'type': 'filter', 'hook': 'prerouting', 'prio': -300,
+               'policy': 'accept'}]
+    chains += [{'name': hook, 'type': 'filter', 'hook': hook, 'prio': -10, 'policy': 'accept'}
+               for hook in ('forward', 'input')]
+    rules = ([('prerouting', expr) for expr in prerouting] + [('forward', expr) for expr in forward] +
+             [('input', expr) for expr in local])
     return chains, rules
 
 
