@@ -45,5 +45,5 @@ def test_routed_pods_pass_the_pod_isolation_checks(routed):
          'tests/conformance/test_pod_isolation.py', '--ansible-inventory', str(routed.inventory)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-4000:]
-    passed = set(re.findall(r'^PASSED \S+::(\S+)', done.stdout, re.M))
+    passed = set(re.findall(r'^PASSED \S+::(.+)$', done.stdout, re.M))
     assert set(REGRESSIONS) <= passed, done.stdout[-4000:]
