@@ -11,10 +11,11 @@ COLLECTION := build/podnet-testbed-$(shell sed -n 's/^version: *//p' collection/
 
 MANIFESTS ?=
 MANIFEST_VARS = $(if $(MANIFESTS),-e '{"podnet_manifests": $(shell python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' $(MANIFESTS))}')
-.PHONY: help bootstrap bootstrap-tests bench-scale grade-cni exec outside up test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
+.PHONY: help bootstrap bootstrap-tests bench-scale grade-cni exec outside up podman-demo test test-vms unit unit-and-integration molecule lint sanity collection down bench ssh pictures
 
 help:
 	@echo "make up    - bring up the lab ($(INVENTORY)) and converge the cluster (MANIFESTS='manifests/seed manifests/app')"
+	@echo "make podman-demo - podman runs containers on node1 and node2 through the nodes' CNI network (docs/cni.md)"
 	@echo "make test  - lint, sanity, unit tests, lab integration tests, every molecule scenario but vms"
 	@echo "make test-vms - the cluster on 3 qemu VMs: converge, conformance with G5, reset"
 	@echo "make down  - tear the lab down, leaving nothing behind"
@@ -36,6 +37,13 @@ bootstrap-tests:
 # MANIFESTS='manifests/seed manifests/app' replaces podnet_manifests (roles/cluster).
 up: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/up.yml $(MANIFEST_VARS)
+
+# podman (bin/bootstrap --podman) on the lab: a container on node2 serves,
+# one on node1 asks across nodes, without NAT; both go (bin/podman-demo).
+podman-demo:
+	@bin/bootstrap --podman
+	ansible-playbook -i $(INVENTORY) playbooks/up.yml $(MANIFEST_VARS)
+	@bin/podman-demo $(INVENTORY)
 
 down: bootstrap
 	ansible-playbook -i $(INVENTORY) playbooks/lab.yml -e lab_state=absent

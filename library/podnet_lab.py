@@ -61,6 +61,17 @@ options:
     description: Path of each node's private state directory, as the node sees it.
     type: path
     default: /var/lib/podnet
+  private_dirs:
+    description:
+      - Paths each node has a private folder at, empty when the lab first makes it,
+        as a VM has its own disk (besides O(state_dir)). A node's folders stay when
+        it is recreated (a rebooted VM keeps its disk) and go with the lab.
+      - The default gives each node its own CNI configuration and plugin folder, CNI
+        state (host-local's addresses, the result cache) and podman's configuration
+        and state (C(/run/containers) is private with C(/run)).
+    type: list
+    elements: path
+    default: [/etc/cni/net.d, /opt/cni/bin, /var/lib/cni, /etc/containers, /var/lib/containers]
   outside_server:
     description:
       - Command line of the server the outside host runs (on every address), such
@@ -118,6 +129,7 @@ from ansible.module_utils.podnet.core.reconcile import run_module
 from ansible.module_utils.podnet.kernel.netlink import require_pyroute2
 from ansible.module_utils.podnet.lab import inventory
 
+PRIVATE_DIRS = ('/etc/cni/net.d', '/opt/cni/bin', '/var/lib/cni', '/etc/containers', '/var/lib/containers')
 NODE_OPTIONS = dict(name=dict(type='str', required=True), mgmt_ip=dict(type='str', required=True),
                     rack=dict(type='str'), underlay_ip=dict(type='str', required=True),
                     kind=dict(type='str', choices=['netns', 'qemu'], default='netns'),
@@ -139,6 +151,7 @@ def main():
             lab_dir=dict(type='path', required=True),
             init_program=dict(type='path', required=True),
             state_dir=dict(type='path', default='/var/lib/podnet'),
+            private_dirs=dict(type='list', elements='path', default=list(PRIVATE_DIRS)),
             outside_server=dict(type='list', elements='str', default=[]),
             cluster_cidr=dict(type='str', default='10.42.0.0/16')),
         supports_check_mode=True)
@@ -151,7 +164,7 @@ def lab_of(module):
     p = module.params
     spec = inventory.parse(p['lab'], p['nodes'], reserved_networks(p, str(p['lab'].get('name'))))
     paths = LabPaths(p['lab_dir'], spec.name, p['init_program'], sys.executable, p['state_dir'],
-                     p['outside_server'])
+                     p['outside_server'], p['private_dirs'])
     return Lab(spec, paths, module.run_command, p['cluster_cidr'], p['state'], module.check_mode)
 
 

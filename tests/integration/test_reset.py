@@ -1,6 +1,6 @@
 """playbooks/reset.yml undoes site.yml: every node is left as it was before
-(links, nft tables, netns, sysctl.d, modules-load.d and state files,
-processes); --check reports the reset without making it; a second reset
+(links, nft tables, netns, sysctl.d, modules-load.d, CNI and podman
+configuration and state files, processes); --check reports the reset without making it; a second reset
 changes nothing; and site.yml converges the reset cluster again. The test
 runs on a netns lab of its own (tests/integration/reset_inventory, lab
 `reset`) and, under `make test-vms`, on fresh VMs (inventories/vmlab)."""
@@ -48,9 +48,10 @@ def snapshot(host):
     return {'links': sorted(link.split(': ')[1].split('@')[0] for link in lines('ip -o link').splitlines()),
             'nft': sorted(lines('nft list tables').splitlines()),
             'netns': sorted(lines('ip netns list').splitlines()),
-            # /var/lib/podnet is a lab node's mount point, and absent on a fresh VM.
-            'files': sorted(lines("sh -c 'find /etc/sysctl.d /etc/modules-load.d /var/lib/podnet "
-                                  "2>/dev/null; true'").splitlines()),
+            # /var/lib/podnet is a lab node's mount point, and absent on a fresh VM;
+            # so are the CNI and podman folders (the cni role).
+            'files': sorted(lines("sh -c 'find /etc/sysctl.d /etc/modules-load.d /var/lib/podnet /etc/cni "
+                                  "/opt/cni /var/lib/cni /etc/containers 2>/dev/null; true'").splitlines()),
             'processes': processes(host)}
 
 

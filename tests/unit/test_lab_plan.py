@@ -106,3 +106,26 @@ def test_a_process_started_in_a_node_joins_the_node_s_cgroups_from_outside_first
     assert ran[0][-6:] == ['nsenter', '--target', '4242', '--all', '--', 'sshd']
     pid = (tmp_path / 'ran').read_text()
     assert [(tmp_path / f / 'cgroup.procs').read_text() for f in folders] == [pid, pid]
+
+
+def test_each_node_binds_its_state_and_private_folders_from_the_run_folder(tmp_path):
+    paths = LabPaths(str(tmp_path), 'lab', '/init', '/python', '/var/lib/podnet',
+                     private_dirs=['/etc/cni/net.d', '/var/lib/containers'])
+    run = tmp_path / 'lab'
+    assert paths.node_binds('node1') == [(str(run / 'state' / 'node1'), '/var/lib/podnet'),
+                                         (str(run / 'private' / 'node1' / 'etc/cni/net.d'), '/etc/cni/net.d'),
+                                         (str(run / 'private' / 'node1' / 'var/lib/containers'),
+                                          '/var/lib/containers')]
+
+
+def test_the_init_reads_every_bind_then_cgroups_and_server():
+    import importlib.machinery
+    import importlib.util
+    from podnet_testlib import ROOT
+    loader = importlib.machinery.SourceFileLoader('podnet_lab_init',
+                                                  str(ROOT / 'roles' / 'lab' / 'files' / 'podnet-lab-init'))
+    init = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(init)
+    argv = ['init', 'lab', 'node1', '--bind', '/a', '/var/lib/podnet', '--bind', '/b', '/etc/cni/net.d',
+            '--serve', 'server', '-v']
+    assert init.parse(argv) == ('node1', [('/a', '/var/lib/podnet'), ('/b', '/etc/cni/net.d')], [], ['server', '-v'])

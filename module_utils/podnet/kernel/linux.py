@@ -1,6 +1,6 @@
 """Linux's own numbers and calls, one home for each: the namespace and
 mount flags of <sched.h> and <sys/mount.h>, libc through ctypes, a checked
-call and mount, and a process's parent and start time from /proc.
+call and mount, and from /proc a process's parent, start time and mount points.
 
 Standard library only: the spawner runs this file's source first, before
 rawnl.py, seccomp.py and spawner.py (sandbox.SpawnerClient), so it must not
@@ -8,6 +8,7 @@ import from podnet.
 """
 import ctypes
 import os
+import re
 
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x02000000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -29,6 +30,17 @@ def check(result, what):
 def mount(source, target, fstype, flags, data=None):
     check(libc.mount(source and source.encode(), target.encode(),
                      fstype and fstype.encode(), flags, data and data.encode()), 'mount ' + target)
+
+
+def mount_points(pid='self', proc='/proc'):
+    """The paths something is mounted on in a process's mount namespace
+    (empty when it is gone). A bind mount within one filesystem is one:
+    os.path.ismount, which compares devices and inodes, misses it."""
+    try:
+        with open('%s/%s/mountinfo' % (proc, pid)) as f:
+            return {re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f}
+    except OSError:
+        return set()
 
 
 def read_stat(pid, proc='/proc'):

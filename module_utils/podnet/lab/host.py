@@ -12,7 +12,7 @@ import signal
 import time
 
 from ansible.module_utils.podnet.core.errors import LabError
-from ansible.module_utils.podnet.kernel.linux import read_stat
+from ansible.module_utils.podnet.kernel.linux import mount_points, read_stat
 from ansible.module_utils.podnet.pods.spawner import PAUSE_ARGV0
 
 INIT_NAME = 'podnet-lab-init'
@@ -90,20 +90,27 @@ class LabHost:
     def netns(self):
         return '/proc/%d/ns/net' % self.pid
 
+    def mount_points(self):
+        """The paths something is mounted on in the host's mount namespace."""
+        return mount_points(self.pid)
+
     @property
     def pid_namespace(self):
         return os.readlink('/proc/%d/ns/pid' % self.pid)
 
-    def create(self, run, python, init_program, state_bind=None, serve=None, cgroups=None):
-        """Start the init; state_bind = (host folder, path inside the host);
-        serve = argv of a server the init runs as its child; cgroups: a file
-        holding what cgroups.node_cgroups() gives, for a host that runs pods
-        (a file: the init's command line is what `lsns` shows on the node)."""
+    def create(self, run, python, init_program, binds=(), serve=None, cgroups=None):
+        """Start the init; binds = [(folder on the machine, path inside the
+        host)]: the host's private folders (each path is made on the machine
+        too, as the mount point, and never removed: removing a directory
+        detaches every mount on it, in every namespace); serve = argv of a
+        server the init runs as its child; cgroups: a file holding what
+        cgroups.node_cgroups() gives, for a host that runs pods (a file: the
+        init's command line is what `lsns` shows on the node)."""
         argv = [python, init_program, self.lab, self.name]
-        if state_bind:
-            os.makedirs(state_bind[0], mode=0o755, exist_ok=True)
-            os.makedirs(state_bind[1], mode=0o755, exist_ok=True)
-            argv += ['--state'] + list(state_bind)
+        for source, target in binds:
+            os.makedirs(source, mode=0o755, exist_ok=True)
+            os.makedirs(target, mode=0o755, exist_ok=True)
+            argv += ['--bind', source, target]
         if cgroups:
             argv += ['--cgroups', cgroups]
         if serve:

@@ -29,9 +29,13 @@ SSH_WAIT_SECONDS = 15
 
 
 class LabPaths:
-    """Where the lab keeps its files on the controller (a git-ignored folder)."""
+    """Where the lab keeps its files on the controller (a git-ignored folder).
+    private_dirs: the paths (besides the state directory, state_target) each
+    node has a folder of its own at, as a VM has its own disk: the CNI
+    configuration and plugins, the runtime's state."""
 
-    def __init__(self, lab_dir, lab_name, init_program, python, state_target, outside_server=()):
+    def __init__(self, lab_dir, lab_name, init_program, python, state_target, outside_server=(),
+                 private_dirs=()):
         self.lab_dir = lab_dir
         self.ssh_dir = os.path.join(lab_dir, 'ssh')
         self.control_dir = os.path.join(lab_dir, 'cp')
@@ -40,9 +44,17 @@ class LabPaths:
         self.python = python
         self.state_target = state_target
         self.outside_server = list(outside_server)
+        self.private_dirs = list(private_dirs)
 
     def node_state(self, node):
         return os.path.join(self.run_dir, 'state', node)
+
+    def node_binds(self, node):
+        """[(folder in the run folder, path on the node)] of the node's
+        private folders; each goes with the lab's run folder."""
+        private = os.path.join(self.run_dir, 'private', node)
+        return [(self.node_state(node), self.state_target)] + [
+            (os.path.join(private, path.strip('/')), path) for path in self.private_dirs]
 
 
 def controller_routes(lab_name):
@@ -137,6 +149,9 @@ class Lab(Reconciler):
                 problems.append('no management port %s' % port)
             if 'sshd' not in procs.get(os.readlink('/proc/%d/ns/pid' % pid), []):
                 problems.append('sshd not running')
+            mounted = LabHost(self.spec.name, host, pid).mount_points()
+            problems += ['no private %s' % bind[1] for bind in self.paths.node_binds(host)
+                         if bind[1] not in mounted]
             problems += ['no cgroup %s of its own' % e['dir']
                          for e in cgroups.node_cgroups(self.spec.name, host, self.hierarchies)
                          if not os.path.isdir(e['dir'])]
@@ -253,7 +268,7 @@ class Lab(Reconciler):
             node = next(n for n in self.spec.nodes if n.name == host)
             own, listed = self._node_cgroups(host)
             lab_host.create(self.run, self.paths.python, self.paths.init_program,
-                            (self.paths.node_state(host), self.paths.state_target), cgroups=listed)
+                            self.paths.node_binds(host), cgroups=listed)
             fabric.plumb_node(self.spec, node, lab_host, fabric_host)
             # sshd, and so every module run and pod, in the node's own cgroup
             lab_host.enter(self.run, ssh.sshd_argv(self.paths.ssh_dir, node.mgmt_ip),
