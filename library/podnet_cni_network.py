@@ -13,7 +13,7 @@ description:
   - With O(type=podnet-cni), links O(bin_dir)C(/podnet-cni) to O(plugin_source)
     (the plugin finds podnet's code from its real path); it takes addresses from
     podnet's IPAM in O(state_dir), on C(cni0). Any other type
-    (Debian's C(ptp)) gets C(host-local) on the top O(temporary_addresses)
+    (Debian's C(ptp)) gets C(host-local) on the top O(host_local_addresses)
     addresses of the pod CIDR, which podnet's IPAM does not know.
   - With O(podman_conf), writes podman's C(containers.conf) there, for its CNI
     backend on these folders, with this network as the default one.
@@ -27,7 +27,7 @@ options:
   plugin_source:
     description: "The plugin's file on the node, which O(bin_dir) links to when O(type=podnet-cni)."
     type: path
-  temporary_addresses:
+  host_local_addresses:
     description: How many of the pod CIDR's top addresses C(host-local) hands out, for a type other than C(podnet-cni).
     type: int
     default: 16
@@ -99,7 +99,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             pod_cidr=dict(type='str'), mtu=dict(type='int'), type=dict(type='str', default='podnet-cni'),
-            plugin_source=dict(type='path'), temporary_addresses=dict(type='int', default=16),
+            plugin_source=dict(type='path'), host_local_addresses=dict(type='int', default=16),
             network=dict(type='str', default='podnet'), conflist=dict(type='str', default='10-podnet.conflist'),
             conf_dir=dict(type='path', default='/etc/cni/net.d'), bin_dir=dict(type='path', default='/opt/cni/bin'),
             system_bin_dirs=dict(type='list', elements='path', default=['/usr/lib/cni']),

@@ -10,7 +10,7 @@ from ansible.module_utils.podnet.node.cninet import CniNetwork, conflist, top_ad
 
 def spec(tmp_path, **changes):
     found = dict(state='present', state_dir=str(tmp_path / 'state'), pod_cidr='10.42.1.0/24', mtu=1450,
-                 type='ptp', plugin_source=None, temporary_addresses=16, network='podnet',
+                 type='ptp', plugin_source=None, host_local_addresses=16, network='podnet',
                  conflist='10-podnet.conflist', conf_dir=str(tmp_path / 'net.d'), bin_dir=str(tmp_path / 'bin'),
                  system_bin_dirs=['/usr/lib/cni'], ipam_dir=str(tmp_path / 'networks'),
                  podman_conf=str(tmp_path / 'containers' / 'containers.conf'),
@@ -85,8 +85,8 @@ def test_reset_removes_its_files_and_the_networks_addresses(tmp_path):
 
 
 def test_bad_input_names_the_option_before_anything_is_written(tmp_path):
-    with pytest.raises(SpecError, match='temporary_addresses'):
-        CniNetwork(spec(tmp_path, pod_cidr='10.42.1.0/28', temporary_addresses=16)).read()
+    with pytest.raises(SpecError, match='host_local_addresses'):
+        CniNetwork(spec(tmp_path, pod_cidr='10.42.1.0/28', host_local_addresses=16)).read()
     with pytest.raises(SpecError, match='plugin_source'):
         CniNetwork(spec(tmp_path, type='podnet-cni', plugin_source=str(tmp_path / 'none'))).read()
     with pytest.raises(SpecError, match='pod_cidr'):

@@ -34,7 +34,7 @@ def top_addresses(pod_cidr, count):
     except ValueError as exc:
         raise SpecError('pod_cidr', str(exc)) from None
     if not 0 < count <= network.num_addresses - 3:  # network, gateway, broadcast
-        raise SpecError('temporary_addresses', '%d addresses do not fit in %s' % (count, network))
+        raise SpecError('host_local_addresses', '%d addresses do not fit in %s' % (count, network))
     last = network.broadcast_address - 1
     return str(last - count + 1), str(last)
 
@@ -48,7 +48,7 @@ def conflist(spec):
     if spec['type'] == NATIVE:
         plugin['stateDir'] = spec['state_dir']
     else:
-        first, last = top_addresses(spec['pod_cidr'], spec['temporary_addresses'])
+        first, last = top_addresses(spec['pod_cidr'], spec['host_local_addresses'])
         gateway = str(ipaddress.IPv4Network(spec['pod_cidr']).network_address + 1)
         plugin.update(ipMasq=False, ipam={
             'type': 'host-local', 'routes': [{'dst': '0.0.0.0/0'}],
