@@ -8,6 +8,8 @@ inventory and templating API, which works for the lab and real VMs alike.
 """
 import contextlib
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import ansible.module_utils
@@ -26,6 +28,14 @@ def action_plugin(name):
     plugin = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(plugin)
     return plugin
+
+
+def staged_collection(build):
+    """The collection podnet.testbed as it ships, laid out by
+    bin/build-collection under the folder `build`; its folder."""
+    done = subprocess.run([sys.executable, str(ROOT / 'bin' / 'build-collection'), '--stage-only', '--build',
+                           str(build)], capture_output=True, text=True, check=True)
+    return Path(done.stdout.strip())
 
 
 def ignores_no_signal(sig_ign):

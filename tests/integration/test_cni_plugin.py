@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.pods import srcguard
-from podnet_testlib import ROOT
+from podnet_testlib import ROOT, staged_collection
 
 PLUGIN = str(ROOT / 'roles' / 'cni' / 'files' / 'podnet-cni')
 CNI_BIN = '/usr/lib/cni'
@@ -49,6 +49,7 @@ class Node:
 
     def __init__(self, server=True):
         self.server = server
+        self.plugin = PLUGIN  # the executable cni() runs (another install's in a test of it)
         self.holder = subprocess.Popen(
             ['unshare', '--net', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc',
              '--propagation', 'private', 'sh', '-c', SETUP], stdin=subprocess.DEVNULL)
@@ -78,7 +79,7 @@ class Node:
             variables['PODNET_CNI_SERVER'] = '0'
         variables.update(env or {})
         variables = {k: v for k, v in variables.items() if v is not None}
-        done = self.run([PLUGIN], check=False, env=variables,
+        done = self.run([str(self.plugin)], check=False, env=variables,
                         input=json.dumps(conf) if stdin is None else stdin)
         return done.returncode, json.loads(done.stdout) if done.stdout.strip() else None
 
@@ -115,7 +116,7 @@ class Node:
         """The pid of the node's one resident server, once it listens."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.run(['pgrep', '-f', 'server.serve'], check=False).stdout.split()
+            found = self.run(['pgrep', '-f', 'launch.py serve'], check=False).stdout.split()
             listening = self.run(['test', '-S', '/run/podnet/cni.sock'], check=False).returncode == 0
             if len(found) == 1 and listening:
                 return found[0]
@@ -435,3 +436,33 @@ def test_a_server_retires_when_its_code_changes(fast_node):
     assert node.settled_veths([]) == [] and node.ipam() == {}
     second = node.server_pid()
     assert first and second and first != second
+
+
+def server_code(node, pid):
+    """The launcher a server runs (its command line's)."""
+    return node.run(['cat', '/proc/%s/cmdline' % pid]).stdout.split('\0')[3]
+
+
+def test_the_server_runs_the_code_of_the_plugin_called(fast_node, tmp_path):
+    """The node's plugin re-pointed from the tree to an installed collection
+    (the cni role run from the collection) and back: the other install's
+    server answers retry and goes, the call runs direct from the plugin's
+    own code, which starts a server of that code; that server then serves."""
+    node, collection = fast_node, staged_collection(tmp_path / 'build')
+    launcher = collection / 'plugins' / 'module_utils' / 'podnet' / 'cniplugin' / 'launch.py'
+    node.netns('c1', 'c2')
+    assert node.cni('ADD')[0] == 0
+    tree_server = node.server_pid()
+    assert server_code(node, tree_server) == str(ROOT / 'module_utils' / 'podnet' / 'cniplugin' / 'launch.py')
+    node.plugin = tmp_path / 'podnet-cni'
+    node.plugin.symlink_to(collection / 'roles' / 'cni' / 'files' / 'podnet-cni')
+    assert node.cni('DEL')[0] == 0
+    collection_server = node.server_pid()
+    assert collection_server != tree_server and server_code(node, collection_server) == str(launcher)
+    launcher.rename(launcher.with_name('moved.py'))  # a direct call would fail: only the server can answer
+    assert node.cni('ADD', container='c2')[0] == 0 and node.server_pid() == collection_server
+    launcher.with_name('moved.py').rename(launcher)
+    node.plugin = PLUGIN
+    assert node.cni('DEL', container='c2')[0] == 0
+    assert node.server_pid() not in (tree_server, collection_server, None)
+    assert node.settled_veths([]) == [] and node.ipam() == {}

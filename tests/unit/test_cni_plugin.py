@@ -2,19 +2,23 @@
 with the spec's code and a message naming the field or variable, before
 anything changes; VERSION; prevResult merged; its own IPAM over a state
 folder; a delegated IPAM plugin (a stand-in script); the server's
-request framing; and the executable's way to podnet's code.
+request framing; and the executable's way to podnet's code: the tree's,
+an installed collection's (bin/build-collection's layout) and a VM's copy
+(roles/cni/tasks/install.yml).
 (tests/integration/test_cni_plugin.py runs every verb against a kernel.)"""
 import json
 import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 from ansible.module_utils.podnet.cni.spec import SUPPORTED_VERSIONS, CniError
 from ansible.module_utils.podnet.cniplugin import addresses, server, verbs
 from ansible.module_utils.podnet.cniplugin.config import read_request
-from podnet_testlib import ROOT
+from podnet_testlib import ROOT, staged_collection
 
 PLUGIN = ROOT / 'roles' / 'cni' / 'files' / 'podnet-cni'
 ENV = {'CNI_COMMAND': 'ADD', 'CNI_CONTAINERID': 'c1', 'CNI_NETNS': '/run/netns/c1', 'CNI_IFNAME': 'eth0',
@@ -235,3 +239,46 @@ def test_the_executable_without_podnet_says_so_as_a_cni_error(tmp_path):
     assert json.loads(done.stdout)['code'] == 100 and 'PODNET_ROOT' in json.loads(done.stdout)['details']
     assert json.loads(shim(copy, '{"cniVersion": "1.0.0"}', CNI_COMMAND='VERSION', PODNET_ROOT=str(ROOT)).stdout)[
         'cniVersion'] == '1.0.0'
+
+
+@pytest.fixture(scope='module')
+def collection(tmp_path_factory):
+    """The collection's folder, as it ships."""
+    return staged_collection(tmp_path_factory.mktemp('build'))
+
+
+def answers_version(plugin, **env):
+    done = shim(plugin, '{"cniVersion": "1.0.0"}', CNI_COMMAND='VERSION', **env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)['supportedVersions'] == list(SUPPORTED_VERSIONS)
+
+
+def test_the_collections_executable_finds_the_collections_code_through_a_symlink(collection, tmp_path):
+    """A lab node's link into an installed collection: plugins/module_utils,
+    imported by the collection's name."""
+    link = tmp_path / 'podnet-cni'
+    link.symlink_to(collection / 'roles' / 'cni' / 'files' / 'podnet-cni')
+    assert answers_version(link)
+    done = shim(link, '{', CNI_COMMAND='ADD')
+    assert done.returncode == 1 and json.loads(done.stdout)['code'] == 6
+    assert answers_version(tmp_path / 'podnet-cni', PODNET_ROOT=str(collection))
+
+
+@pytest.mark.parametrize('install', ['tree', 'collection'])
+def test_a_vms_copy_runs_from_either_install(install, collection, tmp_path):
+    """roles/cni/tasks/install.yml's two copies, as each install ships the
+    role: the code from where that install keeps it, to <home>/module_utils;
+    the plugin to <home>/roles/cni/files."""
+    role = (ROOT if install == 'tree' else collection) / 'roles' / 'cni'
+    home = tmp_path / 'home'
+    for task in yaml.safe_load((role / 'tasks' / 'install.yml').read_text()):
+        copy = task['ansible.builtin.copy']
+        source = role / 'files' / copy['src'].replace('{{ role_path }}', str(role))
+        target = Path(copy['dest'].replace('{{ podnet_cni_vm_home }}', str(home)))
+        if source.is_dir():
+            shutil.copytree(source, target / source.name)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+    (tmp_path / 'podnet-cni').symlink_to(home / 'roles' / 'cni' / 'files' / 'podnet-cni')
+    assert answers_version(tmp_path / 'podnet-cni')

@@ -13,15 +13,18 @@ serves the call in its own interpreter and then starts the server.
 
 Protocol, one call per connection: the shim sends the length of its
 environment (4 bytes, big-endian), the environment as `NAME=VALUE`
-entries each ended by a NUL, then stdin as it came, and shuts its side;
-the server answers `<exit status>\\n` and what the plugin prints, or
-`retry\\n` (the shim then runs direct()).
+entries each ended by a NUL, with CODE_VARIABLE among them (the folder of
+the podnet code the shim would run itself), then stdin as it came, and
+shuts its side; the server answers `<exit status>\\n` and what the plugin
+prints, or `retry\\n` (the shim then runs direct()).
 
 Safety: the socket is in the node's private /run/podnet (mode 0700), as
 the module server's; only root in the server's own mount namespace is
 answered (a caller elsewhere sees other /run/netns paths: told to retry,
 it runs direct). The server answers `retry` and retires when a file it
-runs from changes, and exits after IDLE_SECONDS without a call.
+runs from changes, or when the shim calling it runs other code than its
+own (another install of podnet: the tree's, a collection's; the node's
+plugin was re-pointed), and exits after IDLE_SECONDS without a call.
 PODNET_CNI_SERVER=0 in the caller's environment keeps every call direct.
 """
 import os
@@ -45,9 +48,15 @@ REQUEST_SECONDS = 10  # a shim sends its whole call at once
 WAKE_SECONDS = 0.5  # a retired server's accept() is not woken by shutdown(): it looks this often
 RETRY = b'retry\n'
 PEER = struct.Struct('3i')  # SO_PEERCRED: pid, uid, gid
+CODE_VARIABLE = 'PODNET_CNI_CODE'
+# The name podnet's package is imported by here (the tree's, or the
+# collection's: launch.py), and the folder that holds it.
+PODNET = __name__.rpartition('.cniplugin.')[0]
+CODE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'launch.py')
 
 
-def direct(root, env=None, stdin=None, start=True):
+def direct(env=None, stdin=None, start=True):
     """Serve one call in this interpreter (print, return the exit status);
     then, unless the caller said PODNET_CNI_SERVER=0, start the server."""
     env = dict(os.environ) if env is None else env
@@ -55,7 +64,7 @@ def direct(root, env=None, stdin=None, start=True):
     sys.stdout.write(out)
     sys.stdout.flush()
     if start and env.get('PODNET_CNI_SERVER', '1') != '0' and not _answering():
-        spawn(root)
+        spawn()
     return status
 
 
@@ -70,14 +79,9 @@ def _answering():
         probe.close()
 
 
-def spawn(root):
+def spawn():
     """Start the server, detached (own session, no streams), and return."""
-    code = ('import sys, types\n'
-            'for name, path in (("ansible", []), ("ansible.module_utils", [sys.argv[1] + "/module_utils"])):\n'
-            '    sys.modules[name] = types.ModuleType(name); sys.modules[name].__path__ = path\n'
-            'from ansible.module_utils.podnet.cniplugin import server\n'
-            'server.serve()\n')
-    subprocess.Popen([sys.executable, '-I', '-S', '-c', code, root], stdin=subprocess.DEVNULL,
+    subprocess.Popen([sys.executable, '-I', '-S', LAUNCHER, 'serve'], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                      close_fds=True, cwd='/')
 
@@ -88,6 +92,7 @@ class Server:
 
     def __init__(self):
         self.files = _own_files()  # before it listens: a change from then on retires it
+        self.code = _folder_id(CODE)
         os.makedirs(RUN_DIR, mode=0o700, exist_ok=True)
         self.lock = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         import fcntl
@@ -145,6 +150,9 @@ class Server:
                     conn.sendall(RETRY)
                     return
                 env, stdin = parse(request)
+                if self._other_code(env.pop(CODE_VARIABLE, '')):
+                    conn.sendall(RETRY)
+                    return
                 home = rawnl.Rtnl()
                 try:
                     out, status = verbs.handle(env, stdin, home, self.housekeeping)
@@ -163,6 +171,18 @@ class Server:
 
     def _changed(self):
         if _fingerprint(self.files) != self.files:
+            self.retire()
+            return True
+        return False
+
+    def _other_code(self, code):
+        """Whether the calling shim would run another copy of podnet than
+        this server's (the node's plugin now links to another install: a
+        collection's, the tree's): this one retires, so that the next
+        server runs the code the plugin names. A shim that sends no folder
+        (one from before CODE_VARIABLE) counts as another."""
+        found = _folder_id(code)
+        if found is None or found != self.code:
             self.retire()
             return True
         return False
@@ -269,7 +289,17 @@ def _read_all(conn):
 def _own_files():
     """{path: (mtime, size)} of podnet's files this process runs from."""
     return _fingerprint({getattr(m, '__file__', None): None for name, m in list(sys.modules.items())
-                         if name.startswith('ansible.module_utils.podnet')})
+                         if name.startswith(PODNET)})
+
+
+def _folder_id(path):
+    """(device, inode) of a folder, the same whatever path names it; None
+    if there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _fingerprint(files):
