@@ -18,6 +18,7 @@ from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.pods import chain, initcontainers, podfiles, spawner, srcguard
 from ansible.module_utils.podnet.pods.health import pod_cgroups
+from ansible.module_utils.podnet.pods.ipam import attachment_ports
 from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
     Process,
@@ -375,7 +376,11 @@ class PodRuntime:
         self.ipam.release(action.target)
 
     def do_guard(self, _action, current):
-        chains, rules = srcguard.ruleset(list(current.pods.values()) + current.attachments, current.sole_bridge)
+        """The guard of the pods as this run left them, and of podnet-cni's
+        attachments as the IPAM files say now: read() saw those of pods this
+        run removed through a podnet-cni chain, whose DEL freed them."""
+        attachments = attachment_ports(self.ipam.owners())
+        chains, rules = srcguard.ruleset(current.pods.values(), current.sole_bridge, attachments)
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
 
