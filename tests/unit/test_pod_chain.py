@@ -88,6 +88,20 @@ def test_delete_uses_the_list_the_record_keeps():
     assert len(rt.calls) == 1
 
 
+def test_a_pod_is_removed_with_the_plugins_of_the_path_given(tmp_path):
+    """Once the node has gone native (or with state absent) a pod podnet-cni
+    wired is DELeted with the plugin found in the module's cni_path, which
+    the pods role gives: also where the CNI bin folder has no link to it."""
+    log = tmp_path / 'calls'
+    plugin = tmp_path / 'bin' / 'podnet-cni'
+    plugin.parent.mkdir()
+    plugin.write_text('#!/bin/sh\necho "$CNI_COMMAND $CNI_CONTAINERID" >> %s\n' % log)
+    plugin.chmod(0o755)
+    wired = dict(record(), cni={'cniVersion': '1.1.0', 'name': 'podnet-cni', 'plugins': [{'type': 'podnet-cni'}]})
+    chain.unwire(wired, None, str(tmp_path), ['/nowhere', str(plugin.parent)])
+    assert log.read_text() == 'DEL u1\n'
+
+
 def test_problems_are_another_wiring_or_a_failed_check():
     rt = FakeRuntime()
     pods = chain.PodChain(cni.NetworkList(BRIDGE), rt)
