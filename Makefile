@@ -61,8 +61,9 @@ lint: bootstrap
 	ansible-lint
 
 # The conformance suite against each pod wiring (podnet_cni): native,
-# Debian's bridge and ptp chains, and podnet-cni's; the guarantees x plugins table goes to
-# .lab/report/grade-cni.md and README.md (bin/grade-cni). Long: not in make test.
+# Debian's bridge and ptp chains, and podnet-cni's; the guarantees x plugins
+# table goes to .lab/report/grade-cni.md and README.md (bin/grade-cni).
+# Long: not in make test.
 grade-cni: bootstrap-tests
 	bin/grade-cni --readme $(WIRINGS)
 
