@@ -146,6 +146,10 @@ def test_a_pod_a_podnet_cni_chain_wired_is_one_port_of_the_guard_and_keeps_its_a
     assert node.plan(current, {'default/web': web}) == []
     chains, _ = srcguard.ruleset([record], attachments=current.attachments)
     assert sorted(c['name'] for c in chains) == sorted(['ports', record['veth'], podman[0]['veth']])
+    from ansible.module_utils.podnet.pods.reconciler import foreign_ports
+    links = {'cni0': {'index': 3}, record['veth']: {'index': 4, 'IFLA_MASTER': 3},
+             podman[0]['veth']: {'index': 5, 'IFLA_MASTER': 3}}
+    assert foreign_ports(links, 3, {'default/web': record}, current.attachments) == []
 
 
 def test_a_lost_ipam_file_of_a_running_pod_is_reserved_again(node):
