@@ -24,7 +24,7 @@ help:
 	@echo "make outside - run CMD on the lab's outside host (a client off the cluster)"
 	@echo "make exec  - run CMD in a pod's container, as kubectl exec (POD=ns/name or ns/<workload>, CONTAINER=)"
 	@echo "make pictures - draw the seed's three flows from the running lab into docs/pictures/"
-	@echo "make grade-cni - the conformance suite against each pod wiring (native, bridge, ptp): the guarantees x plugins table"
+	@echo "make grade-cni - the conformance suite against each pod wiring (native, bridge, ptp, podnet-cni): the guarantees x plugins table"
 	@echo "make bench - lab, pod, policy, explain, Services, everyday-loop and podnet-cni benchmarks, each against its baseline"
 	@echo "make bench-scale - 1,000 pods on 20 nodes (inventories/scale): converge, re-converge, removal (CORES=N: on N CPUs)"
 
@@ -60,9 +60,10 @@ lint: bootstrap
 	yamllint --strict .
 	ansible-lint
 
-# The conformance suite against each pod wiring (podnet_cni): native, and
-# Debian's bridge and ptp chains; the guarantees x plugins table goes to
-# .lab/report/grade-cni.md and README.md (bin/grade-cni). Long: not in make test.
+# The conformance suite against each pod wiring (podnet_cni): native,
+# Debian's bridge and ptp chains, and podnet-cni's; the guarantees x plugins
+# table goes to .lab/report/grade-cni.md and README.md (bin/grade-cni).
+# Long: not in make test.
 grade-cni: bootstrap-tests
 	bin/grade-cni --readme $(WIRINGS)
 

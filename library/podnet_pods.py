@@ -239,7 +239,9 @@ options:
         renders from C(/run/flannel/subnet.env); each pod's record keeps the list that wired it.
     type: raw
   cni_path:
-    description: Folders where the chain's plugin programs are looked for, in order (C(CNI_PATH)).
+    description:
+      - Folders where the chain's plugin programs are looked for, in order (C(CNI_PATH)), also to remove a pod
+        a chain wired (DEL) once the node has gone native or with O(state=absent).
     type: list
     elements: path
     default: [/usr/lib/cni, /opt/cni/bin]
@@ -360,7 +362,7 @@ def pods_of_node(module):
     return PodsReconciler(p['state_dir'], None if p['state'] == 'absent' else p['pod_cidr'], p['mtu'],
                           module.run_command, wanted, module.check_mode, container_view(p['view']),
                           p['pids_limit'], init_timeout=p['init_timeout'],
-                          cni=None if p['state'] == 'absent' else (p['cni_conflist'] or p['cni_config'], p['cni_path']))
+                          cni=(None if p['state'] == 'absent' else p['cni_conflist'] or p['cni_config'], p['cni_path']))
 
 
 CONTAINER = dict(name=dict(type='str', required=True),

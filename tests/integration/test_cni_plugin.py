@@ -14,6 +14,7 @@ podnet's pods and delegated to Debian's host-local, two containers
 reaching each other over cni0, through the source guard of a node with
 pods; served by the resident server and direct.
 """
+import fcntl
 import json
 import os
 import signal
@@ -386,6 +387,31 @@ def test_the_source_guard_of_a_node_with_pods_lets_attachments_send(node):
     ping = node.run(['ip', 'netns', 'exec', 'c1', 'ping', '-c', '1', '-W', '1', '-I', '10.42.9.200', other],
                     check=False)
     assert ping.returncode != 0, 'the guard let a forged source address through'
+
+
+def test_an_add_under_the_pods_module_s_lock_leaves_the_guard_to_it(node):
+    """Regression: the pods module holds the node's lock while it runs its
+    podnet-cni chain's ADD, and the ADD's refresh of the source guard waited
+    for that lock (the pods module gave up on the ADD after a minute). With
+    sourceGuard caller (the pods role's list), served or direct, the ADD
+    answers at once and leaves the guard, which the pods module renders
+    next, as it was."""
+    commands = nft.table_commands(srcguard.FAMILY, srcguard.TABLE, *srcguard.ruleset([]))
+    node.run(['nft', '-j', '-f', '-'], input=json.dumps(commands))
+    before = node.run(['nft', 'list', 'table', srcguard.FAMILY, srcguard.TABLE]).stdout
+    node.netns('c1')
+    lock = os.open('/proc/%d/root/var/lib/podnet/lock' % node.pid, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # as the pods module's run holds it
+        started = time.monotonic()
+        status, result = node.cni('ADD', sourceGuard='caller')
+        took = time.monotonic() - started
+    finally:
+        os.close(lock)
+    assert status == 0 and took < 5, (result, took)
+    time.sleep(0.3)  # a refresh the server ran after the answer would be done by now
+    assert node.run(['nft', 'list', 'table', srcguard.FAMILY, srcguard.TABLE]).stdout == before
+    assert node.cni('DEL', sourceGuard='caller', prevResult=result) == (0, None)
 
 
 def test_pods_and_containers_share_the_ipam_files(fast_node):

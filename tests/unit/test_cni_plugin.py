@@ -6,6 +6,7 @@ request framing; and the executable's way to podnet's code: the tree's,
 an installed collection's (bin/build-collection's layout) and a VM's copy
 (roles/cni/tasks/install.yml).
 (tests/integration/test_cni_plugin.py runs every verb against a kernel.)"""
+import functools
 import json
 import os
 import shutil
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 from ansible.module_utils.podnet.cni.spec import SUPPORTED_VERSIONS, CniError
-from ansible.module_utils.podnet.cniplugin import addresses, server, verbs
+from ansible.module_utils.podnet.cniplugin import addresses, guard, server, verbs, wiring
 from ansible.module_utils.podnet.cniplugin.config import read_request
+from ansible.module_utils.podnet.core import statefile
+from ansible.module_utils.podnet.kernel import nft
 from podnet_testlib import ROOT, staged_collection
 
 PLUGIN = ROOT / 'roles' / 'cni' / 'files' / 'podnet-cni'
@@ -67,6 +70,7 @@ def call(config, **env):
     (conf(ipam={'ranges': []}), {}, 2, 'ipam.ranges = []'),
     (conf(dns=['10.43.0.10']), {}, 7, 'dns'),
     (conf(prevResult='none'), {}, 7, 'prevResult'),
+    (conf(sourceGuard='pods'), {}, 7, 'sourceGuard'),
     (conf(**{'cni.dev/valid-attachments': [{'containerID': 'c1'}]}), {'CNI_COMMAND': 'GC'}, 7,
      'cni.dev/valid-attachments[0]'),
     (conf(), {'CNI_NETNS': None, 'CNI_IFNAME': ''}, 4, 'CNI_NETNS, CNI_IFNAME'),
@@ -153,6 +157,36 @@ def test_own_ipam_gc_releases_what_is_not_valid(tmp_path):
     gone = own(tmp_path, 'GC', cidr='10.42.9.0/29').collect({('c1', 'eth0')})
     assert sorted(p.name for p in folder.iterdir() if p.name[0].isdigit()) == ['10.42.9.2', '10.42.9.6']
     assert gone == [addresses.attachment_veth('cni/podnet/c2/eth0')]
+
+
+def test_gc_of_another_network_never_frees_a_pod_a_podnet_cni_chain_wired(tmp_path):
+    """The pods module's chain (network podnet-cni) and podman's network
+    (podnet) share the IPAM files: a GC of podnet, whose name begins the
+    other's, keeps the pods' addresses; a GC of podnet-cni that lists them
+    keeps them too."""
+    own(tmp_path, container='c1', cidr='10.42.9.0/29').lease()
+    own(tmp_path, container='pod-uid', cidr='10.42.9.0/29', name='podnet-cni').lease()
+    folder = tmp_path / 'state' / 'ipam' / '10.42.9.0_29'
+    assert own(tmp_path, 'GC', cidr='10.42.9.0/29').collect(set()) == [addresses.attachment_veth('cni/podnet/c1/eth0')]
+    assert own(tmp_path, 'GC', cidr='10.42.9.0/29', name='podnet-cni').collect({('pod-uid', 'eth0')}) == []
+    assert [p.read_text() for p in folder.iterdir() if p.name[0].isdigit()] == ['cni/podnet-cni/pod-uid/eth0\neth0\n']
+
+
+def test_an_add_whose_caller_renders_the_guard_leaves_the_node_lock_alone(tmp_path, monkeypatch):
+    """Regression: the pods module holds the node's lock for its whole run
+    and runs a podnet-cni chain's ADD, whose refresh of the source guard
+    (guard.py) waited for that lock from another process until it ran out
+    (a minute, then the ADD failed). Its list says sourceGuard caller: the
+    ADD leaves the guard, and the lock, to it."""
+    monkeypatch.setattr(nft, 'table_exists', lambda family, name: True)  # a node with pods has the guard
+    monkeypatch.setattr(guard, 'node_lock', functools.partial(statefile.node_lock, wait=0.3))
+    with statefile.node_lock(str(tmp_path / 'state')):  # the pods module's run
+        ipam = own(tmp_path, sourceGuard='caller')
+        verbs._guarded(ipam.request, ipam, wiring.Housekeeping())
+        ipam = own(tmp_path)  # a runtime's ADD (podman) renders the guard: it waits
+        with pytest.raises(CniError) as waited:
+            verbs._guarded(ipam.request, ipam, wiring.Housekeeping())
+    assert 'another podnet run' in waited.value.details and ipam.request.guarded_by == 'plugin'
 
 
 def test_no_pod_cidr_is_try_again_later_and_not_ready(tmp_path):

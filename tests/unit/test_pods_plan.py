@@ -127,6 +127,31 @@ def test_the_source_guard_lets_podnet_cni_attachments_send(node):
     assert node.plan(current, {}) == []
 
 
+def test_a_pod_a_podnet_cni_chain_wired_is_one_port_of_the_guard_and_keeps_its_address(node):
+    """Regression: such a pod is a record and an attachment at once (its
+    IPAM file's owner, cni/podnet-cni/<uid>/eth0, names the veth, MAC and
+    address its record took from the ADD): the guard got two chains of one
+    name, never matched what nft lists, and every run rendered it again.
+    Its address is the chain's to free (DEL), never the sweep's; the port
+    of podman's container beside it stays in the guard."""
+    from ansible.module_utils.podnet.pods.ipam import attachment_mac, attachment_ports, attachment_veth
+    owner = 'cni/podnet-cni/11111111-2222/eth0'
+    web = pod('web')
+    record = state(web, veth=attachment_veth(owner), mac=attachment_mac(owner), cni={'name': 'podnet-cni'})
+    owners = {'10.42.1.2': owner, '10.42.1.9': 'cni/podnet/abc123/eth0'}
+    podman = attachment_ports(owners)[1:]
+    current = node_state({'default/web': record}, ipam=owners,
+                         guard=nft.wanted_table(*srcguard.ruleset([record] + podman)))
+    current.attachments = attachment_ports(owners)
+    assert node.plan(current, {'default/web': web}) == []
+    chains, _ = srcguard.ruleset([record], attachments=current.attachments)
+    assert sorted(c['name'] for c in chains) == sorted(['ports', record['veth'], podman[0]['veth']])
+    from ansible.module_utils.podnet.pods.reconciler import foreign_ports
+    links = {'cni0': {'index': 3}, record['veth']: {'index': 4, 'IFLA_MASTER': 3},
+             podman[0]['veth']: {'index': 5, 'IFLA_MASTER': 3}}
+    assert foreign_ports(links, 3, {'default/web': record}, current.attachments) == []
+
+
 def test_a_lost_ipam_file_of_a_running_pod_is_reserved_again(node):
     """Regression: `rm -rf ipam/*` was changed=0, and the next pod got an
     address a running pod held."""

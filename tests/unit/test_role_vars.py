@@ -77,5 +77,6 @@ def test_a_playbook_refuses_a_bad_inventory_name_before_any_node_task(tmp_path, 
 def test_an_unknown_pod_wiring_is_refused_naming_the_variable_and_the_chains():
     options = plugin.role_options('pods', 'main', ROLES)
     found = plugin.check('node1', 'pods', options, {'podnet_cni': 'calico'})
-    assert len(found) == 1 and 'podnet_cni' in found[0] and 'native, bridge, ptp' in found[0], found
-    assert plugin.check('node1', 'pods', options, {'podnet_cni': 'ptp'}) == []
+    assert len(found) == 1 and 'podnet_cni' in found[0] and 'native, bridge, ptp, podnet-cni' in found[0], found
+    for wiring in ('ptp', 'podnet-cni'):
+        assert plugin.check('node1', 'pods', options, {'podnet_cni': wiring}) == []

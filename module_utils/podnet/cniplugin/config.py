@@ -14,6 +14,16 @@ The configuration podnet-cni reads (docs/cni.md), besides the spec's own
             pod CIDR (or `ipam.subnet`); with `type`: that IPAM plugin,
             exec'd from CNI_PATH (for example Debian's host-local)
   dns       passed on in the result as given
+  sourceGuard
+            who tells the node's source guard (pods/srcguard.py) of a new
+            attachment: `plugin` (the default) renders it again after ADD,
+            under the node's lock (cniplugin/guard.py), for a runtime that
+            knows nothing of podnet (podman); `caller` leaves it to the
+            caller, which renders the guard itself after its ADDs. The
+            pods module says `caller` (roles/pods/templates/cni/
+            podnet-cni.conflist.j2): it holds the node's lock for its whole
+            run, so an ADD that took the lock would wait for the run that
+            waits for the ADD, until the lock's wait ran out.
 Other fields are a runtime's or another plugin's business and are ignored.
 """
 import ipaddress
@@ -45,6 +55,7 @@ IDENTIFIER = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 DEFAULT_BRIDGE = 'cni0'
 DEFAULT_STATE_DIR = '/var/lib/podnet'
 OWN_IPAM_FIELDS = ('subnet',)
+GUARDED_BY = ('plugin', 'caller')  # sourceGuard's values: who renders the source guard after ADD
 
 
 class Request:
@@ -68,6 +79,7 @@ class Request:
         self.subnet = self.ipam.get('subnet')
         self.delegate = self.ipam.get('type')
         self.dns = conf.get('dns') or {}
+        self.guarded_by = conf.get('sourceGuard', GUARDED_BY[0])
         self.prev = result_from(conf['prevResult']) if conf.get('prevResult') else None
         self.valid = conf.get(VALID_ATTACHMENTS)
 
@@ -134,6 +146,9 @@ def check_conf(verb, conf):
         raise CniError(INVALID_CONFIG, 'invalid network configuration', 'stateDir %r: an absolute path'
                        % (conf.get('stateDir'),))
     _check_ipam(conf.get('ipam'))
+    if conf.get('sourceGuard', GUARDED_BY[0]) not in GUARDED_BY:
+        raise CniError(INVALID_CONFIG, 'invalid network configuration', 'sourceGuard %r: one of %s'
+                       % (conf['sourceGuard'], ', '.join(GUARDED_BY)))
     for field, kind in (('dns', dict), ('prevResult', dict), (VALID_ATTACHMENTS, list)):
         if conf.get(field) is not None and not isinstance(conf[field], kind):
             raise CniError(INVALID_CONFIG, 'invalid network configuration',

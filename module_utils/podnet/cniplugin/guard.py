@@ -41,7 +41,7 @@ def refresh(state_dir, ipam, bridge):
         finally:
             nl.close()
         sole = not any(link['kind'] == 'bridge' for name, link in links.items() if name != bridge)
-        chains, rules = srcguard.ruleset(pods + attachment_ports(ipam.owners()), sole)
+        chains, rules = srcguard.ruleset(pods, sole, attachment_ports(ipam.owners()))
         if not nft.needs_update(current, chains, rules):
             return False
         nft.apply(run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules), srcguard.TABLE)

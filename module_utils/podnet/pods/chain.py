@@ -108,9 +108,9 @@ class PodChain:
         return []
 
 
-def unwire(record, chain, state_dir):
+def unwire(record, chain, state_dir, cni_path=DEFAULT_CNI_PATH):
     """DEL a chain-wired pod (nothing for a pod podnet wired): through the
-    chain wanted, else (native, or state absent) with the plugins of the
-    default CNI_PATH; always with the list the record keeps."""
+    chain wanted, else (native, or state absent) with the plugins found in
+    cni_path; always with the list the record keeps."""
     if record.get('cni'):
-        (chain or PodChain(None, runtime_for(state_dir))).delete(record)
+        (chain or PodChain(None, runtime_for(state_dir, cni_path))).delete(record)

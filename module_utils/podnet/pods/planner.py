@@ -159,7 +159,7 @@ class Planner:
     def _guard_action(self, current, kept, actions):
         if any(a.verb in ('create', 'recreate', 'delete', 'retire') for a in actions):
             return [Action('guard', srcguard.TABLE, 'pods changed')]
-        if nft.needs_update(current.guard, *srcguard.ruleset(list(kept.values()) + current.attachments,
-                                                             current.sole_bridge)):
+        if nft.needs_update(current.guard, *srcguard.ruleset(kept.values(), current.sole_bridge,
+                                                             current.attachments)):
             return [Action('guard', srcguard.TABLE, 'the source guard differs from the pods')]
         return []

@@ -17,7 +17,7 @@ from ansible.module_utils.podnet.kernel.netlink import links_by_name, rtnl
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.node.nodestate import IPAM_DIR
 from ansible.module_utils.podnet.pods import initcontainers, srcguard
-from ansible.module_utils.podnet.pods.chain import CNI_DIR, PodChain
+from ansible.module_utils.podnet.pods.chain import CNI_DIR, DEFAULT_CNI_PATH, PodChain
 from ansible.module_utils.podnet.pods.health import Checker
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam, attachment_ports
 from ansible.module_utils.podnet.pods.planner import NodeState, Planner
@@ -44,13 +44,14 @@ class PodsReconciler(Reconciler):
         self.hierarchies = cgroups.read_hierarchies() if hierarchies is None else hierarchies
         self.store = RecordStore(state_dir)
         self.ipam = HostLocalIpam(state_dir, pod_cidr) if pod_cidr else None
-        # cni: (conflist path or None, CNI_PATH): a chain wires the pods (chain.py)
+        # cni: (the chain's list or None, CNI_PATH): a list wires the pods (chain.py)
         self.chain = PodChain.load(cni[0], state_dir, cni[1]) if cni and cni[0] else None
         self.checker = Checker(self.ipam, mtu, self.hierarchies, self.chain)
         self.planner = Planner(mtu, pids_limit, self.hierarchies, self.store)
         self.runtime = PodRuntime(self.store, self.ipam, mtu, pids_limit, self.hierarchies, view, run)
         self.runtime.init_timeout = init_timeout
         self.runtime.chain = self.chain
+        self.runtime.cni_path = cni[1] if cni else DEFAULT_CNI_PATH
 
     # -- reading -----------------------------------------------------------
     def read(self):

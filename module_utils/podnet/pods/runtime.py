@@ -18,6 +18,7 @@ from ansible.module_utils.podnet.kernel.netlink import delete_link, delete_links
 from ansible.module_utils.podnet.node.network import BRIDGE
 from ansible.module_utils.podnet.pods import chain, initcontainers, podfiles, spawner, srcguard
 from ansible.module_utils.podnet.pods.health import pod_cgroups
+from ansible.module_utils.podnet.pods.ipam import attachment_ports
 from ansible.module_utils.podnet.pods.records import KEY, hostname, new_record
 from ansible.module_utils.podnet.pods.sandbox import (
     Process,
@@ -74,14 +75,15 @@ class PodRuntime:
     """store: the RecordStore; ipam: the HostLocalIpam (None with state
     absent, which removes IPAM whole); view: the paths containers see
     besides the system folders; run: a command runner, for nft. chain: the
-    PodChain that wires pods (chain.py), None when podnet wires them."""
+    PodChain that wires pods (chain.py), None when podnet wires them;
+    cni_path: where the plugins of a list that wired a pod are, for its DEL."""
 
     def __init__(self, store, ipam, mtu, pids_limit, hierarchies, view, run):
         self.store, self.ipam, self.mtu, self.pids_limit = store, ipam, mtu, pids_limit
         self.hierarchies, self.view, self.run = hierarchies, list(view), run
         self.init_timeout = initcontainers.DEFAULT_TIMEOUT  # seconds a try of an init container may run
         self._wanted, self._spawn = {}, None  # while apply() runs
-        self.chain = None
+        self.chain, self.cni_path = None, chain.DEFAULT_CNI_PATH
 
     def apply(self, actions, current, wanted):
         self._wanted, self._spawn = wanted, SpawnerClient()
@@ -117,7 +119,7 @@ class PodRuntime:
                     Process.from_dict(proc).kill()
         kill_holders([record['netns'] for record in gone])  # what no record names, or names wrong
         for record in gone:  # the chain removes what it made, the sandbox still there
-            chain.unwire(record, self.chain, self.store.state_dir)
+            chain.unwire(record, self.chain, self.store.state_dir, self.cni_path)
         with rtnl() as ipr:
             delete_links(ipr, [record['veth'] for record in gone])
         for key, record in zip(keys, gone):
@@ -295,7 +297,7 @@ class PodRuntime:
             if proc:
                 Process.from_dict(proc).kill()
         kill_holders([record['netns']])
-        chain.unwire(record, self.chain, self.store.state_dir)
+        chain.unwire(record, self.chain, self.store.state_dir, self.cni_path)
         with rtnl() as ipr:
             if record['veth']:
                 delete_link(ipr, record['veth'])
@@ -375,7 +377,11 @@ class PodRuntime:
         self.ipam.release(action.target)
 
     def do_guard(self, _action, current):
-        chains, rules = srcguard.ruleset(list(current.pods.values()) + current.attachments, current.sole_bridge)
+        """The guard of the pods as this run left them, and of podnet-cni's
+        attachments as the IPAM files say now: read() saw those of pods this
+        run removed through a podnet-cni chain, whose DEL freed them."""
+        attachments = attachment_ports(self.ipam.owners())
+        chains, rules = srcguard.ruleset(current.pods.values(), current.sole_bridge, attachments)
         nft.apply(self.run, nft.table_commands(srcguard.FAMILY, srcguard.TABLE, chains, rules),
                   srcguard.TABLE)
 

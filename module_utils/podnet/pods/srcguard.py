@@ -33,10 +33,21 @@ def _field(protocol, field):
     return {'payload': {'protocol': protocol, 'field': field}}
 
 
-def ruleset(pods, sole_bridge=True):
-    """(chains, rules) for pods given as [{'veth', 'mac', 'ip'}]; sole_bridge:
-    cni0 is the node's only bridge."""
-    pods = sorted(pods, key=lambda p: p['veth'])
+def ports(pods, attachments=()):
+    """The ports the guard lets send, one per veth, sorted: every pod's, and
+    every attachment podnet-cni made (ipam.attachment_ports) that is no
+    pod's. A pod a podnet-cni chain wired is both, its record and its IPAM
+    file naming the same veth: it is its record's (two chains of one name
+    would make the table differ from what nft lists, on every run)."""
+    found = {p['veth']: p for p in attachments}
+    found.update((p['veth'], p) for p in pods)
+    return [found[veth] for veth in sorted(found)]
+
+
+def ruleset(pods, sole_bridge=True, attachments=()):
+    """(chains, rules) for pods and attachments given as [{'veth', 'mac',
+    'ip'}] (ports()); sole_bridge: cni0 is the node's only bridge."""
+    pods = ports(pods, attachments)
     chains = [{'name': 'ports', 'type': 'filter', 'hook': 'prerouting', 'prio': -300,
                'policy': 'accept'}]
     rules = []
