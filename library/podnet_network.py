@@ -44,8 +44,16 @@ options:
         left out, pods have no IPv6 route off their node.
     type: list
     elements: str
+  subnet_env:
+    description:
+      - Where to write the node's C(subnet.env) as flanneld writes it
+        (C(FLANNEL_NETWORK), C(FLANNEL_SUBNET) the gateway with the prefix
+        length, C(FLANNEL_MTU), C(FLANNEL_IPMASQ)), which flannel's CNI plugin
+        reads. With O(state=absent), the file is removed, and its folder when
+        nothing else is left in it. Omitted, no such file is kept.
+    type: path
   state:
-    description: C(absent) removes the bridge, both tables and the recorded CIDR; it needs no other option.
+    description: C(absent) removes the bridge, both tables, the recorded CIDR and O(subnet_env); needs no other option.
 extends_documentation_fragment: [podnet]
 author: podnet developers (!UNKNOWN)
 '''
@@ -57,9 +65,11 @@ EXAMPLES = r'''
     mtu: 1450
     mgmt_address: "{{ ansible_host }}"
     underlay_ip: 10.11.1.12
+    subnet_env: /run/flannel/subnet.env
 
 - name: Remove them (a cluster reset).
   podnet_network:
+    subnet_env: /run/flannel/subnet.env
     state: absent
 '''
 
@@ -86,6 +96,11 @@ controller_addresses:
   type: list
   elements: str
   sample: [172.30.1.1]
+subnet_env:
+  description: What the node's subnet.env holds (or would, in check mode), by variable; null with O(state=absent).
+  returned: always
+  type: dict
+  sample: {FLANNEL_NETWORK: 10.42.0.0/16, FLANNEL_SUBNET: 10.42.1.1/24, FLANNEL_MTU: '1450', FLANNEL_IPMASQ: 'true'}
 foreign_drops:
   description:
     - The pod flows of this node (between two of its pods, from and to a pod of another node) that
@@ -124,7 +139,8 @@ def spec_of(params, environ):
     except ValueError as exc:
         raise SpecError('controller_addresses', str(exc)) from None
     return NetworkSpec(params['state_dir'], params['pod_cidr'], params['cluster_cidr'],
-                       params['mtu'], params['mgmt_address'], params['underlay_ip'], controllers)
+                       params['mtu'], params['mgmt_address'], params['underlay_ip'], controllers,
+                       params['subnet_env'])
 
 
 def main():
@@ -134,7 +150,8 @@ def main():
                            mtu=dict(type='int'),
                            mgmt_address=dict(type='str'),
                            underlay_ip=dict(type='str'),
-                           controller_addresses=dict(type='list', elements='str'), **NODE_STATE_OPTIONS),
+                           controller_addresses=dict(type='list', elements='str'),
+                           subnet_env=dict(type='path'), **NODE_STATE_OPTIONS),
         required_if=[('state', 'present', ('pod_cidr', 'mtu'))],
         supports_check_mode=True)
     require_pyroute2(module)

@@ -37,7 +37,7 @@ def converged(**changes):
                'tables': {'ip podnet-nat': nat_ruleset(POD_CIDR, CLUSTER_CIDR),
                           'inet podnet-isolation': isolation_ruleset(
                               CLUSTER_CIDR, MGMT, ['172.30.1.1'])},
-               'pod_cidr': POD_CIDR, 'mgmt': MGMT, 'own': ['10.12.1.12', '172.30.1.12']}
+               'pod_cidr': POD_CIDR, 'subnet_env': None, 'mgmt': MGMT, 'own': ['10.12.1.12', '172.30.1.12']}
     current.update(changes)
     return current
 
@@ -159,6 +159,64 @@ def test_controller_is_the_ssh_client_address():
         '172.30.1.1'
     assert ssh_client_address({'SSH_CLIENT': '192.0.2.5 5000 22'}) == '192.0.2.5'
     assert ssh_client_address({}) is None
+
+
+# -- subnet.env, as flanneld writes it ------------------------------------------------
+WANTED_ENV = 'FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=10.42.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n'
+
+
+def with_subnet_env(tmp_path, state='present', mtu=1450):
+    net = node_network(tmp_path, state, mtu=mtu)
+    net.spec = net.spec._replace(subnet_env=str(tmp_path / 'flannel' / 'subnet.env'))
+    return net
+
+
+def test_subnet_env_is_written_when_missing_and_then_left_alone(tmp_path):
+    net = with_subnet_env(tmp_path)
+    [action] = net.plan(converged())
+    assert action == Action('write_subnet_env', net.spec.subnet_env, 'missing')
+    net.do(action.verb)(action, converged())
+    assert (tmp_path / 'flannel' / 'subnet.env').read_text() == WANTED_ENV
+    assert oct((tmp_path / 'flannel' / 'subnet.env').stat().st_mode & 0o777) == '0o644'
+    assert net.plan(converged(subnet_env=WANTED_ENV)) == []
+
+
+def test_a_subnet_env_that_differs_is_rewritten_and_the_diff_shows_it(tmp_path):
+    net = with_subnet_env(tmp_path, mtu=1400)
+    current = converged(subnet_env=WANTED_ENV, bridge=dict(converged()['bridge'], mtu=1400))
+    [action] = net.plan(current)
+    assert action == Action('write_subnet_env', net.spec.subnet_env, 'content differs')
+    shown = reconcile.diff('podnet_network', net.show(current), net.show(net.wanted(current)), [action])
+    assert 'FLANNEL_MTU=1450' in shown['before'] and 'FLANNEL_MTU=1400' in shown['after']
+
+
+def test_the_module_returns_subnet_envs_variables_even_in_a_dry_run(tmp_path):
+    net = with_subnet_env(tmp_path)
+    assert net.result(converged(), [])['subnet_env'] == {
+        'FLANNEL_NETWORK': '10.42.0.0/16', 'FLANNEL_SUBNET': '10.42.1.1/24', 'FLANNEL_MTU': '1450',
+        'FLANNEL_IPMASQ': 'true'}
+    assert not (tmp_path / 'flannel').exists()
+
+
+def test_absent_removes_subnet_env_and_its_folder_only_when_nothing_else_is_there(tmp_path):
+    net = with_subnet_env(tmp_path, 'absent')
+    folder = tmp_path / 'flannel'
+    folder.mkdir()
+    (folder / 'subnet.env').write_text(WANTED_ENV)
+    current = converged(bridge=None, pod_cidr=None, tables={'ip podnet-nat': None, 'inet podnet-isolation': None},
+                        subnet_env=WANTED_ENV)
+    [action] = net.plan(current)
+    assert action == Action('remove_subnet_env', net.spec.subnet_env, 'state absent')
+    net.do(action.verb)(action, current)
+    assert not folder.exists()
+    assert net.plan(dict(current, subnet_env=None)) == []
+    folder.mkdir()  # an empty folder left by a run killed halfway is removed too
+    assert verbs(net.plan(dict(current, subnet_env=None))) == [('remove_subnet_env', net.spec.subnet_env)]
+    (folder / 'theirs').write_text('x')
+    (folder / 'subnet.env').write_text(WANTED_ENV)
+    net.do(action.verb)(action, current)
+    assert sorted(p.name for p in folder.iterdir()) == ['theirs']
+    assert net.plan(dict(current, subnet_env=None)) == []
 
 
 # -- the diff users read ---------------------------------------------------------

@@ -11,7 +11,7 @@ import os
 
 from ansible.module_utils.podnet.core import names
 from ansible.module_utils.podnet.core.reconcile import Action, Reconciler
-from ansible.module_utils.podnet.core.statefile import remove_any, unreadable, write_atomic
+from ansible.module_utils.podnet.core.statefile import read_text, remove_any, unreadable, write_atomic
 from ansible.module_utils.podnet.kernel import nfteval
 from ansible.module_utils.podnet.kernel import nft
 from ansible.module_utils.podnet.kernel.netlink import (
@@ -35,7 +35,8 @@ ISOLATION = ('inet', 'podnet-isolation')
 # addresses as CIDRs.
 Mgmt = collections.namedtuple('Mgmt', 'ifname addresses')
 NetworkSpec = collections.namedtuple(
-    'NetworkSpec', 'state_dir pod_cidr cluster_cidr mtu mgmt_address underlay_ip controllers')
+    'NetworkSpec', 'state_dir pod_cidr cluster_cidr mtu mgmt_address underlay_ip controllers subnet_env',
+    defaults=(None,))
 
 
 def table_name(table):
@@ -108,6 +109,28 @@ def isolation_ruleset(cluster_cidr, mgmt, controllers):
     rules = ([('prerouting', expr) for expr in prerouting] + [('forward', expr) for expr in forward] +
              [('input', expr) for expr in local])
     return chains, rules
+
+
+def subnet_env_vars(cluster_cidr, gateway, mtu):
+    """What flanneld writes to subnet.env, which flannel's CNI plugin (and
+    the pods role, rendering a chain's list) reads: the node's subnet as
+    its gateway with the prefix length."""
+    return {'FLANNEL_NETWORK': cluster_cidr, 'FLANNEL_SUBNET': gateway, 'FLANNEL_MTU': str(mtu),
+            'FLANNEL_IPMASQ': 'true'}
+
+
+def subnet_env_text(variables):
+    return ''.join('%s=%s\n' % item for item in variables.items())
+
+
+def _folder_left(path):
+    """True when subnet.env's folder (flanneld's /run/flannel, which podnet
+    plays) is there and holds nothing but subnet.env: a reset removes it."""
+    folder = os.path.dirname(path)
+    try:
+        return set(os.listdir(folder)) <= {os.path.basename(path)}
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def pod_flows(pod_cidr, cluster_cidr):
@@ -192,6 +215,7 @@ class NodeNetwork(Reconciler):
                            'up': link['flags'] & 1 == 1, 'mac': link.get('IFLA_ADDRESS')} if link else None,
                 'tables': {table_name(t): nft.read_table(self.run, *t) for t in (NAT, ISOLATION)},
                 'pod_cidr': _recorded_pod_cidr(self.spec.state_dir),
+                'subnet_env': read_text(self.spec.subnet_env),
                 'mgmt': find_mgmt(addresses, self.spec.mgmt_address, self.spec.underlay_ip),
                 'own': sorted(a.split('/')[0] for cidrs in addresses.values() for a in cidrs),
                 'ruleset': nft.foreign_ruleset(self.run) if self.spec.pod_cidr else None}
@@ -213,6 +237,9 @@ class NodeNetwork(Reconciler):
         which fails the CHECK of a bridge plugin's earlier results."""
         return names.stable_mac('cni0', self.spec.pod_cidr)
 
+    def subnet_env_vars(self):
+        return subnet_env_vars(self.spec.cluster_cidr, self.gateway, self.spec.mtu) if self.gateway else None
+
     def controllers(self, current):
         """The controller addresses to cut off; never one of the node's own
         (a controller on the node itself has no address apart from it)."""
@@ -226,13 +253,14 @@ class NodeNetwork(Reconciler):
                 'tables': {table_name(NAT): nat_ruleset(spec.pod_cidr, spec.cluster_cidr),
                            table_name(ISOLATION): isolation_ruleset(
                                spec.cluster_cidr, current['mgmt'], self.controllers(current))},
-                'pod_cidr': spec.pod_cidr}
+                'pod_cidr': spec.pod_cidr,
+                'subnet_env': spec.subnet_env and subnet_env_text(self.subnet_env_vars())}
 
     def show(self, state):
         """A state as the diff shows it: tables in nft's own syntax."""
         if not state:
             return {}
-        return {'bridge': state['bridge'], 'pod_cidr': state['pod_cidr'],
+        return {'bridge': state['bridge'], 'pod_cidr': state['pod_cidr'], 'subnet_env': state['subnet_env'],
                 'nftables': {name: nft.describe(*table) if table else None
                              for name, table in sorted(state['tables'].items())}}
 
@@ -248,6 +276,9 @@ class NodeNetwork(Reconciler):
         if current['pod_cidr'] != self.spec.pod_cidr:
             actions.append(Action('save_pod_cidr', self._cidr_file(), 'recorded %s, want %s' % (
                 current['pod_cidr'], self.spec.pod_cidr)))
+        if current['subnet_env'] != wanted['subnet_env']:
+            actions.append(Action('write_subnet_env', self.spec.subnet_env,
+                                  'missing' if current['subnet_env'] is None else 'content differs'))
         return actions
 
     def _plan_absent(self, current):
@@ -256,11 +287,15 @@ class NodeNetwork(Reconciler):
             actions += nft.plan_delete(name, table)
         if current['pod_cidr']:
             actions.append(Action('forget_pod_cidr', self._cidr_file(), 'state absent'))
+        path = self.spec.subnet_env
+        if path and (current['subnet_env'] is not None or _folder_left(path)):
+            actions.append(Action('remove_subnet_env', path, 'state absent'))
         return actions
 
     def result(self, current, actions):
         return dict(gateway=self.gateway, mgmt_interface=current['mgmt'] and current['mgmt'].ifname,
-                    controller_addresses=self.controllers(current), foreign_drops=self.foreign_drops(current))
+                    controller_addresses=self.controllers(current), foreign_drops=self.foreign_drops(current),
+                    subnet_env=self.subnet_env_vars())
 
     def warnings(self, current, result):
         return ['a table podnet does not own would drop pod traffic: %s' % w for w in result['foreign_drops']]
@@ -284,6 +319,9 @@ class NodeNetwork(Reconciler):
     def do_save_pod_cidr(self, action, _current):
         write_atomic(action.target, self.spec.pod_cidr + '\n')
 
+    def do_write_subnet_env(self, action, current):
+        write_atomic(action.target, self.wanted(current)['subnet_env'])
+
     def do_delete_bridge(self, _action, _current):
         with rtnl() as ipr:
             delete_link(ipr, BRIDGE)
@@ -293,3 +331,8 @@ class NodeNetwork(Reconciler):
 
     def do_forget_pod_cidr(self, action, _current):
         remove_any(action.target)
+
+    def do_remove_subnet_env(self, action, _current):
+        remove_any(action.target)
+        if _folder_left(action.target):
+            os.rmdir(os.path.dirname(action.target))
