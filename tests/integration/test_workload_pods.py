@@ -4,7 +4,8 @@ netexec on its ports; readiness probes (exec inside the container, as its
 user and without capabilities; httpGet) decide `unready`; a failing
 liveness probe restarts its container; a healthy node converges to
 changed=0. Init containers run in order before the containers, once per
-sandbox; one that fails leaves no pod behind and a message naming it."""
+sandbox; one that fails under restartPolicy Never leaves the pod Failed, with
+no sandbox or address and a message naming it, and later runs leave it so."""
 import json
 import textwrap
 
@@ -77,7 +78,8 @@ SHOW = """
     - name: Print it
       ansible.builtin.debug:
         msg: "RESULT {{ inventory_hostname }} {{ {'unready': podnet_pods_result.unready,
-              'actions': podnet_pods_result.actions, 'ips': podnet_pods_result.ips} | to_json }}"
+              'actions': podnet_pods_result.actions, 'ips': podnet_pods_result.ips,
+              'failed': podnet_pods_result.failed} | to_json }}"
 """
 
 
@@ -178,14 +180,24 @@ def test_init_containers_run_in_order_once_per_sandbox(lab, tmp_path):
         _, third = converge(lab, tmp_path, manifests)
         assert [a[:2] for a in third['node1']['actions']] == [['restart', 'default/initorder']]
         assert node1.check_output('cat %s/wait.log', POD_DIR).count('\n') == 0  # one line: not run again
-        failed, _ = converge(lab, tmp_path, manifests + [str(failing)], check=False)
-        assert ('default/initfails: init container check exited with code 3 (tried once, restartPolicy Never): '
-                'none of its containers started, and the pod was removed; its log ends: db unreachable') in (
-            failed.stdout)
+        # restartPolicy Never: the pod ends Failed, the run goes on, and the next leaves it so
+        failed, ended = converge(lab, tmp_path, manifests + [str(failing)])
+        why = ('init container check exited with code 3 (tried once, restartPolicy Never): '
+               'none of its containers started; its log ends: db unreachable')
+        assert ended['node2']['failed'] == {'default/initfails': why}
+        assert 'default/initfails' not in ended['node2']['ips']
+        assert 'pod default/initfails is Failed, and stays so until its spec changes' in failed.stdout + failed.stderr
         node2 = lab.hosts['node2']
         assert not [r for r in pod_records(node2) if r['name'] == 'initfails']
         assert not node2.run('test -e /var/lib/podnet/pods/default_initfails').succeeded
         sandboxes = [name for name in node2.check_output('ip netns list').split() if name.startswith('cni-')]
         assert len(sandboxes) == len(pod_records(node2))  # none left of the failed pod
+        again, left = converge(lab, tmp_path, manifests + [str(failing)])
+        assert recap(again)['node2']['changed'] == 0 and left['node2']['actions'] == []
+        assert left['node2']['failed'] == {'default/initfails': why}
+        _, gone = converge(lab, tmp_path, manifests)
+        assert ['forget_failed', 'default/initfails', 'not wanted on this node'] in gone['node2']['actions']
+        assert gone['node2']['failed'] == {}
+        assert not node2.run('test -e /var/lib/podnet/failed-pods/default_initfails.json').succeeded
     finally:
         converge(lab, tmp_path, ['manifests/seed'])

@@ -2,12 +2,15 @@
 (and what it forbids there refused by field), carried in the cluster plan
 and podnet_pods' options into the spec hash, planned (they run when a
 sandbox is made, never on a restart), shown in the diff, and run one after
-another to completion with retries by the pod's restartPolicy."""
+another to completion with retries by the pod's restartPolicy, under Never
+leaving a pod whose init container fails Failed."""
+import os
+
 import pytest
 from ansible.module_utils.podnet.core.errors import SpecError
 from ansible.module_utils.podnet.kernel import cgroups
 from ansible.module_utils.podnet.kernel.cgroups import DEFAULT_PIDS_LIMIT
-from ansible.module_utils.podnet.pods import initcontainers
+from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.planner import Planner
 from ansible.module_utils.podnet.pods.reconciler import PodsReconciler
 from ansible.module_utils.podnet.pods.records import RecordStore, new_record, spec_hash
@@ -209,6 +212,82 @@ def test_the_diff_shows_init_containers_to_run_then_completed(tmp_path):
                                             init_containers={'a': {'exit_code': 0, 'tries': 1}})})
     assert pods.show(done) == pods.show_wanted(done)
     assert pods.show(done)['default/web']['init_containers'] == {'a': 'true (completed)'}
+
+
+# -- a pod that ends Failed (restartPolicy Never) ---------------------------------------------
+WHY = 'init container a exited with code 3 (tried once, restartPolicy Never): none of its containers started'
+
+
+def failed_node(web, why=WHY, **changes):
+    current = node_state()
+    current.failed = {'default/web': dict({'spec_hash': spec_hash(web), 'reason': why}, **changes)}
+    return current
+
+
+def test_a_pod_that_ended_failed_with_its_spec_is_left_failed(node):
+    web = with_init('a', restart_policy='Never')
+    assert node.plan(failed_node(web), {'default/web': web}) == []
+
+
+@pytest.mark.parametrize('change', [
+    lambda p: p['init_containers'][0].update(argv=['false']),  # a new spec
+    lambda p: p.update(restart_policy='OnFailure'),
+])
+def test_a_failed_pod_wanted_otherwise_is_forgotten_then_made_again(node, change):
+    web = with_init('a', restart_policy='Never')
+    wanted = with_init('a', restart_policy='Never')
+    change(wanted)
+    assert [a[:2] for a in node.plan(failed_node(web), {'default/web': wanted})] == [
+        ('forget_failed', 'default/web'), ('create', 'default/web'), ('guard', srcguard.TABLE)]
+
+
+def test_a_failed_pod_no_longer_wanted_is_forgotten(node):
+    assert node.plan(failed_node(with_init('a', restart_policy='Never')), {}) == [
+        ('forget_failed', 'default/web', 'not wanted on this node')]
+
+
+def test_the_module_reports_and_shows_a_failed_pod_the_same_before_and_after(tmp_path):
+    web = with_init('a', restart_policy='Never')
+    pods = PodsReconciler(str(tmp_path), '10.42.1.0/24', MTU, None, {'default/web': web}, hierarchies={})
+    current = failed_node(web)
+    assert pods.show(current) == pods.show_wanted(current) == {'default/web': {'failed': WHY}}
+    result = pods.result(current, [])
+    assert result['failed'] == {'default/web': WHY} and 'default/web' not in result['ips']
+    assert pods.warnings(current, result)[0] == (
+        'pod default/web is Failed, and stays so until its spec changes (restartPolicy Never): ' + WHY)
+
+
+def test_the_store_keeps_failed_pods_and_refuses_what_it_cannot_trust(tmp_path):
+    store = RecordStore(str(tmp_path))
+    assert store.failed() == ({}, {})
+    store.save_failed('default/web', 'abc', WHY)
+    (tmp_path / 'failed-pods' / 'default_other.json').write_text('{"key": "default/web", "spec_hash": "x",'
+                                                                 ' "reason": "y"}')
+    (tmp_path / 'failed-pods' / 'default_bad.json').write_text('[]')
+    found, untrusted = store.failed()
+    assert found == {'default/web': {'spec_hash': 'abc', 'reason': WHY}}
+    assert sorted(os.path.basename(p) for p in untrusted) == ['default_bad.json', 'default_other.json']
+    assert 'names default/web' in untrusted[str(tmp_path / 'failed-pods' / 'default_other.json')]
+    store.forget_failed('default/web')
+    assert 'default/web' not in store.failed()[0]
+
+
+def test_an_untrusted_failed_file_is_removed_and_its_pod_made_again(tmp_path):
+    store = RecordStore(str(tmp_path))
+    (tmp_path / 'failed-pods').mkdir()
+    (tmp_path / 'failed-pods' / 'default_web.json').write_text('not json')
+    pods = PodsReconciler(str(tmp_path), '10.42.1.0/24', MTU, None, {'default/web': with_init('a')}, hierarchies={})
+    current = node_state()
+    current.failed, current.unreadable = store.failed()
+    assert [a[:2] for a in pods.plan(current)][:2] == [
+        ('forget_record', str(tmp_path / 'failed-pods' / 'default_web.json')), ('create', 'default/web')]
+
+
+def test_a_failure_under_never_does_not_say_the_pod_was_removed():
+    runs = Runs(a=[3])
+    with pytest.raises(initcontainers.InitFailed) as failed:
+        initcontainers.run_all('default/web', with_init('a', restart_policy='Never'), runs, sleep=runs.sleep)
+    assert failed.value.message == WHY
 
 
 # -- running them --------------------------------------------------------------------------

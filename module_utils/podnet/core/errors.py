@@ -7,7 +7,7 @@ class PodnetError(Exception):
 
     def __init__(self, subject, message):
         super().__init__('%s: %s' % (subject, message))
-        self.subject = subject
+        self.subject, self.message = subject, message
 
 
 class SpecError(PodnetError):

@@ -1,6 +1,7 @@
 """What a node keeps in its state directory, read in one place:
 the pod CIDR it was given (`pod-cidr`), one record per pod
-(`pods/<namespace>_<name>.json`), IPAM (`ipam/`) and the node's lock;
+(`pods/<namespace>_<name>.json`), the pods that ended Failed
+(`failed-pods/`), IPAM (`ipam/`) and the node's lock;
 and how a reset removes them.
 
 A lab node's state directory is a bind mount of its private folder on the
@@ -14,7 +15,8 @@ from ansible.module_utils.podnet.core.statefile import LOCK_FILE, read_checked, 
 POD_CIDR_FILE = 'pod-cidr'
 PODS_DIR = 'pods'
 IPAM_DIR = 'ipam'
-OWN = (POD_CIDR_FILE, PODS_DIR, IPAM_DIR, LOCK_FILE)
+FAILED_DIR = 'failed-pods'
+OWN = (POD_CIDR_FILE, PODS_DIR, FAILED_DIR, IPAM_DIR, LOCK_FILE)
 
 
 def read_pod_cidr(state_dir):

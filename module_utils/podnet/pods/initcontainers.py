@@ -6,8 +6,9 @@ that restarts does not rerun them (the pod's record keeps what they did).
 The policy lives here, pure; the runtime (runtime.py) runs each try through
 the spawner, which alone can read an exit code (it is the parent). One that
 fails is tried again after a short back-off unless the pod's restartPolicy
-is Never. The kubelet would go on trying for ever, with a back-off up to
-five minutes; a converge must end, so it stops after TRIES and reports.
+is Never, under which the pod ends Failed and stays so (records.py). The
+kubelet would go on trying for ever, with a back-off up to five minutes; a
+converge must end, so it stops after TRIES, removes the pod and fails.
 One still running at its timeout is killed and not tried again: it would
 most likely hang again, and the run has waited long enough for it.
 """
@@ -71,7 +72,13 @@ def _failure(name, code, attempt, pod, timeout):
         said = 'init container %s exited with code %d (%s, restartPolicy %s)' % (
             name, code, 'tried %d times' % attempt if attempt > 1 else 'tried once',
             pod.get('restart_policy', 'Always'))
-    return said + ': none of its containers started, and the pod was removed'
+    return said + ': none of its containers started' + ('' if ends_failed(pod) else ', and the pod was removed')
+
+
+def ends_failed(pod):
+    """True when an init container that does not complete leaves the pod
+    Failed, as the kubelet does under restartPolicy Never, not removed."""
+    return pod.get('restart_policy') == 'Never'
 
 
 LAST_WORDS = 400  # characters of a failed init container's log the failure quotes

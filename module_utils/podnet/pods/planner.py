@@ -41,6 +41,7 @@ class NodeState:
     folders: list = field(default_factory=list)  # the pods' folders (logs, containers' writable folders)
     health: dict = field(default_factory=dict)  # key -> Health of each record (none with state absent)
     attachments: list = field(default_factory=list)  # [{veth, mac, ip}] a CNI runtime added (ipam.attachment_ports)
+    failed: dict = field(default_factory=dict)  # key -> {spec_hash, reason}: pods that ended Failed (records.py)
 
     def health_of(self, key):
         return self.health.get(key, UNCHECKED)
@@ -51,6 +52,24 @@ def restart_reason(health):
     reasons = ['container %s' % ', '.join(c + (' exited (OOMKilled)' if c in health.oom else ' exited')
                                           for c in health.dead)] if health.dead else []
     return ', '.join(reasons + [health.unhealthy[c] for c in sorted(health.unhealthy)])
+
+
+def stays_failed(current, key, pod):
+    """The reason a wanted pod is Failed and is left so: it ended Failed
+    with this spec, under restartPolicy Never (Kubernetes never restarts
+    such a pod); else None."""
+    ended = current.failed.get(key)
+    if ended and key not in current.pods and ended['spec_hash'] == spec_hash(pod) and initcontainers.ends_failed(pod):
+        return ended['reason']
+    return None
+
+
+def obsolete_failures(current, wanted):
+    """[Action] forgetting the Failed pods no longer wanted, or wanted
+    otherwise (made again)."""
+    return [Action('forget_failed', key, 'not wanted on this node' if key not in wanted else
+                   'wanted with another spec or restartPolicy: the pod is made again')
+            for key in sorted(current.failed) if key not in wanted or not stays_failed(current, key, wanted[key])]
 
 
 def with_init(reason, pod):
@@ -70,7 +89,8 @@ class Planner:
     def plan(self, current, wanted):
         """[Action] in the order of runtime.PHASES."""
         records = current.pods
-        rolling = {pod.get('owner') for key, pod in wanted.items() if key not in records} - {'', None}
+        rolling = {pod.get('owner') for key, pod in wanted.items()
+                   if key not in records and not stays_failed(current, key, pod)} - {'', None}
         gone = [k for k in sorted(records) if k not in wanted]
         actions = [Action('delete', k, 'not wanted on this node') for k in gone
                    if records[k].get('owner') not in rolling]
@@ -78,9 +98,12 @@ class Planner:
                     for path, why in sorted(current.unreadable.items())]
         actions += [Action('unbridge', port, 'on %s, and no pod\'s veth' % BRIDGE)
                     for port in current.foreign_ports]
+        actions += obsolete_failures(current, wanted)
         kept = {}
         for key, pod in sorted(wanted.items()):
             record = records.get(key)
+            if record is None and stays_failed(current, key, pod):
+                continue
             if record is None:
                 actions.append(Action('create', key, with_init('new pod', pod)))
             elif record['spec_hash'] != spec_hash(pod):

@@ -20,7 +20,7 @@ from ansible.module_utils.podnet.pods import initcontainers, srcguard
 from ansible.module_utils.podnet.pods.chain import CNI_DIR, DEFAULT_CNI_PATH, PodChain
 from ansible.module_utils.podnet.pods.health import Checker
 from ansible.module_utils.podnet.pods.ipam import HostLocalIpam, attachment_ports
-from ansible.module_utils.podnet.pods.planner import NodeState, Planner
+from ansible.module_utils.podnet.pods.planner import NodeState, Planner, stays_failed
 from ansible.module_utils.podnet.pods.probes import Prober
 from ansible.module_utils.podnet.pods.records import RecordStore, spec_hash
 from ansible.module_utils.podnet.pods.runtime import PodRuntime
@@ -66,10 +66,11 @@ class PodsReconciler(Reconciler):
         self._judge(records, health)
         owners = self.ipam.owners()
         attachments = attachment_ports(owners)
-        return NodeState(records, list_netns(), owners, self.ipam.stale_folders(), self._guard(), unreadable,
-                         foreign_ports(links, bridge, records, attachments), sole_bridge(links),
-                         *self._own_cgroups(records, set(owners.values())), folders=self.store.folders(),
-                         health=health, attachments=attachments)
+        failed, untrusted = self.store.failed()
+        return NodeState(records, list_netns(), owners, self.ipam.stale_folders(), self._guard(),
+                         dict(unreadable, **untrusted), foreign_ports(links, bridge, records, attachments),
+                         sole_bridge(links), *self._own_cgroups(records, set(owners.values())),
+                         folders=self.store.folders(), health=health, attachments=attachments, failed=failed)
 
     def _judge(self, records, health):
         """Each running pod's probes: its Health says why it is not ready and
@@ -90,7 +91,7 @@ class PodsReconciler(Reconciler):
         """For state absent: the records (unchecked), sandboxes, the guard
         and the state folders of pods (records and logs, IPAM)."""
         records, unreadable = self.store.read()
-        folders = [d for d in (self.store.pods_dir, os.path.join(self.store.state_dir, IPAM_DIR),
+        folders = [d for d in (self.store.pods_dir, self.store.failed_dir, os.path.join(self.store.state_dir, IPAM_DIR),
                                os.path.join(self.store.state_dir, CNI_DIR))
                    if os.path.isdir(d)]
         own, foreign = self._own_cgroups(records, HostLocalIpam.every_owner(self.store.state_dir))
@@ -117,18 +118,21 @@ class PodsReconciler(Reconciler):
         self.runtime.apply(actions, current, self.pods)
 
     def show(self, state):
-        """Pods as the diff shows them now."""
-        return {k: _with_init(_view(r.get('commands'), state.health_of(k).dead, state.health_of(k).problems,
-                                    r.get('labels')), r.get('init_commands'), r.get('init_containers') or {})
-                for k, r in state.pods.items()}
+        """Pods as the diff shows them now (a Failed one by why it failed)."""
+        shown = {k: {'failed': ended['reason']} for k, ended in state.failed.items()}
+        shown.update({k: _with_init(_view(r.get('commands'), state.health_of(k).dead, state.health_of(k).problems,
+                                          r.get('labels')), r.get('init_commands'), r.get('init_containers') or {})
+                      for k, r in state.pods.items()})
+        return shown
 
     def show_wanted(self, current):
         """The wanted pods as the diff shows them, after a run from current:
         init containers run again only with a new sandbox."""
-        return {k: _with_init(_view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
-                                    (), pod.get('labels', {})),
-                              {c['name']: c['argv'] for c in pod.get('init_containers') or ()},
-                              _init_kept(current, k, pod))
+        return {k: ({'failed': stays_failed(current, k, pod)} if stays_failed(current, k, pod) else
+                    _with_init(_view({c['name']: c['argv'] for c in pod['containers']}, _left_down(current, k, pod),
+                                     (), pod.get('labels', {})),
+                               {c['name']: c['argv'] for c in pod.get('init_containers') or ()},
+                               _init_kept(current, k, pod)))
                 for k, pod in self.pods.items()}
 
     def result(self, current, actions):
@@ -136,7 +140,8 @@ class PodsReconciler(Reconciler):
         return {'pods': {k: {f: r.get(f) for f in SHOWN} for k, r in current.pods.items()},
                 'pending': new if self.check_mode else [],
                 'ips': {k: r.get('ip') for k, r in current.pods.items()},
-                'unready': [] if self.absent else self._unready(current, actions)}
+                'unready': [] if self.absent else self._unready(current, actions),
+                'failed': {k: ended['reason'] for k, ended in sorted(current.failed.items())}}
 
     def _unready(self, current, actions):
         """Sorted keys of the running pods that are not ready: as read, or,
@@ -153,10 +158,13 @@ class PodsReconciler(Reconciler):
         return sorted(set(fresh) | {k for k in current.pods if k not in started and current.health_of(k).unready})
 
     def warnings(self, current, result):
+        said = ['pod %s is Failed, and stays so until its spec changes (restartPolicy Never): %s' % (key, why)
+                for key, why in result['failed'].items()]
         lacking = [c for c in cgroups.CONTROLLERS if c not in self.hierarchies]
         if lacking and not self.absent:
-            return ['this node has no %s cgroup controller: its pods run without those limits' % ', '.join(lacking)]
-        return []
+            said.append('this node has no %s cgroup controller: its pods run without those limits'
+                        % ', '.join(lacking))
+        return said
 
 
 def exited(record):

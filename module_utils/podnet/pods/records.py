@@ -2,16 +2,22 @@
 pod podnet started (its sandbox, address, veth, processes, cgroup and the
 hash of its spec), and beside each the pod's own folder, where its
 containers' logs and writable folders are. A record holds only what podnet
-decided; what the kernel says of the pod now is its Health (health.py)."""
+decided; what the kernel says of the pod now is its Health (health.py).
+
+A pod that ended Failed (restartPolicy Never, an init container that did
+not complete) keeps no record, sandbox or address, as the kubelet tears a
+terminated pod's sandbox down: <state_dir>/failed-pods/<namespace>_<name>.json
+says which spec failed and why, so the next run leaves it Failed, as
+Kubernetes does, until its spec changes or it is no longer wanted."""
 import hashlib
 import json
 import os
 import uuid
 
 from ansible.module_utils.podnet.core import names
-from ansible.module_utils.podnet.core.statefile import remove_tree, write_atomic
+from ansible.module_utils.podnet.core.statefile import read_checked, remove_any, remove_tree, write_atomic
 from ansible.module_utils.podnet.kernel import cgroups
-from ansible.module_utils.podnet.node.nodestate import PODS_DIR, read_pod_records
+from ansible.module_utils.podnet.node.nodestate import FAILED_DIR, PODS_DIR, read_pod_records
 from ansible.module_utils.podnet.core import k8s
 
 KEY = 'key'  # namespace/name, added when a record is read or made, never saved
@@ -71,6 +77,7 @@ class RecordStore:
     def __init__(self, state_dir):
         self.state_dir = state_dir
         self.pods_dir = os.path.join(state_dir, PODS_DIR)
+        self.failed_dir = os.path.join(state_dir, FAILED_DIR)
 
     def read(self):
         """({key: record}, {path: why}) of the records, and those no run can trust."""
@@ -119,3 +126,37 @@ class RecordStore:
         except FileNotFoundError:
             pass
         remove_tree(self.folder(key))
+
+    # -- pods that ended Failed ---------------------------------------------------
+    def failed_path(self, key):
+        return os.path.join(self.failed_dir, key.replace('/', '_') + '.json')
+
+    def failed(self):
+        """({key: {spec_hash, reason}}, {path: why}) of the pods that ended
+        Failed, and the files no run can trust (removed by a run: their pods
+        are made again)."""
+        found, unreadable = {}, {}
+        names = sorted(os.listdir(self.failed_dir)) if os.path.isdir(self.failed_dir) else []
+        for path in (os.path.join(self.failed_dir, n) for n in names if n.endswith('.json')):
+            ended, problem = read_checked(path, _failed)
+            if not problem and ended and self.failed_path(ended['key']) != path:
+                problem = 'it names %s, whose file this is not' % ended['key']
+            if problem:
+                unreadable[path] = problem
+            elif ended:
+                found[ended.pop('key')] = ended
+        return found, unreadable
+
+    def save_failed(self, key, spec, reason):
+        write_atomic(self.failed_path(key), json.dumps({'key': key, 'spec_hash': spec, 'reason': reason},
+                                                       indent=1, sort_keys=True))
+
+    def forget_failed(self, key):
+        remove_any(self.failed_path(key))
+
+
+def _failed(text):
+    ended = json.loads(text)
+    if not (isinstance(ended, dict) and all(isinstance(ended.get(k), str) for k in ('key', 'spec_hash', 'reason'))):
+        raise ValueError('not {key, spec_hash, reason}')
+    return ended

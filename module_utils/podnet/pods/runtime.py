@@ -31,7 +31,7 @@ from ansible.module_utils.podnet.pods.sandbox import (
 
 BATCH = 32  # sandboxes in flight in the spawner's pipe
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder'),
+PHASES = (('delete', 'recreate'), ('forget_record', 'unbridge', 'forget_folder', 'forget_failed'),
           ('forget_netns', 'forget_cgroup'),
           ('release',),
           ('forget_ipam', 'remove_folder', 'remove_cgroups'), ('reserve',), ('create', 'recreate'), ('retire',),
@@ -97,7 +97,7 @@ class PodRuntime:
                     self._delete_many(todo, current.pods)
                 elif phase == ('create', 'recreate'):
                     try:
-                        self._create_many(todo, current.pods)
+                        self._create_many(todo, current)
                     except SandboxError as exc:  # the pods made still get their guard
                         failed = exc
                 else:
@@ -129,10 +129,11 @@ class PodRuntime:
                 self.ipam.release(record['ip'], record['uid'])
             self.store.forget(key)
 
-    def _create_many(self, keys, records):
+    def _create_many(self, keys, current):
         """Pipelined: the spawner makes the next sandboxes while this process
-        records the last ones. A pod that fails is removed; the others stay."""
-        failed = []
+        records the last ones. A pod that fails is removed, or, if it ends
+        Failed (initcontainers.ends_failed), remembered so; the others stay."""
+        failed, ended, records = [], [], current.pods
         with rtnl() as ipr:
             bridge = link_index(ipr, BRIDGE)
         if keys and bridge is None and self.chain is None:
@@ -148,15 +149,22 @@ class PodRuntime:
             for record in batch:
                 self._containers_ready(record, failed)
             for record in batch:  # the spawner's pipe is empty: one request at a time
-                self._init_then_start(record, failed)
+                self._init_then_start(record, failed, ended)
             for record in batch:
-                if record[KEY] in dict(failed):
-                    self._teardown(record)
-                else:
-                    self.store.save(record)
-                    records[record[KEY]] = record
+                self._keep_or_remove(record, current, dict(failed), dict(ended))
         if failed:
             raise SandboxError(', '.join(key for key, why in failed), '; '.join(why for key, why in failed))
+
+    def _keep_or_remove(self, record, current, failed, ended):
+        key = record[KEY]
+        if key in failed or key in ended:
+            self._teardown(record)
+        else:
+            self.store.save(record)
+            current.pods[key] = record
+        if key in ended:
+            self.store.save_failed(key, record['spec_hash'], ended[key])
+            current.failed[key] = {'spec_hash': record['spec_hash'], 'reason': ended[key]}
 
     def _allocate(self, batch, taken):
         """Addresses from podnet's IPAM, unless a chain wires the pods (its
@@ -225,10 +233,11 @@ class PodRuntime:
             except SandboxError as exc:
                 failed.append((record[KEY], str(exc)))
 
-    def _init_then_start(self, record, failed):
+    def _init_then_start(self, record, failed, ended):
         """A pod with init containers, with nothing else in the spawner's
         pipe: they run to completion, one after another, then its
-        containers start. One that does not complete fails the pod."""
+        containers start. One that does not complete fails the pod (in
+        failed), or under restartPolicy Never ends it Failed (in ended)."""
         key, pod = record[KEY], self._wanted[record[KEY]]
         if not initcontainers.names(pod) or record['pause'] is None or key in dict(failed):
             return
@@ -236,7 +245,11 @@ class PodRuntime:
             record['init_containers'] = initcontainers.run_all(key, pod, lambda c: self._run_init(record, c),
                                                                self.init_timeout)
         except initcontainers.InitFailed as exc:
-            failed.append((key, str(exc) + initcontainers.last_words(self._log(key, exc.container))))
+            last_words = initcontainers.last_words(self._log(key, exc.container))
+            if initcontainers.ends_failed(pod):
+                ended.append((key, exc.message + last_words))
+            else:
+                failed.append((key, str(exc) + last_words))
             return
         except SandboxError as exc:  # it could not start: as a container that could not
             failed.append((key, str(exc)))
@@ -361,6 +374,10 @@ class PodRuntime:
 
     def do_forget_record(self, action, _current):
         remove_any(action.target)
+
+    def do_forget_failed(self, action, current):
+        self.store.forget_failed(action.target)
+        current.failed.pop(action.target, None)
 
     def do_unbridge(self, action, _current):
         with rtnl() as ipr:
