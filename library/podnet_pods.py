@@ -24,7 +24,7 @@ description:
     not tried again. Then the module fails, naming the pod, the init container and its exit code, and the
     pod is removed with its sandbox, so that none of its containers runs. The next run tries it anew.
   - Under C(restart_policy=Never), as with the kubelet, such a pod ends C(Failed) instead and the run goes
-    on: its sandbox and address are freed, RV(failed) and a warning say why, and later runs leave it
+    on. Its sandbox and address are freed, RV(failed_pods) and a warning say why, and later runs leave it
     Failed (no action, a warning each time) until its containers, init containers or restart policy
     change, or it is no longer wanted. C(<state_dir>/failed-pods/) remembers it.
   - Pods no longer wanted are removed with their sandbox, veth, address and
@@ -331,10 +331,10 @@ unready:
   type: list
   elements: str
   sample: [default/web-7c5ddbdf54-2xbqz]
-failed:
+failed_pods:
   description:
     - The pods of the node that ended C(Failed) and stay so, by namespace/name, with why. They hold no
-      address: they are not in RV(ips).
+      address, and are not in RV(ips).
   returned: always
   type: dict
   sample: {default/migrate: "init container check exited with code 3 (tried once, restartPolicy Never): none of

@@ -79,7 +79,7 @@ SHOW = """
       ansible.builtin.debug:
         msg: "RESULT {{ inventory_hostname }} {{ {'unready': podnet_pods_result.unready,
               'actions': podnet_pods_result.actions, 'ips': podnet_pods_result.ips,
-              'failed': podnet_pods_result.failed} | to_json }}"
+              'failed': podnet_pods_result.failed_pods} | to_json }}"
 """
 
 

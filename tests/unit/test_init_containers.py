@@ -252,7 +252,7 @@ def test_the_module_reports_and_shows_a_failed_pod_the_same_before_and_after(tmp
     current = failed_node(web)
     assert pods.show(current) == pods.show_wanted(current) == {'default/web': {'failed': WHY}}
     result = pods.result(current, [])
-    assert result['failed'] == {'default/web': WHY} and 'default/web' not in result['ips']
+    assert result['failed_pods'] == {'default/web': WHY} and 'default/web' not in result['ips']
     assert pods.warnings(current, result)[0] == (
         'pod default/web is Failed, and stays so until its spec changes (restartPolicy Never): ' + WHY)
 

@@ -43,6 +43,16 @@ def test_ansible_doc_renders(module):
     assert set(doc['doc']['attributes']) >= {'check_mode', 'diff_mode'}
 
 
+# Result keys Ansible keeps for itself: a module's value there is replaced
+# (`failed` turned into a bool, with a warning), never returned.
+RESERVED_RESULT_KEYS = {'failed', 'changed', 'skipped', 'unreachable', 'invocation'}
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_no_module_returns_under_a_key_ansible_keeps(module):
+    assert not RESERVED_RESULT_KEYS & set(ansible_doc('module')[module]['return'] or {})
+
+
 @pytest.mark.parametrize('role', ROLES)
 def test_ansible_doc_renders_the_role(role):
     doc = ansible_doc('role')[role]

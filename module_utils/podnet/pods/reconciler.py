@@ -141,7 +141,7 @@ class PodsReconciler(Reconciler):
                 'pending': new if self.check_mode else [],
                 'ips': {k: r.get('ip') for k, r in current.pods.items()},
                 'unready': [] if self.absent else self._unready(current, actions),
-                'failed': {k: ended['reason'] for k, ended in sorted(current.failed.items())}}
+                'failed_pods': {k: ended['reason'] for k, ended in sorted(current.failed.items())}}
 
     def _unready(self, current, actions):
         """Sorted keys of the running pods that are not ready: as read, or,
@@ -159,7 +159,7 @@ class PodsReconciler(Reconciler):
 
     def warnings(self, current, result):
         said = ['pod %s is Failed, and stays so until its spec changes (restartPolicy Never): %s' % (key, why)
-                for key, why in result['failed'].items()]
+                for key, why in result['failed_pods'].items()]
         lacking = [c for c in cgroups.CONTROLLERS if c not in self.hierarchies]
         if lacking and not self.absent:
             said.append('this node has no %s cgroup controller: its pods run without those limits'
