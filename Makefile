@@ -82,7 +82,7 @@ molecule: bootstrap
 	molecule test --all --exclude vms
 
 unit-and-integration: bootstrap-tests
-	python -m pytest -m 'not vmlab' tests/unit tests/integration tests/faults
+	python -m pytest -m 'not vmlab' --durations=25 tests/unit tests/integration tests/faults
 
 # The cluster on 3 qemu VMs (inventories/vmlab): the molecule scenario (converge,
 # idempotence, the conformance suite with G5), then reset.yml on fresh VMs.
