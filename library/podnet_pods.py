@@ -183,11 +183,14 @@ options:
           probes:
             description:
               - Its C(liveness), C(readiness) and C(startup) probes as the cluster plan gives them (C(handler) httpGet,
-                tcpSocket, exec or grpc; C(port), C(path), C(scheme), C(headers) or C(command); C(initial_delay),
-                C(timeout), C(period), C(success_threshold), C(failure_threshold); C(skip), why it counts as passing
-                untried).
+                tcpSocket, exec or grpc; C(port), C(path), C(scheme), C(headers), C(command) or C(service);
+                C(initial_delay), C(timeout), C(period), C(success_threshold), C(failure_threshold); C(skip), why it
+                counts as passing untried).
               - Each probe of a running pod is tried once per run, from the node. httpGet and tcpSocket connect to
-                the pod's IP. exec runs the command inside the container's namespaces and cgroups, with its
+                the pod's IP; grpc calls C(grpc.health.v1.Health/Check) for C(service) there, over cleartext HTTP/2
+                as the kubelet does, and passes only on C(SERVING) (another status, a grpc-status error such as
+                UNIMPLEMENTED, a refused connection or C(timeout) fail it). exec runs the command inside the
+                container's namespaces and cgroups, with its
                 capabilities, seccomp profile, no_new_privs and user, never with more. A liveness probe is tried up
                 to C(failure_threshold) times in a row before it fails; C(period) and C(success_threshold) have no
                 other part, since there is one try per run.

@@ -1,7 +1,8 @@
 """What real applications put in their pods, on a real lab: a container
 whose image podnet cannot run gets the stand-in, which answers as agnhost
 netexec on its ports; readiness probes (exec inside the container, as its
-user and without capabilities; httpGet) decide `unready`; a failing
+user and without capabilities; httpGet; grpc against agnhost
+grpc-health-checking, flipped over HTTP) decide `unready`; a failing
 liveness probe restarts its container; a healthy node converges to
 changed=0. Init containers run in order before the containers, once per
 sandbox; one that fails under restartPolicy Never leaves the pod Failed, with
@@ -124,6 +125,39 @@ def test_stand_ins_probes_and_unready(lab, tmp_path):
         assert second['node1']['unready'] == ['default/notready']
         [restart] = second['node2']['actions']
         assert restart[:2] == ['restart', 'default/dying'] and 'liveness probe failed' in restart[2]
+    finally:
+        converge(lab, tmp_path, ['manifests/seed'])
+
+
+GRPC_POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: grpchealth}
+spec:
+  nodeName: node1
+  containers:
+  - name: server
+    image: registry.k8s.io/e2e-test-images/agnhost:2.53
+    args: [grpc-health-checking, --port=5000, --http-port=8080, --service=shop.Cart]
+    ports: [{containerPort: 5000, name: grpc}, {containerPort: 8080}]
+    readinessProbe: {grpc: {port: 5000, service: shop.Cart}}
+"""
+
+
+def test_a_grpc_readiness_probe_follows_the_servers_health(lab, tmp_path):
+    pods = tmp_path / 'grpc.yaml'
+    pods.write_text(textwrap.dedent(GRPC_POD))
+    manifests = ['manifests/seed', str(pods)]
+    try:
+        _, first = converge(lab, tmp_path, manifests)
+        assert first['node1']['unready'] == []
+        node1, ip = lab.hosts['node1'], first['node1']['ips']['default/grpchealth']
+        node1.check_output('curl -s --max-time 3 http://%s:8080/make-not-serving', ip)
+        _, second = converge(lab, tmp_path, manifests)
+        assert second['node1']['unready'] == ['default/grpchealth']
+        node1.check_output('curl -s --max-time 3 http://%s:8080/make-serving', ip)
+        _, third = converge(lab, tmp_path, manifests)
+        assert third['node1']['unready'] == [] and third['node1']['actions'] == []
     finally:
         converge(lab, tmp_path, ['manifests/seed'])
 

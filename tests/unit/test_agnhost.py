@@ -4,6 +4,7 @@ over real sockets. Every process a test starts is killed when it ends."""
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -366,6 +367,35 @@ def test_pause_exits_0_on_signal(spawn, signum):
     time.sleep(0.2)
     assert proc.popen.poll() is None
     assert proc.signal_and_wait(signum) == 0
+
+
+# --- grpc-health-checking -----------------------------------------------
+# Its gRPC side is tested with podnet's probe client (test_grpc_health.py).
+
+def test_grpc_health_checking_flags_default_as_upstream():
+    args = agnhost.build_parser().parse_args(['grpc-health-checking'])
+    assert (args.port, args.http_port, args.service, args.delay_unhealthy_sec) == (5000, 8080, '', -1)
+
+
+def test_grpc_health_checking_http_has_only_its_two_endpoints(health_server):
+    _, http_port = health_server()
+    conn = http.client.HTTPConnection(HOST, http_port, timeout=WAIT)
+    try:
+        conn.request('GET', '/healthz')
+        answer = conn.getresponse()
+        assert (answer.status, answer.read()) == (404, b'404 page not found\n')
+        conn.request('GET', '/make-serving')
+        answer = conn.getresponse()
+        assert answer.status == 200 and re.fullmatch(r'[0-9.]+(ms|s)', answer.read().decode())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize('seconds, text', [
+    (0, '0s'), (5e-7, '500ns'), (1.2e-5, '12µs'), (0.0015, '1.5ms'), (0.35, '350ms'), (1.5, '1.5s'),
+    (123.25, '2m3.25s'), (3723, '1h2m3s')])
+def test_durations_print_as_go_prints_them(seconds, text):
+    assert agnhost.go_duration(seconds) == text
 
 
 # --- stand-in -----------------------------------------------------------

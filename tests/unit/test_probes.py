@@ -6,6 +6,7 @@ import http.server
 import os
 import socket
 import threading
+import urllib.request
 
 import pytest
 import yaml
@@ -48,9 +49,11 @@ def test_probes_are_defaulted_as_the_api_server_does_and_named_ports_resolved(tm
         'startup': dict(TIMING, handler='exec', command=['true'], failure_threshold=30)}
 
 
-def test_a_grpc_probe_is_planned_to_pass_untried_with_its_reason(tmp_path):
-    found = probes_of(tmp_path, livenessProbe={'grpc': {'port': 9090}})
-    assert found['liveness']['skip'] == 'a grpc probe is not tried (podnet has no gRPC health client)'
+def test_a_grpc_probe_is_planned_to_be_tried_with_its_service(tmp_path):
+    found = probes_of(tmp_path, livenessProbe={'grpc': {'port': 9090}},
+                      readinessProbe={'grpc': {'port': 9090, 'service': 'shop.Cart'}})
+    assert found == {'liveness': dict(TIMING, handler='grpc', port=9090, service=''),
+                     'readiness': dict(TIMING, handler='grpc', port=9090, service='shop.Cart')}
 
 
 @pytest.mark.parametrize('fields, words', [
@@ -74,6 +77,8 @@ def test_a_grpc_probe_is_planned_to_pass_untried_with_its_reason(tmp_path):
      'spec.containers[0].readinessProbe.httpGet.host: not supported by podnet'),
     ({'readinessProbe': {'grpc': {'port': 'http'}}},
      "spec.containers[0].readinessProbe.grpc.port: 'http' must be a port number"),
+    ({'readinessProbe': {'grpc': {'port': 9090, 'service': 7}}},
+     'spec.containers[0].readinessProbe.grpc.service: 7 must be a string'),
     ({'readinessProbe': {'tcpSocket': {'port': 80}, 'periodSecond': 5}},
      'spec.containers[0].readinessProbe.periodSecond: unknown'),
 ])
@@ -92,6 +97,12 @@ def test_a_stand_in_passes_untried_what_it_cannot_answer():
     assert planned.notes('api', found) == [
         'container api: liveness probe counts as passing: its exec probe cannot run in a stand-in',
         'container api: startup probe counts as passing: the stand-in does not serve TCP port 9000']
+
+
+def test_a_stand_in_passes_a_grpc_probe_untried_even_on_a_port_it_serves():
+    found = planned.for_stand_in({'readiness': dict(TIMING, handler='grpc', port=7070, service='')}, {7070})
+    assert planned.notes('server', found) == [
+        'container server: readiness probe counts as passing: the stand-in does not serve gRPC']
 
 
 # -- the node ------------------------------------------------------------------
@@ -202,8 +213,22 @@ def test_probes_wait_for_initial_delay_and_for_startup():
 
 def test_a_skipped_probe_passes_untried():
     spawner = FakeSpawner()
-    record, pod = running(readiness=dict(TIMING, handler='grpc', port=1, skip='no gRPC'))
+    record, pod = running(readiness=dict(TIMING, handler='exec', command=['x'], skip='not in a stand-in'))
     assert probes.Prober({}, spawner).judge(record, pod, []) == ([], {}) and spawner.asked == []
+
+
+def test_a_grpc_probe_passes_on_serving_only(health_server):
+    port, http_port = health_server()
+    prober = probes.Prober({}, FakeSpawner())
+    record, pod = running(readiness=dict(TIMING, handler='grpc', port=port, service=''),
+                          liveness=dict(TIMING, handler='grpc', port=port, service='shop.Cart'))
+    assert prober.judge(record, pod, []) == ([], {'main': 'container main: liveness probe failed: '
+                                                          'grpc-status 5 (NOT_FOUND): unknown service'})
+    urllib.request.urlopen('http://127.0.0.1:%d/make-not-serving' % http_port, timeout=5).close()
+    assert prober.judge(record, pod, [], liveness=False) == (
+        ['container main: readiness probe failed: gRPC status NOT_SERVING'], {})
+    record, pod = running(startup=dict(TIMING, handler='grpc', port=free_port(), service=''))
+    assert prober.judge(record, pod, []) == (['container main: startup probe failed: connection refused'], {})
 
 
 def test_settle_retries_readiness_until_it_passes(monkeypatch):

@@ -3,11 +3,12 @@ validated as the API server validates them and defaulted as it defaults
 them, then planned as the node tries them (pods/probes.py).
 
 A probe names exactly one handler: httpGet, tcpSocket, exec or grpc. Its
-port is a number, or the name of a containerPort of the same container,
-which the plan resolves to its number. Two probes cannot be tried from a
-node, and count as passing, with a note the run prints: grpc (podnet has no
-gRPC health client), and any probe a stand-in cannot answer (exec, HTTPS,
-or a port the stand-in does not serve). The plan marks them `skip: why`.
+port is a number, or (but for grpc, as in Kubernetes) the name of a
+containerPort of the same container, which the plan resolves to its
+number; grpc's service defaults to '' (the server as a whole). A probe a
+stand-in cannot answer (exec, HTTPS, grpc, or a port the stand-in does not
+serve) is not tried, and counts as passing, with a note the run prints: the
+plan marks it `skip: why`.
 """
 import re
 
@@ -114,8 +115,10 @@ def _exec(raw, at, subject, _ports):
 
 def _grpc(raw, at, subject, _ports):
     raw = k8s.fields(raw, at, subject, ('port', 'service'))
-    return {'port': k8s.port_number(raw.get('port'), at + '.port', subject),
-            'skip': 'a grpc probe is not tried (podnet has no gRPC health client)'}
+    service = raw.get('service') or ''
+    if not isinstance(service, str):
+        raise SpecError(subject, '%s.service: %r must be a string' % (at, service))
+    return {'port': k8s.port_number(raw.get('port'), at + '.port', subject), 'service': service}
 
 
 HANDLER_PARSERS = {'httpGet': _http_get, 'tcpSocket': _tcp_socket, 'exec': _exec, 'grpc': _grpc}
@@ -123,10 +126,11 @@ HANDLER_PARSERS = {'httpGet': _http_get, 'tcpSocket': _tcp_socket, 'exec': _exec
 
 def for_stand_in(probes, served):
     """The probes of a container that runs the stand-in: what it cannot
-    answer (exec, HTTPS, a port it does not serve over TCP) is skipped."""
+    answer (exec, HTTPS, gRPC, a port it does not serve over TCP) is skipped."""
     planned = {}
     for kind, probe in probes.items():
         why = ('its exec probe cannot run in a stand-in' if probe['handler'] == 'exec'
+               else 'the stand-in does not serve gRPC' if probe['handler'] == 'grpc'
                else 'the stand-in does not serve HTTPS' if probe.get('scheme') == 'HTTPS'
                else 'the stand-in does not serve TCP port %d' % probe['port'] if probe['port'] not in served
                else None)

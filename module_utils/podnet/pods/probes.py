@@ -1,12 +1,13 @@
 """A running pod's probes, tried from its node once per run, as the kubelet
 tries them (the plan says what each probe is: plan/probes.py).
 
-httpGet and tcpSocket connect to the pod's own IP from the node; nothing
-else is ever dialled. exec runs the command through the spawner inside the
-container: its namespaces (its root too), its cgroups, its capabilities,
-seccomp profile, no_new_privs and user, so a probe gives the pod nothing
-it did not have. A probe the plan marks `skip` (grpc, or what a stand-in
-cannot answer) passes untried. A liveness probe is tried up to its
+httpGet, tcpSocket and grpc connect to the pod's own IP from the node;
+nothing else is ever dialled (grpc calls grpc.health.v1.Health/Check over
+cleartext HTTP/2, grpc_health.py). exec runs the command through the
+spawner inside the container: its namespaces (its root too), its cgroups,
+its capabilities, seccomp profile, no_new_privs and user, so a probe gives
+the pod nothing it did not have. A probe the plan marks `skip` (what a
+stand-in cannot answer) passes untried. A liveness probe is tried up to its
 failureThreshold in a row; readiness and startup once, since one try per
 run is all a run has. A pod is ready when all its containers run and their
 startup and readiness probes pass.
@@ -17,6 +18,7 @@ import socket
 import ssl
 import time
 
+from ansible.module_utils.podnet.pods import grpc_health
 from ansible.module_utils.podnet.pods.health import pod_cgroups
 from ansible.module_utils.podnet.pods.records import KEY
 from ansible.module_utils.podnet.pods.runtime import confinement, container_env
@@ -98,6 +100,9 @@ class Prober:
     def _try(self, probe, record, pod, container):
         if probe['handler'] == 'exec':
             return self._exec(probe, record, pod, container)
+        if probe['handler'] == 'grpc':
+            return grpc_health.check(record['ip'], probe['port'], probe.get('service') or '', probe['timeout'],
+                                     USER_AGENT)
         try:
             if probe['handler'] == 'tcpSocket':
                 socket.create_connection((record['ip'], probe['port']), timeout=probe['timeout']).close()

@@ -1,0 +1,1 @@
+../../../roles/pods/files/grpc_codec.py

@@ -1,0 +1,1 @@
+../../../roles/pods/files/h2_connection.py
