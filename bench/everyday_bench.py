@@ -11,13 +11,17 @@ converge and the summary). Three ways, each in a tree of its own:
              Services and DNS cost by themselves
   today      this tree as users run it
 
-Rounds alternate the ways, so the machine's drift hits each alike: a way
-brings the lab up from its tree, converges once, times --runs of site.yml
-and of up.yml, each of which must report changed=0, and takes the lab down.
-Figures are medians over every round, in seconds; the ratios are against
-`before`. Run it on a machine with no lab up.
+Rounds alternate the ways, each round in the reverse order of the one
+before, so the machine's drift hits each alike: a way brings the lab up
+from its tree, converges once, runs site.yml and up.yml once each (the
+first run on a fresh lab warms the nodes' module servers and caches: it
+is shown apart, it is not the everyday loop), times --runs of each, all
+of which must report changed=0, and takes the lab down. Figures are
+medians over every round, in seconds, with each round's median beside
+them so the noise shows; the ratios are against `before`, and the goal
+is judged on the everyday runs. Run it alone, on a machine with no lab up.
 
-usage: python bench/everyday_bench.py [--baseline REV] [--rounds 2] [--runs 5]
+usage: python bench/everyday_bench.py [--baseline REV] [--rounds 3] [--runs 4]
 """
 import argparse
 import os
@@ -57,16 +61,16 @@ def environment(tree, payloads):
 
 def measure(tree, env, runs):
     """{'site.yml': [s, ...], 'up.yml': [...]} on a lab this tree brings up."""
-    figures = {'site.yml': [], 'up.yml': []}
+    figures = {'site.yml': [], 'up.yml': [], 'site.yml first': [], 'up.yml first': []}
     try:
         playbook(tree, 'lab.yml', env)
         playbook(tree, 'site.yml', env)
-        for name in figures:
-            for _ in range(runs):
+        for name in ('site.yml', 'up.yml'):
+            for run in range(runs + 1):
                 took, changed = playbook(tree, name, env)
                 if changed:
                     sys.exit('%s in %s changed %d things on a converged lab' % (name, tree, changed))
-                figures[name].append(took)
+                figures[name + ' first' if run == 0 else name].append(took)
     finally:
         playbook(tree, 'lab.yml', env, '-e', 'lab_state=absent')
     return figures
@@ -81,8 +85,8 @@ def baseline_tree(revision, folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--baseline', default=BEFORE_SERVICES)
-    parser.add_argument('--rounds', type=int, default=2)
-    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=3)
+    parser.add_argument('--runs', type=int, default=4)
     options = parser.parse_args()
     figures = {}
     with tempfile.TemporaryDirectory(prefix='podnet-before-') as scratch:
@@ -90,26 +94,33 @@ def main():
         try:
             ways = {'before': (baseline_tree(options.baseline, before), True),
                     'today-': (str(ROOT), False), 'today': (str(ROOT), True)}
+            order = list(ways)
             for _ in range(options.rounds):
-                for way, (tree, payloads) in ways.items():
+                for way in order:
+                    tree, payloads = ways[way]
                     for name, took in measure(tree, environment(tree, payloads), options.runs).items():
-                        figures.setdefault(name, {}).setdefault(way, []).extend(took)
+                        figures.setdefault(name, {}).setdefault(way, []).append(took)
+                order.reverse()
         finally:
             subprocess.run(['git', '-C', str(ROOT), 'worktree', 'remove', '--force', before], check=False)
     report(figures, options)
 
 
 def report(figures, options):
-    print('the everyday loop on the 3-node lab: median seconds of %d runs (%d rounds), before = %s'
-          % (options.runs * options.rounds, options.rounds, options.baseline))
+    """figures: {playbook: {way: [[seconds of each run] of each round]}}."""
+    print('the everyday loop on the 3-node lab: median seconds of %d runs (%d rounds; each round\'s median in '
+          'brackets), before = %s' % (options.runs * options.rounds, options.rounds, options.baseline))
     failed = False
     for name, ways in figures.items():
-        before = statistics.median(ways['before'])
-        cells = ['%s %.2f s' % (way, statistics.median(took)) for way, took in ways.items()]
-        ratio = statistics.median(ways['today']) / before
-        failed |= ratio > GOAL
-        print('  %-8s %s   today/before %.2f (goal <= %.2f)%s' % (
-            name, '   '.join(cells), ratio, GOAL, '' if ratio <= GOAL else '  MISSED'))
+        median = {way: statistics.median(t for r in rounds for t in r) for way, rounds in ways.items()}
+        cells = ['%s %.2f s [%s]' % (way, median[way], ' '.join('%.2f' % statistics.median(r) for r in rounds))
+                 for way, rounds in ways.items()]
+        ratio = median['today'] / median['before']
+        judged = not name.endswith('first')
+        failed |= judged and ratio > GOAL
+        print('  %-14s %s   today/before %.2f%s' % (
+            name, '   '.join(cells), ratio,
+            ' (goal <= %.2f)%s' % (GOAL, '' if ratio <= GOAL else '  MISSED') if judged else ' (not judged)'))
     sys.exit(1 if failed else 0)
 
 
